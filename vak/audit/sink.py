@@ -1,0 +1,32 @@
+"""The narrow seam through which the host mediation and the kernel write audit.
+
+Everything that writes to the audit log goes through :class:`AuditSink`; the
+real implementation is :class:`vak.audit.log.AuditLog`. ``durable=True`` means
+*do not return until the entry is durable under the log's fsync policy*: the
+mediation uses it for decision entries so that an effect never happens before
+its record ("record, then act").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = ["AuditRef", "AuditSink"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRef:
+    """Where an entry landed: its sequence number and RFC 9162 leaf hash (hex)."""
+
+    seq: int
+    leaf_hash: str
+
+
+class AuditSink(Protocol):
+    """Append-only audit writer."""
+
+    def append(self, kind: str, fields: Mapping[str, Any], *, durable: bool = False) -> AuditRef:
+        """Append one entry of ``kind`` with ``fields`` (canonical-JSON values)."""
+        ...

@@ -1,0 +1,58 @@
+"""The seams between the sandbox, the host mediation and the kernel.
+
+The sandbox knows nothing of Cedar or audit: when a guest calls an import
+``vak.<fn>``, the sandbox decodes and bounds-checks the guest's ``(ptr, len)``
+and hands the raw JSON bytes to a :class:`HostHandler` supplied per call by the
+kernel (in-process) or by the worker protocol (OS-sandboxed). The handler
+returns JSON bytes to give back to the guest, or raises a
+:class:`vak.errors.ToolCallError` (e.g. ``PolicyDeniedError``), which the
+sandbox turns into a trap and re-raises from :meth:`Runner.call` unchanged.
+
+Invariants:
+* one Store per call; nothing of one call is visible to the next;
+* a ``HostHandler`` is called only from the thread running that call;
+* whatever the guest does, ``Runner.call`` returns a :class:`CallOutcome` or
+  raises a ``ToolCallError`` subclass; it never crashes the kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from vak.manifest import Limits
+
+__all__ = ["CallOutcome", "HostHandler", "Runner"]
+
+
+class HostHandler(Protocol):
+    """Mediates one guest host call: ``function`` is the import name (``fs_read``)."""
+
+    def __call__(self, function: str, args: bytes, /) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """What one successful export call produced."""
+
+    output: bytes  # UTF-8 JSON, already checked to be valid JSON within max_output_bytes
+    fuel_used: int  # 0 when fuel metering is off
+    duration_ns: int
+    host_calls: int
+
+
+class Runner(Protocol):
+    """Runs one export call of a compiled module in a fresh, limited store.
+
+    Implemented by ``vak.sandbox.engine.Engine`` (in-process) and by the
+    OS-sandboxed worker pool; the kernel routes by trust tier.
+    """
+
+    def call(
+        self,
+        module_digest: str,
+        export: str,
+        input_json: bytes,
+        limits: Limits,
+        host: HostHandler,
+    ) -> CallOutcome: ...
