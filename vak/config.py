@@ -26,6 +26,7 @@ TOML layout (every key optional)::
     "/workspace" = "data"
     [worker]
     force = false  require_os_sandbox = false  pool_size = 2  recycle_after = 1000
+    cpu_seconds = 3600  start_timeout_ms = 30000  hang_margin_ms = 1000
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class KernelConfig:
     #: fuel metering on; operators may turn it off for trusted skills only
     fuel: bool = True
     module_cache_dir: Path | None = None  # default: state_dir / "cache"
+    #: keep compiled modules on disk (False in OS-sandboxed workers, which cannot write)
+    module_cache: bool = True
 
     # --- host functions ----------------------------------------------------
     fs_mounts: Mapping[str, Path] = field(default_factory=dict)
@@ -95,6 +98,12 @@ class KernelConfig:
     require_os_sandbox: bool = False
     worker_pool_size: int = 2
     worker_recycle_after: int = 1000
+    #: RLIMIT_CPU of a worker over its whole life (SIGXCPU ends it; the pool replaces it)
+    worker_cpu_seconds: int = 3600
+    #: how long a worker may take to start, restrict itself and compile its module
+    worker_start_timeout_ms: int = 30_000
+    #: grace beyond max_execution_time_ms before a silent worker counts as hung
+    worker_hang_margin_ms: int = 1000
 
     # --- kernel API ---------------------------------------------------------
     max_concurrency: int = 8
@@ -159,14 +168,17 @@ class KernelConfig:
             "audit": {"log": "audit_log", "key": "audit_key", "origin": "audit_origin",
                       "fsync": "audit_fsync", "hmac_key": "audit_hmac_key"},
             "worker": {"force": "force_worker", "require_os_sandbox": "require_os_sandbox",
-                       "pool_size": "worker_pool_size", "recycle_after": "worker_recycle_after"},
+                       "pool_size": "worker_pool_size", "recycle_after": "worker_recycle_after",
+                       "cpu_seconds": "worker_cpu_seconds",
+                       "start_timeout_ms": "worker_start_timeout_ms",
+                       "hang_margin_ms": "worker_hang_margin_ms"},
         }
         for key, value in data.items():
             if key in sections and isinstance(value, Mapping):
                 for sub, sval in value.items():
                     if sub not in sections[key]:
                         raise ConfigError(
-                            f"{source}: unknown key [{key}].{sub}", file=source,
+                            f"{source}: unknown setting {key}.{sub}", file=source,
                             field=f"{key}.{sub}", valid=sorted(sections[key]),
                         )
                     flat[sections[key][sub]] = sval

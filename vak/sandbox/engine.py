@@ -1,0 +1,486 @@
+"""``Engine``: one wasmtime engine per kernel, and the in-process ``Runner``.
+
+Configured in one place: pooling allocator (sized from ``KernelConfig``),
+epoch interruption with a ticker thread, fuel metering (``config.fuel``), a
+bounded wasm stack, no WASI. Modules are compiled once per digest (with an
+on-disk cache) and instantiated through ``InstancePre``; every call gets a
+fresh Store with the manifest's limits and ends in a :class:`CallOutcome` or a
+typed :class:`vak.errors.ToolCallError`::
+
+    >>> from vak.config import KernelConfig                    # doctest: +SKIP
+    >>> with Engine(KernelConfig(state_dir=tmp)) as engine:   # doctest: +SKIP
+    ...     engine.compile(wasm, sha256_hex(wasm))
+    ...     out = engine.call(digest, "execute", b'{"operation":"add","a":1,"b":2}',
+    ...                       Limits(), host=lambda fn, args: b'{}')
+    ...     out.output
+    b'{"result":3}'
+
+Invariants:
+* a module is callable only if every import is ``vak.<catalog name>`` of type
+  ``(i32, i32) -> i64`` and it exports ``memory`` and ``vak_alloc`` (checked at
+  compile, before anything unchecked touches it);
+* an export is called only after its type was checked to be ``(i32, i32) -> i64``;
+* host callbacks find their call's state in a thread-local: a ``HostHandler``
+  is only ever invoked on the thread running its call;
+* after any failure the Store is deleted and the engine keeps serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from vak.config import KernelConfig
+from vak.errors import (
+    ABIError,
+    ConfigError,
+    DigestMismatchError,
+    FuelExhausted,
+    GuestTrap,
+    HostCallLimitError,
+    MemoryLimitExceeded,
+    OutputTooLarge,
+    SkillLoadError,
+    SkillTimeout,
+    SkillTrapError,
+    StackOverflow,
+    UnknownToolError,
+)
+from vak.host.catalog import HOST_FUNCTIONS
+from vak.manifest import Limits
+from vak.sandbox import fastcall
+from vak.sandbox.abi import GuestMemory, pack, unpack
+from vak.sandbox.cache import ModuleCache
+from vak.sandbox.pooling import apply_pooling
+from vak.sandbox.ticker import EpochTicker
+from vak.sandbox.types import CallOutcome, HostHandler
+
+__all__ = ["ALLOCATOR_EXPORT", "MEMORY_EXPORT", "CompiledModule", "Engine", "module_digest"]
+
+#: the guest allocator the host calls to place input and host-call replies
+ALLOCATOR_EXPORT = "vak_alloc"
+MEMORY_EXPORT = "memory"
+HOST_MODULE = "vak"
+_MEMORY_NAME = MEMORY_EXPORT.encode()
+_ALLOC_NAME = ALLOCATOR_EXPORT.encode()
+PAGE = 65536
+
+#: read at import: an OS-sandboxed worker cannot read package metadata later
+_WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+_HOST_NAMES = tuple(f.name for f in HOST_FUNCTIONS)
+_TC = wasmtime.TrapCode
+
+
+def module_digest(module_bytes: bytes) -> str:
+    """The digest ``compile`` expects: lowercase hex SHA-256 of the module bytes."""
+    return hashlib.sha256(module_bytes).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledModule:
+    """A validated, linked module ready for per-call instantiation."""
+
+    digest: str
+    module: wasmtime.Module
+    pre: wasmtime.InstancePre
+    #: export name -> True when it has the tool signature (i32, i32) -> i64
+    exports: Mapping[str, bool]
+    imports: tuple[str, ...]
+    from_cache: bool
+
+
+class _CallState:
+    """Mutable per-call state, reachable from host callbacks via a thread-local."""
+
+    __slots__ = ("alloc", "host", "host_calls", "limit_bytes", "max_host_calls", "memory",
+                 "pending")
+
+    def __init__(self, host: HostHandler, limits: Limits, limit_bytes: int) -> None:
+        self.host = host
+        self.max_host_calls = limits.max_host_calls
+        self.limit_bytes = limit_bytes
+        self.host_calls = 0
+        self.pending: BaseException | None = None
+        self.memory: Any = None
+        self.alloc: Any = None
+
+
+_tls = threading.local()
+
+
+class Engine:
+    """One wasmtime engine, its linker, module table, cache and epoch ticker.
+
+    Thread-safe: ``compile`` serialises on a lock; ``call`` may run on many
+    threads at once, each with its own Store.
+    """
+
+    def __init__(self, config: KernelConfig) -> None:
+        """Build the engine from ``config`` and start the ticker.
+
+        Raises:
+            ConfigError: a pool, tick or stack setting is invalid.
+        """
+        if config.epoch_tick_ms <= 0:
+            raise ConfigError("epoch_tick_ms must be positive", field="epoch_tick_ms")
+        if config.wasm_stack_bytes < 64 << 10:
+            raise ConfigError("wasm_stack_bytes must be at least 64 KiB", field="wasm_stack_bytes")
+        self.config = config
+        wcfg = wasmtime.Config()
+        wcfg.epoch_interruption = True
+        wcfg.consume_fuel = bool(config.fuel)
+        wcfg.wasm_threads = False
+        ffi.wasmtime_config_max_wasm_stack_set(wcfg.ptr(), config.wasm_stack_bytes)
+        apply_pooling(wcfg, config)
+        try:
+            self._engine = wasmtime.Engine(wcfg)
+        except wasmtime.WasmtimeError as exc:
+            raise ConfigError(f"wasmtime rejected the engine configuration: {exc}") from None
+        # FuncTypes bind to the first engine that uses them: one set per engine.
+        i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
+        self._tool_type = wasmtime.FuncType([i32, i32], [i64])
+        self._alloc_type = wasmtime.FuncType([i32], [i32])
+        self._linker = fastcall.RawLinker(self._engine)
+        self._callback = fastcall.host_callback(_host_call)
+        for index, name in enumerate(_HOST_NAMES):
+            self._linker.define_unchecked(HOST_MODULE, name, self._tool_type, self._callback, index)
+        self._modules: dict[str, CompiledModule] = {}
+        self._lock = threading.Lock()
+        cache_dir = config.resolved("module_cache_dir") if config.module_cache else None
+        self._cache = ModuleCache(cache_dir, self._fingerprint())
+        self._ticker = EpochTicker(self._engine.ptr(), config.epoch_tick_ms)
+        self._ticker.start()
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Refuse new calls and stop the ticker once calls in flight ended; idempotent.
+
+        ``compile`` after close raises ``SkillLoadError``, ``call`` ``UnknownToolError``.
+        """
+        self._closed = True
+        self._ticker.stop()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def wasmtime_engine(self) -> wasmtime.Engine:
+        """The underlying engine (benchmarks and tests compare against it)."""
+        return self._engine
+
+    @property
+    def cache_enabled(self) -> bool:
+        return self._cache.enabled
+
+    def _fingerprint(self) -> str:
+        c = self.config
+        parts = (
+            _WASMTIME_VERSION, f"fuel={bool(c.fuel)}", "epoch=1",
+            f"stack={c.wasm_stack_bytes}", f"mem={c.pool_max_memory_bytes}", "pooling=1",
+        )
+        return "|".join(parts)
+
+    # ------------------------------------------------------------------ loading
+    def compile(self, module_bytes: bytes, digest: str) -> CompiledModule:
+        """Validate, compile (or load from cache) and link a module, once per digest.
+
+        Call only after the manifest's signature verified (the digest is the one
+        it binds); the bytes are re-hashed here so the cache key cannot lie.
+
+        Raises:
+            DigestMismatchError: ``sha256(module_bytes) != digest``.
+            SkillLoadError: the bytes are not a valid module, or the engine is closed.
+            ABIError: the module imports anything but ``vak.<catalog fn>`` with the
+                ABI type, or lacks the ``memory``/``vak_alloc`` exports.
+        """
+        if self._closed:
+            raise SkillLoadError("engine is closed")
+        actual = module_digest(module_bytes)
+        if actual != digest:
+            raise DigestMismatchError(
+                f"module bytes hash to {actual}, expected {digest}", expected=digest,
+                actual=actual)
+        with self._lock:
+            known = self._modules.get(digest)
+            if known is not None:
+                return known
+            module, from_cache = self._load_module(module_bytes, digest)
+            imports = self._check_imports(module)
+            exports = self._check_exports(module)
+            try:
+                pre = self._linker.linker.instantiate_pre(module)
+            except wasmtime.WasmtimeError as exc:
+                raise SkillLoadError(f"cannot link module {digest}: {exc}") from None
+            compiled = CompiledModule(digest, module, pre, exports, imports, from_cache)
+            self._modules[digest] = compiled
+            return compiled
+
+    def _load_module(self, module_bytes: bytes, digest: str) -> tuple[wasmtime.Module, bool]:
+        cached = self._cache.load(digest)
+        if cached is not None:
+            try:
+                return wasmtime.Module.deserialize(self._engine, cached), True
+            except wasmtime.WasmtimeError:
+                pass  # stale for this engine: recompile and overwrite
+        try:
+            wasmtime.Module.validate(self._engine, module_bytes)
+            module = wasmtime.Module(self._engine, module_bytes)
+        except wasmtime.WasmtimeError as exc:
+            raise SkillLoadError(f"module {digest} is not valid wasm: {exc}",
+                                 digest=digest) from None
+        self._cache.store(digest, bytes(module.serialize()))
+        return module, False
+
+    def _check_imports(self, module: wasmtime.Module) -> tuple[str, ...]:
+        names = []
+        for imp in module.imports:
+            where = f"{imp.module}.{imp.name}"
+            ty = imp.type
+            if imp.module != HOST_MODULE or imp.name not in _HOST_NAMES:
+                raise ABIError(
+                    f"module imports {where}, which the kernel does not offer "
+                    f"(only {HOST_MODULE}.<host function>; no WASI)", import_name=where)
+            if not isinstance(ty, wasmtime.FuncType) or not _same_type(ty, self._tool_type):
+                raise ABIError(f"import {where} must have type (i32, i32) -> i64",
+                               import_name=where)
+            names.append(imp.name or "")
+        return tuple(names)
+
+    def _check_exports(self, module: wasmtime.Module) -> dict[str, bool]:
+        exports: dict[str, bool] = {}
+        kinds: dict[str, Any] = {}
+        for exp in module.exports:
+            ty = exp.type
+            kinds[exp.name] = ty
+            if isinstance(ty, wasmtime.FuncType):
+                exports[exp.name] = _same_type(ty, self._tool_type)
+        if not isinstance(kinds.get(MEMORY_EXPORT), wasmtime.MemoryType):
+            raise ABIError(f"module does not export its memory as {MEMORY_EXPORT!r}",
+                           export=MEMORY_EXPORT)
+        alloc = kinds.get(ALLOCATOR_EXPORT)
+        if not isinstance(alloc, wasmtime.FuncType) or not _same_type(alloc, self._alloc_type):
+            raise ABIError(
+                f"module does not export the allocator {ALLOCATOR_EXPORT}(i32) -> i32",
+                export=ALLOCATOR_EXPORT)
+        return exports
+
+    def compiled(self, digest: str) -> CompiledModule | None:
+        """The compiled module for ``digest``, if ``compile`` ran for it."""
+        return self._modules.get(digest)
+
+    # ------------------------------------------------------------------ calling
+    def call(
+        self,
+        module_digest: str,
+        export: str,
+        input_json: bytes,
+        limits: Limits,
+        host: HostHandler,
+    ) -> CallOutcome:
+        """Run ``export`` of a compiled module on ``input_json`` in a fresh Store.
+
+        Raises:
+            UnknownToolError: the digest was never compiled, or the engine is closed.
+            ABIError: missing export, wrong signature, bad pointer/length, output
+                not UTF-8 JSON.
+            OutputTooLarge: output longer than ``limits.max_output_bytes``.
+            SkillTimeout, FuelExhausted, MemoryLimitExceeded, StackOverflow,
+            GuestTrap: the guest trapped for that reason.
+            HostCallLimitError: more than ``limits.max_host_calls`` host calls.
+            ToolCallError: whatever the ``HostHandler`` raised, unchanged.
+        """
+        compiled = self._modules.get(module_digest)
+        if compiled is None or self._closed:
+            raise UnknownToolError(f"module {module_digest} is not compiled in this engine",
+                                   digest=module_digest)
+        kind = compiled.exports.get(export)
+        if kind is None or export in (ALLOCATOR_EXPORT,):
+            raise ABIError(f"module has no export {export!r}", export=export)
+        if not kind:
+            raise ABIError(f"export {export!r} must have type (i32, i32) -> i64", export=export)
+
+        limit_bytes = min(limits.max_memory_pages * PAGE, self.config.pool_max_memory_bytes)
+        state = _CallState(host, limits, limit_bytes)
+        store = fastcall.RawStore(self._engine)
+        ticker = self._ticker
+        try:
+            ticker.enter()
+        except RuntimeError:
+            store.close()
+            raise UnknownToolError("engine is closed", digest=module_digest) from None
+        outer = getattr(_tls, "state", None)  # a HostHandler may itself call an engine
+        _tls.state = state
+        start = time.perf_counter_ns()
+        try:
+            store.limit(limit_bytes, self.config.pool_table_elements)
+            if self.config.fuel:
+                store.set_fuel(limits.max_fuel)
+            tick = self.config.epoch_tick_ms
+            store.set_epoch_deadline(-(-limits.max_execution_time_ms // tick) + 1)
+            try:
+                output = _run(store, compiled, export.encode(), input_json, limits, state)
+            except fastcall.GuestTrapped as trapped:
+                raise _classify(trapped, state, store, export) from None
+            fuel_used = limits.max_fuel - store.fuel() if self.config.fuel else 0
+            return CallOutcome(output, fuel_used, time.perf_counter_ns() - start,
+                               state.host_calls)
+        finally:
+            _tls.state = outer
+            ticker.leave()
+            store.close()
+
+
+def _same_type(a: wasmtime.FuncType, b: wasmtime.FuncType) -> bool:
+    return [str(t) for t in a.params] == [str(t) for t in b.params] and \
+        [str(t) for t in a.results] == [str(t) for t in b.results]
+
+
+def _run(store: fastcall.RawStore, compiled: CompiledModule, export: bytes,
+         input_json: bytes, limits: Limits, state: _CallState) -> bytes:
+    """Instantiate, place the input, call the export, read and check the output."""
+    ctx = store.context
+    instance = store.instantiate(compiled.pre)
+    mem_ext = fastcall.export_get(ctx, instance, _MEMORY_NAME)
+    alloc_ext = fastcall.export_get(ctx, instance, _ALLOC_NAME)
+    func_ext = fastcall.export_get(ctx, instance, export)
+    if mem_ext is None or alloc_ext is None or func_ext is None:  # checked at compile
+        raise ABIError("instance lacks an ABI export", export=export.decode())
+    state.memory = mem_ext.of.memory
+    state.alloc = alloc_ext.of.func
+    memory = GuestMemory(ctx, state.memory)
+
+    in_ptr = _guest_alloc(ctx, state, len(input_json), "input")
+    memory.write(in_ptr, input_json, "input")
+    buf = fastcall.raw_values(2)
+    buf[0].i32 = in_ptr
+    buf[1].i32 = len(input_json)
+    fastcall.call_raw(ctx, func_ext.of.func, buf, 2)
+    if state.pending is not None:  # a host error swallowed by a guest that kept going
+        raise state.pending
+    out_ptr, out_len = unpack(buf[0].i64)
+    if out_len > limits.max_output_bytes:
+        raise OutputTooLarge(
+            f"output of {out_len} bytes exceeds max_output_bytes={limits.max_output_bytes}",
+            size=out_len, limit=limits.max_output_bytes)
+    output = memory.read(out_ptr, out_len, "output")
+    try:
+        orjson.loads(output)
+    except orjson.JSONDecodeError as exc:
+        raise ABIError(f"output is not UTF-8 JSON: {exc}", output_prefix=output[:64]) from None
+    return output
+
+
+def _guest_alloc(ctx: Any, state: _CallState, size: int, what: str) -> int:
+    """Call the guest's ``vak_alloc(size)``; 0 means it could not allocate.
+
+    Raises:
+        MemoryLimitExceeded: the allocator failed with memory at the store limit.
+        ABIError: the allocator failed otherwise.
+        fastcall.GuestTrapped: the allocator trapped.
+    """
+    buf = fastcall.raw_values(1)
+    buf[0].i32 = size
+    fastcall.call_raw(ctx, state.alloc, buf, 1)
+    ptr = buf[0].i32 & 0xFFFF_FFFF
+    if ptr == 0 and size:
+        if GuestMemory(ctx, state.memory).size() + max(size, PAGE) > state.limit_bytes:
+            raise MemoryLimitExceeded(
+                f"{ALLOCATOR_EXPORT}({size}) for {what} failed at the memory limit "
+                f"of {state.limit_bytes} bytes", limit_bytes=state.limit_bytes)
+        raise ABIError(f"{ALLOCATOR_EXPORT}({size}) for {what} returned 0")
+    return ptr
+
+
+def _host_call(env: int, caller: Any, args: Any) -> int:
+    """The one raw callback behind every ``vak.<fn>`` import.
+
+    Returns 0 on success (reply packed into ``args[0].i64``) or a trap address;
+    the reason for a trap is left in ``state.pending`` for ``Engine.call``.
+    """
+    state: _CallState | None = getattr(_tls, "state", None)
+    if state is None:
+        return fastcall.new_trap("host call outside a VAK call")
+    name = _HOST_NAMES[env]
+    try:
+        ctx = ffi.wasmtime_caller_context(caller)
+        ptr, length = args[0].i32 & 0xFFFF_FFFF, args[1].i32 & 0xFFFF_FFFF
+        state.host_calls += 1
+        if state.host_calls > state.max_host_calls:
+            raise HostCallLimitError(
+                f"host call {name} exceeds max_host_calls={state.max_host_calls}",
+                host_function=name, limit=state.max_host_calls)
+        if state.memory is None:
+            raise ABIError(f"host call {name} during instantiation (start function)",
+                           host_function=name)
+        memory = GuestMemory(ctx, state.memory)
+        payload = memory.read(ptr, length, f"arguments of host call {name}")
+        reply = state.host(name, payload)
+        if not isinstance(reply, bytes | bytearray):
+            raise TypeError(f"HostHandler for {name} returned {type(reply).__name__}")
+        reply_ptr = _guest_alloc(ctx, state, len(reply), f"reply of host call {name}")
+        memory.write(reply_ptr, bytes(reply), f"reply of host call {name}")
+        args[0].i64 = pack(reply_ptr, len(reply))
+        return 0
+    except fastcall.GuestTrapped as trapped:  # the guest allocator itself trapped
+        if trapped.trap is not None:
+            return fastcall.release_trap(trapped.trap)
+        state.pending = ABIError(f"{ALLOCATOR_EXPORT} failed: {trapped}")
+        return fastcall.new_trap(str(state.pending))
+    except BaseException as exc:  # becomes a trap, re-raised by call()
+        state.pending = exc
+        return fastcall.new_trap(f"host call {name} failed: {type(exc).__name__}")
+
+
+def _classify(trapped: fastcall.GuestTrapped, state: _CallState, store: fastcall.RawStore,
+              export: str) -> BaseException:
+    """Map a trap to the typed error the caller sees."""
+    if state.pending is not None:
+        return state.pending
+    trap = trapped.trap
+    code = trap.trap_code if trap is not None else None
+    message = trap.message if trap is not None else str(trapped.error)
+    where = {"export": export}
+    if code is _TC.INTERRUPT:
+        return SkillTimeout(f"{export}: execution time limit reached", **where)
+    if code is _TC.OUT_OF_FUEL:
+        return FuelExhausted(f"{export}: fuel exhausted", **where)
+    if code is _TC.STACK_OVERFLOW:
+        return StackOverflow(f"{export}: wasm stack exhausted", **where)
+    if state.memory is not None and store.context is not None:
+        size = GuestMemory(store.context, state.memory).size()
+        if size + PAGE > state.limit_bytes:
+            return MemoryLimitExceeded(
+                f"{export}: trapped with memory at the limit of {state.limit_bytes} bytes",
+                limit_bytes=state.limit_bytes, memory_bytes=size, trap=message.splitlines()[0],
+                **where)
+    elif trap is None and "memory" in message and "limit" in message.lower():
+        return MemoryLimitExceeded(f"{export}: instantiation over the memory limit: {message}",
+                                   **where)
+    frames = _backtrace(trap)
+    err: SkillTrapError = GuestTrap(f"{export}: guest trapped: {message.splitlines()[0]}",
+                                    backtrace=frames, trap_code=code.name if code else None,
+                                    **where)
+    return err
+
+
+def _backtrace(trap: wasmtime.Trap | None) -> list[str]:
+    if trap is None:
+        return []
+    out = []
+    for frame in trap.frames:
+        name = frame.func_name or f"func[{frame.func_index}]"
+        out.append(f"{name} @ 0x{frame.module_offset:x}")
+    return out

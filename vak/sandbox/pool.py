@@ -1,0 +1,435 @@
+"""``WorkerPool``: the :class:`vak.sandbox.types.Runner` that runs calls in OS-sandboxed workers.
+
+Warm workers are pre-started per module digest (``config.worker_pool_size``
+each) so no process starts on the hot path; a worker serves one call at a
+time and is retired after ``config.worker_recycle_after`` calls. The parent
+keeps the real mediation: every ``host_call`` a worker forwards is answered by
+the ``HostHandler`` passed to :meth:`WorkerPool.call`, in the calling thread.
+
+A worker that dies, hangs past its deadline (``max_execution_time_ms`` +
+``config.worker_hang_margin_ms``, not counting time spent in the parent's host
+handler), sends a malformed or unexpected frame, or exceeds ``max_host_calls``
+is killed and replaced in the background; the call raises
+:class:`WorkerCrashedError` (or :class:`HostCallLimitError`).
+
+Workers are spawned from one long-lived thread owned by the pool because
+``PR_SET_PDEATHSIG`` fires when the *thread* that forked the worker exits.
+
+Example::
+
+    >>> pool = WorkerPool(KernelConfig())                     # doctest: +SKIP
+    >>> pool.register(digest, module_bytes)                   # doctest: +SKIP
+    >>> pool.call(digest, "execute", b'{"a":1}', Limits(), host)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from vak.config import KernelConfig
+from vak.errors import (
+    ABIError,
+    DigestMismatchError,
+    HostCallLimitError,
+    OSSandboxUnavailableError,
+    SkillLoadError,
+    SkillTrapError,
+    VakError,
+    WorkerCrashedError,
+)
+from vak.host.catalog import host_function
+from vak.manifest import Limits
+from vak.sandbox.oslock import barrier_status
+from vak.sandbox.protocol import Frame, FrameReader, encode_frame, write_all
+from vak.sandbox.types import CallOutcome, HostHandler
+from vak.sandbox.worker import error_from_wire, error_to_wire, limits_to_wire
+
+__all__ = ["WorkerPool"]
+
+#: engine settings a worker needs (paths and host settings stay in the parent)
+_ENGINE_FIELDS = (
+    "pool_max_memory_bytes", "pool_table_elements", "epoch_tick_ms", "wasm_stack_bytes", "fuel",
+)
+#: errors a worker may report for failing to start (others: WorkerCrashedError)
+_FATAL_ERRORS: dict[str, type[VakError]] = {
+    cls.__name__: cls
+    for cls in (OSSandboxUnavailableError, SkillLoadError, ABIError, DigestMismatchError)
+}
+#: errors a worker may report for a call; anything else is a misbehaving worker
+_WORKER_ERRORS = (SkillTrapError, HostCallLimitError)
+
+
+@dataclass(slots=True, eq=False)
+class _Worker:
+    digest: str
+    proc: subprocess.Popen[bytes]
+    in_fd: int
+    reader: FrameReader
+    barriers: dict[str, Any] = field(default_factory=dict)
+    calls: int = 0
+    successor: bool = False  # a replacement was already requested (early recycling)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        self.proc.wait()
+        for closable in (self.in_fd, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                closable.close() if hasattr(closable, "close") else os.close(closable)  # type: ignore[union-attr]
+
+
+def _successor_lead(recycle_after: int) -> int:
+    # Half the worker's life: a successor needs ~0.2 s to start and compile,
+    # which is many calls; it then waits idle (LIFO keeps using the older one).
+    return max(1, recycle_after // 2)
+
+
+class WorkerPool:
+    """Runs calls of registered modules in pre-started, OS-sandboxed workers.
+
+    Thread-safe: many threads may ``call`` at once; each call holds one worker.
+    """
+
+    def __init__(
+        self,
+        config: KernelConfig,
+        *,
+        python: str = sys.executable,
+        probe: bool = False,
+        stderr: int | None = subprocess.DEVNULL,
+    ) -> None:
+        """``probe`` (tests only) starts workers with the escape-probe runner.
+
+        Raises:
+            OSSandboxUnavailableError: ``config.require_os_sandbox`` is set and
+                this kernel lacks Landlock or seccomp (refuse loudly, up front).
+        """
+        self._offered = barrier_status()
+        if config.require_os_sandbox and not self._offered.complete:
+            raise OSSandboxUnavailableError(
+                "require_os_sandbox is set but this kernel lacks: "
+                + ", ".join(self._offered.missing),
+                missing=list(self._offered.missing), barriers=self._offered.to_dict(),
+            )
+        self._config = config
+        self._python = python
+        self._probe = probe
+        self._stderr = stderr
+        self._modules: dict[str, bytes] = {}
+        self._idle: dict[str, list[_Worker]] = {}
+        self._alive: dict[str, int] = {}  # started or starting, per digest
+        self._failure: dict[str, VakError] = {}
+        self._barriers: dict[str, Any] | None = None
+        self._cond = threading.Condition()
+        self._closed = False
+        self._next_id = 0
+        self._spawn_q: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._spawner = threading.Thread(target=self._spawn_loop, name="vak-worker-spawner",
+                                         daemon=True)
+        self._spawner.start()
+
+    # --- public -------------------------------------------------------------
+    def register(self, digest: str, module: bytes) -> None:
+        """Make ``module`` (already signature-verified) callable; starts its warm workers."""
+        with self._cond:
+            if digest in self._modules:
+                return
+            self._modules[digest] = bytes(module)
+            self._alive[digest] = 0
+            self._idle[digest] = []
+            for _ in range(max(1, self._config.worker_pool_size)):
+                self._request_spawn(digest)
+
+    def barriers(self) -> dict[str, Any] | None:
+        """The barriers the last started worker reported it applied (``BarrierStatus`` dict)."""
+        with self._cond:
+            return self._barriers
+
+    def pids(self, digest: str) -> tuple[int, ...]:
+        """PIDs of the idle workers of ``digest`` (for status and tests)."""
+        with self._cond:
+            return tuple(w.pid for w in self._idle.get(digest, ()))
+
+    def wait_ready(self, digest: str, count: int | None = None, timeout: float = 30.0) -> None:
+        """Block until ``count`` (default: pool size) workers of ``digest`` are idle.
+
+        Raises:
+            WorkerCrashedError: not ready in time.
+            OSSandboxUnavailableError: the workers cannot restrict themselves.
+        """
+        want = max(1, self._config.worker_pool_size) if count is None else count
+        end = time.monotonic() + timeout
+        with self._cond:
+            while len(self._idle.get(digest, ())) < want:
+                self._raise_failure(digest)
+                if not self._cond.wait(max(0.0, end - time.monotonic())):
+                    raise WorkerCrashedError(f"workers for {digest[:16]} not ready in {timeout}s")
+
+    def call(
+        self, module_digest: str, export: str, input_json: bytes, limits: Limits,
+        host: HostHandler,
+    ) -> CallOutcome:
+        """Run one export call in a worker (see :class:`vak.sandbox.types.Runner`).
+
+        Raises:
+            ToolCallError: the guest's failure (SkillTrapError subclasses), the
+                host handler's own error (re-raised unchanged), HostCallLimitError,
+                or WorkerCrashedError (the worker was killed and replaced).
+            OSSandboxUnavailableError: workers cannot start with the required barriers.
+        """
+        worker, call_id = self._acquire(module_digest)
+        healthy = False
+        try:
+            result = self._converse(worker, call_id, export, input_json, limits, host)
+            healthy = True  # the conversation ended cleanly: the worker may serve again
+        finally:
+            self._release(worker, healthy)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def close(self) -> None:
+        """Stop every worker and the spawner; idempotent."""
+        with self._cond:
+            self._closed = True
+            workers = [w for ws in self._idle.values() for w in ws]
+            self._idle.clear()
+            self._cond.notify_all()
+        self._spawn_q.put(None)
+        for w in workers:
+            w.kill()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- workers ---------------------------------------------------------------
+    def _request_spawn(self, digest: str) -> None:
+        self._alive[digest] += 1
+        self._spawn_q.put(digest)
+
+    def _spawn_loop(self) -> None:
+        while (digest := self._spawn_q.get()) is not None:
+            try:
+                worker = self._start(digest)
+            except VakError as exc:
+                with self._cond:
+                    self._alive[digest] -= 1
+                    self._failure[digest] = exc
+                    self._cond.notify_all()
+                continue
+            with self._cond:
+                if self._closed:
+                    worker.kill()
+                    continue
+                self._failure.pop(digest, None)
+                self._barriers = worker.barriers
+                self._idle[digest].append(worker)
+                self._cond.notify_all()
+
+    def _start(self, digest: str) -> _Worker:
+        cmd = [self._python, "-I", "-m", "vak.sandbox.worker", *(["--probe"] * self._probe)]
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+            close_fds=True, start_new_session=True, env={"PATH": "/usr/bin:/bin"},
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        in_fd = os.dup(proc.stdin.fileno())
+        proc.stdin.close()
+        os.set_blocking(in_fd, False)
+        worker = _Worker(digest, proc, in_fd, FrameReader(proc.stdout.fileno()))
+        cfg = self._config
+        init = {
+            "digest": digest,
+            "require": cfg.require_os_sandbox,
+            "config": {
+                **{k: getattr(cfg, k) for k in _ENGINE_FIELDS},
+                "pool_total_instances": 2, "pool_total_memories": 2, "pool_total_tables": 2,
+                "worker_cpu_seconds": cfg.worker_cpu_seconds,
+                # the worker cannot open files anyway; say so instead of failing over
+                **({"module_cache": False} if hasattr(cfg, "module_cache") else {}),
+            },
+        }
+        deadline = time.monotonic() + cfg.worker_start_timeout_ms / 1000
+        try:
+            write_all(in_fd, encode_frame("init", init, self._modules[digest]), deadline)
+            ready = worker.reader.read(deadline)
+        except VakError:
+            worker.kill()
+            raise
+        if ready.kind == "fatal":
+            worker.kill()
+            err = ready.header["error"]
+            cls = _FATAL_ERRORS.get(str(err.get("class")), WorkerCrashedError)
+            raise cls(f"worker for {digest[:16]} failed to start: {err.get('message')}",
+                      digest=digest)
+        if ready.kind != "ready":
+            worker.kill()
+            raise WorkerCrashedError(f"worker sent {ready.kind!r} instead of 'ready'")
+        worker.barriers = dict(ready.header["barriers"])
+        try:
+            self._verify_from_outside(worker)
+        except VakError:
+            worker.kill()
+            raise
+        return worker
+
+    def _verify_from_outside(self, worker: _Worker) -> None:
+        """Check the worker's own report against what ``/proc`` says about it.
+
+        The report is sent after the module was compiled inside the sandbox, so
+        it is not taken on trust: no_new_privs and seccomp filter mode are
+        read from the kernel.
+
+        Raises:
+            WorkerCrashedError: the worker is not restricted as it claims.
+        """
+        try:
+            with open(f"/proc/{worker.pid}/status", encoding="ascii") as fh:
+                status = dict(line.split(":", 1) for line in fh if ":" in line)
+        except OSError as exc:
+            raise WorkerCrashedError(f"cannot inspect worker {worker.pid}: {exc}") from None
+        if status.get("NoNewPrivs", "").strip() != "1":
+            raise WorkerCrashedError("worker is not no_new_privs", pid=worker.pid)
+        if self._offered.seccomp and status.get("Seccomp", "").strip() != "2":
+            raise WorkerCrashedError("worker has no seccomp filter", pid=worker.pid)
+
+    def _raise_failure(self, digest: str) -> None:
+        if self._closed:
+            raise WorkerCrashedError("the worker pool is closed")
+        if digest not in self._modules:
+            raise WorkerCrashedError(f"module {digest[:16]} is not registered with the pool")
+        failure = self._failure.get(digest)
+        if failure is not None and not self._idle[digest] and self._alive[digest] == 0:
+            del self._failure[digest]  # raised once; the next call tries a fresh worker
+            raise failure
+
+    def _acquire(self, digest: str) -> tuple[_Worker, int]:
+        end = time.monotonic() + self._config.worker_start_timeout_ms / 1000
+        with self._cond:
+            while True:
+                self._raise_failure(digest)
+                if self._idle[digest]:
+                    self._next_id = (self._next_id + 1) % (1 << 62)
+                    return self._idle[digest].pop(), self._next_id
+                if self._alive[digest] == 0:
+                    self._request_spawn(digest)
+                if not self._cond.wait(max(0.0, end - time.monotonic())):
+                    raise WorkerCrashedError(f"no worker for {digest[:16]} became available")
+
+    def _release(self, worker: _Worker, healthy: bool) -> None:
+        worker.calls += 1
+        recycle_after = self._config.worker_recycle_after
+        retire = not healthy or worker.calls >= recycle_after
+        if retire:
+            worker.kill()
+        with self._cond:
+            # Start the successor a few calls early so that recycling never puts
+            # a process start on the hot path.
+            wants_successor = retire or worker.calls >= recycle_after - _successor_lead(
+                recycle_after)
+            if wants_successor and not worker.successor and not self._closed:
+                worker.successor = True
+                self._request_spawn(worker.digest)
+            if retire:
+                self._alive[worker.digest] -= 1
+            elif self._closed:
+                worker.kill()
+            else:
+                self._idle[worker.digest].append(worker)
+            self._cond.notify_all()
+
+    # --- one call ----------------------------------------------------------------
+    def _converse(
+        self, w: _Worker, call_id: int, export: str, input_json: bytes, limits: Limits,
+        host: HostHandler,
+    ) -> CallOutcome | Exception:
+        """The call's outcome, or the error to raise while keeping the worker.
+
+        Raises (and so retires the worker) on any misbehaviour.
+        """
+        budget = (limits.max_execution_time_ms + self._config.worker_hang_margin_ms) / 1000
+        # host-call arguments cannot exceed guest memory, output its own limit
+        w.reader.max_body = max(limits.max_output_bytes, limits.max_memory_pages << 16)
+        deadline = time.monotonic() + budget
+        write_all(w.in_fd, encode_frame(
+            "invoke", {"id": call_id, "export": export, "limits": limits_to_wire(limits)},
+            input_json), deadline)
+        host_calls = 0
+        host_error: Exception | None = None
+        while True:
+            frame = w.reader.read(deadline)
+            if frame.header.get("id") != call_id:
+                raise WorkerCrashedError("worker answered a call it was not given", pid=w.pid)
+            if frame.kind == "host_call":
+                host_calls += 1
+                started = time.monotonic()
+                host_error = self._host_call(w, frame, host, host_calls, limits, host_error)
+                deadline += time.monotonic() - started  # parent time is not the worker's
+            elif frame.kind == "result":
+                if host_error is not None:
+                    raise host_error  # the guest must trap on a failed host call
+                return self._outcome(w, frame, limits, host_calls)
+            elif frame.kind == "error":
+                if host_error is not None:
+                    return host_error  # the parent's own exception, not the worker's story
+                err = error_from_wire(frame.header["error"], _WORKER_ERRORS)
+                if isinstance(err, WorkerCrashedError):
+                    raise err
+                return err
+            else:
+                raise WorkerCrashedError(f"unexpected {frame.kind!r} frame", pid=w.pid)
+
+    def _host_call(
+        self, w: _Worker, frame: Frame, host: HostHandler, count: int, limits: Limits,
+        previous: Exception | None,
+    ) -> Exception | None:
+        function = str(frame.header["function"])
+        if host_function(function) is None:
+            raise WorkerCrashedError(f"worker forwarded unknown host function {function!r}",
+                                     pid=w.pid)
+        error: Exception | None = previous
+        reply = b""
+        if error is None and count > limits.max_host_calls:
+            error = HostCallLimitError(f"more than {limits.max_host_calls} host calls",
+                                       max_host_calls=limits.max_host_calls)
+        if error is None:
+            try:
+                reply = host(function, frame.body)
+            except Exception as exc:
+                error = exc
+        fields: dict[str, Any] = {"id": frame.header["id"], "ok": error is None}
+        if error is not None:
+            fields["error"] = error_to_wire(error)
+        write_all(w.in_fd, encode_frame("host_reply", fields, reply),
+                  time.monotonic() + self._config.worker_hang_margin_ms / 1000)
+        return error
+
+    @staticmethod
+    def _outcome(w: _Worker, frame: Frame, limits: Limits, host_calls: int) -> CallOutcome:
+        if len(frame.body) > limits.max_output_bytes:
+            raise WorkerCrashedError("worker returned output over max_output_bytes", pid=w.pid)
+        try:
+            orjson.loads(frame.body)
+        except orjson.JSONDecodeError:
+            raise WorkerCrashedError("worker returned output that is not JSON", pid=w.pid) from None
+        if int(frame.header["host_calls"]) != host_calls:
+            raise WorkerCrashedError("worker miscounted its host calls", pid=w.pid)
+        return CallOutcome(frame.body, int(frame.header["fuel_used"]),
+                           int(frame.header["duration_ns"]), host_calls)

@@ -1,0 +1,99 @@
+"""The epoch ticker: one daemon thread per engine that advances its epoch.
+
+Every Store gets an epoch deadline of ``ceil(max_execution_time_ms /
+epoch_tick_ms) + 1`` ticks; wasm code checks the engine's epoch at loop heads
+and function entries and traps with ``INTERRUPT`` once it passes the deadline.
+
+The ticker keeps the epoch in step with the monotonic clock (it catches up
+after oversleeping instead of drifting), so a deadline fires at most about one
+tick late, and it sleeps while no call is in flight so an idle kernel costs
+nothing.
+
+Invariants: the ticker runs from :meth:`EpochTicker.start` until
+:meth:`EpochTicker.stop`; ``stop`` is idempotent, refuses new calls at once, and
+joins the thread only after the calls in flight have ended, so no running call
+is ever left without a deadline.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from wasmtime import _ffi as ffi
+
+__all__ = ["EpochTicker"]
+
+
+class EpochTicker:
+    """Increments an engine's epoch every ``tick_ms`` while calls are active.
+
+    ``wasmtime_engine_increment_epoch`` is a single atomic add, safe from any
+    thread while other threads run wasm. The engine must outlive the ticker
+    (the owning :class:`vak.sandbox.engine.Engine` stops it first).
+    """
+
+    def __init__(self, engine_ptr: object, tick_ms: int) -> None:
+        self._engine_ptr = engine_ptr
+        self._tick_s = tick_ms / 1000.0
+        self._lock = threading.Lock()
+        self._active = 0
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="vak-epoch-ticker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop and join the thread; safe to call more than once."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def enter(self) -> None:
+        """A call starts: make sure the ticker ticks.
+
+        Raises:
+            RuntimeError: the ticker was stopped (the engine is closed).
+        """
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("epoch ticker stopped")
+            self._active += 1
+            first = self._active == 1
+        if first:
+            self._wake.set()
+
+    def leave(self) -> None:
+        """A call ended (whatever its outcome)."""
+        with self._lock:
+            self._active -= 1
+
+    def _run(self) -> None:
+        increment = ffi.wasmtime_engine_increment_epoch
+        engine = self._engine_ptr
+        clock = time.monotonic
+        sleep = time.sleep
+        tick = self._tick_s
+        while not (self._stopped and self._active == 0):
+            if self._active == 0:
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            base = clock()
+            ticks = 0
+            while self._active:
+                ticks += 1
+                delay = base + ticks * tick - clock()
+                if delay > 0:
+                    sleep(delay)
+                increment(engine)
