@@ -1,0 +1,33 @@
+"""Fixtures for whole-kernel tests: a signed, trusted demo workdir and kernels on it.
+
+``demo_state`` prepares one workdir per session with :func:`vak.demo.prepare_workdir`
+(the same code path as ``vak demo``: real build, real keys, real signatures,
+real Cedar policies) and keeps the demo's local HTTP server running. Each test
+that needs a kernel opens its own with ``kernel`` (the audit log admits one
+kernel at a time, so kernels are function-scoped and closed after the test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kernel_helpers import DemoState
+
+from vak.demo import _local_server, prepare_workdir
+from vak.kernel import Kernel
+
+
+@pytest.fixture(scope="session")
+def demo_state(built_skills: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoState]:
+    workdir = tmp_path_factory.mktemp("vak-state")
+    with _local_server() as port:
+        config = prepare_workdir(workdir, port)
+        yield DemoState(workdir, config, port)
+
+
+@pytest.fixture
+def kernel(demo_state: DemoState) -> Iterator[Kernel]:
+    with Kernel.from_config(demo_state.config) as k:
+        yield k

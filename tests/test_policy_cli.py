@@ -1,0 +1,53 @@
+"""``vak policy validate`` and ``vak policy test`` (through the real ``vak`` parser)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vak.cli.main import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_validate_shipped(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no vak.toml here: shipped policies only
+    assert main(["policy", "validate", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "vak.net.forbid-metadata" in out["policies"] and out["digest"].startswith("sha256:")
+
+
+def test_validate_reports_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bad.cedar").write_text('\n\n@id("x")\npermit(principal, action, resource)\n'
+                                        "when { resource.nope };\n")
+    assert main(["policy", "validate", str(tmp_path)]) != 0
+    err = capsys.readouterr().err
+    assert "bad.cedar:3:" in err and "nope" in err
+
+
+def test_policy_test_allow_and_deny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notes = str(REPO / "skills" / "notes")
+    rc = main(["policy", "test", "--skill", notes, "--action", "fs_read",
+               "--resource", "/workspace/a.txt", "--context", '{"max_bytes": 10}', "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["decision"] == "allow"
+    assert out["policy_ids"] == ["vak.fs.permit-read-in-grant"]
+    rc = main(["policy", "test", "--skill", notes, "--action", "fs_read",
+               "--resource", "/workspace/../etc/passwd"])
+    text = capsys.readouterr().out
+    assert rc == 3 and "DENY" in text and "vak.capability-ceiling" in text
+
+
+def test_policy_test_http_pinned_metadata(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["policy", "test", "--skill", "anon", "--action", "http_request",
+               "--resource", "http://meta.test/", "--ip", "169.254.169.254", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 3 and "vak.net.forbid-metadata" in out["policy_ids"]
+    assert out["request"]["resource"]["attrs"]["ip_class"] == "metadata"
+
+
+def test_policy_test_bad_context(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "test", "--skill", "x", "--action", "log", "--context", "[1"]) != 0

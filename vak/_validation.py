@@ -1,0 +1,75 @@
+"""Compiled JSON Schema validators for tool input and output (compiled once at load).
+
+Compiling a validator costs far more than using one, so the kernel builds one
+per export per direction when a skill loads and reuses it for every call.
+Validation failures raise (never return a bool): input failures are
+:class:`InputValidationError` (the guest never runs), output failures are
+:class:`OutputValidationError` (the guest's answer is not passed on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import best_match
+
+from vak.errors import InputValidationError, OutputValidationError, SkillLoadError
+
+__all__ = ["SchemaValidator", "compile_validator"]
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaValidator:
+    """One compiled Draft 2020-12 validator and what it guards (for messages)."""
+
+    tool: str
+    direction: str  # "input" | "output"
+    validator: Any
+
+    def check(self, instance: Any) -> None:
+        """Validate ``instance``.
+
+        Raises:
+            InputValidationError: direction "input" and ``instance`` does not match.
+            OutputValidationError: direction "output" and ``instance`` does not match.
+        """
+        error = best_match(self.validator.iter_errors(instance))
+        if error is None:
+            return
+        where = "/" + "/".join(str(p) for p in error.absolute_path)
+        cls = InputValidationError if self.direction == "input" else OutputValidationError
+        raise cls(
+            f"{self.tool}: {self.direction} at {where}: {error.message}",
+            tool=self.tool,
+            path=where,
+            schema_path="/" + "/".join(str(p) for p in error.absolute_schema_path),
+        )
+
+
+def compile_validator(tool: str, direction: str, schema: Mapping[str, Any]) -> SchemaValidator:
+    """Check ``schema`` is a valid Draft 2020-12 schema and compile it.
+
+    Raises:
+        SkillLoadError: the schema itself is invalid (the signing room's loader
+            should already have refused it; this is the kernel's own guard).
+    """
+    plain = _plain(schema)
+    cls = jsonschema.validators.validator_for(plain, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(plain)
+    except jsonschema.SchemaError as exc:
+        raise SkillLoadError(
+            f"{tool}: invalid {direction}_schema: {exc.message}", tool=tool
+        ) from None
+    return SchemaValidator(tool, direction, cls(plain))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,274 @@
+"""RFC 9162 Merkle tree hashing, inclusion and consistency proofs.
+
+Invariants: leaf hash ``SHA-256(0x00 || data)``, node hash ``SHA-256(0x01 ||
+left || right)``, ``MTH({})`` is ``SHA-256("")``; a tree of ``n`` leaves splits at
+``k``, the largest power of two below ``n``. Verifiers *raise*
+:class:`~vak.errors.AuditVerificationError`; they never return a bool.
+
+Example::
+
+    >>> t = MerkleTree(); [t.append(leaf_hash(b"%d" % i)) for i in range(5)] and None
+    >>> proof = t.inclusion_proof(3, 5)
+    >>> verify_inclusion(t.leaf(3), 3, 5, proof, t.root(5))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from hashlib import sha256
+
+from vak.errors import AuditVerificationError
+
+__all__ = [
+    "EMPTY_ROOT",
+    "CompactRange",
+    "MerkleTree",
+    "leaf_hash",
+    "node_hash",
+    "verify_consistency",
+    "verify_inclusion",
+]
+
+EMPTY_ROOT = sha256(b"").digest()
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """RFC 9162 leaf hash of ``data``."""
+    return sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """RFC 9162 interior node hash."""
+    return sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """Largest power of two strictly below ``n`` (``n >= 2``)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+class CompactRange:
+    """Streaming root computation: O(log n) memory, one node hash per leaf amortised.
+
+    The verifier feeds every leaf once and asks for the root at checkpoint sizes.
+    """
+
+    __slots__ = ("_stack", "size")
+
+    def __init__(self) -> None:
+        self._stack: list[bytes] = []
+        self.size = 0
+
+    def append(self, leaf: bytes) -> None:
+        stack = self._stack
+        stack.append(leaf)
+        n = self.size
+        while n & 1:
+            right = stack.pop()
+            stack[-1] = sha256(b"\x01" + stack[-1] + right).digest()
+            n >>= 1
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        acc = self._stack[-1]
+        for h in reversed(self._stack[:-1]):
+            acc = node_hash(h, acc)
+        return acc
+
+
+class MerkleTree:
+    """Leaf hashes in one bytearray plus lazily filled levels of perfect subtrees.
+
+    ``append`` only stores 32 bytes (the hot path stays cheap); proofs fill the
+    cached levels on demand, so a proof costs O(log^2 n) hashes at most.
+    """
+
+    __slots__ = ("_levels",)
+
+    def __init__(self) -> None:
+        self._levels: list[bytearray] = [bytearray()]
+
+    def __len__(self) -> int:
+        return len(self._levels[0]) // 32
+
+    def append(self, leaf: bytes) -> None:
+        self._levels[0] += leaf
+
+    @property
+    def leaves_buffer(self) -> bytearray:
+        """The leaf level itself; appending 32 bytes to it appends a leaf (hot path)."""
+        return self._levels[0]
+
+    def truncate(self, size: int) -> None:
+        """Forget leaves beyond ``size`` (used when another process's tail is re-read)."""
+        for h, level in enumerate(self._levels):
+            del level[(size >> h) * 32 :]
+
+    def leaf(self, index: int) -> bytes:
+        return bytes(self._levels[0][index * 32 : index * 32 + 32])
+
+    def _perfect(self, height: int, index: int) -> bytes:
+        """Hash of the perfect subtree of 2**height leaves starting at index << height."""
+        levels = self._levels
+        while len(levels) <= height:
+            levels.append(bytearray())
+        level = levels[height]
+        if len(level) < index * 32 + 32:
+            for h in range(1, height + 1):  # bottom-up, tight loop: one hash per new node
+                below, above = levels[h - 1], levels[h]
+                for i in range(len(above) // 32, len(below) // 64):
+                    above += sha256(b"\x01" + below[64 * i : 64 * i + 64]).digest()
+        return bytes(level[index * 32 : index * 32 + 32])
+
+    def _subtree(self, start: int, end: int) -> bytes:
+        """MTH of leaves [start, end); ``start`` is aligned as in RFC 9162 recursion."""
+        n = end - start
+        if n == 0:
+            return EMPTY_ROOT
+        if n & (n - 1) == 0 and start % n == 0:
+            return self._perfect(n.bit_length() - 1, start // n)
+        k = _split(n)
+        return node_hash(self._subtree(start, start + k), self._subtree(start + k, end))
+
+    def root(self, size: int | None = None) -> bytes:
+        size = len(self) if size is None else size
+        if not 0 <= size <= len(self):
+            raise ValueError(f"tree size {size} out of range 0..{len(self)}")
+        return self._subtree(0, size)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """Audit path for leaf ``index`` in the tree of ``size`` leaves (RFC 9162 2.1.3.1)."""
+        if not 0 <= index < size <= len(self):
+            raise ValueError(f"no leaf {index} in a tree of size {size}")
+        proof: list[bytes] = []
+        start, end = 0, size
+        while end - start > 1:
+            k = _split(end - start)
+            if index < start + k:
+                proof.append(self._subtree(start + k, end))
+                end = start + k
+            else:
+                proof.append(self._subtree(start, start + k))
+                start += k
+        proof.reverse()
+        return proof
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        """Proof that the tree of ``size1`` is a prefix of ``size2`` (RFC 9162 2.1.4.1)."""
+        if not 0 <= size1 <= size2 <= len(self):
+            raise ValueError(f"bad consistency range {size1}..{size2}")
+        if size1 in (0, size2):
+            return []
+        proof: list[bytes] = []
+        start, end, complete = 0, size2, True
+        while True:
+            n = end - start
+            if size1 - start == n:
+                if not complete:
+                    proof.append(self._subtree(start, end))
+                break
+            k = _split(n)
+            if size1 - start <= k:
+                proof.append(self._subtree(start + k, end))
+                end = start + k
+            else:
+                proof.append(self._subtree(start, start + k))
+                start += k
+                complete = False
+        proof.reverse()
+        return proof
+
+
+def _fail(message: str) -> AuditVerificationError:
+    return AuditVerificationError(message)
+
+
+def _check_hashes(*hashes: bytes) -> None:
+    for h in hashes:
+        if len(h) != 32:
+            raise _fail(f"hash of {len(h)} bytes, want 32")
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> None:
+    """Check an inclusion proof (RFC 9162 section 2.1.3.2).
+
+    Raises:
+        AuditVerificationError: the proof is malformed or does not lead to ``root``.
+    """
+    _check_hashes(leaf, root, *proof)
+    if not 0 <= index < size:
+        raise _fail(f"leaf index {index} outside tree of size {size}")
+    fn, sn = index, size - 1
+    r = leaf
+    for p in proof:
+        if sn == 0:
+            raise _fail("inclusion proof is too long")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise _fail("inclusion proof is too short")
+    if r != root:
+        raise _fail("inclusion proof does not lead to the checkpoint root")
+
+
+def verify_consistency(
+    size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes
+) -> None:
+    """Check a consistency proof (RFC 9162 section 2.1.4.2).
+
+    Raises:
+        AuditVerificationError: sizes are inconsistent or the proof does not verify.
+    """
+    if not 0 <= size1 <= size2:
+        raise _fail(f"consistency sizes {size1} > {size2}")
+    if size1 == 0:
+        # Every tree extends the empty tree; a "proof" of that proves nothing, so
+        # like transparency-dev/merkle we refuse it rather than accept vacuously.
+        raise _fail("consistency proof from the empty tree is meaningless")
+    if size1 == size2:
+        if proof:
+            raise _fail("consistency proof between equal sizes must be empty")
+        if root1 != root2:
+            raise _fail("equal tree sizes with different roots")
+        return
+    if not proof:
+        raise _fail("empty consistency proof")
+    _check_hashes(root1, root2, *proof)
+    path = list(proof)
+    if size1 & (size1 - 1) == 0:
+        path.insert(0, root1)
+    fn, sn = size1 - 1, size2 - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise _fail("consistency proof is too long")
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise _fail("consistency proof is too short")
+    if fr != root1 or sr != root2:
+        raise _fail("consistency proof does not match the two roots")

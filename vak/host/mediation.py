@@ -1,0 +1,397 @@
+"""The one mediation path every host call takes: decide, record, then act.
+
+For each guest call ``vak.<function>(args)`` the handler returned by
+:meth:`Mediator.handler` does, in this order and for every function alike:
+
+1. count the call (saturating) and refuse past ``limits.max_host_calls``;
+2. parse the JSON arguments (malformed -> :class:`~vak.errors.ABIError`);
+3. let the function's family normalise them into a :class:`Prepared`
+   (resource entity, context, effect); a refused target (NUL, ``file://``,
+   userinfo, ...) is a Deny with policy id ``vak.invalid-target``;
+4. enforce the declared-capability ceiling (``vak.capability-ceiling``):
+   nothing the signed manifest did not declare is allowed, whatever a policy
+   says;
+5. ask the :class:`~vak.policy.engine.PolicyEngine` (fail closed);
+6. append a ``host_decision`` entry to the audit sink -- ``durable=True`` for
+   effectful functions, so no effect happens before its record;
+7. on Deny raise :class:`~vak.errors.PolicyDeniedError` (policy ids, audit
+   seq); on Allow perform the effect, append a ``host_result`` entry and
+   return the JSON reply. Ordinary failures (not found, HTTP 404, DNS) are
+   JSON ``{"error": code, "message": ...}`` replies, never traps.
+
+Every call, refused or not, produces exactly one ``host_decision`` entry.
+Host functions themselves never authorize or audit.
+
+Example::
+
+    >>> mediator = Mediator(engine, audit_log, args_digest=audit_log.args_digest,
+    ...                     fs_mounts=config.fs_mounts)             # doctest: +SKIP
+    >>> handler = mediator.handler(ctx)                             # doctest: +SKIP
+    >>> handler("fs_read", b'{"path": "/workspace/a.txt"}')          # doctest: +SKIP
+    b'{"content":"...","truncated":false}'
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from vak.audit.sink import AuditRef, AuditSink
+from vak.config import KernelConfig
+from vak.errors import ABIError, HostCallLimitError, PolicyDeniedError
+from vak.host.base import HostEffectError, Prepared
+from vak.host.catalog import HostFunction, host_function
+from vak.host.clock import Clock, ClockFamily
+from vak.host.context import CallContext
+from vak.host.fs import FsFamily
+from vak.host.http import HttpFamily, Resolver
+from vak.host.kv import KvFamily, KvStore
+from vak.host.log import LogFamily
+from vak.host.random import RandomFamily
+from vak.host.secrets import NoSecrets, SecretProvider, SecretsFamily
+from vak.policy.engine import Decision, PolicyEngine
+from vak.policy.entities import CedarRequest, Entity, Principal, principal_for
+from vak.policy.normalize import NormalizeError
+
+__all__ = [
+    "CAPABILITY_CEILING",
+    "HOST_CALL_LIMIT",
+    "INVALID_ARGS",
+    "INVALID_TARGET",
+    "MediatedHandler",
+    "Mediator",
+]
+
+CAPABILITY_CEILING = "vak.capability-ceiling"
+INVALID_TARGET = "vak.invalid-target"
+INVALID_ARGS = "vak.invalid-args"
+HOST_CALL_LIMIT = "vak.host-call-limit"
+#: secret values shorter than this are not scrubbed (they would mangle output)
+MIN_SCRUB_LEN = 4
+_MAX_ARGS = 2 << 20
+
+_log = logging.getLogger("vak.host")
+
+
+def audit_target(resource: Entity) -> str:
+    """The normalised target as docs/AUDIT-FORMAT.md logs it (path, URL, kv:ns/key, ...)."""
+    if resource.type in ("Vak::File", "Vak::Dir", "Vak::Url", "Vak::Secret"):
+        return resource.id
+    if resource.type == "Vak::KvKey":
+        return f"kv:{resource.id}"
+    if resource.type == "Vak::KvNamespace":
+        return f"kv:{resource.id}/"
+    return "kernel"
+
+
+class Mediator:
+    """Built once per kernel; hands out one :class:`MediatedHandler` per call."""
+
+    def __init__(
+        self,
+        engine: PolicyEngine,
+        audit: AuditSink,
+        *,
+        args_digest: Callable[[bytes], str],
+        fs_mounts: Mapping[str, Path] | None = None,
+        kv_path: Path | None = None,
+        secrets: SecretProvider | None = None,
+        resolver: Resolver | None = None,
+        http_max_response_bytes: int = 1 << 20,
+        http_timeout_ms: int = 5000,
+        tls_context: ssl.SSLContext | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.engine = engine
+        self._audit = audit
+        self._digest = args_digest
+        self._kv_store = KvStore(kv_path) if kv_path is not None else None
+        self._fs = FsFamily(fs_mounts or {})
+        self._http = HttpFamily(
+            resolver,
+            max_response_bytes=http_max_response_bytes,
+            timeout_ms=http_timeout_ms,
+            tls_context=tls_context,
+        )
+        self._kv = KvFamily(self._kv_store) if self._kv_store is not None else None
+        self._secrets = SecretsFamily(secrets or NoSecrets())
+        self._log = LogFamily()
+        self._clock = ClockFamily(clock)
+        self._random = RandomFamily()
+        self._principals: dict[tuple[str, str, str, str], Principal] = {}
+
+    @classmethod
+    def from_config(
+        cls,
+        config: KernelConfig,
+        engine: PolicyEngine,
+        audit: AuditSink,
+        *,
+        args_digest: Callable[[bytes], str],
+        secrets: SecretProvider | None = None,
+        resolver: Resolver | None = None,
+    ) -> Mediator:
+        """The mediator for ``config`` (fs mounts, kv path, http limits)."""
+        return cls(
+            engine,
+            audit,
+            args_digest=args_digest,
+            fs_mounts=config.fs_mounts,
+            kv_path=config.resolved("kv_path"),
+            secrets=secrets,
+            resolver=resolver,
+            http_max_response_bytes=config.http_max_response_bytes,
+            http_timeout_ms=config.http_timeout_ms,
+        )
+
+    def close(self) -> None:
+        """Close the kv database."""
+        if self._kv_store is not None:
+            self._kv_store.close()
+
+    def handler(self, ctx: CallContext) -> MediatedHandler:
+        """The :class:`~vak.sandbox.types.HostHandler` for one invocation."""
+        return MediatedHandler(self, ctx, self._principal(ctx))
+
+    def _principal(self, ctx: CallContext) -> Principal:
+        key = (ctx.manifest_digest, ctx.module_sha256, ctx.signer_key_id, ctx.trust_tier)
+        p = self._principals.get(key)
+        if p is None or p.entity.id != ctx.manifest.name:
+            p = principal_for(
+                ctx.manifest,
+                manifest_digest=ctx.manifest_digest,
+                module_sha256=ctx.module_sha256,
+                signer=ctx.signer_key_id,
+                trust_tier=ctx.trust_tier,
+            )
+            self._principals[key] = p
+        return p
+
+    # -- used by MediatedHandler ------------------------------------------
+    def _prepare(
+        self, fn: HostFunction, args: Mapping[str, Any], handler: MediatedHandler
+    ) -> Prepared:
+        ctx = handler.ctx
+        if fn.family == "fs":
+            return self._fs.prepare(fn.name, args, ctx)
+        if fn.family == "net":
+            return self._http.prepare(fn.name, args, ctx)
+        if fn.family == "kv":
+            if self._kv is None:
+                raise NormalizeError("no kv store is configured")
+            return self._kv.prepare(fn.name, args, ctx)
+        if fn.family == "secrets":
+            return self._secrets.prepare(fn.name, args, ctx, handler._reveal)
+        if fn.name == "log":
+            return self._log.prepare(fn.name, args, ctx, handler.scrub_text)
+        if fn.name == "clock_now":
+            return self._clock.prepare(fn.name, args, ctx)
+        return self._random.prepare(fn.name, args, ctx)
+
+
+class MediatedHandler:
+    """The per-invocation host handler: ``handler(function, args) -> reply``."""
+
+    __slots__ = ("_m", "_revealed", "_skill", "ctx", "principal")
+
+    def __init__(self, mediator: Mediator, ctx: CallContext, principal: Principal) -> None:
+        self._m = mediator
+        self.ctx = ctx
+        self.principal = principal
+        self._revealed: set[str] = set()
+        self._skill = {
+            "id": ctx.manifest.name,
+            "version": ctx.manifest.version,
+            "manifest_digest": ctx.manifest_digest,
+            "signer": ctx.signer_key_id,
+        }
+
+    def __call__(self, function: str, args: bytes, /) -> bytes:
+        """Mediate one guest call.
+
+        Raises:
+            ABIError: unknown function, oversized or malformed JSON arguments.
+            HostCallLimitError: more host calls than ``limits.max_host_calls``.
+            PolicyDeniedError: refused (ceiling, policy, invalid target).
+            AuditError: the decision could not be recorded (nothing was done).
+        """
+        m = self._m
+        ctx = self.ctx
+        fn = host_function(function)
+        if fn is None:
+            self._refuse(function, "", args, INVALID_ARGS, f"unknown host function {function!r}")
+            raise ABIError(f"unknown host function vak.{function}", host_function=function)
+        calls = ctx.counters.add("host_calls", 1)
+        if calls > ctx.manifest.limits.max_host_calls:
+            ref = self._refuse(function, "", args, HOST_CALL_LIMIT, "max_host_calls exceeded")
+            raise HostCallLimitError(
+                f"skill {ctx.manifest.name} exceeded max_host_calls "
+                f"({ctx.manifest.limits.max_host_calls})",
+                host_function=function,
+                audit_seq=ref.seq,
+            )
+        try:
+            if len(args) > _MAX_ARGS:
+                raise ABIError("host call arguments too large", host_function=function)
+            parsed = orjson.loads(args)
+            if not isinstance(parsed, dict):
+                raise ABIError("host call arguments must be a JSON object", host_function=function)
+            prepared = m._prepare(fn, parsed, self)
+        except (orjson.JSONDecodeError, ABIError) as exc:
+            self._refuse(function, "", args, INVALID_ARGS, str(exc))
+            if isinstance(exc, ABIError):
+                raise
+            raise ABIError(
+                f"host call vak.{function}: arguments are not valid JSON", host_function=function
+            ) from None
+        except NormalizeError as exc:
+            ref = self._refuse(function, "", args, INVALID_TARGET, str(exc))
+            raise PolicyDeniedError(
+                f"host call vak.{function} refused: {exc}",
+                host_function=function,
+                resource="",
+                policy_ids=[INVALID_TARGET],
+                audit_seq=ref.seq,
+            ) from None
+
+        resource = audit_target(prepared.resource)
+        if self._revealed:
+            resource = self.scrub_text(resource)
+        if prepared.ceiling_violation is not None:
+            decision = Decision(False, (CAPABILITY_CEILING,))
+        else:
+            session: dict[str, Any] = {}
+            used = m.engine.session_fields_used
+            if used:
+                values = {
+                    "session_id": ctx.session_id,
+                    "invocation_id": ctx.invocation_id,
+                    **ctx.counters.as_dict(),
+                }
+                session = {k: values[k] for k in used}
+            request = CedarRequest(
+                self.principal, fn.name, prepared.resource, {"session": session, **prepared.context}
+            )
+            decision = m.engine.decide(request)
+        why = prepared.ceiling_violation or ("" if decision.allowed else "denied by policy")
+        ref = self._record_decision(fn, resource, args, decision, prepared.summary, why)
+        if not decision.allowed:
+            raise PolicyDeniedError(
+                f"host call vak.{function} on {resource} denied: {why} "
+                f"(policies: {', '.join(decision.policy_ids)}; audit seq {ref.seq})",
+                host_function=function,
+                resource=resource,
+                policy_ids=list(decision.policy_ids),
+                audit_seq=ref.seq,
+            )
+        start = time.perf_counter_ns()
+        reply, status, code = self._perform(prepared)
+        outcome: dict[str, Any] = {
+            "status": status,
+            "result_digest": m._digest(reply),
+            "duration_us": (time.perf_counter_ns() - start) // 1000,
+        }
+        if code:
+            outcome["error"] = code
+        m._audit.append(
+            "host_result",
+            {
+                "invocation": ctx.invocation_id,
+                "host_function": function,
+                "resource": resource,
+                "decision_seq": ref.seq,
+                "outcome": outcome,
+            },
+            durable=False,
+        )
+        return reply
+
+    def _perform(self, prepared: Prepared) -> tuple[bytes, str, str]:
+        try:
+            out = prepared.effect()
+            return orjson.dumps(out), "ok", ""
+        except HostEffectError as exc:
+            return orjson.dumps({"error": exc.code, "message": exc.message}), "error", exc.code
+        except Exception as exc:  # an effect bug must not crash the kernel or leak details
+            _log.error("host effect failed: %s", type(exc).__name__)
+            return (
+                orjson.dumps({"error": "host_failure", "message": "host function failed"}),
+                "error",
+                "host_failure",
+            )
+
+    def _base_fields(self, function: str, resource: str, args: bytes) -> dict[str, Any]:
+        if self._revealed:  # a guest may echo a secret into a path, URL or key
+            resource = self.scrub_text(resource)
+        return {
+            "invocation": self.ctx.invocation_id,
+            "session": self.ctx.session_id,
+            "skill": self._skill,
+            "host_function": function,
+            "resource": resource,
+            "args_hmac": self._m._digest(args),
+        }
+
+    def _decision_field(self, allowed: bool, policy_ids: list[str], reason: str) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "effect": "allow" if allowed else "deny",
+            "policy_ids": policy_ids,
+            "policy_set": self._m.engine.digest,
+        }
+        if reason:
+            out["reason"] = self.scrub_text(reason[:300]) if self._revealed else reason[:300]
+        return out
+
+    def _record_decision(
+        self,
+        fn: HostFunction,
+        resource: str,
+        args: bytes,
+        decision: Decision,
+        summary: Mapping[str, Any],
+        reason: str,
+    ) -> AuditRef:
+        fields = self._base_fields(fn.name, resource, args)
+        fields["decision"] = self._decision_field(
+            decision.allowed, list(decision.policy_ids), reason
+        )
+        if summary:
+            fields["summary"] = (
+                {k: self.scrub_text(v) if isinstance(v, str) else v for k, v in summary.items()}
+                if self._revealed
+                else dict(summary)
+            )
+        if decision.errors:
+            fields["errors"] = list(decision.errors)
+        return self._m._audit.append("host_decision", fields, durable=fn.effectful)
+
+    def _refuse(
+        self, function: str, resource: str, args: bytes, policy_id: str, reason: str
+    ) -> AuditRef:
+        fields = self._base_fields(function[:64], resource, args)
+        fields["decision"] = self._decision_field(False, [policy_id], reason)
+        return self._m._audit.append("host_decision", fields, durable=True)
+
+    # -- secrets scrubbing -------------------------------------------------
+    def _reveal(self, value: str) -> None:
+        if len(value) >= MIN_SCRUB_LEN:
+            self._revealed.add(value)
+
+    def scrub_text(self, text: str) -> str:
+        """``text`` with every secret value revealed in this invocation redacted."""
+        for value in self._revealed:
+            text = text.replace(value, "[REDACTED]")
+        return text
+
+    def scrub(self, output: bytes) -> bytes:
+        """Skill output (JSON bytes) with revealed secrets redacted, raw or JSON-escaped."""
+        for value in self._revealed:
+            for form in {value.encode("utf-8", "surrogatepass"), orjson.dumps(value)[1:-1]}:
+                output = output.replace(form, b"[REDACTED]")
+        return output

@@ -1,0 +1,170 @@
+"""Cedar entities and requests built from skills and normalised targets.
+
+The shapes here are the ones ``policies/vak.cedarschema`` declares:
+
+* principal ``Vak::Skill::"<name>"`` with the signed manifest's identity and
+  declared capabilities (fs grants as sets of ``Vak::Dir``);
+* resources ``Vak::File``/``Vak::Dir`` (parents = every ancestor ``Dir``; a
+  file is also in the ``Dir`` of its own path, so single-file grants work),
+  ``Vak::Url``, ``Vak::KvKey`` in ``Vak::KvNamespace``, ``Vak::Secret`` and
+  ``Vak::Kernel::"local"`` for observability calls.
+
+A request's :meth:`CedarRequest.cache_key` is the exact canonical request
+(principal fingerprint, action, resource with attributes and parents,
+context), so two requests share a cached decision only if Cedar would see the
+same input.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from vak.manifest import Manifest
+from vak.policy.normalize import ancestors, normalize_grants
+
+__all__ = [
+    "CedarRequest",
+    "Entity",
+    "Principal",
+    "dir_entity",
+    "file_entity",
+    "kernel_entity",
+    "principal_for",
+]
+
+_DUMP = orjson.OPT_SORT_KEYS
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """One Cedar entity: uid, attributes (JSON-ready) and parent uids."""
+
+    type: str
+    id: str
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    parents: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def uid(self) -> dict[str, str]:
+        return {"type": self.type, "id": self.id}
+
+    @property
+    def display(self) -> str:
+        """Cedar surface form, e.g. ``Vak::File::"/workspace/a.txt"`` (for logs)."""
+        return f"{self.type}::{orjson.dumps(self.id).decode()}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "uid": self.uid,
+            "attrs": dict(self.attrs),
+            "parents": [{"type": t, "id": i} for t, i in self.parents],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The skill entity plus a fingerprint of everything Cedar sees of it."""
+
+    entity: Entity
+    fingerprint: str
+
+
+def _dir_ref(path: str) -> dict[str, Any]:
+    return {"__entity": {"type": "Vak::Dir", "id": path}}
+
+
+def principal_for(
+    manifest: Manifest, *, manifest_digest: str, module_sha256: str, signer: str, trust_tier: str
+) -> Principal:
+    """The ``Vak::Skill`` entity for a verified manifest."""
+    caps = manifest.capabilities
+    attrs = {
+        "name": manifest.name,
+        "version": manifest.version,
+        "signer": signer,
+        "trust_tier": trust_tier,
+        "manifest_digest": manifest_digest,
+        "module_sha256": module_sha256,
+        "fs_read": [_dir_ref(p) for p in sorted(normalize_grants(caps.fs_read))],
+        "fs_write": [_dir_ref(p) for p in sorted(normalize_grants(caps.fs_write))],
+        "http_hosts": sorted(caps.http),
+        "kv": bool(caps.kv),
+        "secrets": sorted(caps.secrets),
+        "log": bool(caps.log),
+        "clock": bool(caps.clock),
+        "random": bool(caps.random),
+    }
+    entity = Entity("Vak::Skill", manifest.name, attrs)
+    fp = hashlib.sha256(orjson.dumps(entity.to_json(), option=_DUMP)).hexdigest()
+    return Principal(entity, fp)
+
+
+def _parents(path: str, include_self: bool) -> tuple[tuple[str, str], ...]:
+    chain = ancestors(path) + ((path,) if include_self else ())
+    return tuple(("Vak::Dir", p) for p in chain)
+
+
+@functools.lru_cache(maxsize=4096)
+def file_entity(path: str) -> Entity:
+    """A ``Vak::File`` for a normalised guest path."""
+    return Entity("Vak::File", path, {"path": path}, _parents(path, include_self=True))
+
+
+@functools.lru_cache(maxsize=4096)
+def dir_entity(path: str) -> Entity:
+    """A ``Vak::Dir`` for a normalised guest path."""
+    return Entity("Vak::Dir", path, {"path": path}, _parents(path, include_self=False))
+
+
+def kernel_entity() -> Entity:
+    """The resource of calls that touch no named target (log, clock, random)."""
+    return Entity("Vak::Kernel", "local")
+
+
+@dataclass(frozen=True, slots=True)
+class CedarRequest:
+    """Everything one authorization needs; ``cache_key`` identifies it exactly."""
+
+    principal: Principal
+    action: str  # action id, e.g. 'fs_read'
+    resource: Entity
+    context: Mapping[str, Any]
+
+    def cache_key(self) -> bytes:
+        r = self.resource
+        return orjson.dumps(
+            [
+                self.principal.fingerprint,
+                self.action,
+                r.type,
+                r.id,
+                r.attrs,
+                r.parents,
+                self.context,
+            ],
+            option=_DUMP,
+        )
+
+    def to_cedar(self) -> dict[str, Any]:
+        """The request dict for ``cedarpy.is_authorized``."""
+        return {
+            "principal": self.principal.entity.uid,
+            "action": {"type": "Vak::Action", "id": self.action},
+            "resource": self.resource.uid,
+            "context": dict(self.context),
+        }
+
+    def to_data(self) -> dict[str, Any]:
+        """The request as replayable data (for ``vak policy test`` and logs)."""
+        return {
+            "principal": self.principal.entity.to_json(),
+            "action": self.action,
+            "resource": self.resource.to_json(),
+            "context": dict(self.context),
+        }
