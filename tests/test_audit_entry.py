@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import orjson
 import pytest
 import rfc8785
 from hypothesis import given, settings
@@ -63,3 +64,41 @@ def test_check_fields() -> None:
 
 def test_time_format() -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", rfc3339_now())
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.0, 1e300, 5e-324],
+                         ids=["nan", "inf", "neg-zero", "huge", "tiny"])
+def test_no_float_is_ever_encoded(bad: float) -> None:
+    # orjson writes NaN/inf as null and would write the others as numbers: all refused
+    for fields in ({"x": bad}, {"x": [1, bad]}, {"x": {"y": (bad,)}}):
+        with pytest.raises(CanonicalError):
+            encode_checked(fields, dict(_HEADER))
+
+
+def test_exotic_types_are_refused_not_silently_encoded() -> None:
+    import dataclasses
+    import datetime
+    import uuid
+
+    @dataclasses.dataclass
+    class D:
+        z: int = 1
+        a: float = 0.5
+
+    for value in (D(), datetime.datetime(2026, 1, 1), uuid.uuid4(), {1, 2}, b"x"):
+        with pytest.raises(CanonicalError):
+            encode_checked({"x": value}, dict(_HEADER))
+
+
+@settings(max_examples=100)
+@given(st.recursive(_scalars | st.floats(allow_nan=True, allow_infinity=True),
+                    lambda c: st.lists(c, max_size=3)
+                    | st.dictionaries(st.text(max_size=4), c, max_size=3), max_leaves=8))
+def test_encoded_lines_never_hold_a_float(value: object) -> None:
+    try:
+        line = encode_checked({"x": value}, dict(_HEADER))
+    except CanonicalError:
+        assert has_float({"x": value})
+        return
+    assert not has_float(orjson.loads(line)) and not has_float({"x": value})
+    assert line == rfc8785.dumps({**_HEADER, "x": value}) + b"\n"

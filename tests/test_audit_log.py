@@ -132,7 +132,9 @@ def test_args_digest_is_keyed_and_stable(tmp_path: Path) -> None:
     a = _open(tmp_path / "a")
     b = _open(tmp_path / "b")
     assert a.args_digest(b"x") == a.args_digest(b"x") != b.args_digest(b"x")
-    assert len(a.args_digest(b"secret")) == 64
+    digest = a.args_digest(b"secret")
+    assert digest.startswith("hmac-sha256:") and len(digest) == 12 + 64
+    assert "secret" not in digest and bytes.fromhex(digest[12:])
     a.close()
     b.close()
 
@@ -240,3 +242,19 @@ def test_sigkill_mid_append_then_reopen(tmp_path: Path) -> None:
     log.append("heartbeat", {}, durable=True)
     log.close()
     assert _verify(tmp_path) == Code.OK
+
+
+def test_skill_loaded_and_worker_crashed_entries_verify(tmp_path: Path) -> None:
+    log = _open(tmp_path)
+    skill = {"id": "calc", "version": "1.0.0", "manifest_digest": "sha256:" + "ab" * 32,
+             "module_sha256": "sha256:" + "cd" * 32, "signer": "a1b2c3d4", "tier": "community"}
+    log.append("skill_loaded", {"skill": skill, "tools": ["calc.add", "calc.mul"],
+                                "route": "worker"})
+    log.append("worker_crashed", {"skill": skill, "exit": {"signal": 9, "code": None},
+                                  "pid": 4242, "invocation": "inv-1"}, durable=True)
+    with pytest.raises(CanonicalError, match="tools"):
+        log.append("skill_loaded", {"skill": skill, "route": "engine"})
+    log.close()
+    assert _verify(tmp_path) == Code.OK
+    kinds = [orjson.loads(x)["kind"] for x in (tmp_path / "vak.log").read_bytes().splitlines()]
+    assert kinds[1:3] == ["skill_loaded", "worker_crashed"]

@@ -30,6 +30,11 @@ class _Handler(BaseHTTPRequestHandler):
             "/redirect-meta": (302, {"Location": "http://169.254.169.254/latest/meta-data"}, b""),
             "/redirect-local": (302, {"Location": f"http://127.0.0.1:{port}/ok"}, b""),
         }
+        if self.path.startswith("/redirect/"):  # /redirect/<status>/<meta|local>
+            _, _, code, target = self.path.split("/", 3)
+            to = {"meta": "http://169.254.169.254/latest/meta-data",
+                  "local": f"http://127.0.0.1:{port}/ok"}[target]
+            routes[self.path] = (int(code), {"Location": to}, b"")
         if self.path == "/slow":
             time.sleep(1.0)
         status, headers, body = routes.get(self.path, (404, {}, b"nope"))
@@ -136,6 +141,25 @@ def test_redirects_are_not_followed(tmp_path: Path, server: int, path: str) -> N
         with pytest.raises(PolicyDeniedError) as err:
             call(h, "http_request", url=r["headers"]["location"])
         assert err.value.policy_ids == ("vak.net.forbid-metadata",)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("target", ["meta", "local"], ids=["to-169.254.169.254", "to-127.0.0.1"])
+def test_no_redirect_status_is_followed(
+    tmp_path: Path, server: int, status: int, target: str
+) -> None:
+    # redirects are off (docs/POLICY.md): the 30x goes back to the guest, no hop is
+    # made by the kernel, and the call has exactly one decision and one result entry
+    before = _Handler.hits.get("/ok", 0)
+    sink, h = _h(tmp_path, (f"127.0.0.1:{server}", "169.254.169.254"))
+    r = call(h, "http_request", url=f"http://127.0.0.1:{server}/redirect/{status}/{target}")
+    assert r["status"] == status and "location" in r["headers"]
+    assert _Handler.hits.get("/ok", 0) == before
+    kinds = [k for k, _, _ in sink.entries]
+    assert kinds == ["host_decision", "host_result"]
+    assert [d["resource"] for d in sink.decisions()] == [
+        f"http://127.0.0.1:{server}/redirect/{status}/{target}"
+    ]
 
 
 def test_response_size_cap_and_timeout(tmp_path: Path, server: int) -> None:

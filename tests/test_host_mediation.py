@@ -259,7 +259,9 @@ def test_audit_entry_shape_follows_audit_format(tmp_path: Path, ws: Path) -> Non
     call(h, "kv_get", key="k")
     dec, res = sink.entries[0][1], sink.entries[1][1]
     assert dec["resource"] == "/workspace/a.txt" and dec["skill"]["id"] == "tester"
-    assert dec["decision"]["policy_set"].startswith("sha256:") and len(dec["args_hmac"]) == 64
+    assert dec["decision"]["policy_set"].startswith("sha256:")
+    # the log's own keyed digest, passed through unchanged (whatever its prefix)
+    assert dec["args_hmac"] == sink.args_digest(orjson.dumps({"path": "/workspace//a.txt"}))
     assert res["decision_seq"] == dec["seq"] and res["outcome"]["status"] == "ok"
     assert sink.decisions()[1]["resource"] == "kv:tester/k"
 
@@ -274,3 +276,63 @@ def test_secret_echoed_into_a_target_is_scrubbed_from_the_log(tmp_path: Path, ws
         call(h, "fs_read", path="/workspace/s3cr3t-value\x00")
     sink.all()  # flush
     assert b"s3cr3t-value" not in sink.path.read_bytes()
+
+
+def test_result_digest_is_the_logs_hmac_not_a_plain_hash(tmp_path: Path, ws: Path) -> None:
+    # a plain sha256 of a small result (a file's content, a secret-derived value)
+    # could be brute-forced from the log; the keyed digest cannot
+    import hashlib
+
+    sink, _, h = _setup(tmp_path, ws, fs_read=("/workspace",))
+    reply = h("fs_read", orjson.dumps({"path": "/workspace/a.txt"}))
+    res = next(f for k, f, _ in sink.entries if k == "host_result")
+    digest = res["outcome"]["result_digest"]
+    assert digest == sink.args_digest(reply)
+    plain = hashlib.sha256(reply).hexdigest()
+    assert plain not in digest
+
+
+def test_repeated_calls_are_each_mediated_and_recorded(tmp_path: Path, ws: Path) -> None:
+    # the normalisation memo and the decision cache must not skip any step:
+    # every call is counted, decided, recorded and performed afresh
+    sink, _, h = _setup(tmp_path, ws, fs_read=("/workspace",), fs_write=("/workspace/out",))
+    for i in range(3):
+        call(h, "fs_write", path="/workspace/out/n.txt", content=f"v{i}")
+        assert call(h, "fs_read", path="/workspace/out/n.txt")["content"] == f"v{i}"
+        with pytest.raises(PolicyDeniedError):
+            call(h, "fs_read", path="/etc/passwd")
+    assert h.ctx.counters.host_calls == 9
+    decisions = sink.decisions()
+    assert len(decisions) == 9
+    assert [d["decision"]["effect"] for d in decisions] == ["allow", "allow", "deny"] * 3
+    results = [f for k, f, _ in sink.entries if k == "host_result"]
+    reads = [r["outcome"]["result_digest"] for r in results if r["host_function"] == "fs_read"]
+    assert len(results) == 6 and len(set(reads)) == 3  # each read performed afresh
+
+
+def test_memo_is_per_skill_ceiling(tmp_path: Path, ws: Path) -> None:
+    # the same argument bytes under another skill's handler get that skill's ceiling
+    sink = LogSink(tmp_path)
+    m = mediator(tmp_path, sink, fs_mounts={"/workspace": ws})
+    ok = m.handler(context(manifest(fs_read=("/workspace",))))
+    no = m.handler(context(manifest(name="other", fs_read=("/elsewhere",))))
+    assert call(ok, "fs_read", path="/workspace/a.txt")["content"] == "hello"
+    with pytest.raises(PolicyDeniedError) as err:
+        call(no, "fs_read", path="/workspace/a.txt")
+    assert err.value.policy_ids == ("vak.capability-ceiling",)
+
+
+def test_policy_reload_applies_to_cached_decisions(tmp_path: Path, ws: Path) -> None:
+    from host_helpers import engine
+
+    sink, m, h = _setup(tmp_path, ws, fs_read=("/workspace",))
+    for _ in range(2):
+        assert call(h, "fs_read", path="/workspace/a.txt")["content"] == "hello"
+    old_digest = m.engine.digest
+    strict = engine(tmp_path, '@id("ops.no-reads")\nforbid(principal, action, resource);\n')
+    m.engine.reload(strict.loaded)
+    with pytest.raises(PolicyDeniedError) as err:
+        call(h, "fs_read", path="/workspace/a.txt")
+    assert err.value.policy_ids == ("ops.no-reads",)
+    sets = [d["decision"]["policy_set"] for d in sink.decisions()]
+    assert sets == [old_digest, old_digest, strict.digest] and old_digest != strict.digest

@@ -103,3 +103,22 @@ def test_session_fields_only_when_mentioned(tmp_path: Path) -> None:
         "when { context.session has host_calls && context.session.host_calls > 3 };\n"
     )
     assert engine(tmp_path, ops).session_fields_used == {"host_calls"}
+
+
+def test_schema_validation_still_applies_after_a_valid_request_of_the_action(
+    tmp_path: Path,
+) -> None:
+    # a validated request shape is not re-validated; every other shape still is
+    e = engine(tmp_path)
+    p = _principal(random=True)
+    k = Entity("Vak::Kernel", "local")
+    assert e.decide(_req(p, "random_bytes", k, n=5)).allowed
+    assert e.decide(_req(p, "random_bytes", k, n=6)).allowed  # same shape, new request
+    for bad in ({"n": "x"}, {"n": True}, {"n": 5, "extra": 1}, {}, {"n": [5]}):
+        d = e.decide(CedarRequest(p, "random_bytes", k, {"session": {}, **bad}))
+        assert not d.allowed and d.policy_ids[0] == EVAL_ERROR, bad
+    d = e.decide(CedarRequest(p, "random_bytes", k, {"session": {"nope": 1}, "n": 5}))
+    assert not d.allowed and d.policy_ids[0] == EVAL_ERROR
+    # a wrong resource type for the action is refused too
+    d = e.decide(_req(p, "random_bytes", file_entity("/w/a"), n=5))
+    assert not d.allowed and d.policy_ids[0] == EVAL_ERROR

@@ -65,3 +65,30 @@ def _epoch_config() -> wasmtime.Config:
     cfg = wasmtime.Config()
     cfg.epoch_interruption = True
     return cfg
+
+
+def test_ticker_wakes_after_going_idle() -> None:
+    # after LINGER_S without calls the ticker sleeps; the next enter() must wake
+    # it, or a runaway guest would never reach its deadline
+    from vak.sandbox.ticker import LINGER_S
+
+    engine = wasmtime.Engine(_epoch_config())
+    module = wasmtime.Module(engine, '(module (func (export "f") (loop (br 0))))')
+    ticker = EpochTicker(engine.ptr(), 1)
+    ticker.start()
+    try:
+        for _ in range(2):
+            time.sleep(LINGER_S * 3)
+            assert ticker._idle
+            store = wasmtime.Store(engine)
+            store.set_epoch_deadline(5)
+            inst = wasmtime.Instance(store, module, [])
+            ticker.enter()
+            try:
+                with pytest.raises(wasmtime.Trap):
+                    inst.exports(store)["f"](store)
+            finally:
+                ticker.leave()
+    finally:
+        ticker.stop()
+    assert not ticker.running

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from vak._validation import SchemaValidator, compile_validator
 from vak.errors import SkillLoadError, UnknownToolError
 from vak.invocation import ToolSpec, freeze_mapping
 
-__all__ = ["WIRE_NAME_RE", "LoadedSkill", "RegisteredTool", "Registry", "wire_name"]
+__all__ = [
+    "WIRE_NAME_RE", "LoadedSkill", "RegisteredTool", "Registry", "skill_ref", "wire_name",
+]
 
 WIRE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -53,6 +56,18 @@ class LoadedSkill:
     manifest_sha256: str = ""
 
 
+def skill_ref(skill: LoadedSkill) -> dict[str, Any]:
+    """The skill's identity as docs/AUDIT-FORMAT.md defines an entry's ``skill``."""
+    return {
+        "id": skill.name,
+        "version": skill.version,
+        "manifest_digest": f"sha256:{skill.manifest_sha256}",
+        "module_sha256": skill.module_sha256,
+        "signer": skill.signer_key_id,
+        "tier": skill.tier,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class RegisteredTool:
     """One callable tool: its spec, its skill and its compiled validators."""
@@ -61,6 +76,9 @@ class RegisteredTool:
     skill: LoadedSkill
     input_validator: SchemaValidator
     output_validator: SchemaValidator
+    #: :func:`skill_ref` of ``skill``, built once (every audit entry of a call
+    #: carries it; the log encodes it and never mutates or keeps it)
+    audit_skill: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Registry:
@@ -78,6 +96,7 @@ class Registry:
             SkillLoadError: a wire name or schema is invalid.
         """
         out = []
+        ref = skill_ref(skill)
         for export in skill.manifest.exports:
             name = wire_name(skill.name, export.name)
             spec = ToolSpec(
@@ -97,6 +116,7 @@ class Registry:
                 skill,
                 compile_validator(name, "input", export.input_schema),
                 compile_validator(name, "output", export.output_schema),
+                ref,
             ))
         return out
 
@@ -127,6 +147,15 @@ class Registry:
             for tool in tools:
                 self._tools[tool.spec.name] = tool
                 self._skills[tool.skill.name] = tool.skill
+
+    def discard(self, tools: list[RegisteredTool]) -> None:
+        """Unregister ``tools`` (undo an :meth:`add` whose load could not be audited)."""
+        with self._lock:
+            for tool in tools:
+                if self._tools.get(tool.spec.name) is tool:
+                    del self._tools[tool.spec.name]
+                if self._skills.get(tool.skill.name) is tool.skill:
+                    del self._skills[tool.skill.name]
 
     def get(self, name: str) -> RegisteredTool:
         """The tool called ``name``.

@@ -16,6 +16,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import best_match
 
+from vak._schemafast import Check, compile_fast
 from vak.errors import InputValidationError, OutputValidationError, SkillLoadError
 
 __all__ = ["SchemaValidator", "compile_validator"]
@@ -28,19 +29,31 @@ class SchemaValidator:
     tool: str
     direction: str  # "input" | "output"
     validator: Any
+    #: a subset checker trusted only to say "valid" (see vak._schemafast), or None
+    fast: Check | None = None
 
     def check(self, instance: Any) -> None:
         """Validate ``instance``.
+
+        Valid input (the common case) takes the fast path: the subset checker
+        or ``is_valid``; the costly ``best_match`` over every error runs only
+        to explain a failure, so jsonschema always has the last word on one.
 
         Raises:
             InputValidationError: direction "input" and ``instance`` does not match.
             OutputValidationError: direction "output" and ``instance`` does not match.
         """
-        error = best_match(self.validator.iter_errors(instance))
-        if error is None:
+        fast = self.fast
+        if fast is not None and fast(instance):
             return
-        where = "/" + "/".join(str(p) for p in error.absolute_path)
+        if self.validator.is_valid(instance):
+            return
+        error = best_match(self.validator.iter_errors(instance))
         cls = InputValidationError if self.direction == "input" else OutputValidationError
+        if error is None:  # pragma: no cover - is_valid said invalid: fail closed
+            raise cls(f"{self.tool}: {self.direction} does not match its schema",
+                      tool=self.tool, path="/")
+        where = "/" + "/".join(str(p) for p in error.absolute_path)
         raise cls(
             f"{self.tool}: {self.direction} at {where}: {error.message}",
             tool=self.tool,
@@ -64,7 +77,8 @@ def compile_validator(tool: str, direction: str, schema: Mapping[str, Any]) -> S
         raise SkillLoadError(
             f"{tool}: invalid {direction}_schema: {exc.message}", tool=tool
         ) from None
-    return SchemaValidator(tool, direction, cls(plain))
+    fast = compile_fast(plain) if cls is jsonschema.Draft202012Validator else None
+    return SchemaValidator(tool, direction, cls(plain), fast)
 
 
 def _plain(value: Any) -> Any:

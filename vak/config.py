@@ -27,6 +27,10 @@ TOML layout (every key optional)::
     [worker]
     force = false  require_os_sandbox = false  pool_size = 2  recycle_after = 1000
     cpu_seconds = 3600  start_timeout_ms = 30000  hang_margin_ms = 1000
+    [kernel]
+    max_concurrency = 8
+    session_reuse = false   # opt-in: state persists between calls of one session
+    session_max_live = 64
 """
 
 from __future__ import annotations
@@ -107,7 +111,12 @@ class KernelConfig:
 
     # --- kernel API ---------------------------------------------------------
     max_concurrency: int = 8
+    #: opt-in: calls with the same ``session=`` reuse one live instance per skill,
+    #: so guest state persists between them (see vak/_session.py); off by default
     session_reuse: bool = False
+    #: most sessions holding a live instance at once (least recently used closed first);
+    #: must stay below pool_total_instances so fresh calls still find a slot
+    session_max_live: int = 64
 
     # ------------------------------------------------------------------------
     def resolved(self, name: str) -> Path:

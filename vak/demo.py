@@ -159,15 +159,6 @@ def _write_policy(path: Path, port: int) -> None:
     )
 
 
-def _only_deadline(manifest: Path) -> None:
-    """Give the runaway skill all the fuel there is, so its deadline is what stops it."""
-    from vak.manifest import dump_manifest_yaml, load_yaml_mapping
-
-    data = load_yaml_mapping(manifest.read_text(encoding="utf-8"), str(manifest))
-    data.setdefault("limits", {})["max_fuel"] = 2**53 - 1
-    manifest.write_text(dump_manifest_yaml(data), encoding="utf-8")
-
-
 def prepare_workdir(workdir: Path, port: int) -> Path:
     """Build, copy, sign and trust the demo skills; write vak.toml. Returns its path.
 
@@ -194,8 +185,6 @@ def prepare_workdir(workdir: Path, port: int) -> Path:
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(source, dest)
-        if name == "loop":
-            _only_deadline(dest / "skill.yaml")
         sign_skill(dest, signing_key)
         skill_dirs.append(f"skills/{name}")
     pub = (keys / "demo-signer.key.pub").read_text(encoding="utf-8").strip()

@@ -33,6 +33,7 @@ The tree::
         ├── OutputValidationError
         ├── PolicyDeniedError           host call denied (policy ids, audit seq)
         ├── HostCallLimitError          max_host_calls exceeded
+        ├── CapacityError               every pooled instance slot is in use (retry later)
         ├── WorkerCrashedError          OS-sandboxed worker died / misbehaved
         └── SkillTrapError             the guest itself failed
             ├── SkillTimeout            epoch deadline reached
@@ -54,6 +55,7 @@ __all__ = [
     "AuditError",
     "AuditIntegrityError",
     "AuditVerificationError",
+    "CapacityError",
     "ConfigError",
     "DigestMismatchError",
     "FuelExhausted",
@@ -247,6 +249,17 @@ class HostCallLimitError(ToolCallError):
     """The skill made more host calls than its ``max_host_calls`` limit."""
 
     code = "host_call_limit"
+
+
+class CapacityError(ToolCallError):
+    """No pooled instance slot (or memory/table slot) is free for this call.
+
+    Not the guest's fault: the kernel is at ``pool_total_instances`` live
+    instances (calls in flight plus instances kept by reused sessions). The
+    call may succeed when retried later; ``details`` carry wasmtime's reason.
+    """
+
+    code = "capacity_exhausted"
 
 
 class WorkerCrashedError(ToolCallError):

@@ -23,7 +23,11 @@ Invariants:
   (untrusted tier, or ``force_worker``), both behind the same ``Runner`` seam;
 * :meth:`Kernel.invoke` is safe to call from many threads at once: the
   registry is read-mostly under a lock, each call gets its own Store, and the
-  audit log serialises appends into one chain.
+  audit log serialises appends into one chain;
+* with ``session_reuse`` on (opt-in), in-process calls that carry a
+  ``session=`` id reuse that session's live instance of the skill, so guest
+  state persists between them (:mod:`vak._session`); calls without a session,
+  and calls routed to the OS-sandboxed worker, always get a fresh instance.
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Mapping
 from dataclasses import replace
@@ -43,7 +47,8 @@ from typing import Any
 import orjson
 
 from vak import formats
-from vak._registry import LoadedSkill, RegisteredTool, Registry
+from vak._registry import LoadedSkill, RegisteredTool, Registry, skill_ref
+from vak._session import SessionTable
 from vak.config import KernelConfig
 from vak.errors import (
     ConfigError,
@@ -85,11 +90,14 @@ class Kernel:
         self._audit: Any = None
         self._engine: Any = None
         self._mediator: Any = None
+        self._sessions: SessionTable | None = None
         try:
             self._trust = _load_trust(config)
             self._audit = _open_audit(config)
             self._engine = _make_engine(config)
             self._mediator = _make_mediator(config, self._audit)
+            if config.session_reuse:
+                self._sessions = _make_sessions(config, self._engine)
             if config.force_worker:
                 self._worker_pool()
         except BaseException:
@@ -125,7 +133,8 @@ class Kernel:
         self._closed = True
         with contextlib.ExitStack() as stack:
             # ExitStack closes in reverse order and keeps going if one fails
-            for part in (self._audit, self._mediator, self._engine, self._pool):
+            for part in (self._audit, self._mediator, self._engine, self._pool,
+                         self._sessions):
                 closer = getattr(part, "close", None)
                 if closer is not None:
                     stack.callback(closer)
@@ -145,6 +154,8 @@ class Kernel:
                 is unsigned, tampered with, or signed by a key not trusted.
             SkillLoadError: compilation failed, the skill is already loaded, or
                 a wire name collides with a loaded tool.
+            AuditError: the ``skill_loaded`` entry could not be written (the
+                skill is then not loaded).
         """
         self._check_open()
         skill_dir = Path(path)
@@ -176,6 +187,14 @@ class Kernel:
                     f"{skill_dir}: cannot compile module: {exc}", skill_dir=str(skill_dir)
                 ) from exc
             self._registry.add(tools)
+            # recorded before load_skill returns; a skill whose load cannot be
+            # recorded is not kept callable (fail closed)
+            try:
+                self._audit.append("skill_loaded", _load_fields(skill, tools),
+                                   durable=self._strict)
+            except BaseException:
+                self._registry.discard(tools)
+                raise
         return tuple(t.spec for t in tools)
 
     # ------------------------------------------------------------------ queries
@@ -207,38 +226,50 @@ class Kernel:
     ) -> Invocation:
         """Call tool ``name`` with ``input`` and return the output with its evidence.
 
+        With ``session_reuse`` on, a call carrying ``session`` runs on that
+        session's live instance of the skill (created on first use, discarded
+        after any error, freed by :meth:`end_session`), so the guest sees the
+        state earlier calls of the session left; its ``invocation_started``
+        entry says ``"instance": "session"``.
+
         Raises:
             UnknownToolError: no loaded skill exports ``name``.
             InputValidationError: ``input`` does not match the input schema
                 (the guest never runs; an audit entry still records the refusal).
             PolicyDeniedError: a host call was denied (the call ended there).
             SkillTrapError: the guest trapped, timed out, ran out of fuel, ...
+            CapacityError: every pooled instance slot is in use (retry later).
             OutputValidationError: the output does not match the output schema.
             WorkerCrashedError: the OS-sandboxed worker failed.
         """
         self._check_open()
         tool = self._registry.get(name)
         payload: Any = {} if input is None else input
-        inv_id = uuid.uuid4().hex
+        inv_id = os.urandom(16).hex()  # as unguessable as uuid4, cheaper
         input_json = _encode_input(name, payload)
-        started = self._audit.append("invocation_started", {
+        reuse = self._reuses(tool, session)
+        fields: dict[str, Any] = {
             "invocation": inv_id,
-            "skill": _skill_ref(tool.skill),
+            "skill": tool.audit_skill,
             "session": session or "",
             "call_id": call_id,
-            "principal": (principal or Principal()).to_audit(),
+            "principal": _ANONYMOUS if principal is None else principal.to_audit(),
             "tool": name,
             "export": tool.spec.export,
             # keyed digest: a low-entropy input (a PIN, a name) cannot be
             # recovered from the log by guessing, yet equal inputs still match
-            "input_digest": "hmac-sha256:" + self._audit.args_digest(input_json),
+            "input_digest": self._audit.args_digest(input_json),
             "route": "worker" if tool.skill.use_worker else "engine",
-        })
+        }
+        if reuse:
+            # an auditor must be able to tell this call saw state of earlier ones
+            fields["instance"] = "session"
+        started = self._audit.append("invocation_started", fields)
         t0 = time.perf_counter_ns()
         outcome: Any = None
         try:
             tool.input_validator.check(payload)
-            outcome, output = self._run(tool, input_json, inv_id, session)
+            outcome, output = self._run(tool, input_json, inv_id, session, reuse)
             tool.output_validator.check(output)
         except BaseException as exc:
             self._finish(tool, inv_id, session, started, outcome, t0, exc)
@@ -292,20 +323,41 @@ class Kernel:
                 principal=principal, session=session, call_id=call_id,
             )
 
+    def end_session(self, session: str) -> int:
+        """Free the instances kept for ``session`` (``session_reuse`` mode).
+
+        The session's next call starts from a fresh instance. A no-op (0)
+        when reuse is off or the session holds no instance.
+
+        Returns:
+            How many instances (one per skill used in the session) were closed.
+        """
+        if self._sessions is None:
+            return 0
+        return self._sessions.end(session)
+
     # ------------------------------------------------------------------ internals
     def _run(
-        self, tool: RegisteredTool, input_json: bytes, inv_id: str, session: str | None
+        self, tool: RegisteredTool, input_json: bytes, inv_id: str, session: str | None,
+        reuse: bool,
     ) -> tuple[Any, Any]:
-        host = _handler(self._mediator, tool, inv_id, session)
-        runner = self._worker_pool() if tool.skill.use_worker else self._engine
-        outcome = runner.call(
-            tool.skill.module_sha256, tool.spec.export, input_json,
-            tool.skill.manifest.limits, host,
-        )
-        scrub = getattr(host, "scrub", None)
-        if scrub is not None:
+        host = _LazyHost(self._mediator, tool, inv_id, session)
+        skill = tool.skill
+        if reuse:
+            assert self._sessions is not None and session is not None
+            outcome = self._sessions.call(
+                session, skill.name, skill.module_sha256, tool.spec.export, input_json,
+                skill.manifest.limits, host,
+            )
+        else:
+            runner = self._worker_pool() if skill.use_worker else self._engine
+            outcome = runner.call(
+                skill.module_sha256, tool.spec.export, input_json, skill.manifest.limits, host,
+            )
+        scrubbed = host.scrub(outcome.output)
+        if scrubbed is not outcome.output:
             # a secret the skill read must not leave through its output
-            outcome = replace(outcome, output=scrub(outcome.output))
+            outcome = replace(outcome, output=scrubbed)
         try:
             output = orjson.loads(outcome.output)
         except orjson.JSONDecodeError as exc:
@@ -313,6 +365,10 @@ class Kernel:
                 f"{tool.spec.name}: output is not JSON: {exc}", tool=tool.spec.name
             ) from None
         return outcome, output
+
+    def _reuses(self, tool: RegisteredTool, session: str | None) -> bool:
+        """Whether this call runs on the session's kept instance (opt-in mode)."""
+        return self._sessions is not None and bool(session) and not tool.skill.use_worker
 
     def _finish(
         self, tool: RegisteredTool, inv_id: str, session: str | None, started: Any,
@@ -322,7 +378,7 @@ class Kernel:
         result: dict[str, Any] = {"status": "ok", "duration_us": duration_ns // 1000}
         fields: dict[str, Any] = {
             "invocation": inv_id,
-            "skill": _skill_ref(tool.skill),
+            "skill": tool.audit_skill,
             "session": session or "",
             "tool": tool.spec.name,
             "started_seq": started.seq,
@@ -331,7 +387,7 @@ class Kernel:
         if outcome is not None:
             fields["fuel"] = outcome.fuel_used
             fields["host_calls"] = outcome.host_calls
-            fields["output_digest"] = "hmac-sha256:" + self._audit.args_digest(outcome.output)
+            fields["output_digest"] = self._audit.args_digest(outcome.output)
         if isinstance(exc, VakError):
             result["status"] = _status_of(exc)
             result["error"] = exc.code
@@ -379,15 +435,48 @@ class Kernel:
 # readable and a change over there is fixed in one place here.
 
 
-def _skill_ref(skill: LoadedSkill) -> dict[str, Any]:
-    """The skill's identity as docs/AUDIT-FORMAT.md defines ``skill``."""
+class _LazyHost:
+    """The call's ``HostHandler``, built only when the guest makes its first host call.
+
+    Most tool calls make none, so the per-call :class:`CallContext` and
+    mediated handler are not built for them; ``scrub`` is the identity until
+    a handler exists (no secret can have been revealed without one).
+    """
+
+    __slots__ = ("_handler", "_inv_id", "_mediator", "_session", "_tool")
+
+    def __init__(self, mediator: Any, tool: RegisteredTool, inv_id: str,
+                 session: str | None) -> None:
+        self._mediator = mediator
+        self._tool = tool
+        self._inv_id = inv_id
+        self._session = session
+        self._handler: Any = None
+
+    def __call__(self, name: str, payload: bytes) -> bytes:
+        handler = self._handler
+        if handler is None:
+            handler = self._handler = _handler(
+                self._mediator, self._tool, self._inv_id, self._session)
+        reply: bytes = handler(name, payload)
+        return reply
+
+    def scrub(self, output: bytes) -> bytes:
+        scrub = getattr(self._handler, "scrub", None)
+        return output if scrub is None else scrub(output)
+
+
+_ANONYMOUS = Principal().to_audit()
+
+
+def _load_fields(skill: LoadedSkill, tools: list[RegisteredTool]) -> dict[str, Any]:
+    """The ``skill_loaded`` entry's fields (docs/AUDIT-FORMAT.md)."""
+    ref = dict(skill_ref(skill))
+    ref["module_sha256"] = f"sha256:{skill.module_sha256}"
     return {
-        "id": skill.name,
-        "version": skill.version,
-        "manifest_digest": f"sha256:{skill.manifest_sha256}",
-        "module_sha256": skill.module_sha256,
-        "signer": skill.signer_key_id,
-        "tier": skill.tier,
+        "skill": ref,
+        "tools": [t.spec.name for t in tools],
+        "route": "worker" if skill.use_worker else "engine",
     }
 
 
@@ -469,6 +558,17 @@ def _make_mediator(config: KernelConfig, audit: Any) -> Any:
     return Mediator.from_config(
         config, policies, audit, args_digest=audit.args_digest, secrets=secrets
     )
+
+
+def _make_sessions(config: KernelConfig, engine: Any) -> SessionTable:
+    if not 0 < config.session_max_live < config.pool_total_instances:
+        raise ConfigError(
+            f"session_max_live={config.session_max_live} must be between 1 and "
+            f"pool_total_instances-1 ({config.pool_total_instances - 1}): kept session "
+            "instances must leave pooled slots for fresh calls",
+            field="session_max_live", fix="lower session_max_live or raise pool_total_instances",
+        )
+    return SessionTable(engine, config.session_max_live)
 
 
 def _make_pool(config: KernelConfig) -> Any:

@@ -29,3 +29,50 @@ def verify(state: DemoState) -> Any:
     from vak.audit.verify import verify_log
 
     return verify_log(state.log, load_trusted_keys(state.log_pub))
+
+
+#: a stateful skill: ``execute`` counts its calls in a global and answers
+#: ``{"n":D}`` with D = count mod 10; ``trap`` always traps. A fresh instance
+#: answers 1; only a reused one answers 2, 3, ...
+COUNTER_WAT = r"""
+(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 1024))
+  (global $count (mut i32) (i32.const 0))
+  (data (i32.const 16) "{\"n\":0}")
+  (func (export "vak_alloc") (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
+    (local.get $p))
+  (func (export "execute") (param i32 i32) (result i64)
+    (global.set $count (i32.add (global.get $count) (i32.const 1)))
+    (i32.store8 (i32.const 21)
+      (i32.add (i32.const 48) (i32.rem_u (global.get $count) (i32.const 10))))
+    (i64.const 68719476743))
+  (func (export "trap") (param i32 i32) (result i64) unreachable))
+"""
+
+
+def counter_skill(state: DemoState, root: Path) -> Path:
+    """The counter skill, signed with the demo key (trusted by the demo's trust store)."""
+    import wasmtime
+    import yaml
+    from signing_helpers import TEMPLATE
+
+    from vak.keys import load_signing_key
+    from vak.signing import sign_skill
+
+    skill = root / "counter"
+    skill.mkdir(parents=True, exist_ok=True)
+    def export(name: str) -> dict[str, object]:  # separate dicts: no YAML aliases
+        return {"name": name, "description": name, "input_schema": {"type": "object"},
+                "output_schema": {"type": "object"}}
+
+    doc = {**TEMPLATE, "name": "counter", "module": {"path": "counter.wasm"},
+           "capabilities": {}, "limits": {"max_fuel": 100000, "max_host_calls": 0},
+           "exports": [export("execute"), export("trap")]}
+    (skill / "skill.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (skill / "counter.wasm").write_bytes(wasmtime.wat2wasm(COUNTER_WAT))
+    sign_skill(skill, load_signing_key(state.workdir / "keys" / "demo-signer.key"))
+    return skill

@@ -130,3 +130,20 @@ def test_tail_follow(cfg: Path, tmp_path: Path) -> None:
 
 def test_main_in_process_returns_code(cfg: Path) -> None:
     assert main(["verify", "--config", str(cfg)]) == 0
+
+
+def test_verify_checks_per_entry_signatures(tmp_path: Path) -> None:
+    log = AuditLog.open(tmp_path / "vak.log", key_path=tmp_path / "log.key",
+                        origin="cli.vak/sigs", sign_entries=True)
+    for i in range(3):
+        log.append("heartbeat", {"i": i})
+    log.close()
+    pub = str(tmp_path / "log.key.pub")
+    assert run("verify", str(tmp_path / "vak.log"), "--key", pub).returncode == Code.OK
+    sigs = tmp_path / "vak.log.sigs"
+    moved = tmp_path / "elsewhere.sigs"
+    sigs.rename(moved)  # the sidecar is announced by log_opened: its absence is detected
+    out = run("verify", str(tmp_path / "vak.log"), "--key", pub)
+    assert out.returncode == Code.BAD_SIGNATURE and "per-entry signature" in out.stdout
+    out = run("verify", str(tmp_path / "vak.log"), "--key", pub, "--sigs", str(moved))
+    assert out.returncode == Code.OK, out.stdout

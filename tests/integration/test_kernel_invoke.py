@@ -57,6 +57,8 @@ def test_invoke_returns_output_and_evidence(kernel: Kernel, demo_state: DemoStat
     assert started["call_id"] == "c1" and started["skill"]["id"] == "calculator"
     assert started["skill"]["manifest_digest"].startswith("sha256:")
     assert started["input_digest"].startswith("hmac-sha256:")
+    assert started["input_digest"].count("hmac-sha256:") == 1
+    assert len(started["input_digest"]) == len("hmac-sha256:") + 64
     assert json.dumps(ADD) not in demo_state.log.read_text()  # never the raw input
     assert finished["kind"] == "invocation_finished"
     assert finished["outcome"]["status"] == "ok"
@@ -97,7 +99,15 @@ def test_http_inside_grant(kernel: Kernel, demo_state: DemoState) -> None:
     assert "hello from the local demo server" in json.dumps(inv.output)
 
 
-def test_runaway_stopped_by_deadline_and_kernel_keeps_serving(kernel: Kernel) -> None:
+def test_runaway_stopped_by_deadline_and_kernel_keeps_serving(
+        kernel: Kernel, demo_state: DemoState) -> None:
+    # the demo signs the shipped manifest unchanged: its own limits make the
+    # deadline (not fuel) what stops the runaway
+    from vak.manifest import load_manifest
+
+    shipped = load_manifest(Path(__file__).resolve().parents[2] / "skills/hostile/loop")
+    loaded = next(s for s in kernel.skills() if s.name == "loop")
+    assert loaded.manifest.limits == shipped.limits
     with pytest.raises(SkillTimeout):
         kernel.invoke("loop__execute", {})
     assert kernel.invoke("calculator__execute", ADD).output == {"result": 3}

@@ -286,3 +286,18 @@ def test_any_line_deleted_duplicated_or_moved_is_detected(base: Path, tmp_path: 
     report = verify_log(log, load_trusted_keys(tmp_path / "log.key.pub"))
     assert report.result in want, (op, i, report.render())
     assert any(f.seq == i or f.line is not None for f in report.findings if f.code in want)
+
+
+def test_changed_prev_is_blamed_on_its_own_line_when_a_checkpoint_vouches_for_the_one_before(
+        base: Path, tmp_path: Path) -> None:
+    # a lone broken link a -> b: a checkpoint of size b.seq covers a and matches, so b changed
+    log = _copy(base, tmp_path)
+    lines = _lines(log)
+    entry = orjson.loads(lines[-1])
+    entry["prev"] = "0" * 64
+    lines[-1] = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+    _write(log, lines)
+    report = verify_log(log, load_trusted_keys(tmp_path / "log.key.pub"))
+    assert report.result == Code.MODIFIED, report.render()
+    assert [f.line for f in report.findings if f.file == "log"] == [len(lines)]
+    assert report.trusted_prefix == len(lines) - 1

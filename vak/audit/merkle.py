@@ -30,6 +30,14 @@ __all__ = [
 ]
 
 EMPTY_ROOT = sha256(b"").digest()
+_NODE_PREFIX = sha256(b"\x01")
+
+
+def _node(pair: bytes | bytearray) -> bytes:
+    """Node hash of 64 bytes ``left || right`` (prefix state copied: cheaper than new)."""
+    h = _NODE_PREFIX.copy()
+    h.update(pair)
+    return h.digest()
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -106,6 +114,15 @@ class MerkleTree:
         for h, level in enumerate(self._levels):
             del level[(size >> h) * 32 :]
 
+    @classmethod
+    def from_leaves(cls, leaves: bytes | bytearray) -> MerkleTree:
+        """A tree over concatenated 32-byte leaf hashes (bulk load for verifiers)."""
+        if len(leaves) % 32:
+            raise ValueError("leaf buffer is not a multiple of 32 bytes")
+        tree = cls()
+        tree._levels[0] += leaves
+        return tree
+
     def leaf(self, index: int) -> bytes:
         return bytes(self._levels[0][index * 32 : index * 32 + 32])
 
@@ -118,8 +135,9 @@ class MerkleTree:
         if len(level) < index * 32 + 32:
             for h in range(1, height + 1):  # bottom-up, tight loop: one hash per new node
                 below, above = levels[h - 1], levels[h]
-                for i in range(len(above) // 32, len(below) // 64):
-                    above += sha256(b"\x01" + below[64 * i : 64 * i + 64]).digest()
+                start, end = len(above) * 2, len(below) // 64 * 64
+                if start < end:
+                    above += b"".join([_node(below[j : j + 64]) for j in range(start, end, 64)])
         return bytes(level[index * 32 : index * 32 + 32])
 
     def _subtree(self, start: int, end: int) -> bytes:

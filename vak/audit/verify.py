@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import gc
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from cryptography.exceptions import InvalidSignature
 
 from vak.audit.checkpoint import (
     CheckpointSignatureError,
@@ -40,9 +42,10 @@ from vak.audit.checkpoint import (
     verify_checkpoint,
 )
 from vak.audit.entry import FORMAT_VERSION, KINDS, ZERO_HASH, has_float
+from vak.audit.entrysig import EntrySig, entry_message, read_entry_sigs, sigs_path_for
 from vak.audit.keys import TrustedKey, parse_verifier_key
 from vak.audit.log import checkpoint_path_for, read_checkpoints
-from vak.audit.merkle import CompactRange
+from vak.audit.merkle import CompactRange, MerkleTree
 from vak.audit.state import VerifierState
 from vak.canonical import CanonicalError, canonical_bytes
 from vak.errors import AuditIntegrityError, KeyFileError
@@ -159,6 +162,18 @@ class _Line:
 
 _OPT = orjson.OPT_SORT_KEYS
 _REQUIRED = {kind: frozenset(names) for kind, names in KINDS.items()}
+_HEADER_COLS = operator.itemgetter("v", "origin", "seq", "prev", "time", "kind")
+_LEAF_PREFIX = sha256(b"\x00")
+_CHUNK = 64  # lines per bulk step of the fast path (keeps the parsed dicts in cache)
+# Column type checks the comparisons do not already imply (True == 1 == 1.0 in Python;
+# origin, prev and kind are compared with str values or used as keys of _REQUIRED).
+_INT, _STR = {int}, {str}
+
+
+def _leaf(raw: bytes) -> bytes:
+    h = _LEAF_PREFIX.copy()
+    h.update(raw)
+    return h.digest()
 
 
 def _entry_problem(e: Any) -> str | None:
@@ -228,6 +243,13 @@ class _Verifier:
         self.roots: dict[int, bytes] = {}
         self.bad_lines: set[int] = set()
         self.first_disturbed = 1 << 62
+        #: (seq, entry_sigs flag) of every log_opened entry, for per-entry signatures
+        self.opened: list[tuple[int, bool]] = []
+        self.leaf_blob: bytes | None = None  # leaf hashes by seq (fast path only)
+        #: (finding position, a, b) of lone broken links a -> b (see settle_ambiguous_links)
+        self.ambiguous: list[tuple[int, _Line, _Line]] = []
+        self.valid: list[SignedCheckpoint] = []
+        self.trusted: list[TrustedKey] = list(keys)
 
     def add(self, code: Code, message: str, ln: _Line | None = None, *, seq: int | None = None,
             offset: int | None = None, line: int | None = None, file: str = "log") -> None:
@@ -289,6 +311,8 @@ class _Verifier:
             ln.entry = e
             if ln.kind == "key_rotated" and isinstance(e.get("new_vkey"), str):
                 self.rotations.append((ln.seq, e["new_vkey"], i))
+            if ln.kind == "log_opened" and type(ln.seq) is int:
+                self.opened.append((ln.seq, e.get("entry_sigs") is True))
             if ln.seq != i or ln.prev != prev_hex or ln.origin != origin:
                 perfect = False
             prev_hex = leaf.hex()
@@ -312,48 +336,62 @@ class _Verifier:
         return max(picks, key=picks.count, default=self.origin)
 
     def fast(self, raw_lines: list[bytes], sizes: set[int]) -> bool:
-        """The common case in one tight loop; False at the first anomaly (then ``scan``).
+        """The common case, column-wise in C-level bulk calls; False at any anomaly.
 
-        Everything is inlined (compact Merkle range included) because this loop is
-        the verifier's throughput. Floats are left to ``scan``: the writer refuses
-        them, so a float can only come with a chain or signature failure that
-        sends the log there anyway.
+        Chunk by chunk (small enough to stay in cache), with no per-line Python
+        loop: every line is parsed (``map(loads)``), the chunk is re-encoded once
+        and compared with its lines joined by commas (equal iff every line is
+        canonical: each line parsed alone as one complete JSON value, so element
+        boundaries coincide), header fields are pulled out as columns and compared
+        with the expected columns, and leaf hashes come from one comprehension. The
+        Merkle roots at checkpoint sizes come from one bulk-loaded tree. Floats are
+        left to ``scan``: the writer refuses them, so a float can only come with a
+        chain or signature failure that sends the log there (an uncovered tail line
+        is only ever a warning).
         """
-        loads, dumps, opt, kinds = orjson.loads, orjson.dumps, _OPT, _REQUIRED
-        roots, rotations = self.roots, []
-        stack: list[bytes] = []
-        origin, prev, n = self.origin, ZERO_HASH, 0
-        if 0 in sizes:
-            roots[0] = CompactRange().root()
+        n = len(raw_lines)
+        origin, leaves, rotations = self.origin, bytearray(), []
+        prev = ZERO_HASH
+        loads, dumps, join, leaf, hexed = orjson.loads, orjson.dumps, b",".join, _leaf, bytes.hex
         try:
-            for raw in raw_lines:
-                leaf = sha256(b"\x00" + raw).digest()
-                stack.append(leaf)
-                m = n
-                while m & 1:
-                    right = stack.pop()
-                    stack[-1] = sha256(b"\x01" + stack[-1] + right).digest()
-                    m >>= 1
-                e = loads(raw)
-                seq = e["seq"]
-                if seq != n or e["prev"] != prev or e["origin"] != origin \
-                        or seq.__class__ is not int or e["v"] != FORMAT_VERSION \
-                        or e["time"].__class__ is not str:
+            for lo in range(0, n, _CHUNK):
+                raws = raw_lines[lo:lo + _CHUNK]
+                entries = list(map(loads, raws))
+                if set(map(type, entries)) != {dict} \
+                        or dumps(entries, option=_OPT) != b"[" + join(raws) + b"]":
                     return False
-                n += 1
-                if n in sizes:
-                    acc = stack[-1]
-                    for h in reversed(stack[:-1]):
-                        acc = sha256(b"\x01" + h + acc).digest()
-                    roots[n] = acc
-                kind = e["kind"]
-                if not e.keys() >= kinds[kind] or dumps(e, option=opt) != raw:
+                v, origin_col, seq, prevs, time_, kind = zip(*map(_HEADER_COLS, entries),
+                                                             strict=True)
+                chunk = [leaf(raw) for raw in raws]
+                hexes = list(map(hexed, chunk))
+                if list(seq) != list(range(lo, lo + len(raws))) \
+                        or list(prevs) != [prev, *hexes[:-1]] \
+                        or origin_col.count(origin) != len(raws) \
+                        or v.count(FORMAT_VERSION) != len(raws) \
+                        or set(map(type, seq)) != _INT or set(map(type, v)) != _INT \
+                        or set(map(type, time_)) != _STR \
+                        or not all(map(operator.ge, map(dict.keys, entries),
+                                       map(_REQUIRED.__getitem__, kind))):
                     return False
-                if kind == "key_rotated":
-                    rotations.append((seq, e["new_vkey"], seq))
-                prev = leaf.hex()
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+                if "log_opened" in kind:
+                    self.opened += [(lo + i, entries[i].get("entry_sigs") is True)
+                                    for i, k in enumerate(kind) if k == "log_opened"]
+                if "key_rotated" in kind:
+                    for i, k in enumerate(kind):
+                        if k == "key_rotated":
+                            vkey = entries[i].get("new_vkey")
+                            if type(vkey) is not str:
+                                return False
+                            rotations.append((lo + i, vkey, lo + i))
+                prev = hexes[-1]
+                leaves += b"".join(chunk)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return False
+        self.leaf_blob = bytes(leaves)
+        tree = MerkleTree.from_leaves(leaves)
+        for size in sizes:
+            if size <= n:
+                self.roots[size] = tree.root(size)
         self.rotations = rotations
         return True
 
@@ -433,7 +471,35 @@ class _Verifier:
                 if ln.index not in self.bad_lines:
                     self.add(Code.MODIFIED, "entry content changed: its hash does not match "
                              "the next entry's prev", ln)
+                    if first == last:  # or the next entry's prev changed: checkpoints decide
+                        self.ambiguous.append((len(self.findings) - 1, ln, ordered[c + 1]))
             p = q + 1
+
+    def settle_ambiguous_links(self) -> None:
+        """Blame the later entry of a lone broken link when a checkpoint vouches for the earlier.
+
+        A single broken link ``a -> b`` means a's content or b's ``prev`` changed.
+        If a valid checkpoint whose size covers ``a`` but not ``b`` matches the
+        log, ``a`` is intact, so ``b`` is the entry that was modified.
+        """
+        if not self.ambiguous:
+            return
+        sizes = {cp.checkpoint.size for cp in self.valid
+                 if self.roots.get(cp.checkpoint.size) == cp.checkpoint.root}
+        for pos, a, b in self.ambiguous:
+            assert a.seq is not None and b.seq is not None
+            if not any(a.seq < size <= b.seq for size in sizes):
+                continue
+            self.bad_lines.discard(a.index)
+            self.bad_lines.add(b.index)
+            self.findings[pos] = Finding(
+                Code.MODIFIED, "entry content changed: its prev does not match the previous "
+                "entry's hash, which a signed checkpoint confirms", b.seq, b.offset,
+                b.index + 1)
+        self.first_disturbed = min(
+            (at for f in self.findings if f.file == "log"
+             for at in (f.seq, None if f.line is None else f.line - 1) if at is not None),
+            default=1 << 62)
 
     # -------------------------------------------------------------- checkpoints
     def checkpoints(self, cps: list[tuple[int, SignedCheckpoint | None, str]]) -> None:
@@ -493,6 +559,77 @@ class _Verifier:
         self._forks(matching)
         self.covered = covered
         self.signed_upto = signed_upto
+        self.trusted = trusted
+
+    # -------------------------------------------------------------- entry sigs
+    def entry_signatures(self, records: list[EntrySig], n: int) -> None:
+        """Check the optional per-entry signature sidecar (docs section 4a).
+
+        Every record must be well formed, by a trusted key (the checkpoint keys,
+        including rotations vouched for by checkpoints), verify, and name the
+        leaf the log holds at its seq; entries written while ``log_opened`` said
+        ``entry_sigs`` must each have one.
+        """
+        keys = {(k.key_id): k for k in self.trusted if k.name == self.origin
+                and not k.revoked}
+        leaves = self._leaves_by_seq(n)
+        signed: set[int] = set()  # seqs with a good record, or already reported bad
+        for r in records:
+            if r.seq is None or r.leaf is None or r.key_id is None or r.sig is None:
+                self.add(Code.MALFORMED, "per-entry signature record is malformed",
+                         offset=r.offset, line=r.line, file="sigs")
+                continue
+            signed.add(r.seq)  # from here on, a failure is this record's finding
+            key = keys.get(r.key_id)
+            if key is None:
+                self.add(Code.KEY_UNTRUSTED, f"per-entry signature of seq {r.seq} by untrusted "
+                         f"key {r.key_id.hex()}", seq=r.seq, offset=r.offset, line=r.line,
+                         file="sigs")
+                continue
+            try:
+                key.verify(r.sig, entry_message(self.origin, r.seq, r.leaf))
+            except InvalidSignature:
+                self.add(Code.BAD_SIGNATURE, f"per-entry signature of seq {r.seq} does not "
+                         "verify", seq=r.seq, offset=r.offset, line=r.line, file="sigs")
+                continue
+            if r.seq >= n:
+                code = Code.TRUNCATED if r.seq < self.signed_upto else Code.WARNINGS
+                self.add(code, f"signed entry seq {r.seq} is not in the log (it holds {n})",
+                         seq=r.seq, offset=r.offset, line=r.line, file="sigs")
+                continue
+            have = leaves.get(r.seq)
+            if have is None or have[0] != r.leaf:
+                if have is None or have[1] not in self.bad_lines:
+                    self.add(Code.MODIFIED, f"entry seq {r.seq} is not the entry its per-entry "
+                             "signature covers", seq=r.seq, offset=r.offset, line=r.line,
+                             file="sigs")
+                continue
+        self._missing_sigs(signed, n)
+
+    def _leaves_by_seq(self, n: int) -> dict[int, tuple[bytes, int]]:
+        """seq -> (leaf hash, line index) for the entries the log holds."""
+        if self.leaf_blob is not None:
+            blob = self.leaf_blob
+            return {i: (blob[32 * i: 32 * i + 32], i) for i in range(n)}
+        out: dict[int, tuple[bytes, int]] = {}
+        for ln in self.lines:
+            if ln.seq is not None and ln.origin == self.origin:
+                out.setdefault(ln.seq, (ln.leaf, ln.index))
+        return out
+
+    def _missing_sigs(self, signed: set[int], n: int) -> None:
+        opened = sorted(self.opened)
+        for k, (start, on) in enumerate(opened):
+            if not on:
+                continue
+            end = opened[k + 1][0] if k + 1 < len(opened) else n
+            missing = [s for s in range(start, end) if s not in signed]
+            if missing:
+                span = f"seq {missing[0]}" if len(missing) == 1 else \
+                    f"{len(missing)} entries between seq {missing[0]} and {missing[-1]}"
+                self.add(Code.BAD_SIGNATURE, f"no valid per-entry signature for {span}, though "
+                         f"the log was opened with entry signatures at seq {start}",
+                         seq=missing[0], file="sigs")
 
     def _forks(self, matching: list[int]) -> None:
         by_size: dict[int, SignedCheckpoint] = {}
@@ -560,8 +697,12 @@ def _float_problem(e: Any) -> str | None:
 def verify_log(
     path: str | Path, keys: Iterable[TrustedKey], *, checkpoint_path: str | Path | None = None,
     state: VerifierState | None = None, origin: str | None = None,
+    sigs_path: str | Path | None = None,
 ) -> Report:
     """Verify the log at ``path`` against ``keys``; never raises for a bad log.
+
+    The checkpoints come from ``<log>.ckpt`` and the optional per-entry
+    signatures from ``<log>.sigs`` unless other paths are given.
 
     A bad log is the *result* here (see :meth:`Report.raise_for_result`).
 
@@ -593,12 +734,16 @@ def verify_log(
         v.torn, v.end_offset = torn, len(data)
     else:
         v.roots.clear()
-        v.lines = []
+        v.lines, v.opened, v.leaf_blob = [], [], None
         if not v.scan(data, sizes):
             v.classify()
     v.checkpoints(cps)
+    v.settle_ambiguous_links()
     v.state_check()
     n = len(v.lines)
+    records = read_entry_sigs(Path(sigs_path) if sigs_path else sigs_path_for(path))
+    if records or any(on for _, on in v.opened):
+        v.entry_signatures(records, n)
     if not v.valid and n:
         v.add(Code.UNVERIFIABLE, "no checkpoint signed by a trusted key; nothing here can be "
               "trusted", file="checkpoint")

@@ -73,7 +73,8 @@ def _log_and_keys(args: argparse.Namespace, *, need_keys: bool) -> tuple[Path, l
 def _cmd_verify(args: argparse.Namespace) -> int:
     log, keys = _log_and_keys(args, need_keys=True)
     state = load_state(args.state) if args.state else None
-    report = verify_log(log, keys, checkpoint_path=args.checkpoints, state=state)
+    report = verify_log(log, keys, checkpoint_path=args.checkpoints, state=state,
+                        sigs_path=args.sigs)
     if args.json:
         _out(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:
@@ -267,6 +268,7 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="verify a whole log")
     common(v, keys=True)
     v.add_argument("--checkpoints", help="checkpoint file (default: LOG.ckpt)")
+    v.add_argument("--sigs", help="per-entry signature file (default: LOG.sigs, if present)")
     v.add_argument("--state", help="remembered verifier state (rollback/fork detection)")
     v.add_argument("--update-state", action="store_true")
     v.add_argument("--json", action="store_true")

@@ -22,6 +22,13 @@ For each guest call ``vak.<function>(args)`` the handler returned by
 Every call, refused or not, produces exactly one ``host_decision`` entry.
 Host functions themselves never authorize or audit.
 
+Speed without skipping a step: the per-invocation audit fields are bound once
+per handler; the ``fs``/``kv`` normalisation of step 3 is memoised per handler by
+the exact argument bytes (a pure function of them for a fixed skill); step 5
+consults the decision cache by a key computed before any Cedar request is built.
+Every call is still counted, decided, recorded (with its own args HMAC) and,
+when allowed, performed and recorded with the log's keyed digest of its result.
+
 Example::
 
     >>> mediator = Mediator(engine, audit_log, args_digest=audit_log.args_digest,
@@ -48,7 +55,7 @@ from vak.errors import ABIError, HostCallLimitError, PolicyDeniedError
 from vak.host.base import HostEffectError, Prepared
 from vak.host.catalog import HostFunction, host_function
 from vak.host.clock import Clock, ClockFamily
-from vak.host.context import CallContext
+from vak.host.context import COUNTER_MAX, CallContext
 from vak.host.fs import FsFamily
 from vak.host.http import HttpFamily, Resolver
 from vak.host.kv import KvFamily, KvStore
@@ -56,7 +63,7 @@ from vak.host.log import LogFamily
 from vak.host.random import RandomFamily
 from vak.host.secrets import NoSecrets, SecretProvider, SecretsFamily
 from vak.policy.engine import Decision, PolicyEngine
-from vak.policy.entities import CedarRequest, Entity, Principal, principal_for
+from vak.policy.entities import Entity, Principal, principal_for
 from vak.policy.normalize import NormalizeError
 
 __all__ = [
@@ -75,6 +82,20 @@ HOST_CALL_LIMIT = "vak.host-call-limit"
 #: secret values shorter than this are not scrubbed (they would mangle output)
 MIN_SCRUB_LEN = 4
 _MAX_ARGS = 2 << 20
+_CEILING_DECISION = Decision(False, (CAPABILITY_CEILING,))
+#: families whose ``prepare`` is a pure function of (function, argument bytes) for a
+#: fixed skill and mediator (no DNS, no secret reveal, no scrubbing state, no clock)
+_PURE_FAMILIES = frozenset({"fs", "kv"})
+_MEMO_ARGS = 1024  # larger arguments (fs_write contents) are never kept
+_MEMO_SIZE = 64
+
+
+def _memo_put(
+    memo: dict[tuple[str, bytes], Prepared], key: tuple[str, bytes], value: Prepared
+) -> None:
+    if len(memo) >= _MEMO_SIZE:
+        memo.pop(next(iter(memo)))
+    memo[key] = value
 
 _log = logging.getLogger("vak.host")
 
@@ -196,9 +217,17 @@ class Mediator:
 
 
 class MediatedHandler:
-    """The per-invocation host handler: ``handler(function, args) -> reply``."""
+    """The per-invocation host handler: ``handler(function, args) -> reply``.
 
-    __slots__ = ("_m", "_revealed", "_skill", "ctx", "principal")
+    Everything constant for the invocation (the audit entries' invocation,
+    session and skill fields, the sink's ``append``, the digest function, the
+    host-call limit) is bound once here, so a decision-cache hit costs one
+    argument parse, one normalisation, one cache lookup, one args HMAC, one
+    result HMAC and the two audit appends.
+    """
+
+    __slots__ = ("_append", "_digest", "_head", "_m", "_max_calls", "_memo", "_revealed",
+                 "_skill", "ctx", "principal")
 
     def __init__(self, mediator: Mediator, ctx: CallContext, principal: Principal) -> None:
         self._m = mediator
@@ -211,6 +240,14 @@ class MediatedHandler:
             "manifest_digest": ctx.manifest_digest,
             "signer": ctx.signer_key_id,
         }
+        #: the audit fields every entry of this invocation shares (never mutated)
+        self._head = {"invocation": ctx.invocation_id, "session": ctx.session_id,
+                      "skill": self._skill}
+        self._append = mediator._audit.append
+        self._digest = mediator._digest
+        self._max_calls = ctx.manifest.limits.max_host_calls
+        #: normalised calls of pure families, by exact (function, argument bytes)
+        self._memo: dict[tuple[str, bytes], Prepared] = {}
 
     def __call__(self, function: str, args: bytes, /) -> bytes:
         """Mediate one guest call.
@@ -227,22 +264,115 @@ class MediatedHandler:
         if fn is None:
             self._refuse(function, "", args, INVALID_ARGS, f"unknown host function {function!r}")
             raise ABIError(f"unknown host function vak.{function}", host_function=function)
-        calls = ctx.counters.add("host_calls", 1)
-        if calls > ctx.manifest.limits.max_host_calls:
+        counters = ctx.counters
+        calls = counters.host_calls + 1
+        counters.host_calls = calls = calls if calls < COUNTER_MAX else COUNTER_MAX
+        if calls > self._max_calls:
             ref = self._refuse(function, "", args, HOST_CALL_LIMIT, "max_host_calls exceeded")
             raise HostCallLimitError(
-                f"skill {ctx.manifest.name} exceeded max_host_calls "
-                f"({ctx.manifest.limits.max_host_calls})",
+                f"skill {ctx.manifest.name} exceeded max_host_calls ({self._max_calls})",
                 host_function=function,
                 audit_seq=ref.seq,
             )
+        memo_key = (
+            (function, args)
+            if fn.family in _PURE_FAMILIES and type(args) is bytes and len(args) <= _MEMO_ARGS
+            else None
+        )
+        prepared = self._memo.get(memo_key) if memo_key is not None else None
+        if prepared is None:
+            prepared = self._prepare(fn, args)
+            if memo_key is not None:
+                _memo_put(self._memo, memo_key, prepared)
+
+        resource = audit_target(prepared.resource)
+        if self._revealed:
+            resource = self.scrub_text(resource)
+        engine = m.engine
+        if prepared.ceiling_violation is not None:
+            decision = _CEILING_DECISION
+        else:
+            used = engine.session_fields_used
+            session = self._session(used) if used else {}
+            decision = engine.decide_call(
+                self.principal, fn.name, prepared.resource, prepared.context, session
+            )
+        why = prepared.ceiling_violation or ("" if decision.allowed else "denied by policy")
+        fields = self._head.copy()
+        fields["host_function"] = function
+        fields["resource"] = resource
+        fields["args_hmac"] = self._digest(args)
+        if why:
+            fields["decision"] = self._decision_field(
+                False, list(decision.policy_ids), why, decision.policy_set or engine.digest
+            )
+        else:  # the common case, inlined
+            fields["decision"] = {
+                "effect": "allow",
+                "policy_ids": list(decision.policy_ids),
+                "policy_set": decision.policy_set or engine.digest,
+            }
+        summary = prepared.summary
+        if summary:
+            fields["summary"] = (
+                {k: self.scrub_text(v) if isinstance(v, str) else v for k, v in summary.items()}
+                if self._revealed
+                else dict(summary)
+            )
+        if decision.errors:
+            fields["errors"] = list(decision.errors)
+        ref = self._append("host_decision", fields, durable=fn.effectful)
+        if not decision.allowed:
+            raise PolicyDeniedError(
+                f"host call vak.{function} on {resource} denied: {why} "
+                f"(policies: {', '.join(decision.policy_ids)}; audit seq {ref.seq})",
+                host_function=function,
+                resource=resource,
+                policy_ids=list(decision.policy_ids),
+                audit_seq=ref.seq,
+            )
+        start = time.perf_counter_ns()
+        reply, status, code = self._perform(prepared)
+        outcome: dict[str, Any] = {
+            "status": status,
+            # keyed (the log's HMAC), so a small result cannot be brute-forced from the log
+            "result_digest": self._digest(reply),
+            "duration_us": (time.perf_counter_ns() - start) // 1000,
+        }
+        if code:
+            outcome["error"] = code
+        self._append(
+            "host_result",
+            {
+                "invocation": ctx.invocation_id,
+                "host_function": function,
+                "resource": resource,
+                "decision_seq": ref.seq,
+                "outcome": outcome,
+            },
+            durable=False,
+        )
+        return reply
+
+    def _session(self, used: frozenset[str]) -> dict[str, Any]:
+        ctx = self.ctx
+        values = {
+            "session_id": ctx.session_id,
+            "invocation_id": ctx.invocation_id,
+            **ctx.counters.as_dict(),
+        }
+        return {k: values[k] for k in used}
+
+    def _prepare(self, fn: HostFunction, args: bytes) -> Prepared:
+        """Parse and normalise the guest's arguments; refusals are recorded, then raised."""
+        function = fn.name
         try:
             if len(args) > _MAX_ARGS:
                 raise ABIError("host call arguments too large", host_function=function)
             parsed = orjson.loads(args)
-            if not isinstance(parsed, dict):
+            if type(parsed) is not dict:
                 raise ABIError("host call arguments must be a JSON object", host_function=function)
-            prepared = m._prepare(fn, parsed, self)
+            return self._m._prepare(fn, parsed, self)
         except (orjson.JSONDecodeError, ABIError) as exc:
             self._refuse(function, "", args, INVALID_ARGS, str(exc))
             if isinstance(exc, ABIError):
@@ -259,58 +389,6 @@ class MediatedHandler:
                 policy_ids=[INVALID_TARGET],
                 audit_seq=ref.seq,
             ) from None
-
-        resource = audit_target(prepared.resource)
-        if self._revealed:
-            resource = self.scrub_text(resource)
-        if prepared.ceiling_violation is not None:
-            decision = Decision(False, (CAPABILITY_CEILING,))
-        else:
-            session: dict[str, Any] = {}
-            used = m.engine.session_fields_used
-            if used:
-                values = {
-                    "session_id": ctx.session_id,
-                    "invocation_id": ctx.invocation_id,
-                    **ctx.counters.as_dict(),
-                }
-                session = {k: values[k] for k in used}
-            request = CedarRequest(
-                self.principal, fn.name, prepared.resource, {"session": session, **prepared.context}
-            )
-            decision = m.engine.decide(request)
-        why = prepared.ceiling_violation or ("" if decision.allowed else "denied by policy")
-        ref = self._record_decision(fn, resource, args, decision, prepared.summary, why)
-        if not decision.allowed:
-            raise PolicyDeniedError(
-                f"host call vak.{function} on {resource} denied: {why} "
-                f"(policies: {', '.join(decision.policy_ids)}; audit seq {ref.seq})",
-                host_function=function,
-                resource=resource,
-                policy_ids=list(decision.policy_ids),
-                audit_seq=ref.seq,
-            )
-        start = time.perf_counter_ns()
-        reply, status, code = self._perform(prepared)
-        outcome: dict[str, Any] = {
-            "status": status,
-            "result_digest": m._digest(reply),
-            "duration_us": (time.perf_counter_ns() - start) // 1000,
-        }
-        if code:
-            outcome["error"] = code
-        m._audit.append(
-            "host_result",
-            {
-                "invocation": ctx.invocation_id,
-                "host_function": function,
-                "resource": resource,
-                "decision_seq": ref.seq,
-                "outcome": outcome,
-            },
-            durable=False,
-        )
-        return reply
 
     def _perform(self, prepared: Prepared) -> tuple[bytes, str, str]:
         try:
@@ -329,54 +407,32 @@ class MediatedHandler:
     def _base_fields(self, function: str, resource: str, args: bytes) -> dict[str, Any]:
         if self._revealed:  # a guest may echo a secret into a path, URL or key
             resource = self.scrub_text(resource)
-        return {
-            "invocation": self.ctx.invocation_id,
-            "session": self.ctx.session_id,
-            "skill": self._skill,
-            "host_function": function,
-            "resource": resource,
-            "args_hmac": self._m._digest(args),
-        }
+        fields = self._head.copy()
+        fields["host_function"] = function
+        fields["resource"] = resource
+        fields["args_hmac"] = self._digest(args)
+        return fields
 
-    def _decision_field(self, allowed: bool, policy_ids: list[str], reason: str) -> dict[str, Any]:
+    def _decision_field(
+        self, allowed: bool, policy_ids: list[str], reason: str, policy_set: str
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {
             "effect": "allow" if allowed else "deny",
             "policy_ids": policy_ids,
-            "policy_set": self._m.engine.digest,
+            "policy_set": policy_set,
         }
         if reason:
             out["reason"] = self.scrub_text(reason[:300]) if self._revealed else reason[:300]
         return out
 
-    def _record_decision(
-        self,
-        fn: HostFunction,
-        resource: str,
-        args: bytes,
-        decision: Decision,
-        summary: Mapping[str, Any],
-        reason: str,
-    ) -> AuditRef:
-        fields = self._base_fields(fn.name, resource, args)
-        fields["decision"] = self._decision_field(
-            decision.allowed, list(decision.policy_ids), reason
-        )
-        if summary:
-            fields["summary"] = (
-                {k: self.scrub_text(v) if isinstance(v, str) else v for k, v in summary.items()}
-                if self._revealed
-                else dict(summary)
-            )
-        if decision.errors:
-            fields["errors"] = list(decision.errors)
-        return self._m._audit.append("host_decision", fields, durable=fn.effectful)
-
     def _refuse(
         self, function: str, resource: str, args: bytes, policy_id: str, reason: str
     ) -> AuditRef:
         fields = self._base_fields(function[:64], resource, args)
-        fields["decision"] = self._decision_field(False, [policy_id], reason)
-        return self._m._audit.append("host_decision", fields, durable=True)
+        fields["decision"] = self._decision_field(
+            False, [policy_id], reason, self._m.engine.digest
+        )
+        return self._append("host_decision", fields, durable=True)
 
     # -- secrets scrubbing -------------------------------------------------
     def _reveal(self, value: str) -> None:

@@ -8,9 +8,21 @@ Invariants:
 * logged policy ids are the policies' ``@id`` annotations, never Cedar's
   positional ``policyN`` names; a Deny with no determining policy reports
   ``vak.default-deny``;
-* the cache is keyed by the policy-set digest and the exact canonical request
-  (:meth:`CedarRequest.cache_key`); a new policy set means a new engine (or
-  :meth:`PolicyEngine.reload`), which starts with an empty cache.
+* the cache key is everything Cedar sees: the principal's fingerprint, the
+  action, the resource's exact key (:attr:`Entity.key`: type, id, attributes,
+  parents) and the type-exact canonical bytes of the context; the cache belongs
+  to one policy set (:class:`_State`), so :meth:`PolicyEngine.reload` starts
+  with an empty one and a decision computed under the old set is never stored
+  in the new set's cache;
+* each request is evaluated against the slice of the policy set that can apply
+  to its action and skill (:mod:`vak.policy._partition`), which gives the same
+  decision, determining policies and errors as the whole set (tested with
+  Hypothesis against ``partition=False``);
+* every request is validated against the schema: Cedar validates each new
+  request *type shape* (:func:`_shape`: principal/resource types, action,
+  context keys and exact value types -- all request validation looks at), and
+  later requests of an already validated shape skip the repeat; entity handles
+  (principal + resource, schema-validated) are parsed once and reused.
 
 Example::
 
@@ -21,8 +33,9 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +44,9 @@ import cedarpy
 import orjson
 
 from vak.config import KernelConfig
-from vak.policy.entities import CedarRequest, Principal
-from vak.policy.loader import LoadedPolicies, load_policies, policy_ids_for
+from vak.policy._partition import Scope, scope_of
+from vak.policy.entities import CedarRequest, Entity, Principal
+from vak.policy.loader import LoadedPolicies, load_policies, name_policies, policy_ids_for
 
 __all__ = ["DEFAULT_DENY", "EVAL_ERROR", "Decision", "PolicyEngine"]
 
@@ -49,6 +63,10 @@ _SESSION_FIELDS = (
     "bytes_written",
     "http_requests",
 )
+#: entity handles kept per engine, independent of the decision-cache size
+_ENTITY_CACHE = 4096
+_KEY_OPTS = orjson.OPT_SORT_KEYS
+_POSITION = re.compile(r"\bpolicy(\d+)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,34 +77,79 @@ class Decision:
     policy_ids: tuple[str, ...]  # determining @ids (or vak.* kernel ids)
     errors: tuple[str, ...] = ()
     cached: bool = False
+    #: digest of the policy set that decided ('' for kernel-made decisions)
+    policy_set: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Slice:
+    policies: cedarpy.PolicySet
+    ids: tuple[str, ...]  # @ids indexed like Cedar's positional policyN in this slice
+
+
+class _State:
+    """One policy set with everything derived from it (swapped whole on reload)."""
+
+    __slots__ = ("cache", "entities", "ids", "loaded", "policies", "principals", "schema",
+                 "scopes", "session_fields_used", "slices", "valid_shapes")
+
+    def __init__(self, loaded: LoadedPolicies, partition: bool) -> None:
+        self.loaded = loaded
+        self.schema = cedarpy.Schema.from_str(loaded.schema_text)
+        self.policies = cedarpy.PolicySet.from_str(loaded.policy_text)
+        self.ids = loaded.ids
+        self.scopes: tuple[Scope, ...] | None = (
+            tuple(scope_of(s.text) for s in loaded.statements) if partition else None
+        )
+        self.cache: dict[Any, Decision] = {}
+        self.entities: dict[tuple[str, bytes], cedarpy.Entities] = {}
+        self.principals: dict[str, cedarpy.Entities] = {}
+        self.slices: dict[tuple[str, str], _Slice] = {}
+        #: request type shapes Cedar has validated against ``schema`` (see _shape)
+        self.valid_shapes: dict[Any, bool] = {}
+        #: session fields some policy mentions; only these go into the context, so
+        #: an unmentioned per-call value cannot defeat the decision cache
+        self.session_fields_used = _mentioned(loaded.policy_text)
+
+    def slice_for(self, action: str, skill: str) -> _Slice:
+        key = (action, skill)
+        sl = self.slices.get(key)
+        if sl is None:
+            if self.scopes is None:
+                sl = _Slice(self.policies, self.ids)
+            else:
+                chosen = [
+                    st
+                    for st, scope in zip(self.loaded.statements, self.scopes, strict=True)
+                    if scope.may_apply(action, skill)
+                ]
+                text = "\n".join(st.text for st in chosen)
+                sl = _Slice(cedarpy.PolicySet.from_str(text), tuple(st.policy_id for st in chosen))
+            _bounded_put(self.slices, key, sl, _ENTITY_CACHE)
+        return sl
 
 
 class PolicyEngine:
     """One validated policy set with its schema handle and decision cache."""
 
-    def __init__(self, loaded: LoadedPolicies, *, cache_size: int = 4096) -> None:
-        self._loaded = loaded
-        self._schema = cedarpy.Schema.from_str(loaded.schema_text)
-        self._policies = cedarpy.PolicySet.from_str(loaded.policy_text)
-        self._ids = loaded.ids
+    def __init__(
+        self, loaded: LoadedPolicies, *, cache_size: int = 4096, partition: bool = True
+    ) -> None:
+        self._partition = partition
+        self._state = _State(loaded, partition)
         self._cache_size = max(0, cache_size)
-        self._cache: dict[bytes, Decision] = {}
-        self._base_entities: dict[str, cedarpy.Entities] = {}
-        self._resource_entities: dict[tuple[str, str], cedarpy.Entities] = {}
         self._lock = threading.Lock()
-        text = loaded.policy_text
-        #: session fields some policy mentions; only these go into the context, so
-        #: an unmentioned per-call value cannot defeat the decision cache
-        self.session_fields_used: frozenset[str] = _mentioned(text)
 
     @classmethod
-    def load(cls, dirs: Iterable[Path], *, cache_size: int = 4096) -> PolicyEngine:
+    def load(
+        cls, dirs: Iterable[Path], *, cache_size: int = 4096, partition: bool = True
+    ) -> PolicyEngine:
         """Load, validate and compile the policies in ``dirs`` (shipped dir first).
 
         Raises:
             PolicyError: any schema/policy problem (file, line, Cedar message).
         """
-        return cls(load_policies(dirs), cache_size=cache_size)
+        return cls(load_policies(dirs), cache_size=cache_size, partition=partition)
 
     @classmethod
     def from_config(cls, config: KernelConfig) -> PolicyEngine:
@@ -100,23 +163,26 @@ class PolicyEngine:
     @property
     def digest(self) -> str:
         """sha256 over the schema and policy files: logged with every decision."""
-        return self._loaded.digest
+        return self._state.loaded.digest
 
     @property
     def loaded(self) -> LoadedPolicies:
-        return self._loaded
+        return self._state.loaded
+
+    @property
+    def session_fields_used(self) -> frozenset[str]:
+        """Session fields some policy mentions (only these are sent to Cedar)."""
+        return self._state.session_fields_used
+
+    @property
+    def _cache(self) -> dict[Any, Decision]:
+        return self._state.cache
 
     def reload(self, loaded: LoadedPolicies) -> None:
         """Swap in a new policy set; the cache is invalidated."""
-        schema = cedarpy.Schema.from_str(loaded.schema_text)
-        policies = cedarpy.PolicySet.from_str(loaded.policy_text)
+        state = _State(loaded, self._partition)
         with self._lock:
-            self._loaded, self._schema, self._policies = loaded, schema, policies
-            self._ids = loaded.ids
-            self.session_fields_used = _mentioned(loaded.policy_text)
-            self._cache = {}
-            self._base_entities = {}
-            self._resource_entities = {}
+            self._state = state
 
     def decide(self, request: CedarRequest) -> Decision:
         """Authorize ``request`` (cache first). Never raises for a well-formed request.
@@ -124,39 +190,70 @@ class PolicyEngine:
         A request Cedar rejects (schema violation) is a Deny with the error, not
         an exception: the mediation must always be able to log a decision.
         """
-        key = request.cache_key()
-        hit = self._cache.get(key)
+        st = self._state
+        key = (request.principal.fingerprint, request.action, request.resource.key,
+               orjson.dumps(request.context, option=_KEY_OPTS), None)
+        hit = st.cache.get(key)
         if hit is not None:
             return hit
-        decision = self._evaluate(request)
+        return self._miss(st, key, request)
+
+    def decide_call(
+        self,
+        principal: Principal,
+        action: str,
+        resource: Entity,
+        context: Mapping[str, Any],
+        session: Mapping[str, Any],
+    ) -> Decision:
+        """Authorize one host call; the same as ``decide`` of the request whose
+        context is ``{"session": session, **context}``, but the cache is looked up
+        before that request is built (the mediation's hot path).
+
+        Raises nothing for well-formed input (see :meth:`decide`).
+        """
+        st = self._state
+        key = (principal.fingerprint, action, resource.key,
+               orjson.dumps(context, option=_KEY_OPTS),
+               orjson.dumps(session, option=_KEY_OPTS) if session else b"{}")
+        hit = st.cache.get(key)
+        if hit is not None:
+            return hit
+        return self._miss(
+            st, key, CedarRequest(principal, action, resource, {"session": session, **context})
+        )
+
+    def _miss(self, st: _State, key: Any, request: CedarRequest) -> Decision:
+        decision = self._evaluate(st, request)
         _bounded_put(
-            self._cache,
+            st.cache,
             key,
-            Decision(decision.allowed, decision.policy_ids, decision.errors, True),
+            Decision(decision.allowed, decision.policy_ids, decision.errors, True,
+                     decision.policy_set),
             self._cache_size,
         )
         return decision
 
-    def _entities(self, request: CedarRequest) -> cedarpy.Entities:
-        """Principal base handle plus the resource (parsed once per principal+resource)."""
-        delta = orjson.dumps([request.resource.to_json()]).decode()
-        key = (request.principal.fingerprint, delta)
-        handle = self._resource_entities.get(key)
+    def _entities(self, st: _State, request: CedarRequest) -> cedarpy.Entities:
+        """Principal base handle plus the resource (parsed and validated once each)."""
+        principal, resource = request.principal, request.resource
+        key = (principal.fingerprint, resource.key)
+        handle = st.entities.get(key)
         if handle is None:
-            handle = self._principal_entities(request.principal).with_added_json_str(delta)
-            _bounded_put(self._resource_entities, key, handle, self._cache_size)
+            base = st.principals.get(principal.fingerprint)
+            if base is None:
+                base = cedarpy.Entities.from_json_str(
+                    orjson.dumps([principal.entity.to_json()]).decode(), st.schema
+                )
+                _bounded_put(st.principals, principal.fingerprint, base, _ENTITY_CACHE)
+            delta = orjson.dumps([resource.to_json()]).decode()
+            handle = base.with_added_json_str(delta, st.schema)
+            _bounded_put(st.entities, key, handle, _ENTITY_CACHE)
         return handle
 
-    def _principal_entities(self, principal: Principal) -> cedarpy.Entities:
-        base = self._base_entities.get(principal.fingerprint)
-        if base is None:
-            base = cedarpy.Entities.from_json_str(
-                orjson.dumps([principal.entity.to_json()]).decode(), self._schema
-            )
-            self._base_entities[principal.fingerprint] = base
-        return base
-
-    def _authorize(self, request: CedarRequest, entities: cedarpy.Entities) -> dict[str, Any]:
+    def _authorize(
+        self, st: _State, sl: _Slice, request: CedarRequest, entities: cedarpy.Entities
+    ) -> dict[str, Any]:
         """Cedar's raw response dict for one request.
 
         The public ``cedarpy.is_authorized`` wrapper spends ~40% of a call in
@@ -165,29 +262,50 @@ class PolicyEngine:
         orjson, falling back to the public API if its signature ever changes.
         """
         cedar_req = request.to_cedar()
+        shape = (request.principal.entity.type, request.action, request.resource.type,
+                 _shape(request.context))
+        # A request whose type shape Cedar already validated against this schema
+        # validates again (request validation looks at types only), so it is not
+        # re-validated; any other shape is, and is remembered only if it passed.
+        schema = None if shape in st.valid_shapes else st.schema
         if _FAST is not None:
             try:
                 req = dict(cedar_req)
                 req["context"] = orjson.dumps(cedar_req["context"]).decode()
-                raw = _FAST([req], self._policies, entities._inner, self._schema, False)
+                raw = _FAST([req], sl.policies, entities._inner, schema, False)
                 resp: dict[str, Any] = orjson.loads(raw[0])
-                return resp
             except TypeError:
-                pass
-        result = cedarpy.is_authorized(cedar_req, self._policies, entities, self._schema)
-        return dict(result._authz_resp)
+                resp = dict(
+                    cedarpy.is_authorized(cedar_req, sl.policies, entities, schema)._authz_resp
+                )
+        else:
+            resp = dict(cedarpy.is_authorized(cedar_req, sl.policies, entities, schema)._authz_resp)
+        if schema is not None and resp.get("decision") in ("Allow", "Deny"):
+            diag = resp.get("diagnostics") or {}
+            if not diag.get("errors"):
+                _bounded_put(st.valid_shapes, shape, True, _ENTITY_CACHE)
+        return resp
 
-    def _evaluate(self, request: CedarRequest) -> Decision:
+    def _evaluate(self, st: _State, request: CedarRequest) -> Decision:
+        d = self._evaluate_in(st, request)
+        return Decision(d.allowed, d.policy_ids, d.errors, False, st.loaded.digest)
+
+    def _evaluate_in(self, st: _State, request: CedarRequest) -> Decision:
         try:
-            entities = self._entities(request)
-            resp = self._authorize(request, entities)
+            sl = st.slice_for(request.action, request.principal.entity.id)
+            entities = self._entities(st, request)
+            resp = self._authorize(st, sl, request, entities)
         except (ValueError, TypeError) as exc:
             return Decision(False, (EVAL_ERROR,), (str(exc)[:500],))
         diag = resp.get("diagnostics") or {}
-        errors = tuple(str(e)[:500] for e in diag.get("errors") or ())
-        reasons = tuple(policy_ids_for(diag.get("reason") or (), self._ids))
-        if errors:
-            erroring = policy_ids_for(errors, self._ids)
+        raw_errors = sorted((str(e) for e in diag.get("errors") or ()), key=_load_order)
+        names = diag.get("reason") or ()
+        if len(names) > 1:
+            names = sorted(names, key=_load_order)
+        reasons = tuple(policy_ids_for(names, sl.ids))
+        if raw_errors:
+            erroring = policy_ids_for(raw_errors, sl.ids)
+            errors = tuple(name_policies(e, sl.ids)[:500] for e in raw_errors)
             return Decision(False, (EVAL_ERROR, *reasons, *erroring), errors)
         if resp.get("decision") == "Allow":
             return Decision(True, reasons)
@@ -202,6 +320,27 @@ def _bounded_put(cache: dict[Any, Any], key: Any, value: Any, size: int) -> None
         with contextlib.suppress(KeyError, StopIteration, RuntimeError):
             del cache[next(iter(cache))]
     cache[key] = value
+
+
+def _shape(value: Any) -> Any:
+    """The Cedar type shape of a context value: record keys, exact scalar types, set
+    element shapes. Cedar's request validation depends on nothing else."""
+    t = type(value)
+    if t is dict:
+        return tuple(sorted((k, _shape(v)) for k, v in value.items()))
+    if t is list or t is tuple:
+        return ("set", frozenset(_shape(v) for v in value))
+    return t
+
+
+def _load_order(name: str) -> tuple[int, str]:
+    """Sort key putting Cedar's ``policyN`` names (a set, in no fixed order) in load order.
+
+    Slices keep the load order, so the determining ids are listed alike whether
+    a request was evaluated against a slice or the whole set.
+    """
+    m = _POSITION.search(name)
+    return (int(m.group(1)) if m else 1 << 30, name)
 
 
 def _mentioned(text: str) -> frozenset[str]:

@@ -12,7 +12,9 @@ The shapes here are the ones ``policies/vak.cedarschema`` declares:
 A request's :meth:`CedarRequest.cache_key` is the exact canonical request
 (principal fingerprint, action, resource with attributes and parents,
 context), so two requests share a cached decision only if Cedar would see the
-same input.
+same input. Every :class:`Entity` carries its own exact key (:attr:`Entity.key`,
+computed once at construction) so that the decision cache can be consulted
+without re-encoding the resource on every call.
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ class Entity:
     id: str
     attrs: Mapping[str, Any] = field(default_factory=dict)
     parents: tuple[tuple[str, str], ...] = ()
+    #: canonical bytes of everything Cedar sees of this entity (type-exact: 1, 1.0
+    #: and true differ), used in decision-cache keys
+    key: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        key = orjson.dumps([self.type, self.id, self.attrs, self.parents], option=_DUMP)
+        object.__setattr__(self, "key", key)
 
     @property
     def uid(self) -> dict[str, str]:
@@ -137,17 +146,9 @@ class CedarRequest:
     context: Mapping[str, Any]
 
     def cache_key(self) -> bytes:
-        r = self.resource
+        """Canonical bytes of the whole request (two requests Cedar sees alike)."""
         return orjson.dumps(
-            [
-                self.principal.fingerprint,
-                self.action,
-                r.type,
-                r.id,
-                r.attrs,
-                r.parents,
-                self.context,
-            ],
+            [self.principal.fingerprint, self.action, self.resource.key, self.context],
             option=_DUMP,
         )
 

@@ -32,10 +32,18 @@ import cedarpy
 
 from vak.errors import PolicyError
 
-__all__ = ["LoadedPolicies", "PolicyStatement", "load_policies", "split_statements"]
+__all__ = [
+    "LoadedPolicies",
+    "PolicyStatement",
+    "load_policies",
+    "name_policies",
+    "policy_ids_for",
+    "split_statements",
+]
 
 _ID_ANNOTATION = re.compile(r'@id\s*\(\s*"((?:[^"\\]|\\.)*)"\s*\)')
 _POLICY_N = re.compile(r"policy(\d+)")
+_POLICY_N_TOKEN = re.compile(r"\bpolicy(\d+)\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,3 +225,17 @@ def policy_ids_for(names: Iterable[str], ids: tuple[str, ...]) -> list[str]:
         else:
             out.append(json.dumps(name)[1:-1][:120])
     return out
+
+
+def name_policies(text: str, ids: tuple[str, ...]) -> str:
+    """``text`` (a Cedar error message) with positional ``policyN`` names replaced by @ids.
+
+    Positional names depend on which policies were evaluated together; the @id
+    is what an operator can find in a file.
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        n = int(m.group(1))
+        return ids[n] if n < len(ids) else m.group(0)
+
+    return _POLICY_N_TOKEN.sub(sub, text)

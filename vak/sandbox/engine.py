@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ from wasmtime import _ffi as ffi
 from vak.config import KernelConfig
 from vak.errors import (
     ABIError,
+    CapacityError,
     ConfigError,
     DigestMismatchError,
     FuelExhausted,
@@ -64,7 +66,9 @@ from vak.sandbox.pooling import apply_pooling
 from vak.sandbox.ticker import EpochTicker
 from vak.sandbox.types import CallOutcome, HostHandler
 
-__all__ = ["ALLOCATOR_EXPORT", "MEMORY_EXPORT", "CompiledModule", "Engine", "module_digest"]
+__all__ = [
+    "ALLOCATOR_EXPORT", "MEMORY_EXPORT", "CompiledModule", "Engine", "Resident", "module_digest",
+]
 
 #: the guest allocator the host calls to place input and host-call replies
 ALLOCATOR_EXPORT = "vak_alloc"
@@ -78,6 +82,9 @@ PAGE = 65536
 _WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 _HOST_NAMES = tuple(f.name for f in HOST_FUNCTIONS)
 _TC = wasmtime.TrapCode
+#: the pooling allocator out of slots, e.g.
+#: "maximum concurrent limit of 2 for core instances reached"
+_POOL_FULL = re.compile(r"maximum concurrent limit of (\d+) for ([a-z ]+?) reached")
 
 
 def module_digest(module_bytes: bytes) -> str:
@@ -297,50 +304,203 @@ class Engine:
             ABIError: missing export, wrong signature, bad pointer/length, output
                 not UTF-8 JSON.
             OutputTooLarge: output longer than ``limits.max_output_bytes``.
+            CapacityError: every pooled instance slot is in use.
             SkillTimeout, FuelExhausted, MemoryLimitExceeded, StackOverflow,
             GuestTrap: the guest trapped for that reason.
             HostCallLimitError: more than ``limits.max_host_calls`` host calls.
             ToolCallError: whatever the ``HostHandler`` raised, unchanged.
         """
+        compiled = self._callable(module_digest, export)
+        limit_bytes = min(limits.max_memory_pages * PAGE, self.config.pool_max_memory_bytes)
+        state = _CallState(host, limits, limit_bytes)
+        store = fastcall.RawStore(self._engine)
+        try:
+            store.limit(limit_bytes, self.config.pool_table_elements)
+            outer = self._enter(state, module_digest)
+            try:
+                self._arm(store, limits)
+                start = time.perf_counter_ns()
+                instance = store.instantiate(compiled.pre)
+                _bind(store.context, instance, state)
+                func = _export_func(store.context, instance, export)
+                output = _call_export(store.context, func, input_json, limits, state, None)
+                return self._outcome(store, limits, output, start, state)
+            except fastcall.GuestTrapped as trapped:
+                raise _classify(trapped, state, store, export) from None
+            finally:
+                self._leave(outer)
+        finally:
+            store.close()
+
+    def open_resident(self, module_digest: str, limits: Limits) -> Resident:
+        """A Store with one live instance of the module, kept for later calls.
+
+        For the opt-in per-session reuse mode (``KernelConfig.session_reuse``):
+        guest state (globals, heap) persists between calls made through
+        :meth:`call_resident`, which is exactly what the operator opted into.
+        The instance holds a pooled slot until :meth:`Resident.close`.
+
+        Raises:
+            UnknownToolError: the digest was never compiled, or the engine is closed.
+            CapacityError: every pooled instance slot is in use.
+            SkillTrapError: the start function trapped or instantiation failed.
+        """
+        compiled = self._callable(module_digest, None)
+        limit_bytes = min(limits.max_memory_pages * PAGE, self.config.pool_max_memory_bytes)
+        state = _CallState(_no_host, limits, limit_bytes)
+        store = fastcall.RawStore(self._engine)
+        try:
+            store.limit(limit_bytes, self.config.pool_table_elements)
+            outer = self._enter(state, module_digest)
+            try:
+                self._arm(store, limits)  # a start function runs under the same limits
+                instance = store.instantiate(compiled.pre)
+                _bind(store.context, instance, state)
+            except fastcall.GuestTrapped as trapped:
+                raise _classify(trapped, state, store, "<start>") from None
+            finally:
+                self._leave(outer)
+        except BaseException:
+            store.close()
+            raise
+        return Resident(module_digest, store, instance, state.memory, state.alloc, limit_bytes)
+
+    def call_resident(
+        self,
+        resident: Resident,
+        export: str,
+        input_json: bytes,
+        limits: Limits,
+        host: HostHandler,
+    ) -> CallOutcome:
+        """Like :meth:`call`, on ``resident``'s instance instead of a fresh one.
+
+        Fuel is reset to ``limits.max_fuel`` and the epoch deadline re-armed for
+        this call; memory and table limits are those of the resident's Store.
+        Any failure closes ``resident`` (a trapped instance is never reused),
+        and so does a heap past half its limit after a successful call (the
+        SDK's bump allocator never frees, so a long session would otherwise
+        end in a spurious memory error). The caller serialises calls on one
+        resident.
+
+        Raises:
+            The same errors as :meth:`call`; UnknownToolError also when
+            ``resident`` is closed.
+        """
+        if resident.store.ptr is None:
+            raise UnknownToolError("the session's instance is closed", digest=resident.digest)
+        self._callable(resident.digest, export)
+        state = _CallState(host, limits, resident.limit_bytes)
+        state.memory, state.alloc = resident.memory, resident.alloc
+        store = resident.store
+        ok = False
+        try:
+            outer = self._enter(state, resident.digest)
+            try:
+                self._arm(store, limits)
+                start = time.perf_counter_ns()
+                func = resident.funcs.get(export)
+                if func is None:
+                    func = resident.funcs[export] = _export_func(
+                        store.context, resident.instance, export)
+                output = _call_export(store.context, func, input_json, limits, state,
+                                      resident.buf)
+                outcome = self._outcome(store, limits, output, start, state)
+            except fastcall.GuestTrapped as trapped:
+                raise _classify(trapped, state, store, export) from None
+            finally:
+                self._leave(outer)
+            ok = GuestMemory(store.context, resident.memory).size() * 2 <= resident.limit_bytes
+            resident.calls += 1
+            return outcome
+        finally:
+            if not ok:
+                resident.close()
+
+    def _callable(self, module_digest: str, export: str | None) -> CompiledModule:
         compiled = self._modules.get(module_digest)
         if compiled is None or self._closed:
             raise UnknownToolError(f"module {module_digest} is not compiled in this engine",
                                    digest=module_digest)
+        if export is None:
+            return compiled
         kind = compiled.exports.get(export)
         if kind is None or export in (ALLOCATOR_EXPORT,):
             raise ABIError(f"module has no export {export!r}", export=export)
         if not kind:
             raise ABIError(f"export {export!r} must have type (i32, i32) -> i64", export=export)
+        return compiled
 
-        limit_bytes = min(limits.max_memory_pages * PAGE, self.config.pool_max_memory_bytes)
-        state = _CallState(host, limits, limit_bytes)
-        store = fastcall.RawStore(self._engine)
-        ticker = self._ticker
+    def _enter(self, state: _CallState, module_digest: str) -> Any:
+        """Start ticking and make ``state`` reachable from host callbacks.
+
+        Returns the thread's previous state, for :meth:`_leave` (a HostHandler
+        may itself call an engine). A plain pair rather than a context manager:
+        this is on every call's path.
+
+        Raises:
+            UnknownToolError: the engine is closed.
+        """
         try:
-            ticker.enter()
+            self._ticker.enter()
         except RuntimeError:
-            store.close()
             raise UnknownToolError("engine is closed", digest=module_digest) from None
-        outer = getattr(_tls, "state", None)  # a HostHandler may itself call an engine
+        outer = getattr(_tls, "state", None)
         _tls.state = state
-        start = time.perf_counter_ns()
-        try:
-            store.limit(limit_bytes, self.config.pool_table_elements)
-            if self.config.fuel:
-                store.set_fuel(limits.max_fuel)
-            tick = self.config.epoch_tick_ms
-            store.set_epoch_deadline(-(-limits.max_execution_time_ms // tick) + 1)
-            try:
-                output = _run(store, compiled, export.encode(), input_json, limits, state)
-            except fastcall.GuestTrapped as trapped:
-                raise _classify(trapped, state, store, export) from None
-            fuel_used = limits.max_fuel - store.fuel() if self.config.fuel else 0
-            return CallOutcome(output, fuel_used, time.perf_counter_ns() - start,
-                               state.host_calls)
-        finally:
-            _tls.state = outer
-            ticker.leave()
-            store.close()
+        return outer
+
+    def _leave(self, outer: Any) -> None:
+        _tls.state = outer
+        self._ticker.leave()
+
+    def _arm(self, store: fastcall.RawStore, limits: Limits) -> None:
+        """Fuel and epoch deadline for one call (reset on every call)."""
+        if self.config.fuel:
+            store.set_fuel(limits.max_fuel)
+        tick = self.config.epoch_tick_ms
+        store.set_epoch_deadline(-(-limits.max_execution_time_ms // tick) + 1)
+
+    def _outcome(self, store: fastcall.RawStore, limits: Limits, output: bytes, start: int,
+                 state: _CallState) -> CallOutcome:
+        fuel_used = limits.max_fuel - store.fuel() if self.config.fuel else 0
+        return CallOutcome(output, fuel_used, time.perf_counter_ns() - start, state.host_calls)
+
+
+class Resident:
+    """A Store and its one instance, alive across calls (session reuse; internal).
+
+    Not thread-safe on its own: the owner serialises calls and ``close``.
+    """
+
+    __slots__ = ("alloc", "buf", "calls", "digest", "funcs", "instance", "limit_bytes",
+                 "memory", "store")
+
+    def __init__(self, digest: str, store: fastcall.RawStore, instance: Any, memory: Any,
+                 alloc: Any, limit_bytes: int) -> None:
+        self.digest = digest
+        self.store = store
+        self.instance = instance
+        self.memory = memory
+        self.alloc = alloc
+        self.limit_bytes = limit_bytes
+        self.funcs: dict[str, Any] = {}
+        #: raw argument/result slots reused by every call (calls are serialised)
+        self.buf = fastcall.raw_values(2)
+        #: successful calls served so far
+        self.calls = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.store.ptr is None
+
+    def close(self) -> None:
+        """Delete the Store (frees the pooled slot); idempotent."""
+        self.store.close()
+
+
+def _no_host(name: str, payload: bytes) -> bytes:
+    raise ABIError(f"host call {name} during instantiation (start function)",
+                   host_function=name)
 
 
 def _same_type(a: wasmtime.FuncType, b: wasmtime.FuncType) -> bool:
@@ -348,26 +508,34 @@ def _same_type(a: wasmtime.FuncType, b: wasmtime.FuncType) -> bool:
         [str(t) for t in a.results] == [str(t) for t in b.results]
 
 
-def _run(store: fastcall.RawStore, compiled: CompiledModule, export: bytes,
-         input_json: bytes, limits: Limits, state: _CallState) -> bytes:
-    """Instantiate, place the input, call the export, read and check the output."""
-    ctx = store.context
-    instance = store.instantiate(compiled.pre)
+def _bind(ctx: Any, instance: Any, state: _CallState) -> None:
+    """Find the ABI exports of a fresh instance and keep them in ``state``."""
     mem_ext = fastcall.export_get(ctx, instance, _MEMORY_NAME)
     alloc_ext = fastcall.export_get(ctx, instance, _ALLOC_NAME)
-    func_ext = fastcall.export_get(ctx, instance, export)
-    if mem_ext is None or alloc_ext is None or func_ext is None:  # checked at compile
-        raise ABIError("instance lacks an ABI export", export=export.decode())
+    if mem_ext is None or alloc_ext is None:  # checked at compile
+        raise ABIError("instance lacks an ABI export")
     state.memory = mem_ext.of.memory
     state.alloc = alloc_ext.of.func
-    memory = GuestMemory(ctx, state.memory)
 
+
+def _export_func(ctx: Any, instance: Any, export: str) -> Any:
+    func_ext = fastcall.export_get(ctx, instance, export.encode())
+    if func_ext is None:  # checked at compile
+        raise ABIError("instance lacks an ABI export", export=export)
+    return func_ext.of.func
+
+
+def _call_export(ctx: Any, func: Any, input_json: bytes, limits: Limits,
+                 state: _CallState, buf: Any) -> bytes:
+    """Place the input, call the export, read and check the output."""
+    memory = GuestMemory(ctx, state.memory)
     in_ptr = _guest_alloc(ctx, state, len(input_json), "input")
     memory.write(in_ptr, input_json, "input")
-    buf = fastcall.raw_values(2)
+    if buf is None:
+        buf = fastcall.raw_values(2)
     buf[0].i32 = in_ptr
     buf[1].i32 = len(input_json)
-    fastcall.call_raw(ctx, func_ext.of.func, buf, 2)
+    fastcall.call_raw(ctx, func, buf, 2)
     if state.pending is not None:  # a host error swallowed by a guest that kept going
         raise state.pending
     out_ptr, out_len = unpack(buf[0].i64)
@@ -466,6 +634,11 @@ def _classify(trapped: fastcall.GuestTrapped, state: _CallState, store: fastcall
                 f"{export}: trapped with memory at the limit of {state.limit_bytes} bytes",
                 limit_bytes=state.limit_bytes, memory_bytes=size, trap=message.splitlines()[0],
                 **where)
+    elif trap is None and (full := _POOL_FULL.search(message)) is not None:
+        return CapacityError(
+            f"{export}: no free pooled slot for {full.group(2)} (all {full.group(1)} in use); "
+            "retry later, end idle sessions, or raise pool_total_* in the config",
+            resource=full.group(2), limit=int(full.group(1)), **where)
     elif trap is None and "memory" in message and "limit" in message.lower():
         return MemoryLimitExceeded(f"{export}: instantiation over the memory limit: {message}",
                                    **where)

@@ -6,8 +6,9 @@ and function entries and traps with ``INTERRUPT`` once it passes the deadline.
 
 The ticker keeps the epoch in step with the monotonic clock (it catches up
 after oversleeping instead of drifting), so a deadline fires at most about one
-tick late, and it sleeps while no call is in flight so an idle kernel costs
-nothing.
+tick late. It keeps ticking for ``LINGER_S`` after the last call ended and
+then sleeps, so an idle kernel costs nothing while a busy one does not wake
+the thread (an OS context switch and a GIL hand-off) on every call.
 
 Invariants: the ticker runs from :meth:`EpochTicker.start` until
 :meth:`EpochTicker.stop`; ``stop`` is idempotent, refuses new calls at once, and
@@ -22,7 +23,10 @@ import time
 
 from wasmtime import _ffi as ffi
 
-__all__ = ["EpochTicker"]
+__all__ = ["LINGER_S", "EpochTicker"]
+
+#: how long the ticker keeps ticking after the last call ended (seconds)
+LINGER_S = 0.05
 
 
 class EpochTicker:
@@ -38,6 +42,9 @@ class EpochTicker:
         self._tick_s = tick_ms / 1000.0
         self._lock = threading.Lock()
         self._active = 0
+        #: the thread is (about to be) waiting on ``_wake``; only ``enter`` clears it
+        self._idle = False
+        self._last_leave = 0.0
         self._wake = threading.Event()
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="vak-epoch-ticker", daemon=True)
@@ -69,14 +76,15 @@ class EpochTicker:
             if self._stopped:
                 raise RuntimeError("epoch ticker stopped")
             self._active += 1
-            first = self._active == 1
-        if first:
-            self._wake.set()
+            if self._idle:
+                self._idle = False
+                self._wake.set()
 
     def leave(self) -> None:
         """A call ended (whatever its outcome)."""
         with self._lock:
             self._active -= 1
+            self._last_leave = time.monotonic()
 
     def _run(self) -> None:
         increment = ffi.wasmtime_engine_increment_epoch
@@ -84,14 +92,22 @@ class EpochTicker:
         clock = time.monotonic
         sleep = time.sleep
         tick = self._tick_s
-        while not (self._stopped and self._active == 0):
-            if self._active == 0:
+        while True:
+            with self._lock:
+                if self._stopped and self._active == 0:
+                    return
+                idle = self._active == 0
+                if idle:
+                    # under the lock: an enter() after this sees _idle and wakes us
+                    self._idle = True
+                    self._wake.clear()
+            if idle:
                 self._wake.wait()
-                self._wake.clear()
                 continue
             base = clock()
             ticks = 0
-            while self._active:
+            while self._active or (not self._stopped
+                                   and clock() - self._last_leave < LINGER_S):
                 ticks += 1
                 delay = base + ticks * tick - clock()
                 if delay > 0:
