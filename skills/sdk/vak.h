@@ -23,8 +23,11 @@
  *       return vak_buf_return(&out);
  *   }
  *
- * Memory is a bump allocator that never frees: every call runs in a fresh
- * instance, so the whole heap is dropped when the call ends.
+ * Memory is a bump allocator that never frees: by default every call runs in
+ * a fresh instance, so the whole heap is dropped when the call ends. Under the
+ * operator's opt-in session reuse (KernelConfig.session_reuse) calls of one
+ * session share an instance; the kernel retires it once its memory passes half
+ * of max_memory_pages, so a skill must not rely on state surviving either way.
  */
 #ifndef VAK_H
 #define VAK_H
