@@ -204,3 +204,22 @@ def test_any_single_byte_change_in_the_sidecar_is_detected(base: Path, tmp_path_
     sigs_path_for(log).write_bytes(bytes(raw))
     report = _verify(log)
     assert report.result > Code.WARNINGS, (pos, report.render())
+
+
+@pytest.mark.parametrize("field", ["leaf", "key_id", "sig"])
+def test_a_record_in_another_spelling_of_the_same_bytes_is_malformed(
+        base: Path, tmp_path: Path, field: str) -> None:
+    log = _copy(base, tmp_path)
+    records = _records(log)
+    value = records[3][field]
+    if field == "sig":  # the last base64 digit before "==" carries 4 unused bits
+        digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        last = digits.index(value[-3])
+        records[3][field] = value[:-3] + digits[last ^ 1] + "=="
+    else:
+        records[3][field] = value.upper()
+    assert records[3][field] != value
+    _write_records(log, records)
+    report = _verify(log)
+    assert report.result > Code.WARNINGS, report.render()
+    assert any(f.file == "sigs" and f.line == 4 for f in report.findings), report.render()

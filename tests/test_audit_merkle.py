@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from hypothesis import strategies as st
 from vak.audit.merkle import (
     CompactRange,
     MerkleTree,
+    join_levels,
     leaf_hash,
     node_hash,
+    perfect_levels,
     verify_consistency,
     verify_inclusion,
 )
@@ -119,3 +122,26 @@ def test_truncate_then_regrow() -> None:
     assert len(tree) == 9 and tree.root() == root9
     tree.append(leaf_hash(b"x"))
     assert tree.root() == _reference_root([*leaves[:9], leaf_hash(b"x")])
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 300), height=st.integers(0, 9), data=st.data())
+def test_levels_hashed_in_stretches_join_into_the_whole_tree(
+        n: int, height: int, data: st.DataObject) -> None:
+    leaves = [leaf_hash(b"%d" % i) for i in range(n)]
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(n - 1, 1)), max_size=4))))
+    bounds = [0, *[c for c in cuts if 0 < c < n], n] if n else [0]
+    parts = [(lo, perfect_levels(b"".join(leaves[lo:hi]), height, lo))
+             for lo, hi in itertools.pairwise(bounds)]
+    joined = join_levels(parts, n)
+    assert joined == perfect_levels(b"".join(leaves), height)[: len(joined)] or not parts
+    tree = MerkleTree.from_levels(joined)
+    whole = MerkleTree.from_leaves(b"".join(leaves))
+    for size in range(n + 1):
+        assert tree.root(size) == whole.root(size)
+
+
+def test_from_levels_rejects_a_short_level() -> None:
+    levels = perfect_levels(b"".join(leaf_hash(b"%d" % i) for i in range(8)), 2)
+    with pytest.raises(ValueError, match="level 2"):
+        MerkleTree.from_levels([levels[0], levels[1], levels[2][:32]])

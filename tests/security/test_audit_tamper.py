@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -301,3 +302,92 @@ def test_changed_prev_is_blamed_on_its_own_line_when_a_checkpoint_vouches_for_th
     assert report.result == Code.MODIFIED, report.render()
     assert [f.line for f in report.findings if f.file == "log"] == [len(lines)]
     assert report.trusted_prefix == len(lines) - 1
+
+
+@pytest.fixture
+def parallel_always(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the forked fast path run on the table's small logs too."""
+    import vak.audit.scan
+
+    monkeypatch.setattr(vak.audit.scan, "PARALLEL_MIN_BYTES", 0)
+
+
+@pytest.mark.parametrize(("tamper", "want"), [(c[1], c[2]) for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_tamper_case_gives_the_same_report_serial_and_parallel(
+        base: Path, other: Path, tmp_path: Path, tamper: Tamper, want: Code,
+        parallel_always: None) -> None:
+    log = _copy(base, tmp_path)
+    info = tamper(log, other)
+    keys = load_trusted_keys(info.get("keys", log.parent / "log.key.pub"))
+    serial = verify_log(log, keys, state=info.get("state"), workers=1)
+    assert serial.result == want
+    for workers in (2, 3, 5):
+        parallel = verify_log(log, keys, state=info.get("state"), workers=workers)
+        assert parallel == serial, (workers, parallel.render(), serial.render())
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_edits_give_the_same_report_serial_and_parallel(
+        base: Path, tmp_path: Path, data: st.DataObject, parallel_always: None) -> None:
+    log = _copy(base, tmp_path)
+    lines = _lines(log)
+    op = data.draw(st.sampled_from(["none", "byte", "delete", "duplicate", "truncate"]))
+    i = data.draw(st.integers(0, len(lines) - 1))
+    if op == "byte":
+        raw = bytearray(lines[i])
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        raw[pos] = data.draw(st.integers(32, 126))
+        lines[i] = bytes(raw)
+    elif op == "delete":
+        del lines[i]
+    elif op == "duplicate":
+        lines.insert(data.draw(st.integers(0, len(lines))), lines[i])
+    elif op == "truncate":
+        del lines[i:]
+    _write(log, lines)
+    keys = load_trusted_keys(tmp_path / "log.key.pub")
+    serial = verify_log(log, keys, workers=1)
+    workers = data.draw(st.integers(2, 6))
+    assert verify_log(log, keys, workers=workers) == serial, op
+
+
+def test_a_broken_link_on_any_line_gives_the_same_report_serial_and_parallel(
+        base: Path, tmp_path: Path, parallel_always: None) -> None:
+    # whichever line starts a worker's range, its prev is checked across the boundary
+    log = _copy(base, tmp_path)
+    keys = load_trusted_keys(tmp_path / "log.key.pub")
+    original = _lines(log)
+    for i in range(len(original)):
+        lines = list(original)
+        prev = "1" * 64
+        for j in range(i, len(lines)):  # re-chain the rest: only the link into i is broken
+            entry = orjson.loads(lines[j])
+            entry["prev"] = prev
+            lines[j] = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+            prev = hashlib.sha256(b"\x00" + lines[j]).hexdigest()
+        _write(log, lines)
+        serial = verify_log(log, keys, workers=1)
+        assert serial.result == Code.MODIFIED, i
+        for workers in (2, 3, 4):
+            assert verify_log(log, keys, workers=workers) == serial, (i, workers)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda raw: b"",
+    lambda raw: raw + b'{"torn":',
+    lambda raw: raw + b"\n",
+    lambda raw: raw[: len(raw) // 2] + b"\n" + raw[len(raw) // 2:],
+    lambda raw: raw.replace(b"\n", b"\r\n", 3),
+], ids=["empty", "torn-tail", "blank-last-line", "split-line", "crlf"])
+def test_odd_files_give_the_same_report_serial_and_parallel(
+        base: Path, tmp_path: Path, edit: Callable[[bytes], bytes],
+        parallel_always: None) -> None:
+    log = _copy(base, tmp_path)
+    log.write_bytes(edit(log.read_bytes()))
+    keys = load_trusted_keys(tmp_path / "log.key.pub")
+    serial = verify_log(log, keys, workers=1)
+    for workers in (2, 7):
+        assert verify_log(log, keys, workers=workers) == serial, workers

@@ -105,6 +105,10 @@ def _parse(raw: bytes, offset: int, number: int) -> EntrySig:
         return bad
     if len(leaf_b) != 32 or len(kid_b) != 4 or len(sig_b) != 64:
         return bad
+    # one spelling only: upper-case hex or base64 with stray padding bits would decode
+    # to the same bytes, so an edited record could otherwise pass unnoticed
+    if leaf_b.hex() != leaf or kid_b.hex() != kid or base64.b64encode(sig_b).decode() != sig:
+        return bad
     return EntrySig(offset, number, seq, leaf_b, kid_b, sig_b)
 
 

@@ -95,6 +95,7 @@ HMAC_PREFIX = "hmac-sha256:"
 _REQUIRED = {kind: frozenset(names) for kind, names in KINDS.items()}
 _NHEADER = len(HEADER_FIELDS)
 _dumps = orjson.dumps
+_hmac_digest = hmac.digest  # one-shot C HMAC: ~3 us cheaper than hmac.new objects
 _time_ns = time.time_ns
 _LEAF_PREFIX = sha256(b"\x00")  # RFC 9162 leaf prefix, copied per entry (cheaper than new)
 # AuditRef is a frozen dataclass; filling its slots through the member descriptors
@@ -499,7 +500,7 @@ class AuditLog:
                     self._resync()
                     if self._size > self._durable:
                         self._commit_locked()
-                    if self._latest is None or self._latest.checkpoint.size < self._durable:
+                    if self._checkpoint_due():
                         self._checkpoint_locked()
                 finally:
                     fcntl.flock(self._lockfd, fcntl.LOCK_UN)
@@ -517,8 +518,18 @@ class AuditLog:
                 self._durable = max(self._durable, size)
                 with self._durable_cv:
                     self._durable_cv.notify_all()
-            if self._latest is None or self._latest.checkpoint.size < self._durable:
+            if self._checkpoint_due():
                 self._checkpoint_locked()
+
+    def _checkpoint_due(self) -> bool:
+        """Durable entries lack a checkpoint and the last one is ``checkpoint_interval_ms`` old.
+
+        Under light load the first tick after the interval covers every entry;
+        under heavy load this caps signatures (and the verifier's work) at one
+        per interval instead of one per group fsync.
+        """
+        return (self._latest is None or self._latest.checkpoint.size < self._durable) \
+            and time.monotonic() - self._last_ckpt_at >= self._interval
 
     def _checkpoint_locked(self) -> SignedCheckpoint:
         """Sign and store a checkpoint at the durable size (caller holds a lock)."""
@@ -556,7 +567,7 @@ class AuditLog:
         log alone. The algorithm prefix keeps every digest in the log self-describing
         (``sha256:`` for public content such as manifests, ``hmac-sha256:`` here).
         """
-        return HMAC_PREFIX + hmac.new(self._hmac_key, args_bytes, sha256).hexdigest()
+        return HMAC_PREFIX + _hmac_digest(self._hmac_key, args_bytes, "sha256").hex()
 
     def heartbeat(self) -> AuditRef:
         return self.append("heartbeat", {}, durable=True)

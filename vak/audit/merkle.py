@@ -23,8 +23,10 @@ __all__ = [
     "EMPTY_ROOT",
     "CompactRange",
     "MerkleTree",
+    "join_levels",
     "leaf_hash",
     "node_hash",
+    "perfect_levels",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -48,6 +50,48 @@ def leaf_hash(data: bytes) -> bytes:
 def node_hash(left: bytes, right: bytes) -> bytes:
     """RFC 9162 interior node hash."""
     return sha256(b"\x01" + left + right).digest()
+
+
+def perfect_levels(leaves: bytes, height: int, first: int = 0) -> list[bytes]:
+    """Levels 0..``height`` of the nodes wholly inside a stretch of leaves.
+
+    ``leaves`` are concatenated 32-byte leaf hashes of tree positions ``first``
+    onwards; level ``h`` holds, left to right, every node of height ``h`` whose
+    ``2**h`` leaves all lie in the stretch. Stretches hashed apart (in other
+    processes) join with :func:`join_levels`.
+    """
+    levels = [bytes(leaves)]
+    end = first + len(leaves) // 32
+    for h in range(1, height + 1):
+        below = levels[-1]
+        here = -(-first >> h)  # first node index of this level (ceil)
+        count = max((end >> h) - here, 0)
+        at = (2 * here - -(-first >> (h - 1))) * 32
+        levels.append(b"".join([_node(below[j : j + 64])
+                                for j in range(at, at + 64 * count, 64)]))
+    return levels
+
+
+def join_levels(parts: Sequence[tuple[int, Sequence[bytes]]], size: int) -> list[bytes]:
+    """The whole tree's levels from consecutive stretches ``(first, perfect_levels)``.
+
+    Between two stretches at most one node per level straddles the boundary;
+    it is hashed here from the level below, already joined.
+    """
+    if not parts:
+        return [b""]
+    depth = min(len(levels) for _, levels in parts)
+    joined = [b"".join(levels[0] for _, levels in parts)]
+    for h in range(1, depth):
+        below, out = joined[-1], bytearray()
+        for first, levels in parts:
+            target = min(-(-first >> h), size >> h)
+            while len(out) < target * 32:
+                m = len(out) // 32
+                out += _node(below[64 * m : 64 * m + 64])
+            out += levels[h]
+        joined.append(bytes(out))
+    return joined
 
 
 def _split(n: int) -> int:
@@ -121,6 +165,22 @@ class MerkleTree:
             raise ValueError("leaf buffer is not a multiple of 32 bytes")
         tree = cls()
         tree._levels[0] += leaves
+        return tree
+
+    @classmethod
+    def from_levels(cls, levels: Sequence[bytes | bytearray]) -> MerkleTree:
+        """A tree from precomputed levels (level 0 the leaves, each as :func:`perfect_levels`).
+
+        Raises:
+            ValueError: a level does not hold ``len(leaves) // 2**h`` whole nodes.
+        """
+        tree = cls.from_leaves(levels[0])
+        n = len(tree)
+        for h, level in enumerate(levels[1:], 1):
+            if len(level) != (n >> h) * 32:
+                raise ValueError(f"merkle level {h} holds {len(level)} bytes, want "
+                                 f"{(n >> h) * 32}")
+            tree._levels.append(bytearray(level))
         return tree
 
     def leaf(self, index: int) -> bytes:

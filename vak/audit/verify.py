@@ -24,7 +24,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import gc
-import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -45,7 +44,8 @@ from vak.audit.entry import FORMAT_VERSION, KINDS, ZERO_HASH, has_float
 from vak.audit.entrysig import EntrySig, entry_message, read_entry_sigs, sigs_path_for
 from vak.audit.keys import TrustedKey, parse_verifier_key
 from vak.audit.log import checkpoint_path_for, read_checkpoints
-from vak.audit.merkle import CompactRange, MerkleTree
+from vak.audit.merkle import CompactRange
+from vak.audit.scan import scan_log
 from vak.audit.state import VerifierState
 from vak.canonical import CanonicalError, canonical_bytes
 from vak.errors import AuditIntegrityError, KeyFileError
@@ -161,21 +161,6 @@ class _Line:
 
 
 _OPT = orjson.OPT_SORT_KEYS
-_REQUIRED = {kind: frozenset(names) for kind, names in KINDS.items()}
-_HEADER_COLS = operator.itemgetter("v", "origin", "seq", "prev", "time", "kind")
-_LEAF_PREFIX = sha256(b"\x00")
-_CHUNK = 64  # lines per bulk step of the fast path (keeps the parsed dicts in cache)
-# Column type checks the comparisons do not already imply (True == 1 == 1.0 in Python;
-# origin, prev and kind are compared with str values or used as keys of _REQUIRED).
-_INT, _STR = {int}, {str}
-
-
-def _leaf(raw: bytes) -> bytes:
-    h = _LEAF_PREFIX.copy()
-    h.update(raw)
-    return h.digest()
-
-
 def _entry_problem(e: Any) -> str | None:
     """Why a parsed line is not a valid entry, or None."""
     if type(e) is not dict:
@@ -245,7 +230,7 @@ class _Verifier:
         self.first_disturbed = 1 << 62
         #: (seq, entry_sigs flag) of every log_opened entry, for per-entry signatures
         self.opened: list[tuple[int, bool]] = []
-        self.leaf_blob: bytes | None = None  # leaf hashes by seq (fast path only)
+        self.leaf_blob: bytes | bytearray | None = None  # leaf hashes by seq (fast path only)
         #: (finding position, a, b) of lone broken links a -> b (see settle_ambiguous_links)
         self.ambiguous: list[tuple[int, _Line, _Line]] = []
         self.valid: list[SignedCheckpoint] = []
@@ -335,65 +320,26 @@ class _Verifier:
             return self.origin
         return max(picks, key=picks.count, default=self.origin)
 
-    def fast(self, raw_lines: list[bytes], sizes: set[int]) -> bool:
-        """The common case, column-wise in C-level bulk calls; False at any anomaly.
+    def fast(self, fd: int, sizes: set[int], workers: int | None) -> _LazyLines | None:
+        """The common case, in C-level bulk calls, maybe in processes (:mod:`vak.audit.scan`).
 
-        Chunk by chunk (small enough to stay in cache), with no per-line Python
-        loop: every line is parsed (``map(loads)``), the chunk is re-encoded once
-        and compared with its lines joined by commas (equal iff every line is
-        canonical: each line parsed alone as one complete JSON value, so element
-        boundaries coincide), header fields are pulled out as columns and compared
-        with the expected columns, and leaf hashes come from one comprehension. The
-        Merkle roots at checkpoint sizes come from one bulk-loaded tree. Floats are
-        left to ``scan``: the writer refuses them, so a float can only come with a
-        chain or signature failure that sends the log there (an uncovered tail line
-        is only ever a warning).
+        On success the log's single origin becomes the verifier's (what
+        ``_guess_origin`` would pick for such a log) and the roots at checkpoint
+        sizes come from the joined tree; None at any anomaly (nothing is kept),
+        so the slow path names it.
         """
-        n = len(raw_lines)
-        origin, leaves, rotations = self.origin, bytearray(), []
-        prev = ZERO_HASH
-        loads, dumps, join, leaf, hexed = orjson.loads, orjson.dumps, b",".join, _leaf, bytes.hex
-        try:
-            for lo in range(0, n, _CHUNK):
-                raws = raw_lines[lo:lo + _CHUNK]
-                entries = list(map(loads, raws))
-                if set(map(type, entries)) != {dict} \
-                        or dumps(entries, option=_OPT) != b"[" + join(raws) + b"]":
-                    return False
-                v, origin_col, seq, prevs, time_, kind = zip(*map(_HEADER_COLS, entries),
-                                                             strict=True)
-                chunk = [leaf(raw) for raw in raws]
-                hexes = list(map(hexed, chunk))
-                if list(seq) != list(range(lo, lo + len(raws))) \
-                        or list(prevs) != [prev, *hexes[:-1]] \
-                        or origin_col.count(origin) != len(raws) \
-                        or v.count(FORMAT_VERSION) != len(raws) \
-                        or set(map(type, seq)) != _INT or set(map(type, v)) != _INT \
-                        or set(map(type, time_)) != _STR \
-                        or not all(map(operator.ge, map(dict.keys, entries),
-                                       map(_REQUIRED.__getitem__, kind))):
-                    return False
-                if "log_opened" in kind:
-                    self.opened += [(lo + i, entries[i].get("entry_sigs") is True)
-                                    for i, k in enumerate(kind) if k == "log_opened"]
-                if "key_rotated" in kind:
-                    for i, k in enumerate(kind):
-                        if k == "key_rotated":
-                            vkey = entries[i].get("new_vkey")
-                            if type(vkey) is not str:
-                                return False
-                            rotations.append((lo + i, vkey, lo + i))
-                prev = hexes[-1]
-                leaves += b"".join(chunk)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            return False
-        self.leaf_blob = bytes(leaves)
-        tree = MerkleTree.from_leaves(leaves)
+        clean = scan_log(fd, self.forced_origin, workers)
+        if clean is None:
+            return None
+        if clean.size:
+            self.origin = clean.origin
+        self.leaf_blob = clean.tree.leaves_buffer
+        self.torn, self.end_offset = b"", clean.nbytes
+        self.opened, self.rotations = clean.opened, clean.rotations
         for size in sizes:
-            if size <= n:
-                self.roots[size] = tree.root(size)
-        self.rotations = rotations
-        return True
+            if size <= clean.size:
+                self.roots[size] = clean.tree.root(size)
+        return _LazyLines(clean.size, clean.last_raw)
 
     # -------------------------------------------------------------- pass 2
     def classify(self) -> None:
@@ -674,20 +620,21 @@ class _Verifier:
 class _LazyLines(list):  # type: ignore[type-arg]
     """Stands in for ``_Line`` objects on the fast path: only length and the last line."""
 
-    def __init__(self, raw_lines: list[bytes]) -> None:
+    def __init__(self, n: int, last_raw: bytes) -> None:
         super().__init__()
-        self._raw = raw_lines
+        self._n, self._last = n, last_raw
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return self._n
 
     def __bool__(self) -> bool:
-        return bool(self._raw)
+        return self._n > 0
 
     def __getitem__(self, i: Any) -> Any:
-        e = orjson.loads(self._raw[i])
-        return _Line(i if i >= 0 else len(self._raw) + i, 0, b"", e["seq"], e["prev"],
-                     e["origin"], e["kind"], e)
+        if i not in (-1, self._n - 1) or not self._n:
+            raise IndexError(i)
+        e = orjson.loads(self._last)
+        return _Line(self._n - 1, 0, b"", e["seq"], e["prev"], e["origin"], e["kind"], e)
 
 
 def _float_problem(e: Any) -> str | None:
@@ -697,7 +644,7 @@ def _float_problem(e: Any) -> str | None:
 def verify_log(
     path: str | Path, keys: Iterable[TrustedKey], *, checkpoint_path: str | Path | None = None,
     state: VerifierState | None = None, origin: str | None = None,
-    sigs_path: str | Path | None = None,
+    sigs_path: str | Path | None = None, workers: int | None = None,
 ) -> Report:
     """Verify the log at ``path`` against ``keys``; never raises for a bad log.
 
@@ -705,6 +652,8 @@ def verify_log(
     signatures from ``<log>.sigs`` unless other paths are given.
 
     A bad log is the *result* here (see :meth:`Report.raise_for_result`).
+    ``workers`` bounds the processes that share the clean-log fast path
+    (None: ``os.cpu_count()``; 1: in-process); the report is the same either way.
 
     Raises:
         OSError: the log file cannot be read.
@@ -716,25 +665,25 @@ def verify_log(
     sizes = {cp.checkpoint.size for _, cp, _ in cps if cp is not None}
     if state is not None:
         sizes.add(state.size)
-    data = path.read_bytes()
-    raw_lines = data.split(b"\n")
-    torn = raw_lines.pop()
-    v.origin = v._guess_origin(raw_lines)
     # The fast loop makes ~10 short-lived objects a line and no cycles; pausing the
     # cyclic collector saves ~10% and is restored at once.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        clean = v.fast(raw_lines, sizes)
+        with path.open("rb") as f:
+            lazy = v.fast(f.fileno(), sizes, workers)
     finally:
         if was_enabled:
             gc.enable()
-    if clean and not torn:
-        v.lines = _LazyLines(raw_lines)  # type: ignore[assignment]
-        v.torn, v.end_offset = torn, len(data)
+    if lazy is not None:
+        v.lines = lazy
     else:
+        data = path.read_bytes()
+        raw_lines = data.split(b"\n")
+        raw_lines.pop()
+        v.origin = v._guess_origin(raw_lines)
         v.roots.clear()
-        v.lines, v.opened, v.leaf_blob = [], [], None
+        v.lines, v.opened, v.leaf_blob, v.rotations = [], [], None, []
         if not v.scan(data, sizes):
             v.classify()
     v.checkpoints(cps)
