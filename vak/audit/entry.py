@@ -17,7 +17,7 @@ Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from hashlib import sha256
 from typing import Any
 
@@ -82,31 +82,19 @@ def needs_exact(fields: Mapping[str, Any]) -> bool:
     :func:`vak.canonical.canonical_bytes`, which either accepts or raises. A
     recursive function beats an explicit stack here (about 1 us per host entry).
     """
-    for x in fields.values():
-        c = x.__class__
-        if c is str or c is int or c is bool or x is None:
-            continue
-        if c is dict:
-            if needs_exact(x):
-                return True
-        elif c is list or c is tuple:
-            if _seq_needs_exact(x):
-                return True
-        else:
-            return True
-    return False
+    return _values_need_exact(fields.values())
 
 
-def _seq_needs_exact(items: list[Any] | tuple[Any, ...]) -> bool:
+def _values_need_exact(items: Iterable[Any]) -> bool:
     for x in items:
         c = x.__class__
         if c is str or c is int or c is bool or x is None:
             continue
         if c is dict:
-            if needs_exact(x):
+            if _values_need_exact(x.values()):
                 return True
         elif c is list or c is tuple:
-            if _seq_needs_exact(x):
+            if _values_need_exact(x):
                 return True
         else:
             return True
