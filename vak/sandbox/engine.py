@@ -311,7 +311,7 @@ class Engine:
             ToolCallError: whatever the ``HostHandler`` raised, unchanged.
         """
         compiled = self._callable(module_digest, export)
-        limit_bytes = min(limits.max_memory_pages * PAGE, self.config.pool_max_memory_bytes)
+        limit_bytes = self._memory_limit(limits)
         state = _CallState(host, limits, limit_bytes)
         store = fastcall.RawStore(self._engine)
         try:
@@ -332,6 +332,10 @@ class Engine:
         finally:
             store.close()
 
+    def _memory_limit(self, limits: Limits) -> int:
+        """Bytes one store may grow to: the manifest's pages, capped by the pool's slot size."""
+        return min(limits.max_memory_pages * PAGE, self.config.pool_max_memory_bytes)
+
     def open_resident(self, module_digest: str, limits: Limits) -> Resident:
         """A Store with one live instance of the module, kept for later calls.
 
@@ -346,7 +350,7 @@ class Engine:
             SkillTrapError: the start function trapped or instantiation failed.
         """
         compiled = self._callable(module_digest, None)
-        limit_bytes = min(limits.max_memory_pages * PAGE, self.config.pool_max_memory_bytes)
+        limit_bytes = self._memory_limit(limits)
         state = _CallState(_no_host, limits, limit_bytes)
         store = fastcall.RawStore(self._engine)
         try:
