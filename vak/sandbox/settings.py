@@ -1,0 +1,48 @@
+"""Settings of the sandbox room: the wasmtime engine and the OS-sandboxed worker.
+
+These frozen values are all the sandbox knows of configuration: the composition
+root (``vak.kernel.Kernel``) builds them from ``KernelConfig`` with every path
+already resolved, so nothing in ``vak.sandbox`` imports the facade's config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["EngineSettings", "WorkerSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """The one wasmtime engine: pooling allocator sizes, epochs, fuel, module cache."""
+
+    pool_total_instances: int = 1000
+    pool_total_memories: int = 1000
+    pool_max_memory_bytes: int = 64 << 20
+    pool_total_tables: int = 1000
+    pool_table_elements: int = 10_000
+    epoch_tick_ms: int = 1
+    wasm_stack_bytes: int = 512 << 10
+    #: fuel metering on; operators may turn it off for trusted skills only
+    fuel: bool = True
+    #: where compiled modules are kept; ``None`` keeps none on disk
+    module_cache_dir: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """The pre-started, Landlock + seccomp restricted worker processes."""
+
+    #: route every skill through a worker, whatever its tier
+    force: bool = False
+    #: refuse to start a worker whose OS barriers cannot all be applied
+    require_os_sandbox: bool = False
+    pool_size: int = 2
+    recycle_after: int = 1000
+    #: RLIMIT_CPU of a worker over its whole life (SIGXCPU ends it; the pool replaces it)
+    cpu_seconds: int = 3600
+    #: how long a worker may take to start, restrict itself and compile its module
+    start_timeout_ms: int = 30_000
+    #: grace beyond max_execution_time_ms before a silent worker counts as hung
+    hang_margin_ms: int = 1000
