@@ -34,6 +34,7 @@ from vak.audit.log import Receipt, checkpoint_path_for, read_checkpoints, verify
 from vak.audit.merkle import MerkleTree, verify_consistency
 from vak.audit.state import VerifierState, load_state, save_state
 from vak.audit.verify import Code, verify_log
+from vak.cli._common import add_standard_flags, debug_requested, guarded
 from vak.config import KernelConfig
 from vak.errors import AuditVerificationError, VakError
 
@@ -245,6 +246,7 @@ def _cmd_checkpoint(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vak-audit", description=__doc__.split("\n")[0])
+    add_standard_flags(p, "vak-audit")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser, *, log: bool = True, keys: bool = False) -> None:
@@ -309,7 +311,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (see module docstring)."""
+    """Entry point; returns the exit code (see module docstring).
+
+    A closed stdout exits 141, an unexpected exception 70 (docs/CLI.md): never
+    a traceback, and never a code that reads as OK or WARNINGS.
+    """
+    return guarded(lambda: _main(argv), "vak-audit", debug=debug_requested(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)

@@ -9,18 +9,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vak.cli._common import add_command, emit, make_parser, read_secret, run
+from vak.cli._common import ERROR_CODES, add_command, emit, make_parser, read_secret, run
 from vak.errors import (
-    ConfigError,
-    DigestMismatchError,
-    KeyFileError,
     ManifestError,
-    SignatureError,
-    UntrustedSignerError,
 )
 from vak.keys import generate_key_file, load_public_key, load_signing_key, public_key_id
 from vak.manifest import load_manifest
@@ -29,15 +24,8 @@ from vak.trust import TrustStore
 
 __all__ = ["EXIT_CODES", "main"]
 
-#: documented in docs/MANIFEST.md ("Exit codes"); 0 ok, 1 other, 2 usage/I-O
-EXIT_CODES: dict[type[BaseException], int] = {
-    ManifestError: 3,
-    SignatureError: 4,
-    DigestMismatchError: 5,
-    UntrustedSignerError: 6,
-    KeyFileError: 7,
-    ConfigError: 8,
-}
+#: the shared table of docs/CLI.md (3 manifest ... 8 config), the same codes as `vak`'s
+EXIT_CODES: Mapping[type[BaseException], int] = ERROR_CODES
 
 _EPILOG = """\
 examples:
@@ -53,7 +41,7 @@ exit codes:
   1 other error             6 signer not trusted (unknown, revoked, expired, skill not allowed)
   2 usage or I/O error      7 key file error (missing, wrong format, wrong passphrase)
   3 invalid manifest        8 trust store or passphrase source invalid
-  4 missing/bad signature
+  4 missing/bad signature   70 internal error (--debug shows the traceback)
 
 Formats of skill.yaml, key files and the trust store: docs/MANIFEST.md
 """
