@@ -473,11 +473,15 @@ def _load_fields(skill: LoadedSkill, tools: list[RegisteredTool]) -> dict[str, A
     """The ``skill_loaded`` entry's fields (docs/AUDIT-FORMAT.md)."""
     ref = dict(skill_ref(skill))
     ref["module_sha256"] = f"sha256:{skill.module_sha256}"
-    return {
+    fields: dict[str, Any] = {
         "skill": ref,
         "tools": [t.spec.name for t in tools],
         "route": "worker" if skill.use_worker else "engine",
     }
+    if not skill.signer_key_id:
+        # loaded unsigned on the development path (require_signature = false)
+        fields["dev_mode"] = True
+    return fields
 
 
 def _status_of(exc: VakError) -> str:
