@@ -214,9 +214,10 @@ _ZIG_SOURCE = """\
 const vak = @import("vak");
 
 export fn execute(ptr: u32, len: u32) u64 {{
+    const bad = "{{\\"error\\":\\"name must be a string\\"}}";
     const in = vak.input(ptr, len);
-    const raw = vak.get(in, "name") orelse return vak.pack("{{\\"error\\":\\"name must be a string\\"}}");
-    const name = vak.stringRaw(raw) orelse return vak.pack("{{\\"error\\":\\"name must be a string\\"}}");
+    const raw = vak.get(in, "name") orelse return vak.pack(bad);
+    const name = vak.stringRaw(raw) orelse return vak.pack(bad);
     const head = "{{\\"greeting\\":\\"Hello, ";
     const tail = "!\\"}}";
     // the name is still JSON-escaped, so it is pasted as is

@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add_command(sub, "sign", "Fill in the module digest and sign skill.yaml in place.",
                     _sign, epilog="example:\n  vak-skill-sign sign skills/calculator "
                     "--key signer.key")
-    p.add_argument("skill_dir", metavar="SKILL_DIR")
+    p.add_argument("skill_dir", metavar="SKILL_DIR", help="the skill directory (skill.yaml)")
     p.add_argument("--key", required=True, metavar="KEY",
                    help="private key: a keygen KEY file or an OpenSSH ed25519 private key")
     _add_passphrase_flags(p)
@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                     json_flag=True, epilog="examples:\n"
                     "  vak-skill-sign verify skills/calculator --key signer.key.pub\n"
                     "  vak-skill-sign verify skills/calculator --trust trust.yaml --json")
-    p.add_argument("skill_dir", metavar="SKILL_DIR")
+    p.add_argument("skill_dir", metavar="SKILL_DIR", help="the skill directory (skill.yaml)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--key", action="append", metavar="KEY.pub",
                      help="trust this public key (vak-ed25519 or ssh-ed25519 line); repeatable")
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add_command(sub, "inspect", "Show a skill's manifest, digest and signer (no trust check).",
                     _inspect, json_flag=True,
                     epilog="example:\n  vak-skill-sign inspect skills/calculator --json")
-    p.add_argument("skill_dir", metavar="SKILL_DIR")
+    p.add_argument("skill_dir", metavar="SKILL_DIR", help="the skill directory (skill.yaml)")
     return parser
 
 
