@@ -42,7 +42,7 @@ def test_new_skill_builds_outside_the_repo(tmp_path: Path, lang: str) -> None:
 
 
 def test_no_skill_here_names_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no skill.yaml") as info:
+    with pytest.raises(ConfigError, match=r"no skill\.yaml") as info:
         build_all(tmp_path)
     assert "vak skill new" in str(info.value.details["fix"])
 

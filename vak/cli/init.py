@@ -56,7 +56,7 @@ def register(sub: Any) -> None:
     p = add(sub, "init", cmd_init,
             "Write vak.toml, a trust store, policies/ and skills/ (with --author also a "
             "trusted signing key) and print what to do next.", config=False,
-            epilog="examples:\n  vak init mykernel --author\n  vak init . --force")
+            epilog="examples:\n  vak init mykernel --author\n  vak init mykernel --force")
     p.add_argument("dir", nargs="?", default=".", metavar="DIR",
                    help="directory to set up (created if missing; default: .)")
     p.add_argument("--author", action="store_true",

@@ -50,10 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.export is None:
                 raise ConfigError(f"{skill_dir}: give the export name after the skill dir",
                                   fix="vak run SKILL_DIR EXPORT --input JSON")
-            loaded = {s.skill_dir for s in kernel.skills()}
-            specs = () if str(skill_dir) in loaded else kernel.load_skill(skill_dir)
-            skill = next((s.skill for s in specs), None) or _skill_name(kernel, skill_dir)
-            name = f"{skill}__{args.export}"
+            name = f"{_ensure_loaded(kernel, skill_dir)}__{args.export}"
         inv = kernel.invoke(name, payload, session=args.session)
     if args.json:
         print_json(invocation_dict(inv))
@@ -65,11 +62,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _skill_name(kernel: Any, skill_dir: Path) -> str:
+def _ensure_loaded(kernel: Any, skill_dir: Path) -> str:
+    """The name of the skill in ``skill_dir``, loading it unless the config already did."""
+    wanted = skill_dir.resolve()
     for skill in kernel.skills():
-        if Path(skill.skill_dir).resolve() == skill_dir.resolve():
+        if Path(skill.skill_dir).resolve() == wanted:
             return str(skill.name)
-    raise ConfigError(f"{skill_dir}: not a loaded skill", skill_dir=str(skill_dir))
+    specs = kernel.load_skill(skill_dir)
+    if not specs:
+        raise ConfigError(f"{skill_dir}/skill.yaml: the skill declares no exports",
+                          file=f"{skill_dir}/skill.yaml", field="exports")
+    return str(specs[0].skill)
 
 
 # ---------------------------------------------------------------------- skills
@@ -104,10 +107,8 @@ def cmd_skills_list(args: argparse.Namespace) -> int:
 
 def cmd_skills_inspect(args: argparse.Namespace) -> int:
     with open_kernel(args.config) as kernel:
-        if Path(args.skill, "skill.yaml").exists() and args.skill not in {
-            s.name for s in kernel.skills()
-        }:
-            kernel.load_skill(args.skill)
+        if Path(args.skill, "skill.yaml").exists():
+            args.skill = _ensure_loaded(kernel, Path(args.skill))
         tools = kernel.tools()
         skill = next((s for s in kernel.skills()
                       if args.skill in (s.name, s.skill_dir)), None)
@@ -203,10 +204,10 @@ was denied by policy, 21 the input is not JSON or fails the schema, 22 no such
 tool, 23 the call failed in the sandbox (trap, deadline, fuel, output)."""
 
 _EPILOG = """getting started:
-  vak demo                         the whole product in one scripted session
-  vak init DIR --author            a kernel directory with a trusted author key
-  vak skill new NAME --lang c      a skill to build, test and sign
-  vak status                       what this machine supports
+  vak demo                           # the whole product in one scripted session
+  vak init mykernel --author         # a kernel directory with a trusted author key
+  vak skill new hello --lang c       # a skill to build, test and sign
+  vak status                         # what this machine supports
 
 Exit codes, shared with vak-skill-sign and vak-audit: docs/CLI.md."""
 
@@ -258,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(sub, "demo", cmd_demo,
             "Build, sign and load the example skills, play a scripted agent session, "
             "verify the audit log.", config=False,
-            epilog="examples:\n  vak demo\n  vak demo --workdir /tmp/vak-demo --json")
+            epilog="examples:\n  vak demo\n  vak demo --workdir vak-demo --json")
     p.add_argument("--workdir", type=Path, metavar="DIR",
                    help="where to leave the demo state (default: a fresh temp dir)")
     return parser

@@ -149,7 +149,8 @@ def register(sub: Any) -> None:
     p = add(ssub, "build", cmd_build,
             "Build one skill, or every skill under DIR, with the packaged SDK.",
             config=False, json_flag=False,
-            epilog="examples:\n  vak skill build hello\n  vak skill build skills --check")
+            epilog="examples:\n  vak skill build skills/calculator\n"
+            "  vak skill build skills --check")
     p.add_argument("dir", nargs="?", default=".", metavar="DIR",
                    help="a skill directory or a tree of them (default: .)")
     p.add_argument("--check", action="store_true",
@@ -157,7 +158,8 @@ def register(sub: Any) -> None:
 
     p = add(ssub, "sign", skill_sign._sign,
             "Fill in the module digest and sign skill.yaml in place.", config=False,
-            json_flag=False, epilog="example:\n  vak skill sign hello --key keys/author.key")
+            json_flag=False,
+            epilog="example:\n  vak skill sign skills/calculator --key keys/author.key")
     p.add_argument("skill_dir", metavar="DIR", help="the skill directory")
     p.add_argument("--key", required=True, metavar="KEY",
                    help="private key: written by `vak init --author` or "
@@ -167,8 +169,9 @@ def register(sub: Any) -> None:
     p = add(ssub, "test", cmd_test,
             "Build the skill if needed and make one call in a throw-away development kernel "
             "(unsigned, marked dev_mode in its audit log).", config=False,
-            epilog="examples:\n  vak skill test hello --input '{\"name\": \"Ada\"}'\n"
-            "  vak skill test hello --input @input.json --keep --json")
+            epilog="examples:\n  vak skill test skills/calculator "
+            "--input '{\"operation\": \"add\", \"a\": 1, \"b\": 2}'\n"
+            "  vak skill test skills/calculator --input @input.json --keep --json")
     p.add_argument("skill", metavar="DIR", help="the skill directory")
     p.add_argument("--input", default="{}", metavar="JSON|@file",
                    help="tool input as JSON, or @path to a JSON file (default: {})")

@@ -29,10 +29,10 @@ EXIT_CODES: Mapping[type[BaseException], int] = ERROR_CODES
 
 _EPILOG = """\
 examples:
+  vak-skill-sign verify skills/calculator --trust trust.yaml --json
   vak-skill-sign keygen --out signer.key              # writes signer.key (0600) + signer.key.pub
   vak-skill-sign sign skills/calculator --key signer.key
   vak-skill-sign verify skills/calculator --key signer.key.pub
-  vak-skill-sign verify skills/calculator --trust trust.yaml --json
   vak-skill-sign inspect skills/calculator
   vak-skill-sign sign skills/calculator --key ~/.ssh/id_ed25519   # reuse an OpenSSH key
 
