@@ -265,7 +265,7 @@ def _model_calls(script: list[tuple[str, str, dict[str, Any], str]]) -> list[dic
 def _play(kernel: Any, port: int, emit: Callable[[DemoStep], None] | None) -> list[DemoStep]:
     offered = {t["function"]["name"] for t in kernel.tool_specs("openai")}
     script = _script(port)
-    steps = []
+    steps: list[DemoStep] = []
     for (title, _, _, expected), call in zip(script, _model_calls(script), strict=True):
         name = call["function"]["name"]
         args = json.loads(call["function"]["arguments"])

@@ -8,6 +8,8 @@
     DIR/policies/operator.cedar   a commented operator policy template
     DIR/skills/             where skills go (listed in vak.toml's skill_dirs)
     DIR/keys/author.key     with ``author=True``: a signing key trusted at tier trusted
+    DIR/audit-pin.pub       the audit log key, pinned for ``vak-audit verify --config``
+                            (when the audit settings have a ``trust`` field)
 
 ``new_skill(PARENT, NAME, lang)`` writes ``PARENT/NAME/skill.yaml`` and a C or
 Zig source that builds with the packaged SDK (``vak skill build``)::
@@ -36,6 +38,9 @@ __all__ = ["LANGS", "InitResult", "config_text", "init_dir", "new_skill", "trust
 #: languages ``vak skill new`` scaffolds (components join when they land)
 LANGS = ("c", "zig")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
+
+#: the log key's pinned copy, beside vak.toml and outside the state directory
+AUDIT_PIN = "audit-pin.pub"
 
 CONFIG_HEADER = """\
 vak.toml: the kernel's configuration, written by `vak init`.
@@ -117,6 +122,26 @@ def _refuse_existing(paths: Iterable[Path], force: bool) -> None:
                               fix="choose another directory, or pass --force to overwrite")
 
 
+def _supports_audit_pin() -> bool:
+    from vak._configdoc import config_keys
+
+    return any(k.dotted in ("audit.trust", "audit_trust") for k in config_keys())
+
+
+def _pin_audit_key(config: Path, pin: Path) -> None:
+    """Start the new kernel once so it creates its log key, and pin that key.
+
+    ``vak-audit verify --config`` then checks the log against this copy, kept
+    outside the state directory, instead of the key file beside the log (which
+    whoever can write the log could replace).
+    """
+    from vak.kernel import Kernel
+
+    with Kernel.from_config(config) as kernel:
+        public = Path(kernel.audit.public_key_path)
+    pin.write_bytes(public.read_bytes())
+
+
 def init_dir(directory: Path, *, author: bool = False, force: bool = False) -> InitResult:
     """Write a kernel directory (module docstring); return what was written.
 
@@ -142,10 +167,12 @@ def init_dir(directory: Path, *, author: bool = False, force: bool = False) -> I
         key_id = generate_key_file(key, force=force, comment="vak-author")
         pub = key.with_name(key.name + ".pub").read_text(encoding="utf-8").strip()
         entries.append((pub, "trusted", "author key written by vak init"))
-    config.write_text(config_text({
-        "trust_store": "trust.yaml", "policy_dirs": ["policies"], "skill_dirs": [],
-        "state_dir": ".vak",
-    }), encoding="utf-8")
+    pin = directory / AUDIT_PIN if _supports_audit_pin() else None
+    values: dict[str, object] = {"trust_store": "trust.yaml", "policy_dirs": ["policies"],
+                                 "skill_dirs": [], "state_dir": ".vak"}
+    if pin is not None:
+        values.update({"audit.trust": AUDIT_PIN, "audit_trust": AUDIT_PIN})
+    config.write_text(config_text(values), encoding="utf-8")
     trust.write_text(trust_store_text(
         entries, "Trust store: the keys whose signatures this kernel accepts, and at which\n"
         "tier (trusted: in-process; untrusted: OS-sandboxed worker). Manage it with\n"
@@ -154,6 +181,9 @@ def init_dir(directory: Path, *, author: bool = False, force: bool = False) -> I
     policy.write_text(OPERATOR_POLICY, encoding="utf-8")
     written = [config, trust, policy, *([key, key.with_name(key.name + ".pub")] if author
                                         else [])]
+    if pin is not None:
+        _pin_audit_key(config, pin)
+        written.append(pin)
     return InitResult(directory, config, trust, policy, directory / "skills",
                       key if author else None, key_id, tuple(written))
 
