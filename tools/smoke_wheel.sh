@@ -20,7 +20,11 @@ if [[ -z "${KEEP:-}" ]]; then trap 'rm -rf "$WORK"' EXIT; else echo "smoke: keep
 case "$WORK" in "$REPO"/*) echo "smoke: $WORK is inside the checkout" >&2; exit 2;; esac
 
 echo "smoke: building the wheel"
-"$PY" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/dist" "$REPO" >/dev/null
+# from a clean copy of the tree: setuptools' build/ directory could hold stale files
+mkdir "$WORK/src"
+tar -C "$REPO" --exclude=./.venv --exclude=./.git --exclude=./build --exclude=./dist \
+    --exclude='*.egg-info' --exclude='*.wasm' --exclude=__pycache__ -cf - . | tar -C "$WORK/src" -xf -
+"$PY" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/dist" "$WORK/src" >/dev/null
 WHEEL=$(ls "$WORK"/dist/vak-*.whl)
 
 echo "smoke: installing $(basename "$WHEEL")[build] into a fresh virtualenv"
