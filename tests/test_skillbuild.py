@@ -88,3 +88,20 @@ def test_skill_without_sources_is_an_error_unless_prebuilt(tmp_path: Path) -> No
         build_all(skill)
     (skill / "nosrc.wasm").write_bytes(b"\0asm\1\0\0\0")
     assert build_all(skill) == []
+
+
+def test_missing_compiler_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from vak import skillbuild
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ziglang" else real(name, *a))
+    skillbuild.zig_version.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as info:
+            skillbuild.zig_version()
+    finally:
+        skillbuild.zig_version.cache_clear()
+    assert "vak[build]" in str(info.value.details["fix"])

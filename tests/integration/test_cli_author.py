@@ -114,3 +114,13 @@ def test_status_without_a_config_reports_the_machine(tmp_path: Path) -> None:
     assert "available" in data["os_sandbox"]["seccomp"] and "available" in data["pooling"]
     text = vak("status", cwd=tmp_path).stdout
     assert "landlock" in text and "seccomp" in text and "pooling" in text
+
+
+def test_vak_audit_show_into_head_has_no_traceback(kernel_dir: Path) -> None:
+    log = kernel_dir / ".vak" / "audit" / "vak.log"
+    assert log.exists()
+    proc = subprocess.run(f"{sys.executable} -m vak.cli.audit show {log} | head -1; "
+                          "echo \"rc=${PIPESTATUS[0]}\"", shell=True, executable="/bin/bash",
+                          capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+    assert proc.stdout.splitlines()[-1] in ("rc=0", "rc=141")

@@ -344,6 +344,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except VakError as exc:
         sys.stderr.write(f"vak-audit: {exc.diagnostics()}\nRESULT: USAGE\n")
         return int(Code.USAGE)
+    except BrokenPipeError:
+        raise  # stdout closed (`| head`): guarded() ends quietly with 141
     except OSError as exc:
         sys.stderr.write(f"vak-audit: {exc}\nRESULT: USAGE\n")
         return int(Code.USAGE)
