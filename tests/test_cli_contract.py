@@ -181,3 +181,13 @@ def test_broken_pipe_exits_141_quietly() -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == str(int(Exit.BROKEN_PIPE)), proc.stderr
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_exception_while_building_the_parser_exits_70(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def broken() -> argparse.ArgumentParser:
+        raise ImportError("a subcommand module is broken")
+
+    monkeypatch.setattr(main, "build_parser", broken)
+    assert main.main(["status"]) == Exit.INTERNAL
+    assert "internal error: ImportError" in capsys.readouterr().err

@@ -309,16 +309,23 @@ def _dispatch(args: argparse.Namespace, codes: Mapping[type[BaseException], int]
 
 
 def run(
-    parser: argparse.ArgumentParser,
+    parser: argparse.ArgumentParser | Callable[[], argparse.ArgumentParser],
     argv: Sequence[str] | None,
     codes: Mapping[type[BaseException], int] = ERROR_CODES,
+    prog: str = "vak",
 ) -> int:
     """Parse ``argv``, run the chosen handler, map failures to exit codes.
+
+    ``parser`` may be a factory, so that building it (which imports the
+    subcommands' modules) is covered by the same last-resort handling.
 
     Returns:
         the process exit code (never raises for expected failures; argparse's
         own exits for ``--help``, ``--version`` and usage errors pass through).
     """
-    args = parser.parse_args(argv)
-    debug = bool(getattr(args, "debug", False)) or debug_requested(argv)
-    return guarded(lambda: _dispatch(args, codes), parser.prog, debug=debug)
+    def body() -> int:
+        built = parser if isinstance(parser, argparse.ArgumentParser) else parser()
+        return _dispatch(built.parse_args(argv), codes)
+
+    name = parser.prog if isinstance(parser, argparse.ArgumentParser) else prog
+    return guarded(body, name, debug=debug_requested(argv))

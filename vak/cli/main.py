@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vak`` console script; returns the exit code (docs/CLI.md)."""
-    return run(build_parser(), argv, ERROR_CODES)
+    return run(build_parser, argv, ERROR_CODES, prog="vak")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vak-skill-sign`` console script."""
-    return run(build_parser(), argv, EXIT_CODES)
+    return run(build_parser, argv, EXIT_CODES, prog="vak-skill-sign")
 
 
 if __name__ == "__main__":
