@@ -12,6 +12,7 @@ kernel's configuration, skills and tools. Probing never restricts this process.
 from __future__ import annotations
 
 import argparse
+import json
 import importlib.util
 import platform
 from importlib import metadata
@@ -86,6 +87,8 @@ def status_dict(kernel: Any, config_path: str) -> dict[str, Any]:
                    for s in kernel.skills()],
         "tools": [t.name for t in kernel.tools()],
     }
+    if hasattr(kernel, "sandbox_status"):  # what this kernel applies (degraded or not)
+        out["sandbox"] = kernel.sandbox_status()
     machine = machine_status()
     out["os_sandbox"] = machine.pop("os_sandbox")
     out["machine"] = machine
@@ -140,6 +143,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for key in ("config", "audit_log", "audit_fsync", "require_signature", "force_worker"):
         print(f"{key:<18} {data[key]}")
     print(f"{'tools':<18} {', '.join(data['tools']) or '(none)'}")
+    if "sandbox" in data:
+        print(f"{'sandbox':<18} {json.dumps(data['sandbox'], default=str)}")
     print("\n".join(_machine_lines(data)))
     return 0
 
