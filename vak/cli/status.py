@@ -12,8 +12,8 @@ kernel's configuration, skills and tools. Probing never restricts this process.
 from __future__ import annotations
 
 import argparse
-import json
 import importlib.util
+import json
 import platform
 from importlib import metadata
 from pathlib import Path
