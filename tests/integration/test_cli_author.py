@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,18 @@ def test_vak_audit_show_into_head_has_no_traceback(kernel_dir: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
     assert proc.stdout.splitlines()[-1] in ("rc=0", "rc=141")
+
+
+def test_skill_test_with_a_mount_and_a_denial(built_skills: Path, tmp_path: Path) -> None:
+    shutil.copytree(built_skills / "notes", tmp_path / "notes")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("hi\n")
+    ok = vak("skill", "test", "notes", "--export", "read", "--input",
+             '{"path": "/workspace/a.txt"}', "--mount", "/workspace=data", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["content"] == "hi\n"
+    denied = vak("skill", "test", "notes", "--export", "read", "--input",
+                 '{"path": "/etc/passwd"}', "--mount", "/workspace=data", cwd=tmp_path)
+    assert denied.returncode == Exit.POLICY_DENIED, denied.stderr
+    bad = vak("skill", "test", "notes", "--export", "read", "--mount", "workspace", cwd=tmp_path)
+    assert bad.returncode == Exit.CONFIG and "GUEST=HOST" in bad.stderr

@@ -88,12 +88,27 @@ def _export_name(skill: Path, export: str | None) -> str:
     return export
 
 
-def _dev_config(state: Path, policy_dirs: list[str]) -> Any:
+def _mounts(specs: list[str]) -> dict[str, str]:
+    mounts = {}
+    for spec in specs:
+        guest, sep, host = spec.partition("=")
+        if not sep or not guest.startswith("/") or not host:
+            raise ConfigError(f"--mount {spec!r}: expected GUEST=HOST, e.g. /workspace=data",
+                              field="--mount", fix="--mount /workspace=./data")
+        if not Path(host).is_dir():
+            raise ConfigError(f"--mount {spec!r}: {host} is not a directory", field="--mount",
+                              file=host)
+        mounts[guest] = str(Path(host).resolve())
+    return mounts
+
+
+def _dev_config(state: Path, args: argparse.Namespace) -> Any:
     from vak.config import KernelConfig
 
     return KernelConfig.from_mapping(
         {"state_dir": str(state), "require_signature": False,
-         "policy_dirs": [str(Path(p).resolve()) for p in policy_dirs]},
+         "policy_dirs": [str(Path(p).resolve()) for p in args.policy_dir],
+         "host": {"fs_mounts": _mounts(args.mount)}},
         base=state, source="<vak skill test development kernel>")
 
 
@@ -108,7 +123,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     export = _export_name(skill, args.export)
     state = Path(tempfile.mkdtemp(prefix="vak-skill-test-"))
     try:
-        with Kernel(_dev_config(state, args.policy_dir)) as kernel:
+        with Kernel(_dev_config(state, args)) as kernel:
             specs = kernel.load_skill(skill)
             name = next(s.name for s in specs if s.name.endswith(f"__{export}"))
             inv = kernel.invoke(name, payload, session="skill-test")
@@ -179,6 +194,9 @@ def register(sub: Any) -> None:
                    help="export to call (default: the only one the manifest declares)")
     p.add_argument("--policy-dir", action="append", default=[], metavar="DIR",
                    help="operator policies to add to the shipped ones (repeatable)")
+    p.add_argument("--mount", action="append", default=[], metavar="GUEST=HOST",
+                   help="expose directory HOST to the skill at guest path GUEST, e.g. "
+                   "/workspace=./data (repeatable; policy still decides each access)")
     p.add_argument("--keep", action="store_true",
                    help="keep the development kernel's state (audit log) and print where")
     p.add_argument("--no-build", action="store_true", help="do not build before the call")
