@@ -16,7 +16,7 @@ from vak.audit.sink import AuditRef
 from vak.config import SHIPPED_POLICY_DIR
 from vak.host.context import CallContext
 from vak.host.mediation import Mediator
-from vak.manifest import Capabilities, Limits, Manifest, ModuleRef
+from vak.identity.manifest import Capabilities, Limits, Manifest, ModuleRef
 from vak.policy.engine import PolicyEngine
 
 LOOPBACK_POLICY = """

@@ -9,15 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vak._registry import WIRE_NAME_RE, LoadedSkill, Registry, wire_name
-from vak._validation import compile_validator
 from vak.errors import (
     InputValidationError,
     OutputValidationError,
     SkillLoadError,
     UnknownToolError,
 )
+from vak.identity.manifest import Capabilities, ExportSpec, Limits, Manifest, ModuleRef
+from vak.identity.validation import compile_validator
 from vak.invocation import Invocation, Principal, freeze_mapping, thaw
-from vak.manifest import Capabilities, ExportSpec, Limits, Manifest, ModuleRef
 
 OBJ = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}
 

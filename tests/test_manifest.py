@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from signing_helpers import TEMPLATE, make_skill
 
 from vak.errors import ManifestError
-from vak.manifest import (
+from vak.identity.manifest import (
     Capabilities,
     Limits,
     dump_manifest_yaml,

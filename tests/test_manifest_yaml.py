@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import vak.manifest as m
+import vak.identity.manifest as m
 from vak.errors import ManifestError
 
 REPO = Path(__file__).resolve().parent.parent

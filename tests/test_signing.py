@@ -1,4 +1,4 @@
-"""Keys, trust store, and sign -> verify round trips (vak.keys, vak.trust, vak.signing)."""
+"""Keys, trust store, and sign -> verify round trips (vak.identity: keys, trust, signing)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from vak.errors import (
     SignatureError,
     UntrustedSignerError,
 )
-from vak.keys import (
+from vak.identity.keys import (
     format_public_key,
     generate_key_file,
     load_public_key,
@@ -33,9 +33,15 @@ from vak.keys import (
     parse_public_key,
     public_key_id,
 )
-from vak.manifest import load_manifest
-from vak.signing import VerifiedSkill, manifest_digest, sign_skill, signed_bytes, verify_skill
-from vak.trust import Tier, TrustedKey, TrustStore
+from vak.identity.manifest import load_manifest
+from vak.identity.signing import (
+    VerifiedSkill,
+    manifest_digest,
+    sign_skill,
+    signed_bytes,
+    verify_skill,
+)
+from vak.identity.trust import Tier, TrustedKey, TrustStore
 
 # --------------------------------------------------------------------------- key ids
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vak._validation import SchemaValidator, compile_validator
 from vak.errors import SkillLoadError, UnknownToolError
+from vak.identity.validation import SchemaValidator, compile_validator
 from vak.invocation import ToolSpec, freeze_mapping
 
 __all__ = [
@@ -47,7 +47,7 @@ class LoadedSkill:
 
     name: str
     version: str
-    manifest: Any  # vak.manifest.Manifest
+    manifest: Any  # vak.identity.manifest.Manifest
     module_sha256: str
     signer_key_id: str
     tier: str

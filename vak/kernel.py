@@ -11,7 +11,7 @@ It ties the rooms together without adding policy of its own::
 
 Invariants:
 
-* nothing reaches the compiler unless :func:`vak.signing.verify_skill`
+* nothing reaches the compiler unless :func:`vak.identity.signing.verify_skill`
   accepted its signature and signer (``require_signature`` is on by default;
   unknown signers are refused);
 * each module is compiled once and each export's validators are compiled once,
@@ -497,7 +497,7 @@ def _encode_input(name: str, payload: Any) -> bytes:
 
 
 def _load_trust(config: KernelConfig) -> Any:
-    from vak.trust import TrustStore
+    from vak.identity.trust import TrustStore
 
     if config.trust_store is None:
         if config.require_signature:
@@ -510,8 +510,8 @@ def _load_trust(config: KernelConfig) -> Any:
 
 
 def _verify(skill_dir: Path, trust: Any, config: KernelConfig) -> Any:
-    from vak import signing
-    from vak.manifest import load_manifest
+    from vak.identity import signing
+    from vak.identity.manifest import load_manifest
 
     if config.require_signature:
         return signing.verify_skill(skill_dir, trust)
@@ -531,7 +531,7 @@ def _verify(skill_dir: Path, trust: Any, config: KernelConfig) -> Any:
 
 
 def _untrusted_tier() -> Any:
-    from vak.trust import Tier
+    from vak.identity.trust import Tier
 
     return Tier.UNTRUSTED
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from signing_helpers import SCRIPT, cli, make_skill, wasm
 
-from vak.keys import format_public_key, load_signing_key
+from vak.identity.keys import format_public_key, load_signing_key
 
 
 @pytest.fixture

@@ -25,8 +25,8 @@ from vak.errors import (
     SigningError,
     UntrustedSignerError,
 )
-from vak.manifest import load_yaml_mapping
-from vak.signing import verify_skill
+from vak.identity.manifest import load_yaml_mapping
+from vak.identity.signing import verify_skill
 
 KEY = SigningKey(b"\x01" * 32)
 OTHER = SigningKey(b"\x02" * 32)

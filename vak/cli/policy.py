@@ -39,7 +39,7 @@ from vak.host.kv import KvFamily
 from vak.host.log import LogFamily
 from vak.host.random import RandomFamily
 from vak.host.secrets import NoSecrets, SecretsFamily
-from vak.manifest import Capabilities, Limits, Manifest, ModuleRef, load_manifest
+from vak.identity.manifest import Capabilities, Limits, Manifest, ModuleRef, load_manifest
 from vak.policy.engine import PolicyEngine
 from vak.policy.entities import CedarRequest, principal_for
 from vak.policy.normalize import NormalizeError, normalize_url

@@ -1,7 +1,8 @@
 """``vak-skill-sign``: create keys, sign, verify and inspect skills.
 
-All logic lives in :mod:`vak.keys`, :mod:`vak.signing` and :mod:`vak.trust`;
-this module only maps flags onto them and errors onto exit codes.
+All logic lives in :mod:`vak.identity.keys`, :mod:`vak.identity.signing` and
+:mod:`vak.identity.trust`; this module only maps flags onto them and errors onto
+exit codes.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from vak.errors import (
     SignatureError,
     UntrustedSignerError,
 )
-from vak.keys import generate_key_file, load_public_key, load_signing_key, public_key_id
-from vak.manifest import load_manifest
-from vak.signing import manifest_digest, read_module, sign_skill, verify_skill
-from vak.trust import TrustStore
+from vak.identity.keys import generate_key_file, load_public_key, load_signing_key, public_key_id
+from vak.identity.manifest import load_manifest
+from vak.identity.signing import manifest_digest, read_module, sign_skill, verify_skill
+from vak.identity.trust import TrustStore
 
 __all__ = ["EXIT_CODES", "main"]
 

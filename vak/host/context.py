@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vak.manifest import Manifest
+from vak.identity.manifest import Manifest
 
 __all__ = ["COUNTER_MAX", "CallContext", "CallCounters"]
 

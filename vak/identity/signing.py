@@ -2,7 +2,7 @@
 
 Example::
 
-    >>> from vak.keys import load_signing_key, load_public_key
+    >>> from vak.identity.keys import load_signing_key, load_public_key
     >>> sign_skill("skills/calc", load_signing_key("signer.key"))         # doctest: +SKIP
     >>> trust = TrustStore.from_keys(load_public_key("signer.key.pub"))    # doctest: +SKIP
     >>> skill = verify_skill("skills/calc", trust)                         # doctest: +SKIP
@@ -45,8 +45,8 @@ from nacl.signing import SigningKey
 
 from vak.canonical import canonical_bytes
 from vak.errors import DigestMismatchError, ManifestError, SignatureError
-from vak.keys import public_key_id
-from vak.manifest import (
+from vak.identity.keys import public_key_id
+from vak.identity.manifest import (
     MANIFEST_FILE,
     Manifest,
     dump_manifest_yaml,
@@ -55,7 +55,7 @@ from vak.manifest import (
     read_manifest_bytes,
     resolve_module_path,
 )
-from vak.trust import Tier, TrustStore
+from vak.identity.trust import Tier, TrustStore
 
 __all__ = [
     "MAX_MODULE_BYTES",

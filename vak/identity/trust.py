@@ -35,8 +35,8 @@ from typing import Any
 from nacl.signing import VerifyKey
 
 from vak.errors import ConfigError, KeyFileError, ManifestError, UntrustedSignerError
-from vak.keys import parse_public_key, public_key_id
-from vak.manifest import load_yaml_mapping
+from vak.identity.keys import parse_public_key, public_key_id
+from vak.identity.manifest import load_yaml_mapping
 
 __all__ = ["Tier", "TrustStore", "TrustedKey"]
 

@@ -4,7 +4,7 @@ These frozen dataclasses are what the rest of the kernel sees of a skill: the
 sandbox reads ``limits``, the host mediation reads ``capabilities`` (the
 ceiling of what any policy may allow), the kernel reads ``exports``. They are
 only ever built from a manifest that passed the JSON Schema in
-``vak/schemas/`` (see ``load_manifest``), so their invariants hold:
+``vak/identity/schemas/`` (see ``load_manifest``), so their invariants hold:
 
 * ``name`` and every export name match ``[a-z][a-z0-9_-]{0,30}``, so the wire
   name ``<skill>__<export>`` is at most 64 characters of ``[A-Za-z0-9_-]``;
@@ -22,7 +22,7 @@ keys, every value must be inside the canonical JSON profile (``vak.canonical``:
 no floats, no dates), and every failure is a :class:`~vak.errors.ManifestError`
 whose ``details`` name the ``file``, the ``field`` path (``exports[1].name``)
 and what would be ``valid``. Loading does **not** check the signature or the
-module digest; that is :func:`vak.signing.verify_skill`.
+module digest; that is :func:`vak.identity.signing.verify_skill`.
 """
 
 from __future__ import annotations
@@ -329,8 +329,9 @@ def dump_manifest_yaml(mapping: Mapping[str, Any]) -> str:
 
 @cache
 def manifest_schema() -> dict[str, Any]:
-    """The manifest's JSON Schema (Draft 2020-12), shipped in ``vak/schemas``."""
-    text = resources.files("vak.schemas").joinpath("manifest.schema.json").read_text("utf-8")
+    """The manifest's JSON Schema (Draft 2020-12), shipped in ``vak/identity/schemas``."""
+    schema_file = resources.files("vak.identity").joinpath("schemas", "manifest.schema.json")
+    text = schema_file.read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 
