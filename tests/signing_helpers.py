@@ -9,9 +9,8 @@ from typing import Any
 
 import wasmtime
 import yaml
-from nacl.signing import SigningKey
 
-from vak.identity.keys import public_key_id
+from vak.identity.keys import SigningKey, public_key_id
 from vak.identity.signing import sign_skill
 from vak.identity.trust import TrustStore
 

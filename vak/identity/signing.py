@@ -40,12 +40,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import nacl.exceptions
-from nacl.signing import SigningKey
+from cryptography.exceptions import InvalidSignature
 
 from vak.canonical import canonical_bytes
 from vak.errors import DigestMismatchError, ManifestError, SignatureError
-from vak.identity.keys import public_key_id
+from vak.identity.keys import SigningKey, public_key_id
 from vak.identity.manifest import (
     MANIFEST_FILE,
     Manifest,
@@ -174,7 +173,7 @@ def sign_skill(skill_dir: str | Path, signing_key: SigningKey) -> Manifest:
     manifest = parse_manifest(load_yaml_mapping(data, source), source)
     module = read_module(skill_dir, manifest)
     mapping = _ordered(manifest.raw, hashlib.sha256(module).hexdigest())
-    signature = signing_key.sign(signed_bytes(mapping)).signature
+    signature = signing_key.sign(signed_bytes(mapping))
     mapping["signature"] = {
         "algorithm": "ed25519",
         "key_id": public_key_id(signing_key.verify_key),
@@ -229,8 +228,8 @@ def verify_skill(
     trusted = trust.lookup(manifest.signature.key_id)
     message = signed_bytes(manifest.raw)
     try:
-        trusted.verify_key.verify(message, signature)
-    except nacl.exceptions.BadSignatureError:
+        trusted.verify(signature, message)
+    except InvalidSignature:
         raise SignatureError(
             f"{source}: signature does not verify: the manifest or module digest was "
             f"changed after signing by {trusted.key_id}",
