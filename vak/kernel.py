@@ -47,7 +47,7 @@ from typing import Any
 import orjson
 
 from vak import formats
-from vak._registry import LoadedSkill, RegisteredTool, Registry, skill_ref
+from vak._registry import LoadedSkill, RegisteredTool, Registry
 from vak._session import SessionTable
 from vak.config import KernelConfig
 from vak.errors import (
@@ -59,11 +59,10 @@ from vak.errors import (
     SkillTrapError,
     VakError,
 )
+from vak.identity.trust import Tier
 from vak.invocation import Invocation, Principal, ToolSpec
 
 __all__ = ["Kernel"]
-
-_UNTRUSTED_TIERS = frozenset({"untrusted", "untrusted-but-allowed", "untrusted_but_allowed"})
 
 
 class Kernel:
@@ -161,7 +160,7 @@ class Kernel:
         skill_dir = Path(path)
         verified = _verify(skill_dir, self._trust, self.config)
         manifest = verified.manifest
-        tier = str(verified.tier)
+        tier = verified.tier
         skill = LoadedSkill(
             name=manifest.name,
             version=manifest.version,
@@ -171,7 +170,8 @@ class Kernel:
             tier=tier,
             skill_dir=str(skill_dir),
             manifest_sha256=str(getattr(verified, "manifest_sha256", "") or ""),
-            use_worker=self.config.force_worker or tier in _UNTRUSTED_TIERS,
+            # fail closed: anything but the trusted tier runs in the OS-sandboxed worker
+            use_worker=self.config.force_worker or tier is not Tier.TRUSTED,
         )
         tools = self._registry.build(skill)
         with self._load_lock:
@@ -471,10 +471,8 @@ _ANONYMOUS = Principal().to_audit()
 
 def _load_fields(skill: LoadedSkill, tools: list[RegisteredTool]) -> dict[str, Any]:
     """The ``skill_loaded`` entry's fields (docs/AUDIT-FORMAT.md)."""
-    ref = dict(skill_ref(skill))
-    ref["module_sha256"] = f"sha256:{skill.module_sha256}"
     return {
-        "skill": ref,
+        "skill": skill.ref.to_audit_loaded(skill.module_sha256, skill.tier),
         "tools": [t.spec.name for t in tools],
         "route": "worker" if skill.use_worker else "engine",
     }
@@ -525,15 +523,9 @@ def _verify(skill_dir: Path, trust: Any, config: KernelConfig) -> Any:
     return signing.VerifiedSkill(
         manifest=manifest, module_bytes=data,
         module_sha256=hashlib.sha256(data).hexdigest(), signer_key_id="",
-        tier=_untrusted_tier(), skill_dir=skill_dir,
+        tier=Tier.UNTRUSTED, skill_dir=skill_dir,
         manifest_sha256=signing.manifest_digest(manifest),
     )
-
-
-def _untrusted_tier() -> Any:
-    from vak.identity.trust import Tier
-
-    return Tier.UNTRUSTED
 
 
 def _open_audit(config: KernelConfig) -> Any:

@@ -54,6 +54,7 @@ from vak.identity.manifest import (
     read_manifest_bytes,
     resolve_module_path,
 )
+from vak.identity.ref import SkillRef
 from vak.identity.trust import Tier, TrustStore
 
 __all__ = [
@@ -88,6 +89,12 @@ class VerifiedSkill:
     skill_dir: Path
     #: sha256 hex of the signed canonical manifest bytes (for the audit log)
     manifest_sha256: str = ""
+
+    @property
+    def ref(self) -> SkillRef:
+        """How audit entries name this skill."""
+        return SkillRef(self.manifest.name, self.manifest.version,
+                        f"sha256:{self.manifest_sha256}", self.signer_key_id)
 
 
 def signed_bytes(mapping: dict[str, Any]) -> bytes:
