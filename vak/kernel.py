@@ -59,6 +59,7 @@ from vak.errors import (
     SkillTrapError,
     VakError,
 )
+from vak.identity.floor import VERSION_FLOOR_FILE, VersionFloor
 from vak.identity.trust import Tier
 from vak.invocation import Invocation, Principal, ToolSpec
 
@@ -92,6 +93,7 @@ class Kernel:
         self._sessions: SessionTable | None = None
         try:
             self._trust = _load_trust(config)
+            self._floor = VersionFloor.open(config.state_dir / VERSION_FLOOR_FILE)
             self._audit = _open_audit(config)
             self._engine = _make_engine(config)
             self._mediator = _make_mediator(config, self._audit)
@@ -153,12 +155,16 @@ class Kernel:
                 is unsigned, tampered with, or signed by a key not trusted.
             SkillLoadError: compilation failed, the skill is already loaded, or
                 a wire name collides with a loaded tool.
+            SkillDowngradeError: a higher version of the skill from the same
+                signer was loaded before (unless ``allow_downgrade``).
             AuditError: the ``skill_loaded`` entry could not be written (the
                 skill is then not loaded).
         """
         self._check_open()
         skill_dir = Path(path)
         verified = _verify(skill_dir, self._trust, self.config)
+        if not self.config.allow_downgrade:
+            self._floor.check(verified.ref, skill_dir=str(skill_dir))
         manifest = verified.manifest
         tier = verified.tier
         skill = LoadedSkill(
@@ -190,6 +196,7 @@ class Kernel:
             # recorded before load_skill returns; a skill whose load cannot be
             # recorded is not kept callable (fail closed)
             try:
+                self._floor.record(verified.ref)
                 self._audit.append("skill_loaded", _load_fields(skill, tools),
                                    durable=self._strict)
             except BaseException:
