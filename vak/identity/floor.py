@@ -34,16 +34,14 @@ recorded.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from vak.errors import ConfigError, SkillDowngradeError
+from vak.identity.keyfile import file_lock, write_file_atomic
 from vak.identity.ref import SkillRef
 from vak.identity.semver import Version
 
@@ -116,7 +114,7 @@ class VersionFloor:
         if not ref.signer:
             return
         version = Version.parse(ref.version)
-        with self._locked():
+        with _locked(self.path):
             floors = self.floors()
             current = floors.get(ref.id, {}).get(ref.signer)
             if current is not None and Version.parse(current) >= version:
@@ -138,46 +136,25 @@ class VersionFloor:
             raise _damaged(str(self.path), "$", f"larger than {MAX_FLOOR_BYTES} bytes")
         return data
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        lock = self.path.with_name(self.path.name + ".lock")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        except OSError as exc:
-            raise ConfigError(f"{lock}: cannot lock the version floor: {exc.strerror}",
-                              file=str(lock)) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
     def _write(self, floors: _Floors) -> None:
         doc = {"format": FLOOR_FORMAT,
                "skills": {name: dict(sorted(by.items())) for name, by in sorted(floors.items())}}
-        data = (json.dumps(doc, indent=1) + "\n").encode()
-        directory = self.path.parent
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                       dir=directory)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            dir_fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            write_file_atomic(self.path, (json.dumps(doc, indent=1) + "\n").encode(), mode=0o600)
         except OSError as exc:
             raise ConfigError(f"{self.path}: cannot write the version floor: {exc.strerror}",
                               file=str(self.path)) from None
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(path))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot lock the version floor: {exc.strerror}",
+                              file=str(path)) from None
+        yield
 
 
 def _damaged(source: str, fld: str, what: str) -> ConfigError:

@@ -22,8 +22,11 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -33,10 +36,12 @@ from vak.errors import KeyFileError
 
 __all__ = [
     "MAX_KEY_FILE_BYTES",
+    "file_lock",
     "load_or_create_pem_key",
     "load_or_create_secret",
     "read_key_file",
     "replace_pem_key",
+    "write_file_atomic",
     "write_private_file",
 ]
 
@@ -44,34 +49,79 @@ __all__ = [
 MAX_KEY_FILE_BYTES = 64 << 10
 
 
-def write_private_file(path: Path, data: bytes, *, exclusive: bool = True,
-                       mode: int = 0o600) -> None:
-    """Put ``data`` at ``path`` atomically with ``mode`` (0600 unless told otherwise).
+def write_file_atomic(path: Path, data: bytes, *, mode: int | None = None,
+                      exclusive: bool = False) -> None:
+    """Put ``data`` at ``path`` so that a crash leaves the old file or the new one.
+
+    The bytes go to a fresh temporary file in the same directory (created 0600,
+    then given ``mode``: by default the mode of the file it replaces, else
+    0644), are fsynced, and take the place of ``path`` by ``rename`` or, with
+    ``exclusive``, by ``link`` (an existing file wins); the directory is
+    fsynced last so the new name survives a power loss too.
 
     Raises:
         FileExistsError: ``exclusive`` and ``path`` exists (also a symlink).
         OSError: the directory cannot be written.
     """
+    if mode is None:
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            mode = 0o644
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
-                 0o600)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    if not exclusive:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if exclusive:
+            os.link(tmp, path)
+        else:
+            os.replace(tmp, path)
     finally:
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_private_file(path: Path, data: bytes, *, exclusive: bool = True,
+                       mode: int = 0o600) -> None:
+    """Put ``data`` at ``path`` atomically, mode 0600 unless told otherwise.
+
+    It is never readable by others, not even briefly. With ``exclusive`` an
+    existing file wins (two processes racing to create a key share one).
+
+    Raises:
+        FileExistsError: ``exclusive`` and ``path`` exists (also a symlink).
+        OSError: the directory cannot be written.
+    """
+    write_file_atomic(path, data, mode=mode, exclusive=exclusive)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<path>.lock`` (read-modify-write of ``path``).
+
+    Raises:
+        OSError: the lock file cannot be created.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"),
+                 os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def read_key_file(path: Path, *, private: bool = False) -> bytes:

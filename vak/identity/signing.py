@@ -34,7 +34,6 @@ import binascii
 import hashlib
 import hmac
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +43,7 @@ from cryptography.exceptions import InvalidSignature
 
 from vak.canonical import canonical_bytes
 from vak.errors import DigestMismatchError, ManifestError, SignatureError
+from vak.identity.keyfile import write_file_atomic
 from vak.identity.keys import SigningKey, public_key_id
 from vak.identity.manifest import (
     MANIFEST_FILE,
@@ -151,21 +151,6 @@ def _ordered(mapping: dict[str, Any], sha256: str) -> dict[str, Any]:
     return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def sign_skill(skill_dir: str | Path, signing_key: SigningKey) -> Manifest:
     """Fill in ``module.sha256``, sign, and rewrite ``skill.yaml`` atomically.
 
@@ -187,7 +172,7 @@ def sign_skill(skill_dir: str | Path, signing_key: SigningKey) -> Manifest:
         "value": base64.b64encode(signature).decode("ascii"),
     }
     signed = parse_manifest(mapping, source)
-    _atomic_write(path, _HEADER + dump_manifest_yaml(mapping))
+    write_file_atomic(path, (_HEADER + dump_manifest_yaml(mapping)).encode("utf-8"))
     return signed
 
 

@@ -43,7 +43,10 @@ from typing import Any
 from vak.errors import ConfigError, KeyFileError, ManifestError, UntrustedSignerError
 from vak.identity.keys import VerifyKey, note_key_id, parse_public_key, verifier_key
 
-__all__ = ["ENTRY_FIELDS", "MAX_TRUST_FILE_BYTES", "Tier", "TrustStore", "TrustedKey"]
+__all__ = [
+    "ENTRY_FIELDS", "MAX_TRUST_FILE_BYTES", "Tier", "TrustStore", "TrustedKey", "parse_expires",
+    "parse_skills", "read_trust_file",
+]
 
 MAX_TRUST_FILE_BYTES = 4 << 20
 #: the fields of one entry, in the order they are written
@@ -310,7 +313,7 @@ def _parse_entry(entry: Any, where: str, source: str) -> TrustedKey:
     return TrustedKey(
         verify_key=verify_key,
         tier=Tier(tier_name),
-        skills=_parse_skills(entry.get("skills"), f"{where}.skills", source),
+        skills=parse_skills(entry.get("skills"), f"{where}.skills", source),
         comment=_parse_comment(entry.get("comment", ""), f"{where}.comment", source),
         expires=parse_expires(entry.get("expires"), f"{where}.expires", source),
         revoked=_parse_bool(entry.get("revoked", False), f"{where}.revoked", source),
@@ -323,7 +326,12 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _parse_skills(value: Any, fld: str, source: str) -> frozenset[str] | None:
+def parse_skills(value: Any, fld: str, source: str) -> frozenset[str] | None:
+    """A ``skills`` value: None (any skill) or a list of valid skill names.
+
+    Raises:
+        ConfigError: not a list of strings, or a name no manifest can have.
+    """
     if value is None:
         return None
     valid = "a list of skill names such as [calculator, notes]"
