@@ -16,6 +16,7 @@ from vak.errors import (
     UnknownToolError,
 )
 from vak.identity.manifest import Capabilities, ExportSpec, Limits, Manifest, ModuleRef
+from vak.identity.trust import Tier
 from vak.identity.validation import compile_validator
 from vak.invocation import Invocation, Principal, freeze_mapping, thaw
 
@@ -28,7 +29,7 @@ def skill(name: str, *exports: str, skill_dir: str = "/s") -> LoadedSkill:
         module=ModuleRef("m.wasm", "0" * 64), capabilities=Capabilities(), limits=Limits(),
         exports=tuple(ExportSpec(e, f"{e} it", OBJ, OBJ) for e in exports),
     )
-    return LoadedSkill(name, "1.0.0", manifest, "0" * 64, "ed25519:00", "trusted",
+    return LoadedSkill(name, "1.0.0", manifest, "0" * 64, "ed25519:00", Tier.TRUSTED,
                        skill_dir, False)
 
 

@@ -60,8 +60,7 @@ class LoadedSkill:
     @property
     def ref(self) -> SkillRef:
         """How audit entries name this skill (docs/AUDIT-FORMAT.md, ``skill``)."""
-        return SkillRef(self.name, self.version, f"sha256:{self.manifest_sha256}",
-                        self.signer_key_id)
+        return SkillRef.of(self.name, self.version, self.manifest_sha256, self.signer_key_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,7 +83,8 @@ def _count(v: Any) -> int:
 def _number(v: Any) -> int | float:
     if type(v) not in (int, float):
         raise _Unsupported
-    return v
+    number: int | float = v
+    return number
 
 
 def _compile(schema: Any, depth: int) -> Check:

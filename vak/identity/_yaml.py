@@ -43,7 +43,8 @@ class _StrictLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.events.AliasEvent):
-            event = self.peek_event()
+            peek: Any = self.peek_event  # untyped in the stubs
+            event = peek()
             raise yaml.composer.ComposerError(
                 None, None, "YAML aliases (*name) are not allowed", event.start_mark
             )
@@ -83,13 +84,15 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode) -> dict[Any, Any]:
 
 
 _StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping  # type: ignore[arg-type]
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
 )
 
 _CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)
+#: the libyaml-backed strict loader, or None when PyYAML was built without libyaml
+_CStrictLoader: Any = None
 if _CSafeLoader is not None:
 
-    class _CStrictLoader(_CSafeLoader):  # type: ignore[misc, valid-type]
+    class _CStrict(_CSafeLoader):  # type: ignore[misc]
         """libyaml parses and composes; the same strict resolvers and constructors build.
 
         Only used on documents :func:`_simple_events` has cleared (no alias,
@@ -100,11 +103,8 @@ if _CSafeLoader is not None:
 
         yaml_implicit_resolvers = _StrictLoader.yaml_implicit_resolvers
 
-    _CStrictLoader.add_constructor(
-        yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-    )
-else:  # pragma: no cover - PyYAML built without libyaml
-    _CStrictLoader = None
+    _CStrict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    _CStrictLoader = _CStrict
 
 
 def _simple_events(text: str) -> bool:

@@ -33,10 +33,8 @@ recorded.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +112,7 @@ class VersionFloor:
         if not ref.signer:
             return
         version = Version.parse(ref.version)
-        with _locked(self.path):
+        with file_lock(self.path, "version floor"):
             floors = self.floors()
             current = floors.get(ref.id, {}).get(ref.signer)
             if current is not None and Version.parse(current) >= version:
@@ -144,17 +142,6 @@ class VersionFloor:
         except OSError as exc:
             raise ConfigError(f"{self.path}: cannot write the version floor: {exc.strerror}",
                               file=str(self.path)) from None
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(file_lock(path))
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot lock the version floor: {exc.strerror}",
-                              file=str(path)) from None
-        yield
 
 
 def _damaged(source: str, fld: str, what: str) -> ConfigError:

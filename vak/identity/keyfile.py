@@ -32,7 +32,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from vak.errors import KeyFileError
+from vak.errors import ConfigError, KeyFileError
 
 __all__ = [
     "MAX_KEY_FILE_BYTES",
@@ -108,15 +108,19 @@ def write_private_file(path: Path, data: bytes, *, exclusive: bool = True,
 
 
 @contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path, what: str = "file") -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``<path>.lock`` (read-modify-write of ``path``).
 
     Raises:
-        OSError: the lock file cannot be created.
+        ConfigError: the lock file cannot be created (the message names ``what``).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_name(path.name + ".lock"),
-                 os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    lock = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as exc:
+        raise ConfigError(f"{lock}: cannot lock the {what}: {exc.strerror}",
+                          file=str(lock)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -39,6 +39,11 @@ class SkillRef:
     #: the signer's key id (``ed25519:<hex>``), or "" for an unsigned development skill
     signer: str
 
+    @classmethod
+    def of(cls, name: str, version: str, manifest_sha256: str, signer: str) -> SkillRef:
+        """The ref of a skill whose signed manifest has the bare hex digest ``manifest_sha256``."""
+        return cls(name, version, f"sha256:{manifest_sha256}", signer)
+
     def to_audit(self) -> dict[str, str]:
         """The ``skill`` object of an audit entry (a new dict each call: callers may extend it)."""
         return {"id": self.id, "version": self.version,

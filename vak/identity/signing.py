@@ -93,8 +93,8 @@ class VerifiedSkill:
     @property
     def ref(self) -> SkillRef:
         """How audit entries name this skill."""
-        return SkillRef(self.manifest.name, self.manifest.version,
-                        f"sha256:{self.manifest_sha256}", self.signer_key_id)
+        return SkillRef.of(self.manifest.name, self.manifest.version, self.manifest_sha256,
+                           self.signer_key_id)
 
 
 def signed_bytes(mapping: dict[str, Any]) -> bytes:

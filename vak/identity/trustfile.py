@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,7 @@ class TrustFile:
             ConfigError: as for :meth:`load` and :meth:`save`.
         """
         path = Path(path)
-        with _locked(path):
+        with file_lock(path, "trust store"):
             trust = cls.load(path, create=create)
             yield trust
             trust.save()
@@ -236,7 +237,7 @@ class TrustFile:
         entry = self.find(key_id)
         if entry.revoked:
             return entry
-        revoked = _replace(entry, revoked=True)
+        revoked = replace(entry, revoked=True)
         expected = TrustStore([revoked if k is entry else k for k in self._store.keys],
                               str(self.path))
         index = self._store.keys.index(entry)
@@ -290,6 +291,8 @@ class TrustFile:
         from vak.identity._yaml import _StrictLoader
 
         root = yaml.compose(self._text, Loader=_StrictLoader)
+        if not isinstance(root, yaml.MappingNode):
+            return None  # pragma: no cover - a loaded store is a mapping
         for key_node, value_node in root.value:
             if key_node.value == "keys":
                 return key_node, value_node
@@ -363,23 +366,6 @@ def _insert_after_line(text: str, index: int, block: str) -> str:
     if newline < 0:
         return text + "\n" + block + "\n"
     return text[:newline + 1] + block + "\n" + text[newline + 1:]
-
-
-def _replace(entry: TrustedKey, **changes: Any) -> TrustedKey:
-    from dataclasses import replace
-
-    return replace(entry, **changes)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(file_lock(path))
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot lock the trust store: {exc.strerror}",
-                              file=str(path)) from None
-        yield
 
 
 def _atomic_write(path: Path, text: str) -> None:
