@@ -81,6 +81,8 @@ def parse_verifier_key(text: str) -> TrustedKey:
     Raises:
         KeyFileError: the string is not a valid, usable Ed25519 verifier key.
     """
+    if not isinstance(text, str):
+        raise KeyFileError("a verifier key must be a string")
     parts = text.split()
     if not parts:
         raise KeyFileError("empty verifier key")
