@@ -82,6 +82,7 @@ INVALID = [
     ("name-too-long", "name", "a" * 32, "name", "valid"),
     ("version-not-semver", "version", "1.0", "version", "semantic version"),
     ("version-float", "version", 1, "version", "expected string"),
+    ("version-too-long", "version", "1.0.0-" + "a" * 300, "version", "at most 256"),
     ("limit-string", "limits.max_fuel", "100", "limits.max_fuel", "expected integer"),
     ("limit-zero", "limits.max_memory_pages", 0, "limits.max_memory_pages", "65536"),
     ("limit-float", "limits.max_fuel", 1.5, "limits.max_fuel", "integer"),

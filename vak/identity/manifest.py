@@ -48,6 +48,7 @@ from vak.identity._yaml import (
     too_deep,
     type_name,
 )
+from vak.identity.semver import MAX_VERSION_LENGTH, Version
 
 __all__ = [
     "MANIFEST_FILE",
@@ -215,6 +216,18 @@ def _schema_error(error: jsonschema.ValidationError, source: str) -> ManifestErr
     )
 
 
+def _check_version(version: str, source: str) -> None:
+    """The version must be comparable (the version floor orders versions by precedence)."""
+    try:
+        Version.parse(version)
+    except ValueError:
+        raise ManifestError(
+            f"{source}: version: longer than {MAX_VERSION_LENGTH} characters", file=source,
+            field="version", valid=f"a semantic version of at most {MAX_VERSION_LENGTH} "
+            "characters such as \"1.0.0\"",
+        ) from None
+
+
 def _check_module_path(path: str, source: str) -> None:
     fld = "module.path"
     bad = None
@@ -297,6 +310,7 @@ def parse_manifest(mapping: Mapping[str, Any], source: str = "<manifest>") -> Ma
             "(strings, integers, booleans, null, lists, mappings; no floats or dates)",
             file=source, field=fld, fix="use integers instead of floats, quote dates",
         ) from None
+    _check_version(raw["version"], source)
     _check_module_path(raw["module"]["path"], source)
     _check_exports(raw["exports"], source)
     return _build(raw)
