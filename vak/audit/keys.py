@@ -104,8 +104,14 @@ def parse_verifier_key(text: str) -> TrustedKey:
             f"verifier key {name!r} is not usable (non-canonical or of small order: a key "
             "that would accept forged signatures)",
         ) from None
+    revoked, expires = _flags(parts[1:], name)
+    return TrustedKey(public, revoked=revoked, expires=expires, name=name)
+
+
+def _flags(flags: list[str], name: str) -> tuple[bool, datetime | None]:
+    """``revoked`` and ``not-after=`` of a verifier key line."""
     revoked, expires = False, None
-    for flag in parts[1:]:
+    for flag in flags:
         if flag == "revoked":
             revoked = True
         elif flag.startswith("not-after="):
@@ -113,7 +119,7 @@ def parse_verifier_key(text: str) -> TrustedKey:
         else:
             raise KeyFileError(f"verifier key {name!r}: unknown flag {flag[:40]!r}",
                                valid="revoked, not-after=RFC3339")
-    return TrustedKey(public, revoked=revoked, expires=expires, name=name)
+    return revoked, expires
 
 
 def load_trusted_keys(path: str | Path) -> list[TrustedKey]:

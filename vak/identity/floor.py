@@ -177,21 +177,23 @@ def _parse(data: bytes | None, source: str) -> _Floors:
     skills = doc["skills"]
     if not isinstance(skills, dict):
         raise _damaged(source, "skills", "expected a mapping of skill names")
-    out: _Floors = {}
-    for name, by_signer in skills.items():
-        if not _NAME.fullmatch(name):
-            raise _damaged(source, "skills", f"{name[:40]!r} is not a skill name")
-        if not isinstance(by_signer, dict):
-            raise _damaged(source, f"skills.{name}", "expected a mapping of signer key ids")
-        for signer, version in by_signer.items():
-            fld = f"skills.{name}.{signer[:48]}"
-            if not _SIGNER.fullmatch(signer):
-                raise _damaged(source, fld, "not a key id (ed25519:<32 hex digits>)")
-            if not isinstance(version, str):
-                raise _damaged(source, fld, "expected a version string")
-            try:
-                Version.parse(version)
-            except ValueError:
-                raise _damaged(source, fld, f"{version[:40]!r} is not a semantic version") from None
-        out[name] = dict(by_signer)
-    return out
+    return {name: _parse_skill(name, by_signer, source) for name, by_signer in skills.items()}
+
+
+def _parse_skill(name: str, by_signer: Any, source: str) -> dict[str, str]:
+    """One skill's ``{signer: version}``, every key and value checked."""
+    if not _NAME.fullmatch(name):
+        raise _damaged(source, "skills", f"{name[:40]!r} is not a skill name")
+    if not isinstance(by_signer, dict):
+        raise _damaged(source, f"skills.{name}", "expected a mapping of signer key ids")
+    for signer, version in by_signer.items():
+        fld = f"skills.{name}.{signer[:48]}"
+        if not _SIGNER.fullmatch(signer):
+            raise _damaged(source, fld, "not a key id (ed25519:<32 hex digits>)")
+        if not isinstance(version, str):
+            raise _damaged(source, fld, "expected a version string")
+        try:
+            Version.parse(version)
+        except ValueError:
+            raise _damaged(source, fld, f"{version[:40]!r} is not a semantic version") from None
+    return dict(by_signer)
