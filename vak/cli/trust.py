@@ -29,6 +29,7 @@ from typing import Any
 from vak.cli._common import EXIT_OK, add_command, emit, make_parser, run
 from vak.errors import ConfigError
 from vak.identity.keys import load_public_key
+from vak.identity.text import printable
 from vak.identity.trust import Tier, TrustedKey, parse_expires
 from vak.identity.trustfile import TrustFile
 
@@ -43,11 +44,6 @@ EXAMPLES = """examples:
 The trust store is --trust FILE, else the trust_store of --config (./vak.toml).
 `add` creates the file if it does not exist. Revoking is permanent: a revoked
 key cannot be added again (edit the file by hand if you must)."""
-
-
-def _printable(text: str) -> str:
-    """``text`` with control and other non-printable characters escaped (no forged lines)."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _when(value: datetime | None) -> str | None:
@@ -159,7 +155,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         line = (f"  {row['key_id']}  {row['tier']:<9}  {row['status']:<7}  skills={skills}"
                 f"  expires={row['expires'] or 'never'}")
         if row["comment"]:
-            line += f"  # {_printable(row['comment'])}"
+            line += f"  # {printable(row['comment'])}"
         lines.append(line)
     emit(args, {"ok": True, "trust_store": str(path), "keys": rows}, "\n".join(lines))
     return EXIT_OK

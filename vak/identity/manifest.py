@@ -49,6 +49,7 @@ from vak.identity._yaml import (
     type_name,
 )
 from vak.identity.semver import MAX_VERSION_LENGTH, Version
+from vak.identity.text import excerpt
 
 __all__ = [
     "MANIFEST_FILE",
@@ -175,9 +176,11 @@ def _validator() -> jsonschema.Draft202012Validator:
 
 
 def _field_path(parts: Any) -> str:
+    """``exports[1].name``; keys from the file are escaped and bounded (they are its text)."""
     out = ""
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        name = excerpt(part, quote=False, limit=64)
+        out += f"[{part}]" if isinstance(part, int) else (f".{name}" if out else name)
     return out or "$"
 
 
@@ -190,7 +193,7 @@ def _schema_error(error: jsonschema.ValidationError, source: str) -> ManifestErr
         extra = sorted(k for k in error.instance if k not in allowed)
         field_ = _field_path([*path, extra[0]]) if extra else _field_path(path)
         return ManifestError(
-            f"{source}: {field_}: unknown field {extra[0]!r}" if extra
+            f"{source}: {field_}: unknown field {excerpt(extra[0])}" if extra
             else f"{source}: {field_}: unknown field",
             file=source, field=field_, valid="one of: " + ", ".join(allowed),
             fix="remove the field or fix its spelling",
@@ -207,9 +210,9 @@ def _schema_error(error: jsonschema.ValidationError, source: str) -> ManifestErr
     if error.validator == "type":
         what = f"expected {error.validator_value}, got {type_name(error.instance)}"
     elif error.validator in ("pattern", "const", "enum"):
-        what = f"{error.instance!r} is not allowed"
+        what = f"{excerpt(error.instance)} is not allowed"
     else:
-        what = error.message
+        what = excerpt(error.message, quote=False)
     return ManifestError(
         f"{source}: {field_}: {what}" + (f"; valid: {valid}" if valid else ""),
         file=source, field=field_, valid=valid,
@@ -241,7 +244,7 @@ def _check_module_path(path: str, source: str) -> None:
         bad = "names a directory"
     if bad:
         raise ManifestError(
-            f"{source}: {fld}: {path!r} {bad}; valid: a relative path inside the skill "
+            f"{source}: {fld}: {excerpt(path)} {bad}; valid: a relative path inside the skill "
             "directory such as 'skill.wasm' or 'build/skill.wasm'",
             file=source, field=fld, valid="a relative path inside the skill directory",
         )

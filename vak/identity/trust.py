@@ -42,6 +42,7 @@ from typing import Any
 
 from vak.errors import ConfigError, KeyFileError, ManifestError, UntrustedSignerError
 from vak.identity.keys import VerifyKey, note_key_id, parse_public_key, verifier_key
+from vak.identity.text import excerpt
 
 __all__ = [
     "ENTRY_FIELDS", "MAX_TRUST_FILE_BYTES", "Tier", "TrustStore", "TrustedKey", "parse_expires",
@@ -218,7 +219,8 @@ class TrustStore:
         extra = sorted(set(doc) - {"keys"})
         if extra:
             raise ConfigError(
-                f"{source}: unknown field {extra[0]!r}", file=source, field=extra[0],
+                f"{source}: unknown field {_excerpt(extra[0])}", file=source,
+                field=_excerpt(extra[0], quote=False),
                 valid="one top-level field: keys", fix="remove it or check the spelling",
             )
         entries = doc.get("keys")
@@ -296,7 +298,8 @@ def _parse_entry(entry: Any, where: str, source: str) -> TrustedKey:
         raise _bad(source, where, "expected a mapping", "a mapping with 'key' and 'tier'")
     for name in entry:
         if name not in ENTRY_FIELDS:
-            raise _bad(source, f"{where}.{name}", "unknown field", ", ".join(ENTRY_FIELDS))
+            raise _bad(source, f"{where}.{_excerpt(name, quote=False)}", "unknown field",
+                       ", ".join(ENTRY_FIELDS))
     if not isinstance(entry.get("key"), str):
         raise _bad(source, f"{where}.key", "missing or not a string",
                    "a 'vak-ed25519 ...' or 'ssh-ed25519 AAAA...' public key line")
@@ -308,7 +311,7 @@ def _parse_entry(entry: Any, where: str, source: str) -> TrustedKey:
                           fix=exc.details.get("fix") or _FIX) from None
     tier_name = entry.get("tier")
     if tier_name not in (Tier.TRUSTED.value, Tier.UNTRUSTED.value):
-        raise _bad(source, f"{where}.tier", f"{_show(tier_name)} is not a tier",
+        raise _bad(source, f"{where}.tier", f"{_excerpt(tier_name)} is not a tier",
                    "trusted or untrusted")
     return TrustedKey(
         verify_key=verify_key,
@@ -320,10 +323,8 @@ def _parse_entry(entry: Any, where: str, source: str) -> TrustedKey:
     )
 
 
-def _show(value: Any) -> str:
-    """A short, escaped rendering of a hostile value for a message."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _excerpt(value: Any, *, quote: bool = True) -> str:
+    return excerpt(value, quote=quote, limit=40)
 
 
 def parse_skills(value: Any, fld: str, source: str) -> frozenset[str] | None:
@@ -339,7 +340,7 @@ def parse_skills(value: Any, fld: str, source: str) -> frozenset[str] | None:
         raise _bad(source, fld, "expected a list of skill names", valid)
     for i, name in enumerate(value):
         if not _SKILL_NAME.fullmatch(name):
-            raise _bad(source, f"{fld}[{i}]", f"{_show(name)} is not a skill name",
+            raise _bad(source, f"{fld}[{i}]", f"{_excerpt(name)} is not a skill name",
                        "1-31 characters: a lowercase letter, then a-z, 0-9, '_' or '-'")
     return frozenset(value)
 
@@ -370,7 +371,7 @@ def parse_expires(value: Any, fld: str, source: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
-        raise _bad(source, fld, f"{_show(value)} is not a time", valid) from None
+        raise _bad(source, fld, f"{_excerpt(value)} is not a time", valid) from None
     if parsed.tzinfo is None or "T" not in value.upper():
-        raise _bad(source, fld, f"{_show(value)} has no date-time with a time zone", valid)
+        raise _bad(source, fld, f"{_excerpt(value)} has no date-time with a time zone", valid)
     return parsed
