@@ -42,6 +42,7 @@ from vak.errors import ConfigError, SkillDowngradeError
 from vak.identity.keyfile import file_lock, write_file_atomic
 from vak.identity.ref import SkillRef
 from vak.identity.semver import Version
+from vak.identity.text import excerpt
 
 __all__ = ["FLOOR_FORMAT", "MAX_FLOOR_BYTES", "VERSION_FLOOR_FILE", "VersionFloor"]
 
@@ -183,11 +184,11 @@ def _parse(data: bytes | None, source: str) -> _Floors:
 def _parse_skill(name: str, by_signer: Any, source: str) -> dict[str, str]:
     """One skill's ``{signer: version}``, every key and value checked."""
     if not _NAME.fullmatch(name):
-        raise _damaged(source, "skills", f"{name[:40]!r} is not a skill name")
+        raise _damaged(source, "skills", f"{excerpt(name, limit=40)} is not a skill name")
     if not isinstance(by_signer, dict):
         raise _damaged(source, f"skills.{name}", "expected a mapping of signer key ids")
     for signer, version in by_signer.items():
-        fld = f"skills.{name}.{signer[:48]}"
+        fld = f"skills.{name}.{excerpt(signer, quote=False, limit=48)}"
         if not _SIGNER.fullmatch(signer):
             raise _damaged(source, fld, "not a key id (ed25519:<32 hex digits>)")
         if not isinstance(version, str):
@@ -195,5 +196,6 @@ def _parse_skill(name: str, by_signer: Any, source: str) -> dict[str, str]:
         try:
             Version.parse(version)
         except ValueError:
-            raise _damaged(source, fld, f"{version[:40]!r} is not a semantic version") from None
+            raise _damaged(source, fld,
+                           f"{excerpt(version, limit=40)} is not a semantic version") from None
     return dict(by_signer)
