@@ -84,7 +84,7 @@ def register(subparsers: Any) -> None:
         help="operator policy dirs (default: the config's policy_dirs)",
     )
     t.add_argument("--config", default="vak.toml", metavar="vak.toml")
-    t.add_argument("--tier", default=Tier.TRUSTED.value, choices=[t.value for t in Tier])
+    t.add_argument("--tier", default=Tier.TRUSTED.value, choices=[tier.value for tier in Tier])
     t.add_argument("--json", action="store_true", help="print JSON instead of text")
     t.set_defaults(func=cmd_test)
 
