@@ -3,7 +3,7 @@
 Nothing at run time reaches into a source checkout: the Cedar schema and base
 policies (``vak/policies``), the guest SDK (``vak/sdk``: ``vak.h``, ``vak.zig``),
 the example skills' sources and manifests (``vak/examples/<name>``) and the
-manifest schema (``vak/schemas``) are package data, so a wheel installed into a
+manifest schema (``vak/identity/schemas``) are package data, so a wheel installed into a
 fresh virtualenv finds them exactly as an editable install does::
 
     >>> (policy_dir() / "vak.cedarschema").is_file()

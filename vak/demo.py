@@ -168,8 +168,8 @@ def prepare_workdir(workdir: Path, port: int) -> Path:
         SkillLoadError: an example does not compile.
         KeyFileError: the demo key cannot be written.
     """
-    from vak.keys import generate_key_file, load_signing_key
-    from vak.signing import sign_skill
+    from vak.identity.keys import generate_key_file, load_signing_key
+    from vak.identity.signing import sign_skill
     from vak.skillbuild import build_all
 
     workdir.mkdir(parents=True, exist_ok=True)

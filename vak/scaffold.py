@@ -149,7 +149,7 @@ def init_dir(directory: Path, *, author: bool = False, force: bool = False) -> I
         ConfigError: a file exists and ``force`` is not set.
         KeyFileError: the author key cannot be written.
     """
-    from vak.keys import generate_key_file
+    from vak.identity.keys import generate_key_file
 
     directory = Path(directory)
     config, trust, policies = (directory / "vak.toml", directory / "trust.yaml",

@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 
 from vak._resources import sdk_dir
 from vak.errors import ConfigError, ManifestError, SkillLoadError
-from vak.manifest import load_manifest, load_yaml_mapping, resolve_module_path
+from vak.identity.manifest import load_manifest, load_yaml_mapping, resolve_module_path
 
 __all__ = ["CFLAGS", "ZIGFLAGS", "BuildTarget", "build_all", "find_targets", "sdk_for", "stale"]
 

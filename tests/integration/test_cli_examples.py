@@ -57,6 +57,8 @@ PAGES = {p.prog: examples(p.format_help())
          for p in _pages(build())}
 PAGES = {prog: cmds for prog, cmds in PAGES.items() if cmds}
 
+TRUST_KEYS = ["vak-skill-sign keygen --out ci.key | sed -n 's/^key id: //p' > ci.key.id",
+              "vak-skill-sign keygen --out alice"]
 #: what a page's examples assume exists beyond the demo state (made before they run)
 SETUP = {
     "vak-skill-sign sign": ["vak-skill-sign keygen --out signer.key"],
@@ -66,7 +68,10 @@ SETUP = {
                               "\"$(cat signer.key.pub)\" >> trust.yaml"],
     "vak-audit": ["vak run calculator__execute --input '{\"operation\":\"add\",\"a\":1,\"b\":2}'"]
     * 3,
+    **{page: TRUST_KEYS for page in ("vak trust", "vak trust add", "vak trust revoke")},
 }
+#: a key id is different in every installation: the example's stands for the one just made
+KEY_IDS = {"ed25519:5bf5603f": "$(cat ci.key.id)"}
 
 
 def test_every_command_prints_examples() -> None:
@@ -104,6 +109,8 @@ def test_help_examples_run_as_printed(prog: str, demo_dir: Path, tmp_path: Path)
     cwd = tmp_path / "work"
     env = _prepare(demo_dir, cwd)
     for command in [*SETUP.get(prog, []), *PAGES[prog]]:
+        for example, real in KEY_IDS.items():
+            command = command.replace(example, real)
         proc = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True,
                               text=True, timeout=300)
         assert proc.returncode == 0, f"{prog}: {command}\n{proc.stdout}\n{proc.stderr}"

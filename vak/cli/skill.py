@@ -73,7 +73,7 @@ def _skill_dir(text: str) -> Path:
 
 
 def _export_name(skill: Path, export: str | None) -> str:
-    from vak.manifest import load_manifest
+    from vak.identity.manifest import load_manifest
 
     manifest = load_manifest(skill)
     names = [e.name for e in manifest.exports]

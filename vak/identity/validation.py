@@ -16,8 +16,8 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import best_match
 
-from vak._schemafast import Check, compile_fast
 from vak.errors import InputValidationError, OutputValidationError, SkillLoadError
+from vak.identity._schemafast import Check, compile_fast
 
 __all__ = ["SchemaValidator", "compile_validator"]
 
@@ -29,7 +29,7 @@ class SchemaValidator:
     tool: str
     direction: str  # "input" | "output"
     validator: Any
-    #: a subset checker trusted only to say "valid" (see vak._schemafast), or None
+    #: a subset checker trusted only to say "valid" (see vak.identity._schemafast), or None
     fast: Check | None = None
 
     def check(self, instance: Any) -> None:
