@@ -6,10 +6,11 @@ import argparse
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_helpers import parser_pages
 
 from vak.audit.verify import Code
 from vak.cli import _common, audit, main, skill_sign
@@ -87,14 +88,6 @@ def test_version_on_every_command(prog: str) -> None:
     assert re.fullmatch(rf"{prog} \S+\n", proc.stdout), proc.stdout
 
 
-def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
-    yield parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                yield from _parsers(sub)
-
-
 PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "vak": main.build_parser, "vak-skill-sign": skill_sign.build_parser,
 }
@@ -103,7 +96,7 @@ PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
 @pytest.mark.parametrize("prog", sorted(PARSERS))
 def test_every_flag_and_argument_has_help(prog: str) -> None:
     missing = []
-    for parser in _parsers(PARSERS[prog]()):
+    for parser in parser_pages(PARSERS[prog]()):
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 continue
@@ -113,7 +106,7 @@ def test_every_flag_and_argument_has_help(prog: str) -> None:
 
 
 def test_every_vak_audit_flag_has_help() -> None:
-    missing = [f"{p.prog}: {a.dest}" for p in _parsers(audit._parser())
+    missing = [f"{p.prog}: {a.dest}" for p in parser_pages(audit._parser())
                for a in p._actions if a.option_strings and not a.help]
     assert not missing, missing
 

@@ -10,16 +10,15 @@ paste them, and each must exit 0 without a traceback.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_helpers import parser_pages
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -28,14 +27,6 @@ from vak.demo import run_demo
 
 PREFIXES = ("vak ", "vak-skill-sign ", "vak-audit ")
 BIN = str(Path(sys.executable).parent)
-
-
-def _pages(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
-    yield parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                yield from _pages(sub)
 
 
 def examples(help_text: str) -> list[str]:
@@ -54,7 +45,7 @@ def examples(help_text: str) -> list[str]:
 
 PAGES = {p.prog: examples(p.format_help())
          for build in (main.build_parser, skill_sign.build_parser, audit._parser)
-         for p in _pages(build())}
+         for p in parser_pages(build())}
 PAGES = {prog: cmds for prog, cmds in PAGES.items() if cmds}
 
 TRUST_KEYS = ["vak-skill-sign keygen --out ci.key | sed -n 's/^key id: //p' > ci.key.id",
