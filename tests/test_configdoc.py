@@ -25,7 +25,7 @@ def test_every_field_appears_with_its_default() -> None:
 def test_defaults_only_template_parses_to_the_default_config(tmp_path: Path) -> None:
     path = tmp_path / "vak.toml"
     path.write_text(config_text({}), encoding="utf-8")
-    assert tomllib.loads(path.read_text()) == {}
+    assert all(value == {} for value in tomllib.loads(path.read_text()).values())  # tables
     assert KernelConfig.from_toml(path) == KernelConfig.from_mapping({}, base=tmp_path)
 
 
