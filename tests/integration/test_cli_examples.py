@@ -91,8 +91,9 @@ def _prepare(demo: Path, dest: Path) -> dict[str, str]:
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
         serialization.NoEncryption())
     (home / ".ssh" / "id_ed25519").write_bytes(key)
+    (dest.parent / "tmp").mkdir()  # `vak demo` without --workdir makes its temp dir here
     return {**os.environ, "HOME": str(home), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            "VAK_KEY_PASS": "example passphrase"}
+            "VAK_KEY_PASS": "example passphrase", "TMPDIR": str(dest.parent / "tmp")}
 
 
 @pytest.mark.parametrize("prog", sorted(PAGES))
