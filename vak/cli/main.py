@@ -21,16 +21,17 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vak.cli import init as init_cli
+from vak.cli import policy as policy_cli
 from vak.cli import skill as skill_cli
 from vak.cli import status as status_cli
+from vak.cli import trust as trust_cli
 from vak.cli._common import ERROR_CODES, EXIT_ERROR, EXIT_OK, add_standard_flags, run
 from vak.cli._vak import add, group, invocation_dict, open_kernel, print_json, read_input
 from vak.errors import ConfigError
@@ -171,26 +172,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
-def _unavailable(name: str, owner: str) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        raise ConfigError(f"`vak {name}` is not available in this build ({owner} missing)",
-                          fix="reinstall vak")
-    return handler
-
-
-def _register_optional(sub: Any, module: str, name: str, help: str) -> None:
-    """Wire ``module.register(sub)`` (the trust and policy rooms own their commands)."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        mod = None
-    if mod is not None and hasattr(mod, "register"):
-        mod.register(sub)
-    else:
-        add(sub, name, _unavailable(name, module), f"{help} (unavailable in this build).",
-            config=False, json_flag=False)
-
-
 _RUN_EXAMPLES = """examples:
   vak run --config demo/vak.toml calculator__execute \\
       --input '{"operation": "add", "a": 1, "b": 2}'
@@ -225,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     init_cli.register(sub)
     skill_cli.register(sub)
-    _register_optional(sub, "vak.cli.trust", "trust", "Add, list and revoke trusted keys")
+    trust_cli.register(sub)
 
     p = add(sub, "run", cmd_run, "Invoke one tool through the kernel and print its output.",
             epilog=_RUN_EXAMPLES)
@@ -245,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Show one skill: signer, digest, capabilities, limits, schemas.")
     p.add_argument("skill", metavar="SKILL", help="skill name, or a signed skill directory")
 
-    _register_optional(sub, "vak.cli.policy", "policy", "Validate and test Cedar policies")
+    policy_cli.register(sub)
 
     msub = group(sub, "mcp", "Serve the loaded tools over the Model Context Protocol.")
     p = add(msub, "serve", cmd_mcp_serve,
