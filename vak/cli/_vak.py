@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vak.cli._common import add_command
 from vak.errors import ConfigError, InputValidationError
 
 __all__ = ["DEFAULT_CONFIG", "add", "group", "invocation_dict", "open_kernel", "print_json",
@@ -27,15 +28,10 @@ Handler = Callable[[argparse.Namespace], int]
 def add(sub: Any, name: str, fn: Handler, help: str, *, config: bool = True,
         json_flag: bool = True, epilog: str = "") -> argparse.ArgumentParser:
     """Add subcommand ``name`` running ``fn`` (with ``--config`` and ``--json`` by default)."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        name, help=help, description=help, epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, name, help, fn, epilog=epilog, json_flag=json_flag)
     if config:
         p.add_argument("--config", default=DEFAULT_CONFIG, metavar="vak.toml",
                        help="kernel configuration (default: ./vak.toml)")
-    if json_flag:
-        p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.set_defaults(func=fn)
     return p
 
 
