@@ -105,3 +105,11 @@ def test_missing_compiler_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> No
     finally:
         skillbuild.zig_version.cache_clear()
     assert "vak[build]" in str(info.value.details["fix"])
+
+
+def test_no_code_path_reaches_into_the_repository_root() -> None:
+    package = REPO / "vak"
+    offenders = [str(p.relative_to(REPO)) for p in package.rglob("*.py")
+                 if ".parent.parent" in p.read_text(encoding="utf-8")
+                 or "parents[1]" in p.read_text(encoding="utf-8")]
+    assert not offenders  # runtime files are package data (vak/_resources.py)
