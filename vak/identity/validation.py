@@ -18,6 +18,8 @@ from jsonschema.exceptions import best_match
 
 from vak.errors import InputValidationError, OutputValidationError, SkillLoadError
 from vak.identity._schemafast import Check, compile_fast
+from vak.identity._yaml import type_name
+from vak.identity.text import excerpt
 
 __all__ = ["SchemaValidator", "compile_validator"]
 
@@ -53,13 +55,28 @@ class SchemaValidator:
         if error is None:  # pragma: no cover - is_valid said invalid: fail closed
             raise cls(f"{self.tool}: {self.direction} does not match its schema",
                       tool=self.tool, path="/")
-        where = "/" + "/".join(str(p) for p in error.absolute_path)
+        where = "/" + "/".join(excerpt(p, quote=False, limit=64) for p in error.absolute_path)
         raise cls(
-            f"{self.tool}: {self.direction} at {where}: {error.message}",
+            f"{self.tool}: {self.direction} at {where}: {_problem(error)}",
             tool=self.tool,
             path=where,
             schema_path="/" + "/".join(str(p) for p in error.absolute_schema_path),
         )
+
+
+def _problem(error: jsonschema.ValidationError) -> str:
+    """What is wrong, told from the schema's side: never the offending value itself.
+
+    The value came from the model (input) or the guest (output); it may hold a
+    secret, and this message reaches the model, the CLI and the audit log.
+    """
+    if error.validator == "required":
+        return error.message  # "'a' is a required property": the name is the schema's
+    if error.validator == "type":
+        return f"expected {excerpt(error.validator_value)}, got {type_name(error.instance)}"
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        return "a property the schema does not allow"
+    return f"does not satisfy {error.validator!s}: {excerpt(error.validator_value, limit=80)}"
 
 
 def compile_validator(tool: str, direction: str, schema: Mapping[str, Any]) -> SchemaValidator:
