@@ -76,7 +76,32 @@ def _problem(error: jsonschema.ValidationError) -> str:
         return f"expected {excerpt(error.validator_value)}, got {type_name(error.instance)}"
     if error.validator in ("additionalProperties", "unevaluatedProperties"):
         return "a property the schema does not allow"
-    return f"does not satisfy {error.validator!s}: {excerpt(error.validator_value, limit=80)}"
+    rule = excerpt(error.validator_value, limit=80)
+    wording = _WORDING.get(str(error.validator))
+    if wording is not None:
+        return wording.format(rule=rule)
+    return f"does not satisfy {error.validator!s}: {rule}"
+
+
+#: jsonschema's wording for the common keywords, minus the offending value
+_WORDING = {
+    "enum": "is not one of {rule}",
+    "const": "{rule} was expected",
+    "pattern": "does not match {rule}",
+    "format": "is not a {rule}",
+    "maximum": "is greater than the maximum of {rule}",
+    "minimum": "is less than the minimum of {rule}",
+    "exclusiveMaximum": "is greater than or equal to the maximum of {rule}",
+    "exclusiveMinimum": "is less than or equal to the minimum of {rule}",
+    "maxLength": "is longer than {rule} characters",
+    "minLength": "is shorter than {rule} characters",
+    "maxItems": "has more than {rule} items",
+    "minItems": "has fewer than {rule} items",
+    "maxProperties": "has more than {rule} properties",
+    "minProperties": "has fewer than {rule} properties",
+    "multipleOf": "is not a multiple of {rule}",
+    "uniqueItems": "has non-unique items",
+}
 
 
 def compile_validator(tool: str, direction: str, schema: Mapping[str, Any]) -> SchemaValidator:
