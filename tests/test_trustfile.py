@@ -189,3 +189,14 @@ def test_a_world_writable_trust_store_is_refused(tmp_path: Path) -> None:
     assert info.value.details["fix"] == f"chmod o-w {path}"
     with pytest.raises(ConfigError, match="writable by every user"):
         TrustFile.load(path)
+
+
+def test_crlf_files_are_edited(tmp_path: Path) -> None:
+    path = tmp_path / "trust.yaml"
+    path.write_bytes(HAND_WRITTEN.replace("\n", "\r\n").encode())
+    with TrustFile.edit(path) as trust:
+        trust.add(_vk(40), Tier.TRUSTED)
+        trust.revoke(_vk(1).key_id)
+    store = TrustStore.load(path)
+    assert store.lookup(_vk(1).key_id).revoked and _vk(40).key_id in store
+    assert b"# do not remove" in path.read_bytes()
