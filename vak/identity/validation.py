@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import best_match
+from jsonschema.protocols import Validator
 
 from vak.errors import InputValidationError, OutputValidationError, SkillLoadError
 from vak.identity._schemafast import Check, compile_fast
@@ -30,7 +31,7 @@ class SchemaValidator:
 
     tool: str
     direction: str  # "input" | "output"
-    validator: Any
+    validator: Validator
     #: a subset checker trusted only to say "valid" (see vak.identity._schemafast), or None
     fast: Check | None = None
 
