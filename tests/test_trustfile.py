@@ -178,3 +178,25 @@ def test_any_entry_round_trips(tmp_path_factory: pytest.TempPathFactory, comment
     with TrustFile.edit(path) as trust:
         entry = trust.add(_vk(30), tier, skills=skills, comment=comment, expires=expires)
     assert TrustStore.load(path).lookup(entry.key_id) == entry
+
+
+def test_a_world_writable_trust_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "trust.yaml"
+    path.write_text(HAND_WRITTEN)
+    path.chmod(0o666)
+    with pytest.raises(ConfigError, match="writable by every user") as info:
+        TrustStore.load(path)
+    assert info.value.details["fix"] == f"chmod o-w {path}"
+    with pytest.raises(ConfigError, match="writable by every user"):
+        TrustFile.load(path)
+
+
+def test_crlf_files_are_edited(tmp_path: Path) -> None:
+    path = tmp_path / "trust.yaml"
+    path.write_bytes(HAND_WRITTEN.replace("\n", "\r\n").encode())
+    with TrustFile.edit(path) as trust:
+        trust.add(_vk(40), Tier.TRUSTED)
+        trust.revoke(_vk(1).key_id)
+    store = TrustStore.load(path)
+    assert store.lookup(_vk(1).key_id).revoked and _vk(40).key_id in store
+    assert b"# do not remove" in path.read_bytes()

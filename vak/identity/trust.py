@@ -33,7 +33,9 @@ imports it); the YAML loader is imported when a file is read.
 from __future__ import annotations
 
 import enum
+import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -268,11 +270,18 @@ def read_trust_file(path: Path) -> bytes:
     """The bytes of a trust store file, bounded.
 
     Raises:
-        ConfigError: missing, unreadable, or larger than MAX_TRUST_FILE_BYTES.
+        ConfigError: missing, unreadable, writable by every user, or larger
+            than MAX_TRUST_FILE_BYTES.
     """
     source = str(path)
     try:
         with path.open("rb") as fh:
+            if os.fstat(fh.fileno()).st_mode & stat.S_IWOTH:
+                # anyone could add a key of their own: the store would vouch for nobody
+                raise ConfigError(
+                    f"{source}: the trust store is writable by every user", file=source,
+                    fix=f"chmod o-w {source}",
+                )
             data = fh.read(MAX_TRUST_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(

@@ -252,7 +252,8 @@ class TrustFile:
         """
         current: str | None
         try:
-            current = self.path.read_text(encoding="utf-8")
+            # bytes, not text mode: universal newlines would make a CRLF file look changed
+            current = self.path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             current = None
         except (OSError, UnicodeDecodeError) as exc:
