@@ -81,6 +81,9 @@ def test_build_test_sign_run(kernel_dir: Path) -> None:
                    (kernel_dir / ".vak/audit/vak.log").read_text().splitlines()
                    if '"skill_loaded"' in line]
     assert signed_load and all("dev_mode" not in e for e in signed_load)
+    # the key vak init pinned (when the audit settings can hold one) verifies the log: OK
+    audited = _run([sys.executable, "-m", "vak.cli.audit"], "verify", "--config", cfg)
+    assert audited.returncode == 0 and "RESULT: OK" in audited.stdout, audited.stdout
 
 
 @pytest.mark.parametrize(("args", "code", "needle"), [
