@@ -21,7 +21,6 @@ class HostSettings:
     fs_mounts: Mapping[str, Path] = field(default_factory=dict)
     #: the SQLite kv database; ``None``: no kv store (kv calls are refused)
     kv_path: Path | None = None
-    #: TOML file of name = "value" secrets a skill may read (mode 0600; none: no file)
     secrets_file: Path | None = None
     #: names of secrets the CLI's provider reads from the environment
     secrets_env: tuple[str, ...] = ()
