@@ -43,7 +43,7 @@ from vak.audit.checkpoint import (
 from vak.audit.entry import FORMAT_VERSION, KINDS, ZERO_HASH, has_float
 from vak.audit.entrysig import EntrySig, entry_message, read_entry_sigs, sigs_path_for
 from vak.audit.keys import TrustedKey, parse_verifier_key
-from vak.audit.log import checkpoint_path_for, read_checkpoints
+from vak.audit.checkpoint import checkpoint_path_for, read_checkpoints
 from vak.audit.merkle import CompactRange
 from vak.audit.scan import scan_log
 from vak.audit.state import VerifierState

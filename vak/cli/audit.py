@@ -30,7 +30,8 @@ from vak.audit.checkpoint import (
     UntrustedKeyError,
 )
 from vak.audit.keys import TrustedKey, load_trusted_keys, public_path_for
-from vak.audit.log import Receipt, checkpoint_path_for, read_checkpoints, verify_receipt
+from vak.audit.checkpoint import checkpoint_path_for, read_checkpoints
+from vak.audit.receipt import Receipt, verify_receipt
 from vak.audit.merkle import MerkleTree, verify_consistency
 from vak.audit.state import VerifierState, load_state, save_state
 from vak.audit.verify import Code, verify_log
