@@ -17,8 +17,8 @@ import pytest
 
 from vak.audit.keys import load_trusted_keys
 from vak.audit.log import AuditLog, Receipt, verify_receipt
-from vak.audit.settings import AuditSettings
 from vak.audit.merkle import verify_consistency
+from vak.audit.settings import AuditSettings
 from vak.audit.verify import Code, verify_log
 from vak.canonical import CanonicalError
 from vak.config import KernelConfig

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 

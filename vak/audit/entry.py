@@ -40,9 +40,10 @@ __all__ = [
     "entry_leaf_hash",
     "entry_problem",
     "has_float",
-    "nesting_depth",
     "needs_exact",
+    "nesting_depth",
     "rfc3339_now",
+    "short_repr",
 ]
 
 FORMAT_VERSION = 1
@@ -190,7 +191,7 @@ def entry_problem(e: Any) -> str | None:
         return "line is not a JSON object"
     v = e.get("v")
     if type(v) is not int or v != FORMAT_VERSION:
-        return f"unsupported format version {_short(v)}"
+        return f"unsupported format version {short_repr(v)}"
     seq, prev, kind = e.get("seq"), e.get("prev"), e.get("kind")
     if type(seq) is not int or seq < 0:
         return "seq is not a non-negative integer"
@@ -199,7 +200,7 @@ def entry_problem(e: Any) -> str | None:
     if type(e.get("origin")) is not str or type(e.get("time")) is not str:
         return "origin or time is missing or not a string"
     if type(kind) is not str or kind not in KINDS:
-        return f"unknown kind {_short(kind)}"
+        return f"unknown kind {short_repr(kind)}"
     for name in KINDS[kind]:
         if name not in e:
             return f"{kind} entry lacks field {name!r}"
@@ -210,8 +211,12 @@ def entry_problem(e: Any) -> str | None:
     return None
 
 
-def _short(value: Any) -> str:
-    """A bounded, escaped rendering of a hostile value for a message."""
+def short_repr(value: Any) -> str:
+    """A bounded, escaped rendering of a hostile value for a message (never raises).
+
+    Containers are named, not rendered (their ``repr`` could recurse without
+    bound); strings are cut before ``repr`` escapes their control characters.
+    """
     if type(value) in _NESTED:
         return f"<{type(value).__name__}>"
     text = repr(value) if not isinstance(value, str) or len(value) < 100 else repr(value[:60])

@@ -132,8 +132,8 @@ _LEAF_PREFIX = sha256(b"\x00")  # RFC 9162 leaf prefix, copied per entry (cheape
 # AuditRef is a frozen dataclass; filling its slots through the member descriptors
 # builds the same object at half the cost of the generated __init__ (hot path).
 _new_ref = object.__new__
-_set_ref_seq = AuditRef.seq.__set__  # type: ignore[attr-defined]
-_set_ref_hash = AuditRef.leaf_hash.__set__  # type: ignore[attr-defined]
+_set_ref_seq = AuditRef.seq.__set__  # type: ignore[attr-defined,misc]
+_set_ref_hash = AuditRef.leaf_hash.__set__  # type: ignore[attr-defined,misc]
 # I/O seams, looked up at call time so a test can make them fail
 _write = os.write
 _fsync = os.fsync

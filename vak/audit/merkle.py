@@ -22,9 +22,9 @@ from vak.errors import AuditVerificationError
 __all__ = [
     "EMPTY_ROOT",
     "CompactRange",
-    "fold_frontier",
     "MerkleTree",
     "ProofTree",
+    "fold_frontier",
     "join_levels",
     "leaf_hash",
     "node_hash",

@@ -17,8 +17,12 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from vak.audit.checkpoint import CheckpointSignatureError, SignedCheckpoint, parse_note, \
-    verify_checkpoint
+from vak.audit.checkpoint import (
+    CheckpointSignatureError,
+    SignedCheckpoint,
+    parse_note,
+    verify_checkpoint,
+)
 from vak.audit.keys import TrustedKey, load_trusted_keys, parse_verifier_key
 from vak.audit.merkle import verify_inclusion
 from vak.errors import AuditVerificationError
