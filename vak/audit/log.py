@@ -68,6 +68,7 @@ from vak.audit.checkpoint import (
     parse_checkpoint_line,
     read_checkpoints,
     sign_checkpoint,
+    verify_checkpoint,
 )
 from vak.audit.entry import (
     ENTRY_OPTS,
@@ -101,7 +102,7 @@ from vak.audit.settings import AuditSettings
 from vak.audit.sink import AuditRef
 from vak.audit.treefile import TreeFile
 from vak.canonical import CanonicalError, canonical_bytes
-from vak.errors import AuditError, AuditIntegrityError, KeyFileError
+from vak.errors import AuditError, AuditIntegrityError, AuditVerificationError, KeyFileError
 
 __all__ = [
     "HMAC_PREFIX",
@@ -230,6 +231,7 @@ class AuditLog:
         self._ckfd = -1
         self._lockfd = -1
         self._tree: TreeFile | None = None
+        self._chain: list[TrustedKey] = []  # the log's keys, oldest first (pinning)
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -300,6 +302,7 @@ class AuditLog:
             self._hmac_key = load_or_create_secret(s.hmac_key)
             found = self._recover()
             staged = self._check_key(found)
+            self._check_newest_checkpoint(found)
             self._vkey = verifier_key(origin, public_bytes(self._key))
             self.public_key_path = export_public(self.key_path, self._vkey)
             self._size, self._offset, self._prev = found.size, found.offset, found.prev
@@ -450,12 +453,16 @@ class AuditLog:
         events = sorted(found.key_events, key=lambda e: int(e["seq"]))
         opened = next((e for e in events if e.get("kind") == "log_opened"), None)
         if opened is None:
+            if found.size:
+                raise self._integrity(f"{self.path}: {found.size} entries but no log_opened "
+                                      "entry binds the log's key")
             return None  # a new log: this first log_opened binds our key
         bound_id, bound_vkey = opened.get("key_id"), opened.get("vkey")
         if type(bound_id) is not str or type(bound_vkey) is not str:
             raise self._integrity(f"{self.path}: the first log_opened entry (seq "
                                   f"{opened.get('seq')}) does not name its key")
         bound = self._parse_bound(bound_vkey, opened)
+        self._chain = [bound]
         unconfirmed: dict[str, Any] | None = None
         for e in (e for e in events if e.get("kind") == "key_rotated"):
             if unconfirmed is not None or e["old_key_id"] != bound.key_id.hex():
@@ -464,6 +471,7 @@ class AuditLog:
                     f"log's key {bound.key_id.hex()}")
             if _confirmed(e["seq"], bound, found.checkpoints):
                 bound = self._parse_bound(e["new_vkey"], e)
+                self._chain.append(bound)
             else:
                 unconfirmed = e
         ours = key_id(self.origin, public_bytes(self._key))
@@ -490,6 +498,30 @@ class AuditLog:
             "log's history behind a new key", file=self.key_path,
             fix=f"restore the log's key to {self.key_path}, or start a new log (new "
             "audit.log and origin) for the new key; keys change only by AuditLog.rotate_key")
+
+    def _check_newest_checkpoint(self, found: _Recovery) -> None:
+        """The newest checkpoint must match the log and be signed by one of the log's keys.
+
+        Raises:
+            AuditIntegrityError: the log was changed after that checkpoint was
+                signed, or the checkpoint is not by a key the log is bound to.
+        """
+        if not found.checkpoints:
+            return
+        cp = max(found.checkpoints, key=lambda c: c.checkpoint.size)
+        size = cp.checkpoint.size
+        assert self._tree is not None
+        if self._tree.root(size) != cp.checkpoint.root:
+            raise self._integrity(
+                f"{self.path}: entries up to seq {size - 1} do not match the newest signed "
+                f"checkpoint (size {size}): the log was changed after it was signed")
+        if self._chain:
+            try:
+                verify_checkpoint(cp, self._chain)
+            except AuditVerificationError as exc:
+                raise self._integrity(
+                    f"{self.checkpoint_path}: the newest checkpoint (size {size}) is not signed "
+                    f"by the log's key: {exc.message}", file=self.checkpoint_path) from None
 
     def _parse_bound(self, vkey: Any, entry: Mapping[str, Any]) -> TrustedKey:
         try:
@@ -729,10 +761,13 @@ class AuditLog:
                 if self._mp:
                     self._mp_lock()
                     try:
-                        self._resync()
+                        if not self._buf:  # (buffered lines exist only while opening)
+                            self._resync()
+                        self._write_out()
                     finally:
                         self._mp_unlock()
-                self._write_out()
+                else:
+                    self._write_out()
                 size = self._size
                 pending, self._pending = self._pending, bytearray()
             if size > self._durable or pending:
