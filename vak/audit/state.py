@@ -26,8 +26,9 @@ from typing import Any
 
 import orjson
 
+from vak.audit.keys import parse_verifier_key
 from vak.canonical import canonical_bytes
-from vak.errors import AuditIntegrityError
+from vak.errors import AuditIntegrityError, KeyFileError
 
 __all__ = ["MAX_STATE_BYTES", "VerifierState", "load_state", "save_state"]
 
@@ -99,6 +100,11 @@ def load_state(path: str | Path) -> VerifierState | None:
     if type(keys) is not list or len(keys) > _MAX_KEYS \
             or any(type(k) is not str or not k.isprintable() for k in keys):
         raise _bad(path, "keys is not a list of verifier-key strings")
+    for n, line in enumerate(keys):
+        try:
+            parse_verifier_key(line)
+        except KeyFileError as exc:
+            raise _bad(path, f"keys[{n}]: {exc.message}") from None
     return VerifierState(origin, size, root, stamp, tuple(keys))
 
 

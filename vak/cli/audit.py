@@ -21,7 +21,7 @@ import argparse
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
@@ -431,28 +431,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.fn(args))
     except _Usage as exc:
-        _err(f"vak-audit: {exc}")
-        _err("RESULT: USAGE")
+        _fail(str(exc))
         return int(Code.USAGE)
     except AuditVerificationError as exc:
         code = _verification_code(exc)
-        _err(f"vak-audit: {exc.message}")
-        _out(f"RESULT: {Code(code).name}")
+        _fail(exc.message, Code(code).name, to_stdout=True)
         return code
     except VakError as exc:
-        _err(f"vak-audit: {exc.diagnostics()}")
-        _err("RESULT: USAGE")
+        _fail(exc.message, details=exc.details)
         return int(Code.USAGE)
     except OSError as exc:
-        _err(f"vak-audit: {exc}")
-        _err("RESULT: USAGE")
+        _fail(str(exc))
         return int(Code.USAGE)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a defect: say so, with its own exit code, and no traceback
-        _err(f"vak-audit: internal error ({type(exc).__name__}): {str(exc)[:500]}")
-        _out("RESULT: INTERNAL")
+        _fail(f"internal error ({type(exc).__name__}): {str(exc)[:500]}", "INTERNAL",
+              to_stdout=True)
         return EXIT_INTERNAL
+
+
+def _fail(message: str, result: str = "USAGE", *, to_stdout: bool = False,
+          details: Mapping[str, Any] | None = None) -> None:
+    """One escaped message per line (a newline inside a value never starts a line)."""
+    lines = [f"vak-audit: {message}"]
+    lines += [f"  {k}: {v}" for k, v in (details or {}).items() if v is not None]
+    for line in lines:
+        sys.stderr.write(safe_text(line, keep_newlines=False) + "\n")
+    (sys.stdout if to_stdout else sys.stderr).write(f"RESULT: {result}\n")
 
 
 if __name__ == "__main__":
