@@ -223,7 +223,9 @@ class AuditLog:
         self._ticker: threading.Thread | None = None
         self._entry_signer: EntrySigner | None = None
         self._listeners: list[CheckpointListener] = []
-        self._notices: queue.SimpleQueue[SignedCheckpoint | None] = queue.SimpleQueue()
+        #: (checkpoint, the one listener it is for or None for all); None stops the thread
+        self._notices: queue.SimpleQueue[
+            tuple[SignedCheckpoint, CheckpointListener | None] | None] = queue.SimpleQueue()
         self._notifier: threading.Thread | None = None
         self._sec_us = -(1 << 62)  # start of the cached second, in microseconds
         self._sec_text = ""
@@ -847,7 +849,7 @@ class AuditLog:
             self._latest = cp
             self._last_ckpt_at = time.monotonic()
             if self._listeners:
-                self._notices.put(cp)
+                self._notices.put((cp, None))
             return cp
 
     # ------------------------------------------------------------------ listeners
@@ -866,11 +868,12 @@ class AuditLog:
                                                   name="vak-audit-checkpoints")
                 self._notifier.start()
             if self._latest is not None:
-                self._notices.put(self._latest)
+                self._notices.put((self._latest, callback))
 
     def _notify(self) -> None:
-        while (cp := self._notices.get()) is not None:
-            for callback in list(self._listeners):
+        while (notice := self._notices.get()) is not None:
+            cp, only = notice
+            for callback in [only] if only is not None else list(self._listeners):
                 try:
                     callback(cp)
                 except Exception:  # a listener's defect must not stop the others
