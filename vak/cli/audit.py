@@ -113,9 +113,11 @@ def _settings(config: str) -> AuditSettings:
     from vak.config import KernelConfig
 
     cfg = KernelConfig.from_toml(config)
-    composed = getattr(cfg, "audit", None)
-    if isinstance(composed, AuditSettings):
-        return composed
+    composed = getattr(cfg, "audit_settings", None)  # the composed config (paths resolved)
+    if callable(composed):
+        settings = composed()
+        if isinstance(settings, AuditSettings):
+            return settings
     return AuditSettings(cfg.resolved("audit_log"), cfg.resolved("audit_key"),
                          cfg.resolved("audit_hmac_key"), origin=cfg.audit_origin,
                          trust=getattr(cfg, "audit_trust", None))
