@@ -167,12 +167,13 @@ def test_writer_memory_is_flat_and_the_frontier_logarithmic(tmp_path: Path) -> N
     try:
         burst(2_000)
         first, _ = tracemalloc.get_traced_memory()
-        burst(40_000)
+        burst(60_000)
         second, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # 40,000 more entries: an in-memory leaf list would hold 1.25 MiB more
-    assert second - first < 64 * 1024, (first, second)
+    # 60,000 more entries: an in-memory leaf list would hold 1.9 MiB more; the writer
+    # holds its bounded node buffers (at most 128 KiB) and nothing per entry
+    assert second - first < 160 * 1024, (first, second)
     assert log.tree_frontier_size <= (log.size).bit_length()
     receipt = log.receipt(17)
     from vak.audit.receipt import verify_receipt

@@ -1,23 +1,23 @@
-"""The writer's Merkle tree: an O(log n) frontier in memory, every node on disk.
+"""The writer's Merkle tree: every node on disk, O(log n) buffers in memory.
 
 Why: a log that keeps every leaf in memory grows by 32 bytes an entry for the
-kernel's lifetime (and proofs cache more). Here the writer keeps only the
-frontier (the roots of the perfect subtrees that make up the tree, at most
-one per bit of the size) and appends each leaf and each interior node it
-completes to a node file in post-order, so any perfect subtree's hash is one
-``pread`` away and inclusion / consistency proofs cost O(log^2 n) reads.
+kernel's lifetime (and proofs cache more). Here each level of the tree has its
+own unnamed file (level 0 the leaf hashes, level ``h`` the roots of the
+perfect subtrees of ``2**h`` leaves, in order), written in 64 KiB runs, so any
+perfect subtree's hash is one ``pread`` away and inclusion / consistency
+proofs and roots cost O(log^2 n) reads. Memory is one bounded buffer per
+level, whatever the log's size.
 
 Invariants:
 
-* the file is derived data: the writer rebuilds it from the log on every
-  open, in an unnamed file in the log's directory (``O_TMPFILE``, or created
-  and unlinked at once), so nothing in it outlives the writer, is trusted
-  across restarts, or is read by a verifier;
-* node ``(height h, index i)`` sits at post-order position
-  ``(i + 1) * 2**(h + 1) - popcount(i + 1) - ctz(i + 1) - 1`` (32 bytes each);
-  after ``m`` leaves the file holds ``2m - popcount(m)`` nodes;
-* :meth:`TreeFile.extend` is the only writer (the caller serialises calls);
-  proofs and roots read only positions already written.
+* the files are derived data: the writer rebuilds them from the log on every
+  open, as unnamed files in the log's directory (``O_TMPFILE``, or created and
+  unlinked at once), so nothing in them outlives the writer, is trusted across
+  restarts, or is read by a verifier;
+* after ``n`` leaves level ``h`` holds exactly ``n >> h`` nodes, node ``i`` at
+  byte ``32 * i`` of its file (or still in that level's buffer);
+* :meth:`TreeFile.extend` is the only writer (the caller serialises calls and
+  reads); it hashes level by level in bulk, off the append path (the commit).
 
 Example::
 
@@ -30,113 +30,116 @@ from __future__ import annotations
 
 import contextlib
 import os
+from hashlib import sha256
 from pathlib import Path
 
-from vak.audit.merkle import ProofTree, fold_frontier, node_hash
+from vak.audit.merkle import ProofTree
 
-__all__ = ["TreeFile", "node_position", "tree_path_for"]
+__all__ = ["TreeFile"]
 
-
-def tree_path_for(log_path: str | Path) -> Path:
-    """The node file of ``log_path``: ``<log>.tree``."""
-    log_path = Path(log_path)
-    return log_path.with_name(log_path.name + ".tree")
+_RUN = 1 << 16  # bytes of leaves buffered before every level is written
+_NODE_PREFIX = sha256(b"\x01")
 
 
-def node_position(height: int, index: int) -> int:
-    """Post-order position of node ``(height, index)`` (see the module docstring)."""
-    m = index + 1
-    ctz = (m & -m).bit_length() - 1
-    return (m << (height + 1)) - m.bit_count() - ctz - 1
+def _node(pair: bytes) -> bytes:
+    h = _NODE_PREFIX.copy()
+    h.update(pair)
+    return h.digest()
 
 
 class TreeFile(ProofTree):
-    """Frontier plus post-order node file (see the module docstring)."""
+    """The writer's tree: one unnamed node file per level (see the module docstring)."""
 
-    __slots__ = ("_fd", "_frontier", "_heights", "_nodes", "_size", "path")
+    __slots__ = ("_dir", "_fds", "_size", "_tails", "_written", "path")
 
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
-        self._fd = fd
-        self._frontier: list[bytes] = []  # roots of perfect subtrees, leftmost first
-        self._heights: list[int] = []
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+        self.path = directory / "<merkle levels>"
+        self._fds: list[int] = []  # one file per level; level 0 holds the leaves
+        self._written: list[int] = []  # nodes of each level already in its file
+        self._tails: list[bytearray] = []  # nodes of each level not yet written
         self._size = 0
-        self._nodes = 0
-
-    @classmethod
-    def create(cls, path: str | Path) -> TreeFile:
-        """An empty tree at ``path`` (an existing file is truncated: it is rebuilt).
-
-        Raises:
-            OSError: the file cannot be created.
-        """
-        path = Path(path)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        return cls(path, fd)
 
     @classmethod
     def create_anonymous(cls, directory: str | Path) -> TreeFile:
-        """An empty tree in an unnamed file in ``directory`` (gone when closed or on a crash).
+        """An empty tree whose level files are unnamed files in ``directory``."""
+        return cls(Path(directory))
+
+    def _add_level(self) -> None:
+        """Open the next level's unnamed file (``O_TMPFILE``, or create and unlink).
 
         Raises:
-            OSError: no file can be created there.
+            OSError: no file can be created in the directory.
         """
-        directory = Path(directory)
         flag = getattr(os, "O_TMPFILE", 0)
+        fd = -1
         if flag:
             try:
-                return cls(directory / "<tree>", os.open(directory, flag | os.O_RDWR, 0o600))
+                fd = os.open(self._dir, flag | os.O_RDWR, 0o600)
             except OSError:
-                pass  # e.g. a filesystem without O_TMPFILE: fall back to create + unlink
-        path = directory / f".vak-tree-{os.getpid()}-{os.urandom(6).hex()}"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        os.unlink(path)
-        return cls(path, fd)
+                fd = -1  # e.g. a filesystem without O_TMPFILE: fall back to create + unlink
+        if fd < 0:
+            path = self._dir / f".vak-tree-{os.getpid()}-{os.urandom(6).hex()}"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            os.unlink(path)
+        self._fds.append(fd)
+        self._written.append(0)
+        self._tails.append(bytearray())
 
     def __len__(self) -> int:
         return self._size
 
     @property
     def frontier_size(self) -> int:
-        """Hashes held in memory (at most one per bit of the size)."""
-        return len(self._frontier)
+        """Levels the tree has (one buffer each in memory): O(log n)."""
+        return len(self._fds)
 
     def extend(self, leaves: bytes | bytearray) -> None:
         """Append concatenated 32-byte leaf hashes and every node they complete.
 
-        Raises:
-            OSError: the node file cannot be written (the tree is then unchanged
-                in memory, and the caller treats the log as failed).
-        """
-        frontier, heights = list(self._frontier), list(self._heights)
-        size = self._size
-        out = bytearray()
-        for at in range(0, len(leaves), 32):
-            node = bytes(leaves[at : at + 32])
-            out += node
-            height = 0
-            while heights and heights[-1] == height:
-                node = node_hash(frontier.pop(), node)
-                heights.pop()
-                height += 1
-                out += node
-            frontier.append(node)
-            heights.append(height)
-            size += 1
-        view = memoryview(out)
-        pos = self._nodes * 32
-        while view:
-            written = os.pwrite(self._fd, view, pos)
-            view = view[written:]
-            pos += written
-        self._frontier, self._heights = frontier, heights
-        self._size = size
-        self._nodes += len(out) // 32
+        Level by level, in bulk: the new nodes of a level pair up (the first
+        with its stored left sibling when it starts at an odd index) into the
+        next level's new nodes, one list comprehension per level.
 
-    def root(self, size: int | None = None) -> bytes:
-        if size is None or size == self._size:
-            return fold_frontier(self._frontier)
-        return super().root(size)
+        Raises:
+            OSError: a level file cannot be written (the caller treats the log
+                as failed).
+        """
+        below = bytes(leaves)
+        first = self._size  # index of below's first node in its level
+        self._size += len(below) // 32
+        height = 0
+        while below:
+            if height == len(self._fds):
+                self._add_level()
+            left = self._perfect(height, first - 1) if first & 1 else b""
+            self._tails[height] += below
+            below = left + below
+            pairs = len(below) // 64 * 64
+            below = b"".join([_node(below[j : j + 64]) for j in range(0, pairs, 64)])
+            first //= 2
+            height += 1
+        if len(self._tails[0]) >= _RUN:
+            self.flush()  # every level at once: at most 2 * _RUN bytes are ever buffered
+
+    def _write_level(self, height: int) -> None:
+        view = memoryview(self._tails[height])
+        pos = self._written[height] * 32
+        while view:
+            done = os.pwrite(self._fds[height], view, pos)
+            view = view[done:]
+            pos += done
+        self._written[height] += len(self._tails[height]) // 32
+        self._tails[height] = bytearray()
+
+    def flush(self) -> None:
+        """Write every buffered node to its level file.
+
+        Raises:
+            OSError: a level file cannot be written.
+        """
+        for height in range(len(self._fds)):
+            self._write_level(height)
 
     def leaf(self, index: int) -> bytes:
         return self._perfect(0, index)
@@ -144,15 +147,19 @@ class TreeFile(ProofTree):
     def _perfect(self, height: int, index: int) -> bytes:
         if (index + 1) << height > self._size:
             raise ValueError(f"node ({height}, {index}) is beyond the tree of {self._size}")
-        data = os.pread(self._fd, 32, node_position(height, index) * 32)
+        written = self._written[height]
+        if index >= written:
+            start = (index - written) * 32
+            return bytes(self._tails[height][start : start + 32])
+        data = os.pread(self._fds[height], 32, index * 32)
         if len(data) != 32:
-            raise OSError(f"{self.path}: node file is shorter than the tree")
+            raise OSError(f"{self.path}: level {height} file is shorter than the tree")
         return data
 
     def close(self) -> None:
-        """Close the node file (idempotent)."""
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
+        """Close the level files (idempotent)."""
+        fds, self._fds = self._fds, []
+        for fd in fds:
             os.close(fd)
 
     def __del__(self) -> None:
