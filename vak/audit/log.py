@@ -10,9 +10,9 @@ Invariants:
   at most ``<ms>`` later); ``append(..., flush=True)`` returns once the entry
   is handed to the OS (survives a crash of this process, not a power loss);
 * one commit pipeline: lines go to a user-space buffer, a commit writes them
-  out, fsyncs, feeds the on-disk Merkle tree and advances the durable size; a
-  ticker commits every period and signs a checkpoint after each durable batch
-  (at most one every ``checkpoint_interval_ms``); checkpoints are fsynced;
+  out, fsyncs and advances the durable size; a ticker commits every period,
+  feeds the on-disk Merkle tree and signs a checkpoint after each durable
+  batch (at most one every ``checkpoint_interval_ms``); checkpoints are fsynced;
 * fail closed: any I/O error (write, fsync, lock, checkpoint, tree) *poisons*
   the writer: that call and every later append raise
   :class:`~vak.errors.AuditError`, and every thread waiting for durability
@@ -771,24 +771,31 @@ class AuditLog:
                 else:
                     self._write_out()
                 size = self._size
-                pending, self._pending = self._pending, bytearray()
-            if size > self._durable or pending:
+            if size > self._durable:
                 self._guard("fsync of the log", lambda: _fsync(self._fd))
                 if self._entry_signer is not None:
                     self._guard("fsync of entry signatures", self._entry_signer.sync)
-                with self._tree_lock:
-                    tree = self._tree
-                    assert tree is not None
-                    self._guard("writing the Merkle node file", lambda: tree.extend(pending))
                 with self._durable_cv:
                     self._durable = max(self._durable, size)
                     self._durable_cv.notify_all()
 
+    def _extend_tree(self) -> TreeFile:
+        """Feed the leaves appended so far to the tree (caller holds ``_tree_lock``).
+
+        Off the append and durability paths: the ticker calls it every period
+        (so pending leaves stay bounded), checkpoints and proofs before reading.
+        """
+        with self._lock:
+            pending, self._pending = self._pending, bytearray()
+        tree = self._tree
+        assert tree is not None
+        if pending:
+            self._guard("writing the Merkle node file", lambda: tree.extend(pending))
+        return tree
+
     def _wait_durable(self, seq: int) -> None:
         if self._batch is None:
-            self._commit(seq)
-            if time.monotonic() - self._last_ckpt_at >= self._interval:
-                self._checkpoint()
+            self._commit(seq)  # the ticker signs the checkpoint, off the caller's path
             return
         wait = min(self._batch * 2, 0.25)
         with self._durable_cv:
@@ -806,6 +813,8 @@ class AuditLog:
                 self._commit()
                 if self._checkpoint_due():
                     self._checkpoint()
+                with self._tree_lock:
+                    self._extend_tree()
             except AuditError:
                 return  # poisoned (already logged) or closing: nothing left to commit
             except Exception as exc:
@@ -839,8 +848,7 @@ class AuditLog:
                     latest.checkpoint.size == size and latest.key_ids[0] == self.key_id)):
                 return latest
             with self._tree_lock:
-                tree = self._tree
-                assert tree is not None
+                tree = self._extend_tree()
                 root = self._guard("reading the Merkle node file", lambda: tree.root(size))
             cp = sign_checkpoint(Checkpoint(self.origin, size, root, rfc3339_now()), self._key)
             line = checkpoint_line(cp)
@@ -941,8 +949,7 @@ class AuditLog:
             cp = self.checkpoint()
         size = cp.checkpoint.size
         with self._tree_lock:
-            tree = self._tree
-            assert tree is not None
+            tree = self._extend_tree()
             proof, leaf = self._guard("reading the Merkle node file", lambda: (
                 tuple(tree.inclusion_proof(seq, size)), tree.leaf(seq)))
         return Receipt(seq, leaf, proof, cp)
@@ -955,8 +962,7 @@ class AuditLog:
         """
         self._commit()
         with self._tree_lock:
-            tree = self._tree
-            assert tree is not None
+            tree = self._extend_tree()
             proof: list[bytes] = self._guard("reading the Merkle node file",
                                              lambda: tree.consistency_proof(size1, size2))
             return proof
