@@ -191,7 +191,7 @@ class Kernel:
             # recorded is not kept callable (fail closed)
             try:
                 self._audit.append("skill_loaded", _load_fields(skill, tools),
-                                   durable=self._strict)
+                                   durable=self._strict, flush=True)
             except BaseException:
                 self._registry.discard(tools)
                 raise
