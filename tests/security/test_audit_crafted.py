@@ -310,3 +310,25 @@ def test_show_and_verify_escape_control_characters(tmp_path: Path) -> None:
     code, out, _err = _cli("verify", str(tmp_path / "vak.log"), "--key",
                            str(tmp_path / "log.key.pub"))
     assert code > Code.WARNINGS and "\x1b" not in out and "RESULT: " in out
+
+
+@_HYP
+@given(data=st.data())
+def test_any_byte_change_makes_the_writer_refuse_to_start(base: Path, tmp_path: Path,
+                                                         data: st.DataObject) -> None:
+    log = _copy(base, tmp_path)
+    raw = bytearray(log.read_bytes())
+    pos = data.draw(st.integers(0, len(raw) - 1), label="offset")
+    raw[pos] = data.draw(st.integers(0, 255).filter(lambda b: b != raw[pos]), label="byte")
+    log.write_bytes(bytes(raw))
+    with pytest.raises(AuditIntegrityError):
+        AuditLog.open(log, key_path=tmp_path / "log.key", origin=ORIGIN).close()
+
+
+@pytest.mark.parametrize("what", ["log-is-a-directory", "lock-is-a-directory"])
+def test_unusable_paths_are_an_audit_error_not_an_os_error(tmp_path: Path, what: str) -> None:
+    from vak.errors import AuditError
+
+    (tmp_path / ("vak.log" if what == "log-is-a-directory" else "vak.log.lock")).mkdir()
+    with pytest.raises(AuditError, match="cannot open the audit log"):
+        AuditLog.open(tmp_path / "vak.log", key_path=tmp_path / "log.key", origin=ORIGIN)

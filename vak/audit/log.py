@@ -270,6 +270,11 @@ class AuditLog:
         self = cls()
         try:
             self._open(settings)
+        except OSError as exc:
+            self._release()
+            raise AuditError(f"{settings.log}: cannot open the audit log: {exc}",
+                             file=str(settings.log), fix="check the path, its permissions and "
+                             "free space") from exc
         except BaseException:
             self._release()
             raise
