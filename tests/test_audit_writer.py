@@ -234,3 +234,25 @@ def test_torn_checkpoint_line_is_recovered_and_checkpoints_are_fsynced(
     rec = [e for e in entries if e["kind"] == "recovered"]
     assert rec and rec[0]["file"] == "checkpoint" and rec[0]["dropped_bytes"] == 27
     assert _verify(tmp_path) == Code.OK
+
+
+def test_failing_lock_poisons_a_multiprocess_writer(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+
+    log = AuditLog.open(_settings(tmp_path, multiprocess=True))
+    real = fcntl.flock
+
+    def flock(fd: int, op: int) -> None:
+        if fd == log._lockfd and op == fcntl.LOCK_EX:
+            raise OSError(errno.ENOLCK, "No locks available")
+        real(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with pytest.raises(AuditError, match="locking the log"):
+        log.append("heartbeat", {})
+    with pytest.raises(AuditError, match="No locks available"):
+        log.append("heartbeat", {}, durable=True)
+    monkeypatch.undo()
+    log.close()
+    assert _verify(tmp_path) == Code.OK

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.security.test_audit_tamper import make_log
+from tests.security.test_audit_tamper import flip_one_byte, make_log
 from vak.audit.keys import load_trusted_keys
 from vak.audit.log import AuditLog
 from vak.audit.verify import Code, verify_log
@@ -317,10 +317,7 @@ def test_show_and_verify_escape_control_characters(tmp_path: Path) -> None:
 def test_any_byte_change_makes_the_writer_refuse_to_start(base: Path, tmp_path: Path,
                                                          data: st.DataObject) -> None:
     log = _copy(base, tmp_path)
-    raw = bytearray(log.read_bytes())
-    pos = data.draw(st.integers(0, len(raw) - 1), label="offset")
-    raw[pos] = data.draw(st.integers(0, 255).filter(lambda b: b != raw[pos]), label="byte")
-    log.write_bytes(bytes(raw))
+    flip_one_byte(log, data)
     with pytest.raises(AuditIntegrityError):
         AuditLog.open(log, key_path=tmp_path / "log.key", origin=ORIGIN).close()
 
