@@ -72,11 +72,9 @@ KINDS: dict[str, tuple[str, ...]] = {
 #: the writer refuses deeper entries and the verifier reports them ``MALFORMED``
 MAX_DEPTH = 32
 
-#: required fields whose value must be a string (checked by :func:`entry_problem`)
-_STRING_FIELDS = frozenset({
-    "key_id", "old_key_id", "new_key_id", "new_vkey", "invocation", "host_function",
-    "resource", "dropped_sha256", "route", "error", "policy_set", "text",
-})
+#: required fields the format itself reads (key binding, recovery): they must be
+#: strings (checked by :func:`entry_problem`); the writer makes these entries itself
+_STRING_FIELDS = frozenset({"key_id", "old_key_id", "new_key_id", "new_vkey", "dropped_sha256"})
 
 #: the ``route`` values of ``skill_loaded`` (where the skill's calls run)
 SKILL_ROUTES = ("engine", "worker")
