@@ -787,8 +787,9 @@ class AuditLog:
     def _extend_tree(self) -> TreeFile:
         """Feed the leaves appended so far to the tree (caller holds ``_tree_lock``).
 
-        Off the append and durability paths: the ticker calls it every period
-        (so pending leaves stay bounded), checkpoints and proofs before reading.
+        Off the append and durability paths: each checkpoint (at most one per
+        ``checkpoint_interval_ms``, and one is due whenever entries are waiting)
+        and each proof feeds what is pending, so pending leaves span one interval.
         """
         with self._lock:
             pending, self._pending = self._pending, bytearray()
@@ -817,9 +818,7 @@ class AuditLog:
                     return
                 self._commit()
                 if self._checkpoint_due():
-                    self._checkpoint()
-                with self._tree_lock:
-                    self._extend_tree()
+                    self._checkpoint()  # feeds the tree: pending leaves span one interval
             except AuditError:
                 return  # poisoned (already logged) or closing: nothing left to commit
             except Exception as exc:
