@@ -82,6 +82,7 @@ from vak.audit.entry import (
     has_float,
     needs_exact,
     rfc3339_now,
+    short_repr,
 )
 from vak.audit.entrysig import EntrySigner, read_entry_sigs, sigs_path_for
 from vak.audit.keys import (
@@ -464,20 +465,25 @@ class AuditLog:
                 raise self._integrity(f"{self.path}: {found.size} entries but no log_opened "
                                       "entry binds the log's key")
             return None  # a new log: this first log_opened binds our key
-        bound_id, bound_vkey = opened.get("key_id"), opened.get("vkey")
-        if type(bound_id) is not str or type(bound_vkey) is not str:
+        opened_id, bound_vkey = opened.get("key_id"), opened.get("vkey")
+        if type(opened_id) is not str or type(bound_vkey) is not str:
             raise self._integrity(f"{self.path}: the first log_opened entry (seq "
                                   f"{opened.get('seq')}) does not name its key")
         bound = self._parse_bound(bound_vkey, opened)
+        bound_id = _note_id(bound)
+        if opened_id != bound_id.hex():
+            raise self._integrity(f"{self.path}: the first log_opened entry's key_id "
+                                  f"{short_repr(opened_id)} is not the id of its vkey")
         self._chain = [bound]
         unconfirmed: dict[str, Any] | None = None
         for e in (e for e in events if e.get("kind") == "key_rotated"):
-            if unconfirmed is not None or e["old_key_id"] != bound.key_id.hex():
+            if unconfirmed is not None or e["old_key_id"] != bound_id.hex():
                 raise self._integrity(
                     f"{self.path}: key_rotated at seq {e['seq']} does not continue from the "
-                    f"log's key {bound.key_id.hex()}")
+                    f"log's key {bound_id.hex()}")
             if _confirmed(e["seq"], bound, found.checkpoints):
                 bound = self._parse_bound(e["new_vkey"], e)
+                bound_id = _note_id(bound)
                 self._chain.append(bound)
             else:
                 unconfirmed = e
@@ -487,21 +493,21 @@ class AuditLog:
         staged_id = None if staged is None else key_id(self.origin, public_bytes(staged))
         if unconfirmed is not None:
             # crashed after writing key_rotated, before its old-key checkpoint: finish it
-            if ours == bound.key_id and staged is not None \
+            if ours == bound_id and staged is not None \
                     and staged_id is not None and staged_id.hex() == unconfirmed["new_key_id"]:
                 return staged
             raise self._integrity(
                 f"{self.path}: key_rotated at seq {unconfirmed['seq']} is not confirmed by a "
                 f"checkpoint of the old key and its new key is not staged at {staged_path}")
-        if ours == bound.key_id:
+        if ours == bound_id:
             return None
-        if staged is not None and staged_id == bound.key_id:
+        if staged is not None and staged_id == bound_id:
             self._key = staged  # crashed after the rotation's checkpoint, before install
             self._install_key_file(staged_path)
             return None
         raise self._integrity(
             f"{self.key_path}: key {ours.hex()} is not the key this log is bound to "
-            f"({bound.key_id.hex()}, {bound.vkey}); appending under it would hide the "
+            f"({bound_id.hex()}, {bound.vkey}); appending under it would hide the "
             "log's history behind a new key", file=self.key_path,
             fix=f"restore the log's key to {self.key_path}, or start a new log (new "
             "audit.log and origin) for the new key; keys change only by AuditLog.rotate_key")
@@ -1027,13 +1033,18 @@ class AuditLog:
         self.close()
 
 
+def _note_id(key: TrustedKey) -> bytes:
+    """The 4-byte signed-note key id of a log key (from its name and public bytes)."""
+    return key_id(key.name, key.public)
+
+
 def _confirmed(seq: int, old: TrustedKey, cps: list[SignedCheckpoint]) -> bool:
     """Whether a checkpoint covering ``seq`` is validly signed by ``old``."""
     for cp in cps:
         if cp.checkpoint.size <= seq:
             continue
         for name, kid, sig in cp.signatures:
-            if name == old.name and kid == old.key_id:
+            if name == old.name and kid == _note_id(old):
                 try:
                     old.verify(sig, cp.checkpoint.body().encode())
                 except InvalidSignature:
