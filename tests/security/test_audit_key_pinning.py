@@ -170,3 +170,18 @@ def test_pinned_config_verifies_as_plain_ok(tmp_path: Path) -> None:
     (tmp_path / "pin.pub").write_bytes((tmp_path / "state/log.key.pub").read_bytes())
     code, out = _cli("verify", "--config", str(_config(tmp_path, "pin.pub")))
     assert code == Code.OK and "keys: pinned ([audit] trust" in out, out
+
+
+def test_kernel_restarted_with_another_log_key_is_refused(tmp_path: Path,
+                                                         built_skills: Path) -> None:
+    from vak.demo import prepare_workdir
+    from vak.kernel import Kernel
+
+    config = prepare_workdir(tmp_path, 9)
+    Kernel.from_config(config).close()
+    key = tmp_path / "audit" / "log.key"
+    key.rename(tmp_path / "elsewhere.key")  # another key file takes its place on restart
+    with pytest.raises(AuditIntegrityError, match="not the key this log is bound to"):
+        Kernel.from_config(config)
+    (tmp_path / "elsewhere.key").replace(key)  # the right key: the kernel starts again
+    Kernel.from_config(config).close()
