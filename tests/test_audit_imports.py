@@ -40,3 +40,25 @@ def test_verifier_and_vak_audit_verify_import_only_the_format_part(tmp_path: Pat
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "LOADED [] CODE 0" in out.stdout, out.stdout
+
+
+def test_vak_audit_verify_with_config_loads_no_kernel_or_engine(tmp_path: Path) -> None:
+    state = tmp_path / "state" / "audit"
+    log = AuditLog.open(state / "vak.log", key_path=state / "log.key", origin="imp.vak/c")
+    log.close()
+    (tmp_path / "pin.pub").write_bytes((state / "log.key.pub").read_bytes())
+    toml = tmp_path / "vak.toml"
+    toml.write_text('state_dir = "state"\n[audit]\norigin = "imp.vak/c"\ntrust = "pin.pub"\n')
+    probe = textwrap.dedent("""
+        import sys
+        from vak.cli.audit import main
+        code = main(["verify", "--config", sys.argv[1]])
+        loaded = sorted(m for m in sys.modules
+                        if any(m == f or m.startswith(f + ".") for f in sys.argv[2:]))
+        print("LOADED", loaded, "CODE", code)
+    """)
+    banned = [m for m in FORBIDDEN if m != "vak.config"]  # --config reads vak.toml
+    out = subprocess.run([sys.executable, "-c", probe, str(toml), *banned],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "LOADED [] CODE 0" in out.stdout, out.stdout
