@@ -52,9 +52,16 @@ def _config(root: Path, trust: str | None = None) -> Path:
     return toml
 
 
+def _another_key(root: Path, dest: Path) -> None:
+    """Put a different key of the same origin at ``dest`` (as a restored image might)."""
+    other = root / "other-key"
+    _open(other).close()
+    shutil.copy2(other / "log.key", dest)
+
+
 def test_restart_with_another_key_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     _write(tmp_path)
-    (tmp_path / "log.key").unlink()  # a new key file appears (e.g. a restored image)
+    _another_key(tmp_path, tmp_path / "log.key")
     with pytest.raises(AuditIntegrityError, match="not the key this log is bound to") as exc:
         _open(tmp_path)
     assert "rotate_key" in str(exc.value.details.get("fix"))
@@ -62,6 +69,14 @@ def test_restart_with_another_key_is_refused_with_a_clear_error(tmp_path: Path) 
     # nothing was appended under the new key
     kinds = [orjson.loads(x)["kind"] for x in (tmp_path / "vak.log").read_bytes().splitlines()]
     assert kinds[-1] == "log_closed"
+
+
+def test_missing_key_for_an_existing_log_is_refused_and_none_is_minted(tmp_path: Path) -> None:
+    _write(tmp_path)
+    (tmp_path / "log.key").unlink()
+    with pytest.raises(AuditIntegrityError, match="no key file"):
+        _open(tmp_path)
+    assert not (tmp_path / "log.key").exists()
 
 
 def test_rotation_moves_the_pin_and_survives_restarts(tmp_path: Path) -> None:
@@ -180,7 +195,8 @@ def test_kernel_restarted_with_another_log_key_is_refused(tmp_path: Path,
     config = prepare_workdir(tmp_path, 9)
     Kernel.from_config(config).close()
     key = tmp_path / "audit" / "log.key"
-    key.rename(tmp_path / "elsewhere.key")  # another key file takes its place on restart
+    key.rename(tmp_path / "elsewhere.key")
+    _another_key(tmp_path, key)  # another key file takes its place on restart
     with pytest.raises(AuditIntegrityError, match="not the key this log is bound to"):
         Kernel.from_config(config)
     (tmp_path / "elsewhere.key").replace(key)  # the right key: the kernel starts again

@@ -306,6 +306,14 @@ class AuditLog:
                 file=str(self.path), fix="one kernel per log; give each kernel its own audit.log",
             ) from None
         try:
+            if not self.key_path.exists() and self.path.is_file() \
+                    and self.path.stat().st_size > 0:
+                # never mint a key for a log that already exists: it is bound to its own
+                raise self._integrity(
+                    f"{self.key_path}: no key file, but {self.path} already holds entries bound "
+                    "to its key", file=self.key_path,
+                    fix=f"restore the log's key to {self.key_path}, or start a new log (new "
+                    "audit.log and origin)")
             self._key = load_or_create_private_key(self.key_path)
             self._hmac_key = load_or_create_secret(s.hmac_key)
             found = self._recover()
