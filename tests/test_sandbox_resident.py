@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sandbox_helpers import load_skill, no_host, small_config
+from sandbox_helpers import HOST_NAMES, load_skill, no_host, small_config
 
 from vak.errors import CapacityError, FuelExhausted, SkillTimeout, ToolCallError, UnknownToolError
 from vak.manifest import Limits
@@ -16,7 +16,7 @@ ADD = orjson.dumps({"operation": "add", "a": 1, "b": 2})
 
 
 def test_resident_serves_many_calls_on_one_store(tmp_path: Path, built_skills: Path) -> None:
-    with Engine(small_config(tmp_path)) as engine:
+    with Engine(small_config(tmp_path), HOST_NAMES) as engine:
         digest, limits = load_skill(engine, built_skills / "calculator")
         resident = engine.open_resident(digest, limits)
         store = resident.store.ptr
@@ -40,7 +40,7 @@ def test_resident_serves_many_calls_on_one_store(tmp_path: Path, built_skills: P
 def test_resident_limits_apply_per_call_and_failure_closes_it(
         tmp_path: Path, built_skills: Path, skill: str, limits: Limits,
         error: type[Exception]) -> None:
-    with Engine(small_config(tmp_path)) as engine:
+    with Engine(small_config(tmp_path), HOST_NAMES) as engine:
         digest, _ = load_skill(engine, built_skills / skill)
         resident = engine.open_resident(digest, limits)
         with pytest.raises(error):
@@ -51,7 +51,7 @@ def test_resident_limits_apply_per_call_and_failure_closes_it(
 def test_pool_exhaustion_is_a_capacity_error(tmp_path: Path, built_skills: Path) -> None:
     cfg = small_config(tmp_path, pool_total_instances=2, pool_total_memories=2,
                        pool_total_tables=2)
-    with Engine(cfg) as engine:
+    with Engine(cfg, HOST_NAMES) as engine:
         digest, limits = load_skill(engine, built_skills / "calculator")
         held = [engine.open_resident(digest, limits) for _ in range(2)]
         with pytest.raises(CapacityError) as info:

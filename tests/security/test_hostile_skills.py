@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sandbox_helpers import Echo, load_skill, small_config
+from sandbox_helpers import HOST_NAMES, Echo, load_skill, small_config
 
 from vak.errors import (
     ABIError,
@@ -43,7 +43,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory):
-    with Engine(small_config(tmp_path_factory.mktemp("hostile"))) as eng:
+    with Engine(small_config(tmp_path_factory.mktemp("hostile")), HOST_NAMES) as eng:
         yield eng
 
 
@@ -53,8 +53,8 @@ def test_hostile_call_fails_typed(engine: Engine, built_skills: Path, skill: str
                                   overrides: dict, error: type[Exception]) -> None:
     digest, limits = load_skill(engine, built_skills / "hostile" / skill)
     limits = Limits(**{**_fields(limits), **overrides})
-    with pytest.raises(error) as info:
-        engine.call(digest, export, b'{"x":1}', limits, Echo())
+    with pytest.raises(error) as info:  # the handler enforces max_host_calls (contract 3)
+        engine.call(digest, export, b'{"x":1}', limits, Echo(limits.max_host_calls))
     assert info.type is error
     # the engine keeps serving
     calc, calc_limits = load_skill(engine, built_skills / "calculator")
@@ -77,7 +77,7 @@ def test_guest_trap_carries_backtrace(engine: Engine, built_skills: Path) -> Non
 ], ids=["not-offered-import", "wasi-import", "missing-allocator"])
 def test_hostile_module_refused_at_compile(tmp_path: Path, built_skills: Path, skill: str,
                                            needle: str) -> None:
-    with Engine(small_config(tmp_path)) as eng, pytest.raises(ABIError) as info:
+    with Engine(small_config(tmp_path), HOST_NAMES) as eng, pytest.raises(ABIError) as info:
         load_skill(eng, built_skills / "hostile" / skill)
     assert needle in str(info.value)
 
