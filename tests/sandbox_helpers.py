@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import yaml
@@ -11,7 +12,8 @@ from vak.errors import ABIError, HostCallLimitError
 from vak.host.catalog import HOST_FUNCTIONS
 from vak.manifest import Limits
 from vak.sandbox.engine import Engine, module_digest
-from vak.sandbox.settings import EngineSettings
+from vak.sandbox.pool import WorkerPool
+from vak.sandbox.settings import EngineSettings, WorkerSettings
 
 SMALL_POOL = {"pool_total_instances": 32, "pool_total_memories": 32, "pool_total_tables": 32}
 #: the import names the kernel offers (what the composition root hands the engine)
@@ -66,3 +68,13 @@ class Echo:
 
 def no_host(function: str, args: bytes) -> bytes:
     raise AssertionError(f"unexpected host call {function}")
+
+
+def worker_pool(*, probe: bool = False, engine: EngineSettings | None = None,
+                **changes: Any) -> WorkerPool:
+    """A WorkerPool with ``WorkerSettings(**changes)``; ``probe`` starts the
+    test-only escape-probe worker (``tests/worker_probe.py``)."""
+    from worker_probe import PROBE_COMMAND
+
+    return WorkerPool(WorkerSettings(**changes), engine or EngineSettings(), HOST_NAMES,
+                      command=PROBE_COMMAND if probe else None)

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
+from sandbox_helpers import Echo, worker_pool
 
-from vak.config import KernelConfig
 from vak.errors import (
     ABIError,
     HostCallLimitError,
@@ -35,8 +35,8 @@ def no_host(function: str, args: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[WorkerPool]:
-    cfg = KernelConfig(worker_pool_size=1, worker_hang_margin_ms=300)
-    with WorkerPool(cfg, probe=True) as p:
+    cfg = dict(pool_size=1, hang_margin_ms=300)
+    with worker_pool(probe=True, **cfg) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
         yield p
@@ -86,9 +86,10 @@ def test_guest_error_is_typed(pool: WorkerPool) -> None:
 
 
 def test_host_call_limit_enforced_by_parent(pool: WorkerPool) -> None:
+    # the parent's handler counts and refuses (RULES contract 3), as the mediation does
     calls = {"calls": [["log", {}]] * 3}
     with pytest.raises(HostCallLimitError):
-        call(pool, "host", calls, lambda f, a: b"{}", max_host_calls=2)
+        call(pool, "host", calls, Echo(max_host_calls=2), max_host_calls=2)
 
 
 def test_unknown_host_function_kills_worker(pool: WorkerPool) -> None:
@@ -136,8 +137,8 @@ def test_worker_killed_mid_call_by_sigkill(pool: WorkerPool) -> None:
 
 
 def test_recycle_after_n_calls() -> None:
-    cfg = KernelConfig(worker_pool_size=1, worker_recycle_after=3)
-    with WorkerPool(cfg, probe=True) as p:
+    cfg = dict(pool_size=1, recycle_after=3)
+    with worker_pool(probe=True, **cfg) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
         first = p.pids(DIGEST)
@@ -156,8 +157,8 @@ def test_unregistered_digest_is_refused(pool: WorkerPool) -> None:
 
 
 def test_concurrent_calls_each_get_a_worker() -> None:
-    cfg = KernelConfig(worker_pool_size=2)
-    with WorkerPool(cfg, probe=True) as p:
+    cfg = dict(pool_size=2)
+    with worker_pool(probe=True, **cfg) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
         results: list[bytes] = []
@@ -172,7 +173,7 @@ def test_concurrent_calls_each_get_a_worker() -> None:
 
 @pytest.mark.skipif(not oslock.barrier_status().complete, reason="kernel lacks barriers")
 def test_require_os_sandbox_reports_applied_barriers() -> None:
-    with WorkerPool(KernelConfig(worker_pool_size=1, require_os_sandbox=True), probe=True) as p:
+    with worker_pool(probe=True, pool_size=1, require_os_sandbox=True) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
         barriers = p.barriers()
@@ -215,4 +216,4 @@ def test_require_os_sandbox_refuses_loudly_without_barriers(
     )
     monkeypatch.setattr(pool_mod, "barrier_status", lambda: missing)
     with pytest.raises(OSSandboxUnavailableError, match="landlock_fs"):
-        WorkerPool(KernelConfig(require_os_sandbox=True), probe=True)
+        worker_pool(probe=True, require_os_sandbox=True)

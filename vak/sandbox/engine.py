@@ -621,7 +621,7 @@ def _guest_alloc(access: Access, state: _CallState, size: int, what: str) -> int
     return ptr
 
 
-def _refusal(host: HostHandler, name: str, policy_id: str, reason: str) -> BaseException:
+def refusal(host: HostHandler, name: str, policy_id: str, reason: str) -> BaseException:
     """Hand a refused host call to the handler, which records the decision.
 
     A handler without ``refuse`` (a plain callable in tests) gets the ABI's own
@@ -650,14 +650,14 @@ def _host_entry(index: int, access: Access, ptr: int, length: int) -> int:
     state.host_calls += 1
     try:
         if state.memory is None:
-            raise _refusal(state.host, name, INVALID_ARGS,
+            raise refusal(state.host, name, INVALID_ARGS,
                            f"host call {name} during instantiation (start function): "
                            "no guest memory to read its arguments from")
         memory = access.memory(state.memory)
         try:
             payload = memory.read(ptr, length, f"arguments of host call {name}")
         except ABIError as exc:
-            raise _refusal(state.host, name, INVALID_ARGS, exc.message) from None
+            raise refusal(state.host, name, INVALID_ARGS, exc.message) from None
         reply = state.host(name, payload)
         if not isinstance(reply, bytes | bytearray):
             raise TypeError(f"HostHandler for {name} returned {type(reply).__name__}")

@@ -54,6 +54,7 @@ __all__ = [
     "barrier_status",
     "build_seccomp_filter",
     "restrict_current_process",
+    "sandbox_report",
 ]
 
 # --- prctl / seccomp / landlock constants (include/uapi/linux/*.h) -----------
@@ -510,3 +511,31 @@ def _status_applied(offered: BarrierStatus) -> BarrierStatus:
         landlock_scopes=offered.landlock_scopes, applied=True,
         threads_at_restrict=offered.threads_at_restrict, missing=offered.missing,
     )
+
+
+# --- the kernel's view -------------------------------------------------------
+def sandbox_report(allow_unsandboxed: bool) -> dict[str, Any]:
+    """What this host's OS sandbox means for untrusted skills, for the audit log
+    (a ``sandbox_degraded`` entry when ``degraded``) and ``vak status``.
+
+    ``untrusted`` is ``"sandboxed"`` (every mandatory barrier present),
+    ``"refused"`` (barriers missing: the worker pool refuses untrusted skills)
+    or ``"unsandboxed"`` (missing, and the operator set ``allow_unsandboxed``).
+    Never raises (see :func:`barrier_status`).
+    """
+    status = barrier_status()
+    degraded = not status.complete
+    if not degraded:
+        untrusted = "sandboxed"
+    else:
+        untrusted = "unsandboxed" if allow_unsandboxed else "refused"
+    missing = list(status.missing) if degraded else []
+    if degraded and not missing:
+        missing = ["arch_supported"]
+    return {
+        "degraded": degraded,
+        "missing": missing,
+        "platform": status.platform,
+        "untrusted": untrusted,
+        "allow_unsandboxed": bool(allow_unsandboxed),
+    }
