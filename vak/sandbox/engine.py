@@ -121,13 +121,16 @@ class CompiledModule:
 class _CallState:
     """Mutable per-call state, reachable from host callbacks via a thread-local."""
 
-    __slots__ = ("alloc", "host", "host_calls", "limit_bytes", "memory", "names", "pending")
+    __slots__ = ("alloc", "host", "host_calls", "in_host", "limit_bytes", "memory", "names",
+                 "pending")
 
     def __init__(self, host: HostHandler, names: tuple[str, ...], limit_bytes: int) -> None:
         self.host = host
         self.names = names
         self.limit_bytes = limit_bytes
         self.host_calls = 0
+        #: a host call is being served (its reply placed by the guest allocator)
+        self.in_host = False
         self.pending: BaseException | None = None
         self.memory: Any = None
         self.alloc: Any = None
@@ -648,6 +651,16 @@ def _host_entry(index: int, access: Access, ptr: int, length: int) -> int:
         raise RuntimeError("host call outside a VAK call")
     name = state.names[index]
     state.host_calls += 1
+    if state.in_host:
+        # only the guest allocator runs while a host call is served: an allocator
+        # that calls the host is hostile (unbounded recursion through Python)
+        error = refusal(state.host, name, INVALID_ARGS,
+                        f"host call {name} made by {ALLOCATOR_EXPORT} while the kernel placed "
+                        "a host-call reply (re-entrant host calls are refused)")
+        if state.pending is None:
+            state.pending = error
+        raise error
+    state.in_host = True
     try:
         if state.memory is None:
             raise refusal(state.host, name, INVALID_ARGS,
@@ -673,6 +686,8 @@ def _host_entry(index: int, access: Access, ptr: int, length: int) -> int:
         if state.pending is None:
             state.pending = exc
         raise
+    finally:
+        state.in_host = False
 
 
 def _classify(trapped: fastcall.GuestTrapped, state: _CallState, store: Store,
