@@ -217,3 +217,50 @@ def test_require_os_sandbox_refuses_loudly_without_barriers(
     monkeypatch.setattr(pool_mod, "barrier_status", lambda: missing)
     with pytest.raises(OSSandboxUnavailableError, match="landlock_fs"):
         worker_pool(probe=True, require_os_sandbox=True)
+
+
+def test_unexpected_worker_exception_keeps_its_cause() -> None:
+    err = error_from_wire(error_to_wire(KeyError("boom")))
+    assert type(err) is WorkerCrashedError
+    assert "KeyError" in err.message and err.details["cause"] == "KeyError"
+
+
+def _degraded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vak.sandbox import pool as pool_mod
+
+    missing = oslock.BarrierStatus(
+        platform="linux-x86_64", arch_supported=True, no_new_privs=True, seccomp=False,
+        seccomp_tsync=False, landlock_abi=0, landlock_fs=False, landlock_net=False,
+        landlock_scopes=(), missing=("seccomp", "landlock_fs"),
+    )
+    monkeypatch.setattr(pool_mod, "barrier_status", lambda: missing)
+    monkeypatch.setattr(oslock, "barrier_status", lambda: missing)
+
+
+def test_untrusted_skills_refused_on_a_host_without_barriers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vak.errors import OSSandboxUnavailableError
+
+    _degraded(monkeypatch)
+    with worker_pool(probe=True) as p, pytest.raises(OSSandboxUnavailableError) as info:
+        p.register(DIGEST, b"")
+    assert "allow_unsandboxed" in info.value.message
+    report = oslock.sandbox_report(allow_unsandboxed=False)
+    assert report["degraded"] and report["untrusted"] == "refused"
+    assert report["missing"] == ["seccomp", "landlock_fs"]
+
+
+def test_operator_may_opt_out_of_the_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    _degraded(monkeypatch)
+    with worker_pool(probe=True, pool_size=1, allow_unsandboxed=True) as p:
+        p.register(DIGEST, b"")
+        p.wait_ready(DIGEST)
+        assert call(p, "echo", 3) == b"3"
+    assert oslock.sandbox_report(allow_unsandboxed=True)["untrusted"] == "unsandboxed"
+
+
+def test_sandbox_report_on_this_host() -> None:
+    report = oslock.sandbox_report(allow_unsandboxed=False)
+    assert report["degraded"] is (not oslock.barrier_status().complete)
+    assert report["untrusted"] in ("sandboxed", "refused")
