@@ -525,10 +525,9 @@ def sandbox_report(allow_unsandboxed: bool) -> dict[str, Any]:
     """
     status = barrier_status()
     degraded = not status.complete
-    if not degraded:
-        untrusted = "sandboxed"
-    else:
-        untrusted = "unsandboxed" if allow_unsandboxed else "refused"
+    untrusted = {(False, False): "sandboxed", (False, True): "sandboxed",
+                 (True, False): "refused", (True, True): "unsandboxed"}[
+        (degraded, bool(allow_unsandboxed))]
     missing = list(status.missing) if degraded else []
     if degraded and not missing:
         missing = ["arch_supported"]
