@@ -189,7 +189,8 @@ def test_native_numbers_match_libc_syscall_h() -> None:
     src = "#include <sys/syscall.h>\n" + "\n".join(f"{n} SYS_{n}" for n in names)
     out = subprocess.run(["gcc", "-E", "-P", "-x", "c", "-"], input=src, text=True,
                          capture_output=True, check=True).stdout
-    seen = dict(line.split() for line in out.splitlines() if line.strip() and len(line.split()) == 2)
+    pairs = (line.split() for line in out.splitlines())
+    seen = dict(p for p in pairs if len(p) == 2)
     for name in names:
         assert int(seen[name]) == table[name], name
 

@@ -551,35 +551,31 @@ def _open_audit(config: KernelConfig) -> Any:
     return AuditLog.from_config(config)
 
 
+#: composed settings field -> flat ``KernelConfig`` field, per room (until
+#: ``KernelConfig`` holds the settings objects themselves)
+_ENGINE_FIELDS = {name: name for name in (
+    "pool_total_instances", "pool_total_memories", "pool_max_memory_bytes",
+    "pool_total_tables", "pool_table_elements", "epoch_tick_ms", "wasm_stack_bytes", "fuel")}
+_WORKER_FIELDS = {
+    "force": "force_worker", "require_os_sandbox": "require_os_sandbox",
+    "allow_unsandboxed": "worker_allow_unsandboxed", "pool_size": "worker_pool_size",
+    "recycle_after": "worker_recycle_after", "cpu_seconds": "worker_cpu_seconds",
+    "start_timeout_ms": "worker_start_timeout_ms", "hang_margin_ms": "worker_hang_margin_ms",
+}
+
+
 def _engine_settings(config: KernelConfig) -> Any:
     from vak.sandbox.settings import EngineSettings
 
-    return EngineSettings(
-        pool_total_instances=config.pool_total_instances,
-        pool_total_memories=config.pool_total_memories,
-        pool_max_memory_bytes=config.pool_max_memory_bytes,
-        pool_total_tables=config.pool_total_tables,
-        pool_table_elements=config.pool_table_elements,
-        epoch_tick_ms=config.epoch_tick_ms,
-        wasm_stack_bytes=config.wasm_stack_bytes,
-        fuel=config.fuel,
-        module_cache_dir=config.resolved("module_cache_dir") if config.module_cache else None,
-    )
+    cache = config.resolved("module_cache_dir") if config.module_cache else None
+    return EngineSettings(**{k: getattr(config, v) for k, v in _ENGINE_FIELDS.items()},
+                          module_cache_dir=cache)
 
 
 def _worker_settings(config: KernelConfig) -> Any:
     from vak.sandbox.settings import WorkerSettings
 
-    return WorkerSettings(
-        force=config.force_worker,
-        require_os_sandbox=config.require_os_sandbox,
-        allow_unsandboxed=config.worker_allow_unsandboxed,
-        pool_size=config.worker_pool_size,
-        recycle_after=config.worker_recycle_after,
-        cpu_seconds=config.worker_cpu_seconds,
-        start_timeout_ms=config.worker_start_timeout_ms,
-        hang_margin_ms=config.worker_hang_margin_ms,
-    )
+    return WorkerSettings(**{k: getattr(config, v) for k, v in _WORKER_FIELDS.items()})
 
 
 def _host_names() -> tuple[str, ...]:

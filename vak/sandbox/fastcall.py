@@ -130,8 +130,8 @@ class RawStore:
     __slots__ = ("context", "ptr")
 
     def __init__(self, engine: wasmtime.Engine) -> None:
-        self.ptr = ffi.wasmtime_store_new(engine.ptr(), None, _NO_FINALIZER)
-        self.context = ffi.wasmtime_store_context(self.ptr)
+        self.ptr: Any = ffi.wasmtime_store_new(engine.ptr(), None, _NO_FINALIZER)
+        self.context: Any = ffi.wasmtime_store_context(self.ptr)
 
     def limit(self, memory_bytes: int, table_elements: int) -> None:
         ffi.wasmtime_store_limiter(self.ptr, memory_bytes, table_elements, 1, 1, 1)

@@ -96,9 +96,11 @@ class _Worker:
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
         self.proc.wait()
-        for closable in (self.in_fd, self.proc.stdout):
+        with contextlib.suppress(OSError):
+            os.close(self.in_fd)
+        if self.proc.stdout is not None:
             with contextlib.suppress(OSError):
-                closable.close() if hasattr(closable, "close") else os.close(closable)  # type: ignore[union-attr]
+                self.proc.stdout.close()
 
 
 def _successor_lead(recycle_after: int) -> int:

@@ -127,7 +127,7 @@ def _validate(header: Any) -> None:
         # bool is an int subclass; an id or a counter must be a real int
         if not isinstance(value, types) or (types is _INT and isinstance(value, bool)):
             raise FrameError(f"{kind} frame: field {name!r} missing or of the wrong type")
-        if types is _INT and not 0 <= value < 1 << 63:
+        if isinstance(value, int) and types is _INT and not 0 <= value < 1 << 63:
             raise FrameError(f"{kind} frame: field {name!r} out of range")
 
 

@@ -141,7 +141,7 @@ def run(engine: wasmtime.Engine, fuel: bool) -> Report:
     Raises:
         wasmtime.WasmtimeError: the test module cannot be compiled at all.
     """
-    module = wasmtime.Module(engine, wasmtime.wat2wasm(_WAT))
+    module = wasmtime.Module(engine, bytes(wasmtime.wat2wasm(_WAT)))
     expected_output = _INPUT[::-1].hex()
     public = _observe(engine, PUBLIC, module, fuel)
     mismatches: list[str] = []

@@ -39,7 +39,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -91,7 +91,8 @@ def error_from_wire(
             "the worker reported an error the kernel does not accept from it",
             reported_class=str(name)[:64],
         )
-    return cls(message[:_MAX_MESSAGE], **{str(k)[:64]: v for k, v in details.items()})
+    error_cls = cast("type[ToolCallError]", cls)
+    return error_cls(message[:_MAX_MESSAGE], **{str(k)[:64]: v for k, v in details.items()})
 
 
 def limits_to_wire(limits: Limits) -> dict[str, int]:
@@ -202,8 +203,10 @@ def _pin_package_versions(names: tuple[str, ...]) -> None:
     known = {n: md.version(n) for n in names}
     original = md.version
 
-    def version(name: str) -> str:
-        return known[name] if name in known else original(name)
+    def version(distribution_name: str) -> str:
+        if distribution_name in known:
+            return known[distribution_name]
+        return original(distribution_name)
 
     md.version = version
 

@@ -2,12 +2,17 @@
 /* Valid JSON whose *structure* is hostile: nesting far past any sane depth,
    strings and arrays over the ABI's structural bounds. Each must end in
    OutputStructureError at the ABI, never a RecursionError anywhere later. */
-static uint64_t nest(uint32_t depth) {
-    vak_buf b = vak_buf_new(depth * 2 + 16);
-    vak_buf_lit(&b, "{\"d\":");
+/* {"<key>": [[[...]]]} with `depth` arrays */
+static vak_buf nested(const char *prefix, uint32_t depth) {
+    vak_buf b = vak_buf_new(depth * 2 + 32);
+    vak_buf_lit(&b, prefix);
     for (uint32_t i = 0; i < depth; i++) vak_buf_char(&b, '[');
     for (uint32_t i = 0; i < depth; i++) vak_buf_char(&b, ']');
     vak_buf_char(&b, '}');
+    return b;
+}
+static uint64_t nest(uint32_t depth) {
+    vak_buf b = nested("{\"d\":", depth);
     return vak_buf_return(&b);
 }
 VAK_EXPORT(execute) { return nest(1000); }
@@ -34,12 +39,7 @@ VAK_EXPORT(wide) {
 }
 /* host-call arguments nested 1000 levels deep (the mediation bounds these) */
 VAK_EXPORT(hostargs) {
-    uint32_t depth = 1000;
-    vak_buf b = vak_buf_new(depth * 2 + 32);
-    vak_buf_lit(&b, "{\"message\":");
-    for (uint32_t i = 0; i < depth; i++) vak_buf_char(&b, '[');
-    for (uint32_t i = 0; i < depth; i++) vak_buf_char(&b, ']');
-    vak_buf_char(&b, '}');
+    vak_buf b = nested("{\"message\":", 1000);
     vak_str args = { b.ptr, b.len };
     vak_str r = vak_log(args);
     return vak_pack(r.ptr, r.len);
