@@ -63,8 +63,10 @@ def _entries(state: DemoState) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in state.log.read_bytes().splitlines() if line]
 
 
-def _decisions(state: DemoState, error: ToolCallError) -> list[dict[str, Any]]:
-    """The host_decision entries of the invocation that ended in ``error``."""
+def _decisions(kernel: Kernel, state: DemoState, error: ToolCallError) -> list[dict[str, Any]]:
+    """The host_decision entries of the invocation that ended in ``error``
+    (the kernel is closed first, so that every entry is on disk)."""
+    kernel.close()
     entries = _entries(state)
     finished = {e["seq"]: e for e in entries}[error.details["finished_seq"]]
     return [e for e in entries
@@ -81,7 +83,7 @@ def test_refused_span_leaves_exactly_one_deny(kernel: Kernel, demo_state: DemoSt
                                               export: str) -> None:
     with pytest.raises(ABIError) as info:
         kernel.invoke(f"oob__{export}", {})
-    decisions = _decisions(demo_state, info.value)
+    decisions = _decisions(kernel, demo_state, info.value)
     assert len(decisions) == 1
     assert decisions[0]["decision"]["effect"] == "deny"
     assert decisions[0]["decision"]["policy_ids"] == ["vak.invalid-args"]
@@ -91,8 +93,8 @@ def test_refused_span_leaves_exactly_one_deny(kernel: Kernel, demo_state: DemoSt
 @needs_refuse
 def test_host_call_limit_leaves_exactly_one_deny(kernel: Kernel, demo_state: DemoState) -> None:
     with pytest.raises(HostCallLimitError) as info:
-        kernel.invoke("hostspin__execute", {})
-    decisions = _decisions(demo_state, info.value)
+        kernel.invoke("hostspin__execute", {"message": "spin"})
+    decisions = _decisions(kernel, demo_state, info.value)
     denies = _denies(decisions)
     assert len(denies) == 1
     assert denies[0]["decision"]["policy_ids"] == ["vak.host-call-limit"]
@@ -106,7 +108,7 @@ def test_reentrant_allocator_is_refused_with_its_real_cause(kernel: Kernel,
         kernel.invoke("reenter__execute", {})
     assert "re-entrant" in info.value.message
     assert "vak_alloc failed" not in info.value.message
-    denies = _denies(_decisions(demo_state, info.value))
+    denies = _denies(_decisions(kernel, demo_state, info.value))
     assert [d["decision"]["policy_ids"] for d in denies] == [["vak.invalid-args"]]
 
 
