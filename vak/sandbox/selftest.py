@@ -16,6 +16,7 @@ and reports why in :attr:`Report.mismatches`; nothing is silently trusted.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,8 +87,10 @@ def _echo_entry(index: int, access: Access, ptr: int, length: int) -> int:
     return pack(out, len(reply))
 
 
-#: the running test's handles (the test runs under the engine's start, one at a time)
+#: the running test's handles; ``_lock`` makes the tests of engines started on
+#: several threads run one at a time
 _entry_state: dict[str, Any] = {}
+_lock = threading.Lock()
 
 
 def _observe(engine: wasmtime.Engine, backend: Backend, module: wasmtime.Module,
@@ -141,6 +144,11 @@ def run(engine: wasmtime.Engine, fuel: bool) -> Report:
     Raises:
         wasmtime.WasmtimeError: the test module cannot be compiled at all.
     """
+    with _lock:
+        return _compare(engine, fuel)
+
+
+def _compare(engine: wasmtime.Engine, fuel: bool) -> Report:
     module = wasmtime.Module(engine, bytes(wasmtime.wat2wasm(_WAT)))
     expected_output = _INPUT[::-1].hex()
     public = _observe(engine, PUBLIC, module, fuel)
