@@ -578,9 +578,18 @@ class Resident:
         self.store.close()
 
 
-def _no_host(name: str, payload: bytes) -> bytes:
-    raise ABIError(f"host call {name} during instantiation (start function)",
-                   host_function=name)
+class _NoHost:
+    """The handler of a resident's instantiation: a start function may not call the host."""
+
+    def __call__(self, function: str, args: bytes, /) -> bytes:
+        raise self.refuse(function, INVALID_ARGS, "start function")
+
+    def refuse(self, function: str, policy_id: str, reason: str, /) -> BaseException:
+        return ABIError(f"host call {function} during instantiation (start function)",
+                        host_function=function, policy_id=policy_id)
+
+
+_no_host = _NoHost()
 
 
 def _same_type(a: wasmtime.FuncType, b: wasmtime.FuncType) -> bool:
