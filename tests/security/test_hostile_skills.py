@@ -111,6 +111,22 @@ def test_reentrant_allocator_reports_its_real_cause(engine: Engine, built_skills
     assert "vak_alloc failed" not in info.value.message
 
 
+@pytest.mark.parametrize(("skill", "export"), [("oob", "hostarg"), ("reenter", "execute")])
+def test_a_refusal_that_cannot_be_recorded_is_the_cause(engine: Engine, built_skills: Path,
+                                                        skill: str, export: str) -> None:
+    """If ``refuse`` itself fails (e.g. the audit log is poisoned), that failure is
+    what the caller sees: fail closed, with the real cause."""
+    from vak.errors import AuditError
+
+    class Unrecordable(Echo):
+        def refuse(self, function: str, policy_id: str, reason: str) -> BaseException:
+            raise AuditError("audit log poisoned")
+
+    digest, limits = load_skill(engine, built_skills / "hostile" / skill)
+    with pytest.raises(AuditError, match="poisoned"):
+        engine.call(digest, export, b"{}", limits, Unrecordable())
+
+
 def test_output_structure_error_never_quotes_the_output(engine: Engine,
                                                          built_skills: Path) -> None:
     digest, limits = load_skill(engine, built_skills / "hostile" / "deepnest")

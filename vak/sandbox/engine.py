@@ -660,17 +660,15 @@ def _host_entry(index: int, access: Access, ptr: int, length: int) -> int:
         raise RuntimeError("host call outside a VAK call")
     name = state.names[index]
     state.host_calls += 1
-    if state.in_host:
-        # only the guest allocator runs while a host call is served: an allocator
-        # that calls the host is hostile (unbounded recursion through Python)
-        error = refusal(state.host, name, INVALID_ARGS,
-                        f"host call {name} made by {ALLOCATOR_EXPORT} while the kernel placed "
-                        "a host-call reply (re-entrant host calls are refused)")
-        if state.pending is None:
-            state.pending = error
-        raise error
+    reentrant = state.in_host
     state.in_host = True
     try:
+        if reentrant:
+            # only the guest allocator runs while a host call is served: an allocator
+            # that calls the host is hostile (unbounded recursion through Python)
+            raise refusal(state.host, name, INVALID_ARGS,
+                          f"host call {name} made by {ALLOCATOR_EXPORT} while the kernel "
+                          "placed a host-call reply (re-entrant host calls are refused)")
         if state.memory is None:
             raise refusal(state.host, name, INVALID_ARGS,
                            f"host call {name} during instantiation (start function): "
@@ -696,7 +694,7 @@ def _host_entry(index: int, access: Access, ptr: int, length: int) -> int:
             state.pending = exc
         raise
     finally:
-        state.in_host = False
+        state.in_host = reentrant
 
 
 def _classify(trapped: fastcall.GuestTrapped, state: _CallState, store: Store,
