@@ -439,16 +439,16 @@ class WorkerPool:
                                      pid=w.pid)
         error: Exception | None = previous
         reply = b""
-        if error is None and frame.kind == "host_refuse":
-            refused = refusal(host, function, str(frame.header["policy_id"]),
-                              str(frame.header["reason"]))
-            error = refused if isinstance(refused, Exception) else WorkerCrashedError(
-                f"refusal of {function} produced {type(refused).__name__}")
-        elif error is None:
-            try:
+        try:
+            if error is None and frame.kind == "host_refuse":
+                refused = refusal(host, function, str(frame.header["policy_id"]),
+                                  str(frame.header["reason"]))
+                error = refused if isinstance(refused, Exception) else WorkerCrashedError(
+                    f"refusal of {function} produced {type(refused).__name__}")
+            elif error is None:
                 reply = host(function, frame.body)
-            except Exception as exc:
-                error = exc
+        except Exception as exc:  # the handler's own failure is the call's cause
+            error = exc
         fields: dict[str, Any] = {"id": frame.header["id"], "ok": error is None}
         if error is not None:
             fields["error"] = error_to_wire(error)
