@@ -124,3 +124,18 @@ def test_refusals_reach_the_parents_handler(pool: tuple[WorkerPool, dict[str, st
     assert [r[:2] for r in handler.refusals] == [("log", "vak.invalid-args")]
     assert info.value.details["policy_id"] == "vak.invalid-args"
     p.wait_ready(d[skill])
+
+
+def test_unrecordable_refusal_is_the_cause_on_the_worker_route(
+    pool: tuple[WorkerPool, dict[str, str]],
+) -> None:
+    from vak.errors import AuditError
+
+    class Unrecordable(Echo):
+        def refuse(self, function: str, policy_id: str, reason: str) -> BaseException:
+            raise AuditError("audit log poisoned")
+
+    p, d = pool
+    with pytest.raises(AuditError, match="poisoned"):
+        p.call(d["oob"], "hostarg", b"{}", Limits(), Unrecordable())
+    p.wait_ready(d["oob"])
