@@ -65,3 +65,22 @@ def test_pool_exhaustion_is_a_capacity_error(tmp_path: Path, built_skills: Path)
         held[1].close()
         assert engine.call(digest, "execute", ADD, limits, no_host).output == b'{"result":3}'
         held[0].close()
+
+
+@pytest.mark.parametrize("backend", ["fastcall", "public"])
+def test_resident_on_each_backend_keeps_guest_state(tmp_path: Path, built_skills: Path,
+                                                    backend: str) -> None:
+    """Session reuse works on the public-API fallback as on the fast path."""
+    with Engine(small_config(tmp_path), HOST_NAMES, backend=backend) as engine:
+        digest, limits = load_skill(engine, built_skills / "calculator")
+        resident = engine.open_resident(digest, limits)
+        outs = [engine.call_resident(resident, "execute", ADD, limits, no_host)
+                for _ in range(3)]
+        assert {o.output for o in outs} == {b'{"result":3}'} and resident.calls == 3
+        loop, _ = load_skill(engine, built_skills / "hostile" / "loop")
+        trapped = engine.open_resident(loop, limits)
+        with pytest.raises(SkillTimeout):
+            engine.call_resident(trapped, "execute", b"{}",
+                                 Limits(max_execution_time_ms=30, max_fuel=10**12), no_host)
+        assert trapped.closed  # a trapped instance is never reused
+        resident.close()
