@@ -10,7 +10,7 @@ import yaml
 
 from vak.errors import ABIError, HostCallLimitError
 from vak.host.catalog import HOST_FUNCTIONS
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox.engine import Engine, module_digest
 from vak.sandbox.pool import WorkerPool
 from vak.sandbox.settings import EngineSettings, WorkerSettings

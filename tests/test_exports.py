@@ -13,7 +13,8 @@ EXPECTED = [
     "ManifestError", "MemoryLimitExceeded", "OSSandboxUnavailableError",
     "OutputStructureError", "OutputTooLarge",
     "OutputValidationError", "PolicyDeniedError", "PolicyError", "Principal",
-    "SignatureError", "SigningError", "SkillLoadError", "SkillTimeout", "SkillTrapError",
+    "SignatureError", "SigningError", "SkillDowngradeError", "SkillLoadError", "SkillTimeout",
+    "SkillTrapError",
     "StackOverflow", "ToolCallError", "ToolSpec", "UnknownToolError", "UntrustedSignerError",
     "VakError", "WorkerCrashedError",
 ]

@@ -12,7 +12,7 @@ import pytest
 from sandbox_helpers import Echo, worker_pool
 
 from vak.errors import ABIError, OutputStructureError, PolicyDeniedError, SkillTimeout
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox import oslock
 from vak.sandbox.engine import module_digest
 from vak.sandbox.pool import WorkerPool

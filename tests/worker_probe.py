@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from vak.errors import ABIError
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox.types import CallOutcome, HostHandler
 from vak.sandbox.worker import main
 

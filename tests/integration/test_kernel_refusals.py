@@ -37,8 +37,8 @@ def kernel(request: pytest.FixtureRequest, demo_state: DemoState, built_skills: 
            tmp_path: Path) -> Iterator[Kernel]:
     """A kernel with the hostile skills loaded, signed with the demo key;
     ``worker``: the signer is trusted only at the untrusted tier."""
-    from vak.keys import load_signing_key
-    from vak.signing import sign_skill
+    from vak.identity.keys import load_signing_key
+    from vak.identity.signing import sign_skill
 
     key = load_signing_key(demo_state.workdir / "keys" / "demo-signer.key")
     dirs = []

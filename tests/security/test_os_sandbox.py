@@ -15,7 +15,7 @@ import orjson
 import pytest
 from sandbox_helpers import worker_pool
 
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox import oslock
 
 pytestmark = pytest.mark.skipif(

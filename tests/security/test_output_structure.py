@@ -31,8 +31,8 @@ def hostile_state(built_skills: Path, tmp_path_factory: pytest.TempPathFactory) 
     """A demo workdir (real keys, policies, audit log) whose config also loads
     ``deepnest``, signed with the demo key."""
     from vak.demo import _local_server, prepare_workdir
-    from vak.keys import load_signing_key
-    from vak.signing import sign_skill
+    from vak.identity.keys import load_signing_key
+    from vak.identity.signing import sign_skill
 
     workdir = tmp_path_factory.mktemp("deepnest-state")
     with _local_server() as port:

@@ -66,8 +66,8 @@ from vak.errors import (
     StackOverflow,
     UnknownToolError,
 )
+from vak.identity.manifest import Limits
 from vak.jsonbound import JsonBounds, check
-from vak.manifest import Limits
 from vak.sandbox import fastcall, selftest
 from vak.sandbox.abi import pack, unpack
 from vak.sandbox.backend import Access, Backend, Store, backend_named

@@ -55,8 +55,8 @@ from vak.errors import (
     VakError,
     WorkerCrashedError,
 )
+from vak.identity.manifest import Limits
 from vak.jsonbound import JsonBounds
-from vak.manifest import Limits
 from vak.sandbox.engine import check_output, refusal
 from vak.sandbox.oslock import barrier_status
 from vak.sandbox.protocol import Frame, FrameReader, encode_frame, write_all
