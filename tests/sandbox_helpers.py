@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import yaml
 
+from vak.config import KernelConfig
 from vak.errors import ABIError, HostCallLimitError
 from vak.host.catalog import HOST_FUNCTIONS
 from vak.identity.manifest import Limits
@@ -20,7 +21,12 @@ SMALL_POOL = {"pool_total_instances": 32, "pool_total_memories": 32, "pool_total
 HOST_NAMES = tuple(f.name for f in HOST_FUNCTIONS)
 
 
-def small_config(tmp: Path, **changes: object) -> EngineSettings:
+def small_config(tmp: Path, **changes: object) -> KernelConfig:
+    """A kernel config with a small engine pool, state under ``tmp``."""
+    return KernelConfig(state_dir=tmp, **{**SMALL_POOL, **changes})  # type: ignore[arg-type]
+
+
+def small_settings(tmp: Path, **changes: object) -> EngineSettings:
     """Engine settings with a small pool and a module cache under ``tmp``
     (``module_cache=False`` keeps none)."""
     cache = changes.pop("module_cache", True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-from sandbox_helpers import HOST_NAMES, load_skill, no_host, small_config
+from sandbox_helpers import HOST_NAMES, load_skill, no_host, small_settings
 
 from vak.errors import ConfigError
 from vak.sandbox.engine import Engine
@@ -29,11 +29,11 @@ def test_bad_pool_sizes_rejected(field: str, value: object) -> None:
                          ids=["tick", "stack"])
 def test_bad_engine_settings_rejected(tmp_path: Path, changes: dict) -> None:
     with pytest.raises(ConfigError):
-        Engine(small_config(tmp_path, **changes), HOST_NAMES)
+        Engine(small_settings(tmp_path, **changes), HOST_NAMES)
 
 
 def test_pool_exhaustion_is_an_error_not_a_crash(tmp_path: Path, built_skills: Path) -> None:
-    cfg = small_config(tmp_path, pool_total_instances=1, pool_total_memories=1,
+    cfg = small_settings(tmp_path, pool_total_instances=1, pool_total_memories=1,
                        pool_total_tables=1)
     with Engine(cfg, HOST_NAMES) as eng:
         digest, limits = load_skill(eng, built_skills / "calculator")

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 import wasmtime
-from sandbox_helpers import HOST_NAMES, Echo, load_skill, small_config
+from sandbox_helpers import HOST_NAMES, Echo, load_skill, small_settings
 
 from vak.sandbox import backend, selftest
 from vak.sandbox.engine import Engine
@@ -18,7 +18,7 @@ ADD = b'{"operation":"add","a":2,"b":3}'
 
 
 def test_fast_paths_agree_on_this_wasmtime(tmp_path: Path) -> None:
-    with Engine(small_config(tmp_path), HOST_NAMES) as eng:
+    with Engine(small_settings(tmp_path), HOST_NAMES) as eng:
         report = eng.fast_paths
     assert report["backend"] == "fastcall" and report["self_test"] == "passed"
     assert report["checks"] and all(report["checks"].values())
@@ -48,7 +48,7 @@ def test_mismatch_falls_back_to_the_public_api_and_says_so(
 ) -> None:
     monkeypatch.setattr(backend._RawAccess, attr, fake)
     with caplog.at_level(logging.WARNING, logger="vak.sandbox"), \
-            Engine(small_config(tmp_path), HOST_NAMES) as eng:
+            Engine(small_settings(tmp_path), HOST_NAMES) as eng:
         report = eng.fast_paths
         assert report["backend"] == "public" and report["self_test"] == "failed"
         assert any(needle in m for m in report["mismatches"])
@@ -64,7 +64,7 @@ def test_mismatch_falls_back_to_the_public_api_and_says_so(
 
 
 def test_forced_backend_skips_the_test(tmp_path: Path) -> None:
-    with Engine(small_config(tmp_path), HOST_NAMES, backend="public") as eng:
+    with Engine(small_settings(tmp_path), HOST_NAMES, backend="public") as eng:
         assert eng.fast_paths["self_test"] == "skipped"
         assert eng.fast_paths["backend"] == "public"
 

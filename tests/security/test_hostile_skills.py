@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sandbox_helpers import HOST_NAMES, Echo, load_skill, small_config
+from sandbox_helpers import HOST_NAMES, Echo, load_skill, small_settings
 
 from vak.errors import (
     ABIError,
@@ -52,7 +52,7 @@ REFUSED = {("oob", "hostarg"), ("oob", "hostlen"), ("reenter", "execute")}
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory):
-    with Engine(small_config(tmp_path_factory.mktemp("hostile")), HOST_NAMES) as eng:
+    with Engine(small_settings(tmp_path_factory.mktemp("hostile")), HOST_NAMES) as eng:
         yield eng
 
 
@@ -66,7 +66,7 @@ def test_hostile_call_fails_typed(engine: Engine, built_skills: Path, skill: str
 @pytest.fixture(scope="module")
 def public_engine(tmp_path_factory: pytest.TempPathFactory):
     """The same engine on wasmtime-py's public API (the self-test's fallback)."""
-    with Engine(small_config(tmp_path_factory.mktemp("hostile-public")), HOST_NAMES,
+    with Engine(small_settings(tmp_path_factory.mktemp("hostile-public")), HOST_NAMES,
                 backend="public") as eng:
         yield eng
 
@@ -151,7 +151,7 @@ def test_guest_trap_carries_backtrace(engine: Engine, built_skills: Path) -> Non
 ], ids=["not-offered-import", "wasi-import", "missing-allocator"])
 def test_hostile_module_refused_at_compile(tmp_path: Path, built_skills: Path, skill: str,
                                            needle: str) -> None:
-    with Engine(small_config(tmp_path), HOST_NAMES) as eng, pytest.raises(ABIError) as info:
+    with Engine(small_settings(tmp_path), HOST_NAMES) as eng, pytest.raises(ABIError) as info:
         load_skill(eng, built_skills / "hostile" / skill)
     assert needle in str(info.value)
 
