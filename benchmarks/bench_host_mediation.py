@@ -33,9 +33,10 @@ from vak.config import SHIPPED_POLICY_DIR
 from vak.host.context import CallContext
 from vak.host.fs import FsFamily
 from vak.host.mediation import Mediator
+from vak.host.principal import principal_for
 from vak.manifest import Capabilities, Limits, Manifest, ModuleRef
 from vak.policy.engine import PolicyEngine
-from vak.policy.entities import CedarRequest, file_entity, principal_for
+from vak.policy.entities import CedarRequest, file_entity
 
 
 class NoFsync:

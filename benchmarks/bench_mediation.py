@@ -49,9 +49,10 @@ def _setup(ctx: Context) -> dict[str, Any]:
     from vak.config import SHIPPED_POLICY_DIR
     from vak.host.context import CallContext
     from vak.host.mediation import Mediator
+    from vak.host.principal import principal_for
     from vak.manifest import Capabilities, Limits, Manifest, ModuleRef
     from vak.policy.engine import PolicyEngine
-    from vak.policy.entities import CedarRequest, file_entity, principal_for
+    from vak.policy.entities import CedarRequest, file_entity
 
     root = ctx.workdir / "mediation"
     (root / "ws").mkdir(parents=True, exist_ok=True)

@@ -188,7 +188,7 @@ def test_dns_failure_is_a_recorded_deny(tmp_path: Path) -> None:
 
 def test_wildcard_and_port_patterns(tmp_path: Path) -> None:
     from vak.host.http import host_allowed
-    from vak.policy.normalize import normalize_url as n
+    from vak.host.normalize import normalize_url as n
 
     pats = ("*.example.org", "api.example.com", "127.0.0.1:8080")
     assert host_allowed(n("https://a.example.org/"), pats)

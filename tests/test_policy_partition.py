@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from vak.config import SHIPPED_POLICY_DIR
 from vak.policy._partition import Scope, scope_of
 from vak.policy.engine import PolicyEngine
-from vak.policy.entities import CedarRequest, Entity, dir_entity, file_entity, principal_for
+from vak.host.principal import principal_for
+from vak.policy.entities import CedarRequest, Entity, dir_entity, file_entity
 
 #: operator policies with every scope shape the partitioner distinguishes, plus
 #: one that errors (an erroring forbid is skipped by Cedar; we must still deny)

@@ -1,4 +1,4 @@
-"""vak.policy.normalize: paths, URLs, hosts, IP classes (tables + properties)."""
+"""vak.host.normalize: paths, URLs, hosts, IP classes (tables + properties)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vak.policy.normalize import (
+from vak.host.normalize import (
     NormalizeError,
-    ancestors,
     classify_ip,
     normalize_host,
     normalize_path,
     normalize_url,
     path_within,
 )
+from vak.policy.entities import ancestors
 
 PATHS = [
     ("/workspace//a/./b", "/workspace/a/b"),
