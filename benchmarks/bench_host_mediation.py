@@ -101,7 +101,7 @@ def main(n: int = 2000) -> None:
         p,
         "fs_read",
         file_entity("/workspace/notes/today.txt"),
-        {"session": {}, "max_bytes": 1 << 20},
+        {"session": {"labels": []}, "max_bytes": 1 << 20},
     )
     schema = cedarpy.Schema.from_str(engine.loaded.schema_text)
     policies = cedarpy.PolicySet.from_str(engine.loaded.policy_text)

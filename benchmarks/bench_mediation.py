@@ -83,7 +83,7 @@ def _setup(ctx: Context) -> dict[str, Any]:
                               module_sha256=call_ctx.module_sha256, signer="ed25519:x",
                               trust_tier="trusted")
     req = CedarRequest(principal, "fs_read", file_entity(PATH),
-                       {"session": {}, "max_bytes": 1 << 20})
+                       {"session": {"labels": []}, "max_bytes": 1 << 20})
     schema = cedarpy.Schema.from_str(engine.loaded.schema_text)
     policies = cedarpy.PolicySet.from_str(engine.loaded.policy_text)
     entities = cedarpy.Entities.from_json_str(
