@@ -46,6 +46,7 @@ from vak.host.calls import (
     SECRET_NAME,
     Normaliser,
 )
+from vak.host.ceiling import CAPABILITY_KEYS
 from vak.host.normalize import MAX_PATH, MAX_URL
 
 __all__ = ["HOST_FUNCTIONS", "TRAPS", "HostFunction", "host_function", "markdown"]
@@ -120,9 +121,10 @@ TRAPS: tuple[tuple[str, str], ...] = (
 def _row(name: str, family: str, effectful: bool, capability: str, summary: str,
          args: JSON, reply: JSON, effect: str, errors: tuple[str, ...],
          example: tuple[JSON, JSON], *, resolves: bool = False) -> HostFunction:
+    if "host_failure" not in errors:  # any effect may fail unexpectedly
+        errors += ("host_failure",)
     return HostFunction(name, family, f'Vak::Action::"{name}"', effectful, capability, summary,
-                        args, reply, effect, errors + ("host_failure",) * (not errors), example,
-                        resolves)
+                        args, reply, effect, errors, example, resolves)
 
 
 HOST_FUNCTIONS: tuple[HostFunction, ...] = (
@@ -245,6 +247,9 @@ def markdown() -> str:
         "",
     ]
     out += [f"* `{name}`: {why}" for name, why in TRAPS]
+    out += ["", "Capabilities (the declared-capability ceiling; `skill.yaml`, docs/MANIFEST.md):",
+            ""]
+    out += [f"* `{key}`: {meaning}" for key, meaning in CAPABILITY_KEYS.items()]
     out += ["", "| function | capability | Cedar action | effectful |", "| --- | --- | --- | --- |"]
     out += [f"| `{f.name}` | `{f.capability}` | `{f.action}` (group `{f.family}`) | "
             f"{'yes' if f.effectful else 'no'} |" for f in HOST_FUNCTIONS]

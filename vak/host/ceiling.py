@@ -30,7 +30,17 @@ from vak.manifest import Capabilities
 
 __all__ = ["CAPABILITY_KEYS", "ceiling_violation", "host_allowed"]
 
-CAPABILITY_KEYS = ("fs.read", "fs.write", "http", "kv", "secrets", "log", "clock", "random")
+#: capability key -> what the manifest must declare for a call needing it
+CAPABILITY_KEYS: dict[str, str] = {
+    "fs.read": "the path lies within (by component) an `fs.read` or `fs.write` grant",
+    "fs.write": "the path lies within an `fs.write` grant",
+    "http": "`host:port` matches a declared `http` pattern (`host`, `host:port`, `*.domain`)",
+    "kv": "the skill declares `kv` (its own namespace only)",
+    "secrets": "the secret's name is among the declared `secrets`",
+    "log": "the skill declares `log`",
+    "clock": "the skill declares `clock`",
+    "random": "the skill declares `random`",
+}
 
 
 def ceiling_violation(capability: str, call: NormalCall, caps: Capabilities) -> str | None:

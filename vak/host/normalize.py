@@ -255,6 +255,24 @@ _TRANSLATED = (
 )
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embeds_metadata(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """A NAT64, IPv4-compatible, 6to4 or Teredo address carrying a metadata IPv4."""
+    if not isinstance(addr, ipaddress.IPv6Address):
+        return False
+    inner: list[ipaddress.IPv4Address] = []
+    if addr in _NAT64 or addr in _V4_COMPATIBLE:
+        inner.append(ipaddress.IPv4Address(int(addr) & 0xFFFF_FFFF))
+    if addr.sixtofour is not None:
+        inner.append(addr.sixtofour)
+    if addr.teredo is not None:
+        inner.append(addr.teredo[1])
+    return any(a in _METADATA for a in inner)
+
+
 def classify_ip(ip: str) -> str:
     """The class of an IP address, the ``ip_class`` attribute policies test.
 
@@ -262,7 +280,8 @@ def classify_ip(ip: str) -> str:
     ``private``, ``cgnat``, ``ula``, ``multicast``, ``broadcast``,
     ``ipv4_mapped`` (a mapped public address), ``translated`` (NAT64, 6to4,
     Teredo), ``reserved``, or ``public``. IPv4-mapped IPv6 addresses take the
-    class of the mapped address when that is not public.
+    class of the mapped address when that is not public; an address embedding a
+    metadata IPv4 (NAT64, IPv4-compatible, 6to4, Teredo) is ``metadata``.
 
     Raises:
         NormalizeError: ``ip`` is not an IP address literal.
@@ -274,7 +293,7 @@ def classify_ip(ip: str) -> str:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         inner = classify_ip(str(addr.ipv4_mapped))
         return inner if inner != "public" else "ipv4_mapped"
-    if addr in _METADATA:
+    if addr in _METADATA or _embeds_metadata(addr):
         return "metadata"
     if addr.is_loopback:
         return "loopback"
