@@ -44,7 +44,7 @@ def test_example_agrees_with_schemas_and_normaliser(name: str) -> None:
 
 def _wrong(prop: dict[str, Any]) -> Any:
     kind = prop.get("type")
-    return {"string": 5, "integer": "5", "boolean": "yes", "object": [1]}.get(str(kind), None)
+    return {"string": 5, "integer": "5", "boolean": "yes", "object": [1]}.get(str(kind))
 
 
 @pytest.mark.parametrize("name", ROWS)

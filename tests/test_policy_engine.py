@@ -6,8 +6,8 @@ from pathlib import Path
 
 from host_helpers import engine, manifest
 
-from vak.policy.engine import DEFAULT_DENY, EVAL_ERROR
 from vak.host.principal import principal_for
+from vak.policy.engine import DEFAULT_DENY, EVAL_ERROR
 from vak.policy.entities import CedarRequest, Entity, dir_entity, file_entity
 
 

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vak.config import SHIPPED_POLICY_DIR
+from vak.host.principal import principal_for
 from vak.policy._partition import Scope, leaf_actions, scope_of
 from vak.policy.engine import PolicyEngine
-from vak.host.principal import principal_for
 from vak.policy.entities import CedarRequest, Entity, dir_entity, file_entity
 
 #: operator policies with every scope shape the partitioner distinguishes, plus
@@ -203,8 +203,10 @@ def test_the_properties_exercise_every_outcome(
     carol = principal_for(manifest(name="carol", fs_read=("/workspace",)), manifest_digest="x",
                           module_sha256="y", signer="z", trust_tier="trusted")
     f = file_entity("/workspace/a.txt")
-    assert sliced.decide(CedarRequest(alice, "fs_read", f, {"session": {"labels": []}, "max_bytes": 1})).allowed
-    d = sliced.decide(CedarRequest(carol, "fs_read", f, {"session": {"labels": []}, "max_bytes": 1}))
+    none: dict[str, list[str]] = {"labels": []}
+    req = CedarRequest(alice, "fs_read", f, {"session": none, "max_bytes": 1})
+    assert sliced.decide(req).allowed
+    d = sliced.decide(CedarRequest(carol, "fs_read", f, {"session": none, "max_bytes": 1}))
     assert not d.allowed and d.policy_ids == ("ops.forbid-carol",)
     d = sliced.decide(CedarRequest(alice, "random_bytes", Entity("Vak::Kernel", "local"),
                                    {"session": {"labels": []}, "n": 80000}))

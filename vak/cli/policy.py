@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -101,17 +100,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Load every policy as the kernel would; PolicyError propagates to the CLI runner."""
     dirs = _dirs(args, args.dirs)
     engine = PolicyEngine.load(dirs)
-    data = {
-        "ok": True,
-        "dirs": [str(d) for d in dirs],
-        "policies": list(engine.loaded.ids),
-        "digest": engine.digest,
-    }
+    ids = list(engine.loaded.ids)
+    data = {"ok": True, "dirs": [str(d) for d in dirs], "policies": ids, "digest": engine.digest}
     if args.json:
         print(json.dumps(data, indent=2))
     else:
-        print(f"ok: {len(data['policies'])} policies valid against {engine.loaded.schema_file}")
-        for pid in data["policies"]:
+        print(f"ok: {len(ids)} policies valid against {engine.loaded.schema_file}")
+        for pid in ids:
             print(f"  {pid}")
         print(f"policy-set digest: {engine.digest}")
     return EXIT_OK
@@ -200,8 +195,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     finally:
         mediator.close()
     cedar = why.cedar
-    data = {
-        "decision": "allow" if why.allowed else "deny",
+    verdict = "allow" if why.allowed else "deny"
+    data: dict[str, Any] = {
+        "decision": verdict,
         "cedar_decision": "allow" if cedar.allowed else "deny",
         "policy_ids": list(cedar.policy_ids),
         "errors": list(cedar.errors),
@@ -215,7 +211,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
     else:
         resource = why.request["resource"]["uid"]
-        print(f"decision: {data['decision'].upper()}")
+        print(f"decision: {verdict.upper()}")
         print(f"resource: {resource['type']}::{json.dumps(resource['id'])}")
         for stage in why.stages:
             print(f"{stage['stage']} decision: {'allow' if stage['allowed'] else 'deny'} "

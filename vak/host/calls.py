@@ -38,9 +38,9 @@ __all__ = [
     "MAX_VALUE",
     "MAX_WRITE",
     "NORMALISERS",
-    "Normaliser",
     "SECRET_NAME",
     "UNRESOLVED",
+    "Normaliser",
     "with_addresses",
 ]
 

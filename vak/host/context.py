@@ -34,7 +34,7 @@ class CallCounters:
 
     def add(self, name: str, amount: int) -> int:
         """Add ``amount`` (>= 0) to counter ``name``, saturating at COUNTER_MAX."""
-        value = min(COUNTER_MAX, getattr(self, name) + max(0, amount))
+        value: int = min(COUNTER_MAX, getattr(self, name) + max(0, amount))
         setattr(self, name, value)
         return value
 

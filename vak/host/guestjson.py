@@ -49,7 +49,8 @@ def parse_args(data: bytes, function: str) -> dict[str, Any]:
         items = value.values() if type(value) is dict else value
         nodes += len(value)
         if nodes > MAX_NODES:
-            raise _error(function, "too_many_values", f"arguments hold more than {MAX_NODES} values")
+            raise _error(function, "too_many_values",
+                         f"arguments hold more than {MAX_NODES} values")
         stack.extend((v, depth + 1) for v in items if type(v) in (dict, list))
     return parsed
 

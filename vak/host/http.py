@@ -32,6 +32,7 @@ Arguments and replies: docs/HOST-FUNCTIONS.md.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import socket
 import ssl
@@ -92,10 +93,9 @@ class _Watchdog:
 
     @staticmethod
     def _shutdown(sock: socket.socket) -> None:
-        try:
+        # already closed or never connected: nothing left to stop
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed or never connected: nothing left to stop
 
     def cancel(self) -> None:
         self._timer.cancel()

@@ -143,7 +143,7 @@ def audit_target(resource: Entity) -> str:
     if resource.type in ("Vak::File", "Vak::Dir", "Vak::Url", "Vak::Secret"):
         return resource.id
     if resource.type == "Vak::KvKey":
-        key = str(resource.attrs.get("key", ""))
+        key = str(resource.attrs.get("key", "")).encode("utf-8", "surrogatepass")
         return f"kv:{resource.attrs.get('namespace', '')}/{quote(key, safe='').replace('.', '%2E')}"
     if resource.type == "Vak::KvNamespace":
         return f"kv:{resource.id}/"

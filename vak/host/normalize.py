@@ -38,8 +38,8 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "MAX_PATH",
-    "METADATA_ADDRESSES",
     "MAX_URL",
+    "METADATA_ADDRESSES",
     "NormalizeError",
     "NormalizedUrl",
     "classify_ip",

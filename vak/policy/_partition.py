@@ -21,11 +21,10 @@ Invariants of :func:`scope_of` / :meth:`Scope.may_apply`:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-
-import re
 
 import cedarpy
 import orjson

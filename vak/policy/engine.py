@@ -26,7 +26,7 @@ Invariants:
 
 Example::
 
-    >>> engine = PolicyEngine.load(PolicySettings(policy_dirs=(SHIPPED_POLICY_DIR,)))  # doctest: +SKIP
+    >>> engine = PolicyEngine.load(PolicySettings((SHIPPED_POLICY_DIR,)))  # doctest: +SKIP
     >>> engine.decide(request).allowed                        # doctest: +SKIP
 """
 

@@ -29,7 +29,6 @@ from typing import Any
 
 import orjson
 
-
 __all__ = [
     "CedarRequest",
     "Entity",
