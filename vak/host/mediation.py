@@ -88,7 +88,7 @@ from vak.host.principal import principal_for
 from vak.host.random import RandomFamily
 from vak.host.secrets import NoSecrets, SecretProvider, SecretsFamily
 from vak.host.settings import HostSettings
-from vak.policy.engine import Decision
+from vak.policy.engine import NO_SESSION, Decision
 from vak.policy.entities import CedarRequest, Entity, Principal
 
 __all__ = [
@@ -114,8 +114,6 @@ _EXCERPT = 300
 _CEILING_DECISION = Decision(False, (CAPABILITY_CEILING,))
 _MEMO_ARGS = 1024  # larger arguments (fs_write contents) are never kept
 _MEMO_SIZE = 64
-#: the Cedar session when no policy mentions a session field and no label is set
-_NO_SESSION: Mapping[str, Any] = {"labels": []}
 
 _log = logging.getLogger("vak.host")
 
@@ -365,7 +363,11 @@ class MediatedHandler:
         if ceiling is not None:
             decision, why = _CEILING_DECISION, ceiling
         else:
-            decision = self.authorize(fn, call)
+            engine = self._m.engine
+            session = (self.session() if engine.session_fields_used or self.ctx.labels
+                       else NO_SESSION)
+            decision = engine.decide_call(self.principal, function, call.resource,
+                                          call.context, session)
             if fn.resolves and decision.allowed and call.unresolved:
                 # the URL decision allowed it: record that, and only then resolve
                 self._record("host_resolve", fn, call, args, decision, "", durable=True)
@@ -426,7 +428,7 @@ class MediatedHandler:
         used = self._m.engine.session_fields_used
         labels = self.ctx.labels
         if not used and not labels:
-            return _NO_SESSION
+            return NO_SESSION
         ctx = self.ctx
         values: dict[str, Any] = {
             "session_id": ctx.session_id,
@@ -491,7 +493,14 @@ class MediatedHandler:
     def _record(self, kind: str, fn: HostFunction, call: NormalCall, args: bytes,
                 decision: Decision, why: str, *, durable: bool) -> AuditRef:
         """Append the ``host_decision`` (or ``host_resolve``) entry of ``call``."""
-        fields = self._fields(fn.name, audit_target(call.resource), args)
+        fields = self._head.copy()
+        fields["host_function"] = fn.name
+        resource = audit_target(call.resource)
+        # a guest may echo a secret into a path, URL or key
+        fields["resource"] = self.scrub_text(resource) if self._revealed else resource
+        fields["args_hmac"] = self._digest(args)
+        if self.ctx.labels:
+            fields["labels"] = sorted(self.ctx.labels)
         policy_set = decision.policy_set or self._m.engine.digest
         if why:
             fields["decision"] = self._decision_field(False, list(decision.policy_ids), why,
@@ -510,17 +519,6 @@ class MediatedHandler:
             fields["errors"] = [self.scrub_text(e) for e in decision.errors]
         return self._append(kind, fields, durable=durable)
 
-    def _fields(self, function: str, resource: str, args: bytes | None) -> dict[str, Any]:
-        fields = self._head.copy()
-        fields["host_function"] = function
-        # a guest may echo a secret into a path, URL or key
-        fields["resource"] = self.scrub_text(resource) if self._revealed else resource
-        if args is not None:
-            fields["args_hmac"] = self._digest(args)
-        if self.ctx.labels:
-            fields["labels"] = sorted(self.ctx.labels)
-        return fields
-
     def _decision_field(
         self, allowed: bool, policy_ids: list[str], reason: str, policy_set: str
     ) -> dict[str, Any]:
@@ -537,7 +535,13 @@ class MediatedHandler:
                  reason: str) -> BaseException:
         """Record one ``host_decision`` deny by a kernel policy id; the error to raise."""
         name = _bounded(function, 64)
-        fields = self._fields(name, "", args)
+        fields = self._head.copy()
+        fields["host_function"] = name
+        fields["resource"] = ""
+        if args is not None:
+            fields["args_hmac"] = self._digest(args)
+        if self.ctx.labels:
+            fields["labels"] = sorted(self.ctx.labels)
         fields["decision"] = self._decision_field(False, [policy_id], reason,
                                                   self._m.engine.digest)
         ref = self._append("host_decision", fields, durable=True)

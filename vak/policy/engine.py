@@ -49,7 +49,7 @@ from vak.policy.entities import CedarRequest, Entity, Principal
 from vak.policy.loader import LoadedPolicies, load_policies, name_policies, policy_ids_for
 from vak.policy.settings import PolicySettings
 
-__all__ = ["DEFAULT_DENY", "EVAL_ERROR", "Decision", "PolicyEngine"]
+__all__ = ["DEFAULT_DENY", "EVAL_ERROR", "NO_SESSION", "Decision", "PolicyEngine"]
 
 DEFAULT_DENY = "vak.default-deny"
 EVAL_ERROR = "vak.evaluation-error"
@@ -64,6 +64,10 @@ _SESSION_FIELDS = (
 #: entity handles kept per engine, independent of the decision-cache size
 _ENTITY_CACHE = 4096
 _KEY_OPTS = orjson.OPT_SORT_KEYS
+#: ``context.session`` when no policy mentions a session field and no label is set;
+#: shared by every such call (its cache key is computed once). Never mutate it.
+NO_SESSION: dict[str, Any] = {"labels": []}
+_NO_SESSION_KEY = orjson.dumps(NO_SESSION, option=_KEY_OPTS)
 _POSITION = re.compile(r"\bpolicy(\d+)\b")
 
 
@@ -211,9 +215,10 @@ class PolicyEngine:
         Raises nothing for well-formed input (see :meth:`decide`).
         """
         st = self._state
+        session_key = (_NO_SESSION_KEY if session is NO_SESSION
+                       else orjson.dumps(session, option=_KEY_OPTS))
         key = (principal.fingerprint, action, resource.key,
-               orjson.dumps(context, option=_KEY_OPTS),
-               orjson.dumps(session, option=_KEY_OPTS) if session else b"{}")
+               orjson.dumps(context, option=_KEY_OPTS), session_key)
         hit = st.cache.get(key)
         if hit is not None:
             return hit
