@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import logging
 import socket
 import ssl
 import threading
@@ -45,6 +46,8 @@ from vak.host.ceiling import host_allowed
 from vak.host.normalize import NormalizedUrl
 
 __all__ = ["HttpFamily", "Resolver", "SystemResolver", "host_allowed"]
+
+_log = logging.getLogger("vak.host")
 
 
 class Resolver(Protocol):
@@ -150,9 +153,12 @@ class HttpFamily:
         was recorded.
         """
         try:
-            return tuple(self._resolver.resolve(n.host, n.port)), ""
+            return tuple(str(a) for a in self._resolver.resolve(n.host, n.port)), ""
         except (OSError, UnicodeError) as exc:
             return (), str(exc)[:200]
+        except Exception as exc:  # noqa: BLE001 - a broken resolver is a recorded DNS failure
+            _log.error("resolver failed: %s", type(exc).__name__)
+            return (), f"resolver failed: {type(exc).__name__}"
 
     def perform(self, function: str, call: NormalCall, scope: EffectScope, /) -> dict[str, Any]:
         n, p = call.url, call.params
