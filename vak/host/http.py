@@ -156,7 +156,7 @@ class HttpFamily:
             return tuple(str(a) for a in self._resolver.resolve(n.host, n.port)), ""
         except (OSError, UnicodeError) as exc:
             return (), str(exc)[:200]
-        except Exception as exc:
+        except Exception as exc:  # a broken resolver is a recorded DNS failure, not a crash
             _log.error("resolver failed: %s", type(exc).__name__)
             return (), f"resolver failed: {type(exc).__name__}"
 
