@@ -34,6 +34,7 @@ __all__ = [
     "arg_bool",
     "arg_int",
     "arg_str",
+    "excerpt",
 ]
 
 
@@ -127,3 +128,17 @@ def arg_bool(args: Mapping[str, Any], name: str, *, default: bool) -> bool:
     if not isinstance(value, bool):
         raise ABIError(f"host call argument {name!r} must be a boolean", argument=name)
     return value
+
+
+def excerpt(text: str, limit: int | None = 300) -> str:
+    """``text`` safe to quote in a message or log line: at most ``limit`` characters
+    (``None``: no bound) and every non-printable character escaped (``\\x1b``,
+    ``\\n``, ``\\u2028``), so guest text can never forge a line or a terminal escape.
+    """
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
+                   else f"\\u{ord(c):04x}" if ord(c) < 65536 else f"\\U{ord(c):08x}"
+                   for c in text)

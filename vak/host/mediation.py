@@ -72,7 +72,7 @@ import orjson
 
 from vak.audit.sink import AuditRef, AuditSink
 from vak.errors import ABIError, HostCallLimitError, PolicyDeniedError
-from vak.host.base import Family, HostEffectError, NormalCall
+from vak.host.base import Family, HostEffectError, NormalCall, excerpt
 from vak.host.calls import with_addresses
 from vak.host.catalog import HOST_FUNCTIONS, HostFunction, host_function
 from vak.host.ceiling import ceiling_violation
@@ -109,8 +109,6 @@ INVALID_ARGS = "vak.invalid-args"
 HOST_CALL_LIMIT = "vak.host-call-limit"
 #: secret values shorter than this are not scrubbed (they would mangle output)
 MIN_SCRUB_LEN = 4
-#: longest excerpt of guest-derived text in a reason or error message
-_EXCERPT = 300
 _CEILING_DECISION = Decision(False, (CAPABILITY_CEILING,))
 _MEMO_ARGS = 1024  # larger arguments (fs_write contents) are never kept
 _MEMO_SIZE = 64
@@ -380,7 +378,7 @@ class MediatedHandler:
         if not decision.allowed:
             resource = self.scrub_text(audit_target(call.resource))
             raise PolicyDeniedError(
-                f"host call vak.{function} on {_bounded(resource)} denied: {why} "
+                f"host call vak.{function} on {excerpt(resource)} denied: {why} "
                 f"(policies: {', '.join(decision.policy_ids)}; audit seq {ref.seq})",
                 host_function=function,
                 resource=resource,
@@ -528,13 +526,13 @@ class MediatedHandler:
             "policy_set": policy_set,
         }
         if reason:
-            out["reason"] = _bounded(self.scrub_text(reason))
+            out["reason"] = excerpt(self.scrub_text(reason))
         return out
 
     def _refused(self, function: str, args: bytes | None, policy_id: str,
                  reason: str) -> BaseException:
         """Record one ``host_decision`` deny by a kernel policy id; the error to raise."""
-        name = _bounded(function, 64)
+        name = excerpt(function, 64)
         fields = self._head.copy()
         fields["host_function"] = name
         fields["resource"] = ""
@@ -546,7 +544,7 @@ class MediatedHandler:
                                                   self._m.engine.digest)
         ref = self._append("host_decision", fields, durable=True)
         message = (f"host call vak.{name} refused ({policy_id}): "
-                   f"{_bounded(self.scrub_text(reason))} (audit seq {ref.seq})")
+                   f"{excerpt(self.scrub_text(reason))} (audit seq {ref.seq})")
         details: dict[str, Any] = {"host_function": name, "policy_ids": [policy_id],
                                    "audit_seq": ref.seq}
         if policy_id == INVALID_ARGS:
@@ -574,12 +572,3 @@ class MediatedHandler:
                 output = output.replace(form, b"[REDACTED]")
         return output
 
-
-def _bounded(text: str, limit: int = _EXCERPT) -> str:
-    """At most ``limit`` characters of ``text``, control characters escaped."""
-    if len(text) > limit:
-        text = text[:limit] + "..."
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
-                   else f"\\u{ord(c):04x}" for c in text)
