@@ -333,6 +333,10 @@ class MediatedHandler:
     def deadline(self) -> float:
         return self.ctx.deadline
 
+    @property
+    def labels(self) -> set[str]:
+        return self.ctx.labels
+
     def __call__(self, function: str, args: bytes, /) -> bytes:
         """Mediate one guest call.
 
