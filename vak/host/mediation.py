@@ -377,10 +377,9 @@ class MediatedHandler:
                 call = with_addresses(call, *self._m._http.resolve(call.url))
                 decision = self.authorize(fn, call)
             why = "" if decision.allowed else "denied by policy"
-        ref = self._record("host_decision", fn, call, args, decision, why,
-                           durable=fn.effectful)
+        ref, resource = self._record("host_decision", fn, call, args, decision, why,
+                                     durable=fn.effectful)
         if not decision.allowed:
-            resource = self.scrub_text(audit_target(call.resource))
             raise PolicyDeniedError(
                 f"host call vak.{function} on {excerpt(resource)} denied: {why} "
                 f"(policies: {', '.join(decision.policy_ids)}; audit seq {ref.seq})",
@@ -389,7 +388,7 @@ class MediatedHandler:
                 policy_ids=list(decision.policy_ids),
                 audit_seq=ref.seq,
             )
-        return self._perform(fn, call, ref)
+        return self._perform(fn, call, ref, resource)
 
     def refuse(self, function: str, policy_id: str, reason: str, /) -> BaseException:
         """Record the deny of a call refused before mediation (engine hand-off), and
@@ -456,7 +455,7 @@ class MediatedHandler:
         except NormalizeError as exc:
             raise self._refused(fn.name, args, INVALID_TARGET, str(exc)) from None
 
-    def _perform(self, fn: HostFunction, call: NormalCall, ref: AuditRef) -> bytes:
+    def _perform(self, fn: HostFunction, call: NormalCall, ref: AuditRef, resource: str) -> bytes:
         family = self._m._families[fn.name]
         assert family is not None  # normalised() refused the call otherwise
         start = time.perf_counter_ns()
@@ -477,12 +476,12 @@ class MediatedHandler:
         }
         if code:
             outcome["error"] = code
-        resource = audit_target(call.resource)
         self._append(
             "host_result",
             {
                 "invocation": self.ctx.invocation_id,
                 "host_function": fn.name,
+                # scrubbed again: the effect may have revealed a secret the guest echoed
                 "resource": self.scrub_text(resource) if self._revealed else resource,
                 "decision_seq": ref.seq,
                 "outcome": outcome,
@@ -493,13 +492,16 @@ class MediatedHandler:
 
     # -- recording --------------------------------------------------------------------
     def _record(self, kind: str, fn: HostFunction, call: NormalCall, args: bytes,
-                decision: Decision, why: str, *, durable: bool) -> AuditRef:
-        """Append the ``host_decision`` (or ``host_resolve``) entry of ``call``."""
+                decision: Decision, why: str, *, durable: bool) -> tuple[AuditRef, str]:
+        """Append the ``host_decision`` (or ``host_resolve``) entry of ``call``; its
+        ref and the (scrubbed) resource it names."""
         fields = self._head.copy()
         fields["host_function"] = fn.name
         resource = audit_target(call.resource)
         # a guest may echo a secret into a path, URL or key
-        fields["resource"] = self.scrub_text(resource) if self._revealed else resource
+        if self._revealed:
+            resource = self.scrub_text(resource)
+        fields["resource"] = resource
         fields["args_hmac"] = self._digest(args)
         if self.ctx.labels:
             fields["labels"] = sorted(self.ctx.labels)
@@ -519,7 +521,7 @@ class MediatedHandler:
             )
         if decision.errors:
             fields["errors"] = [self.scrub_text(e) for e in decision.errors]
-        return self._append(kind, fields, durable=durable)
+        return self._append(kind, fields, durable=durable), resource
 
     def _decision_field(
         self, allowed: bool, policy_ids: list[str], reason: str, policy_set: str
