@@ -43,7 +43,7 @@ from typing import Any
 import cedarpy
 import orjson
 
-from vak.policy._cedar import authorize
+from vak.policy._cedar import authorize, fast_path
 from vak.policy._partition import Scope, leaf_actions, scope_of
 from vak.policy.entities import CedarRequest, Entity, Principal
 from vak.policy.loader import LoadedPolicies, load_policies, name_policies, policy_ids_for
@@ -142,6 +142,8 @@ class PolicyEngine:
         self._state = _State(loaded, partition)
         self._cache_size = max(0, cache_size)
         self._lock = threading.Lock()
+        #: the cedarpy call path the start-up self-test chose (logged on a fallback)
+        self.cedar_fast_path = fast_path()
 
     @classmethod
     def load(
