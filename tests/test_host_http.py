@@ -428,3 +428,23 @@ def test_a_broken_resolver_still_ends_in_one_recorded_decision(tmp_path: Path) -
         call(h, "http_request", url="http://named.test/")
     assert [k for k, _, _ in sink.entries] == ["host_resolve", "host_decision"]
     assert sink.decisions()[0]["summary"]["ip_class"] == "no_address"
+
+
+def test_a_hanging_resolver_is_abandoned_at_the_deadline(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    class Hanging:
+        def resolve(self, host: str, port: int) -> tuple[str, ...]:
+            release.wait(10)
+            return ("127.0.0.1",)
+
+    sink, h = _h(tmp_path, ("slow-dns.test",), resolver=Hanging())
+    start = time.monotonic()
+    try:
+        with pytest.raises(PolicyDeniedError):
+            call(h, "http_request", url="http://slow-dns.test/", timeout_ms=300)
+        assert time.monotonic() - start < 2.0
+    finally:
+        release.set()
+    d = sink.decisions()[0]
+    assert d["summary"]["ip_class"] == "no_address" and "deadline" in d["summary"]["dns_error"]

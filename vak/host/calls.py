@@ -142,10 +142,12 @@ def _url_entity(url: str, scheme: str, host: str, port: int, path: str, ip: str,
                                     "ip": ip, "ip_class": ip_class})
 
 
-def with_addresses(call: NormalCall, addresses: tuple[str, ...], error: str = "") -> NormalCall:
+def with_addresses(call: NormalCall, addresses: tuple[str, ...], error: str = "",
+                   deadline: float | None = None) -> NormalCall:
     """The address decision's call: ``call`` (an unresolved http call) pinned to
     the first of ``addresses``, classed by all of them (``mixed`` if they
-    disagree, ``no_address`` if there are none). Pure.
+    disagree, ``no_address`` if there are none), keeping the exchange's
+    ``deadline`` (``time.monotonic()``) when given. Pure.
     """
     n = call.url
     if n is None:
@@ -165,8 +167,9 @@ def with_addresses(call: NormalCall, addresses: tuple[str, ...], error: str = ""
         summary["addresses"] = list(addresses[:16])
     if error or not addresses:
         summary["dns_error"] = (error or "no addresses")[:200]
+    params = call.params if deadline is None else {**call.params, "deadline": deadline}
     return NormalCall(_url_entity(n.url, n.scheme, n.host, n.port, n.target, ip, ip_class),
-                      call.context, summary, call.target, call.params, n)
+                      call.context, summary, call.target, params, n)
 
 
 def _headers(raw: Any) -> dict[str, str]:

@@ -373,8 +373,7 @@ class MediatedHandler:
             if fn.resolves and decision.allowed and call.unresolved:
                 # the URL decision allowed it: record that, and only then resolve
                 self._record("host_resolve", fn, call, args, decision, "", durable=True)
-                assert call.url is not None
-                call = with_addresses(call, *self._m._http.resolve(call.url))
+                call = self._m._http.resolved(call, self)
                 decision = self.authorize(fn, call)
             why = "" if decision.allowed else "denied by policy"
         ref, resource = self._record("host_decision", fn, call, args, decision, why,
