@@ -448,3 +448,34 @@ def test_a_hanging_resolver_is_abandoned_at_the_deadline(tmp_path: Path) -> None
         release.set()
     d = sink.decisions()[0]
     assert d["summary"]["ip_class"] == "no_address" and "deadline" in d["summary"]["dns_error"]
+
+
+def test_a_tls_peer_trickling_its_handshake_is_cut_at_the_deadline(tmp_path: Path) -> None:
+    import socket as socketlib
+
+    srv = socketlib.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            while not stop.is_set():  # a byte of "ServerHello" now and then
+                try:
+                    conn.sendall(b"\x16")
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        _, h = _h(tmp_path, (f"127.0.0.1:{port}",))
+        start = time.monotonic()
+        r = call(h, "http_request", url=f"https://127.0.0.1:{port}/", timeout_ms=600)
+        assert time.monotonic() - start < 2.0
+        assert r["error"] in ("timeout", "tls_error")
+    finally:
+        stop.set()
+        srv.close()

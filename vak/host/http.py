@@ -192,8 +192,10 @@ class HttpFamily:
         if n is None or not ip:
             raise HostEffectError("dns_failed", "the host did not resolve")
         scope.counters.add("http_requests", 1)
-        deadline = p.get("deadline") or min(time.monotonic() + p["timeout_ms"] / 1000,
-                                            scope.deadline)
+        if "deadline" in p:  # set when the host was resolved: DNS and exchange share it
+            deadline = p["deadline"]
+        else:
+            deadline = min(time.monotonic() + p["timeout_ms"] / 1000, scope.deadline)
         return self._fetch(n, ip, p["method"], p["headers"], p["body"], deadline, p["max_bytes"])
 
     def _fetch(
