@@ -81,11 +81,6 @@ class EffectScope(Protocol):
         """The invocation's deadline on ``time.monotonic()`` (``inf``: none)."""
         ...
 
-    @property
-    def labels(self) -> set[str]:
-        """The session's data-flow labels (an effect may add to them)."""
-        ...
-
     def reveal(self, value: str, /) -> None:
         """Tell the mediation that ``value`` (a secret) is now known to the guest."""
         ...

@@ -72,7 +72,8 @@ import orjson
 
 from vak.audit.sink import AuditRef, AuditSink
 from vak.errors import ABIError, HostCallLimitError, PolicyDeniedError
-from vak.host.base import Family, HostEffectError, NormalCall, excerpt
+from vak.host.base import Family, HostEffectError, NormalCall
+from vak.host.base import excerpt as _bounded
 from vak.host.calls import with_addresses
 from vak.host.catalog import HOST_FUNCTIONS, HostFunction, host_function
 from vak.host.ceiling import ceiling_violation
@@ -333,10 +334,6 @@ class MediatedHandler:
     def deadline(self) -> float:
         return self.ctx.deadline
 
-    @property
-    def labels(self) -> set[str]:
-        return self.ctx.labels
-
     def __call__(self, function: str, args: bytes, /) -> bytes:
         """Mediate one guest call.
 
@@ -365,29 +362,26 @@ class MediatedHandler:
         if ceiling is not None:
             decision, why = _CEILING_DECISION, ceiling
         else:
-            engine = self._m.engine
-            session = (self.session() if engine.session_fields_used or self.ctx.labels
-                       else NO_SESSION)
-            decision = engine.decide_call(self.principal, function, call.resource,
-                                          call.context, session)
+            decision = self.authorize(fn, call)
             if fn.resolves and decision.allowed and call.unresolved:
                 # the URL decision allowed it: record that, and only then resolve
                 self._record("host_resolve", fn, call, args, decision, "", durable=True)
                 call = self._m._http.resolved(call, self)
                 decision = self.authorize(fn, call)
             why = "" if decision.allowed else "denied by policy"
-        ref, resource = self._record("host_decision", fn, call, args, decision, why,
-                                     durable=fn.effectful)
+        ref = self._record("host_decision", fn, call, args, decision, why,
+                           durable=fn.effectful)
         if not decision.allowed:
+            resource = self.scrub_text(audit_target(call.resource))
             raise PolicyDeniedError(
-                f"host call vak.{function} on {excerpt(resource)} denied: {why} "
+                f"host call vak.{function} on {_bounded(resource)} denied: {why} "
                 f"(policies: {', '.join(decision.policy_ids)}; audit seq {ref.seq})",
                 host_function=function,
                 resource=resource,
                 policy_ids=list(decision.policy_ids),
                 audit_seq=ref.seq,
             )
-        return self._perform(fn, call, ref, resource)
+        return self._perform(fn, call, ref)
 
     def refuse(self, function: str, policy_id: str, reason: str, /) -> BaseException:
         """Record the deny of a call refused before mediation (engine hand-off), and
@@ -454,7 +448,7 @@ class MediatedHandler:
         except NormalizeError as exc:
             raise self._refused(fn.name, args, INVALID_TARGET, str(exc)) from None
 
-    def _perform(self, fn: HostFunction, call: NormalCall, ref: AuditRef, resource: str) -> bytes:
+    def _perform(self, fn: HostFunction, call: NormalCall, ref: AuditRef) -> bytes:
         family = self._m._families[fn.name]
         assert family is not None  # normalised() refused the call otherwise
         start = time.perf_counter_ns()
@@ -475,12 +469,12 @@ class MediatedHandler:
         }
         if code:
             outcome["error"] = code
+        resource = audit_target(call.resource)
         self._append(
             "host_result",
             {
                 "invocation": self.ctx.invocation_id,
                 "host_function": fn.name,
-                # scrubbed again: the effect may have revealed a secret the guest echoed
                 "resource": self.scrub_text(resource) if self._revealed else resource,
                 "decision_seq": ref.seq,
                 "outcome": outcome,
@@ -491,19 +485,9 @@ class MediatedHandler:
 
     # -- recording --------------------------------------------------------------------
     def _record(self, kind: str, fn: HostFunction, call: NormalCall, args: bytes,
-                decision: Decision, why: str, *, durable: bool) -> tuple[AuditRef, str]:
-        """Append the ``host_decision`` (or ``host_resolve``) entry of ``call``; its
-        ref and the (scrubbed) resource it names."""
-        fields = self._head.copy()
-        fields["host_function"] = fn.name
-        resource = audit_target(call.resource)
-        # a guest may echo a secret into a path, URL or key
-        if self._revealed:
-            resource = self.scrub_text(resource)
-        fields["resource"] = resource
-        fields["args_hmac"] = self._digest(args)
-        if self.ctx.labels:
-            fields["labels"] = sorted(self.ctx.labels)
+                decision: Decision, why: str, *, durable: bool) -> AuditRef:
+        """Append the ``host_decision`` (or ``host_resolve``) entry of ``call``."""
+        fields = self._fields(fn.name, audit_target(call.resource), args)
         policy_set = decision.policy_set or self._m.engine.digest
         if why:
             fields["decision"] = self._decision_field(False, list(decision.policy_ids), why,
@@ -520,7 +504,18 @@ class MediatedHandler:
             )
         if decision.errors:
             fields["errors"] = [self.scrub_text(e) for e in decision.errors]
-        return self._append(kind, fields, durable=durable), resource
+        return self._append(kind, fields, durable=durable)
+
+    def _fields(self, function: str, resource: str, args: bytes | None) -> dict[str, Any]:
+        fields = self._head.copy()
+        fields["host_function"] = function
+        # a guest may echo a secret into a path, URL or key
+        fields["resource"] = self.scrub_text(resource) if self._revealed else resource
+        if args is not None:
+            fields["args_hmac"] = self._digest(args)
+        if self.ctx.labels:
+            fields["labels"] = sorted(self.ctx.labels)
+        return fields
 
     def _decision_field(
         self, allowed: bool, policy_ids: list[str], reason: str, policy_set: str
@@ -531,25 +526,19 @@ class MediatedHandler:
             "policy_set": policy_set,
         }
         if reason:
-            out["reason"] = excerpt(self.scrub_text(reason))
+            out["reason"] = _bounded(self.scrub_text(reason))
         return out
 
     def _refused(self, function: str, args: bytes | None, policy_id: str,
                  reason: str) -> BaseException:
         """Record one ``host_decision`` deny by a kernel policy id; the error to raise."""
-        name = excerpt(function, 64)
-        fields = self._head.copy()
-        fields["host_function"] = name
-        fields["resource"] = ""
-        if args is not None:
-            fields["args_hmac"] = self._digest(args)
-        if self.ctx.labels:
-            fields["labels"] = sorted(self.ctx.labels)
+        name = _bounded(function, 64)
+        fields = self._fields(name, "", args)
         fields["decision"] = self._decision_field(False, [policy_id], reason,
                                                   self._m.engine.digest)
         ref = self._append("host_decision", fields, durable=True)
         message = (f"host call vak.{name} refused ({policy_id}): "
-                   f"{excerpt(self.scrub_text(reason))} (audit seq {ref.seq})")
+                   f"{_bounded(self.scrub_text(reason))} (audit seq {ref.seq})")
         details: dict[str, Any] = {"host_function": name, "policy_ids": [policy_id],
                                    "audit_seq": ref.seq}
         if policy_id == INVALID_ARGS:
