@@ -37,7 +37,8 @@ from vak.host.http import SystemResolver
 from vak.host.mediation import Mediator
 from vak.host.normalize import NormalizeError, normalize_url
 from vak.host.settings import HostSettings
-from vak.manifest import Capabilities, Limits, Manifest, ModuleRef, load_manifest
+from vak.identity.manifest import Capabilities, Limits, Manifest, ModuleRef, load_manifest
+from vak.identity.trust import Tier
 from vak.policy.engine import PolicyEngine
 
 __all__ = ["register"]
@@ -79,7 +80,7 @@ def register(subparsers: Any) -> None:
         help="operator policy dirs (default: the config's policy_dirs)",
     )
     t.add_argument("--config", default="vak.toml", metavar="vak.toml")
-    t.add_argument("--tier", default="trusted", choices=["trusted", "untrusted"])
+    t.add_argument("--tier", default=Tier.TRUSTED.value, choices=[tier.value for tier in Tier])
     t.add_argument("--json", action="store_true", help="print JSON instead of text")
     t.set_defaults(func=cmd_test)
 
@@ -185,7 +186,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     mediator = Mediator(HostSettings(kv_path=Path(":memory:")), engine, _NoAudit(),
                         args_digest=lambda data: "")
     manifest = _manifest(args.skill)
-    ctx = CallContext(manifest, "sha256:cli", manifest.module.sha256 or "", "", args.tier, "cli")
+    ctx = CallContext(manifest, "sha256:cli", manifest.module.sha256 or "", "", Tier(args.tier),
+                      "cli")
     try:
         why = mediator.explain(ctx, function, _args(function, args.resource),
                                addresses=_addresses(function, args.resource, args.ip),
