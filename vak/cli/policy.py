@@ -17,8 +17,9 @@ and prints the decision and the determining policies::
 capabilities; the declared-capability ceiling is reported too) or a bare name
 (no capabilities). ``--resource`` is the target as the guest would name it: a
 path (fs), a URL (http_request: the URL decision, then the address decision on
-``--ip`` or, without it, on what this tool resolves the name to), a key (kv), a
-secret name, or nothing (log, clock_now, random_bytes). ``--context`` is merged
+``--ip`` or, without it and only when the URL decision and the ceiling allow,
+on what this tool resolves the name to), a key (kv), a secret name, or nothing
+(log, clock_now, random_bytes). ``--context`` is merged
 over the action's context.
 """
 
@@ -154,16 +155,9 @@ def _args(function: str, resource: str) -> dict[str, Any]:
     return {}
 
 
-def _addresses(function: str, resource: str, ip: str | None) -> tuple[str, ...] | None:
-    """The address decision's input: ``--ip``, else this tool's own lookup of the host."""
-    if function != "http_request":
-        return None
-    if ip:
-        return (ip,)
-    try:
-        n = normalize_url(resource)
-    except NormalizeError:
-        return None  # explain reports the refusal
+def _lookup(resource: str) -> tuple[str, ...]:
+    """This tool's own lookup of the URL's host (made only after the URL decision allows)."""
+    n = normalize_url(resource)
     try:
         return SystemResolver().resolve(n.host, n.port)
     except (OSError, UnicodeError):
@@ -188,10 +182,14 @@ def cmd_test(args: argparse.Namespace) -> int:
     manifest = _manifest(args.skill)
     ctx = CallContext(manifest, "sha256:cli", manifest.module.sha256 or "", "", Tier(args.tier),
                       "cli")
+    call_args = _args(function, args.resource)
     try:
-        why = mediator.explain(ctx, function, _args(function, args.resource),
-                               addresses=_addresses(function, args.resource, args.ip),
-                               extra_context=extra)
+        why = mediator.explain(ctx, function, call_args,
+                               addresses=(args.ip,) if args.ip else None, extra_context=extra)
+        if why.address_pending and why.ceiling is None:
+            # as in the kernel: a name is looked up only once its URL decision allows it
+            why = mediator.explain(ctx, function, call_args,
+                                   addresses=_lookup(args.resource), extra_context=extra)
     except (NormalizeError, ABIError) as exc:
         raise ConfigError(f"--resource refused: {exc}", field="--resource") from None
     finally:
