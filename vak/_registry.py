@@ -17,7 +17,7 @@ from typing import Any
 
 from vak._validation import SchemaValidator, compile_validator
 from vak.errors import SkillLoadError, UnknownToolError
-from vak.invocation import ToolSpec, freeze_mapping
+from vak.invocation import LoadedSkill, ToolSpec, freeze_mapping
 
 __all__ = [
     "WIRE_NAME_RE", "LoadedSkill", "RegisteredTool", "Registry", "skill_ref", "wire_name",
@@ -41,21 +41,6 @@ def wire_name(skill: str, export: str) -> str:
     return name
 
 
-@dataclass(frozen=True, slots=True)
-class LoadedSkill:
-    """A verified, compiled skill as the kernel holds it."""
-
-    name: str
-    version: str
-    manifest: Any  # vak.manifest.Manifest
-    module_sha256: str
-    signer_key_id: str
-    tier: str
-    skill_dir: str
-    use_worker: bool
-    manifest_sha256: str = ""
-
-
 def skill_ref(skill: LoadedSkill) -> dict[str, Any]:
     """The skill's identity as docs/AUDIT-FORMAT.md defines an entry's ``skill``."""
     return {
@@ -64,7 +49,7 @@ def skill_ref(skill: LoadedSkill) -> dict[str, Any]:
         "manifest_digest": f"sha256:{skill.manifest_sha256}",
         "module_sha256": skill.module_sha256,
         "signer": skill.signer_key_id,
-        "tier": skill.tier,
+        "tier": str(skill.tier),
     }
 
 
@@ -109,7 +94,7 @@ class Registry:
                 skill_version=skill.version,
                 module_sha256=skill.module_sha256,
                 signer_key_id=skill.signer_key_id,
-                tier=skill.tier,
+                tier=str(skill.tier),
             )
             out.append(RegisteredTool(
                 spec,

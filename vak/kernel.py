@@ -47,27 +47,40 @@ from typing import Any
 import orjson
 
 from vak import formats
-from vak._registry import LoadedSkill, RegisteredTool, Registry, skill_ref
+from vak._registry import RegisteredTool, Registry, skill_ref
+from vak._seams import KernelAudit, Mediation, ModuleEngine, ModuleWorkers, ScrubbingHandler
 from vak._session import SessionTable
+from vak.audit.sink import AuditRef
+from vak.canonical import MAX_DEPTH, nesting_depth
 from vak.config import KernelConfig
 from vak.errors import (
     ConfigError,
     InputValidationError,
     OutputValidationError,
     PolicyDeniedError,
-    SkillLoadError,
     SkillTrapError,
     VakError,
 )
-from vak.invocation import Invocation, Principal, ToolSpec
+from vak.host.secrets import SecretProvider
+from vak.invocation import Invocation, LoadedSkill, Principal, ToolSpec
+from vak.sandbox.types import CallOutcome, Runner
+from vak.signing import VerifiedSkill
+from vak.trust import Tier, TrustStore
 
 __all__ = ["Kernel"]
-
-_UNTRUSTED_TIERS = frozenset({"untrusted", "untrusted-but-allowed", "untrusted_but_allowed"})
 
 
 class Kernel:
     """The facade: load signed skills, describe them as tools, invoke them.
+
+    The constructor is the one composition root: it resolves each room's
+    settings from ``config``, builds the rooms and wires them through the
+    Protocols of :mod:`vak._seams`. ``secrets`` replaces the provider the
+    config describes (e.g. the CLI's environment-backed one).
+
+    If construction fails at any step, everything already opened is closed
+    again (engine ticker and worker threads stopped, the log's lock released)
+    before the error propagates, so a new ``Kernel`` on the same state works.
 
     Raises (from the constructor):
         ConfigError: the configuration is unusable.
@@ -75,36 +88,38 @@ class Kernel:
         AuditIntegrityError: the audit log on disk is damaged.
         OSSandboxUnavailableError: ``require_os_sandbox`` with barriers missing
             (raised when the worker pool starts).
+        ManifestError, SignatureError, SkillLoadError, ...: a skill of
+            ``config.skill_dirs`` fails to load (see :meth:`load_skill`).
     """
 
-    def __init__(self, config: KernelConfig) -> None:
+    def __init__(self, config: KernelConfig, *, secrets: SecretProvider | None = None) -> None:
         self.config = config
         self._registry = Registry()
         self._load_lock = threading.Lock()
         self._closed = False
-        self._strict = config.audit_fsync == "strict"
-        self._pool: Any = None
+        self._strict = config.audit.fsync == "strict"
+        self._pool: ModuleWorkers | None = None
         self._pool_lock = threading.Lock()
         self._semaphores: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-        self._audit: Any = None
-        self._engine: Any = None
-        self._mediator: Any = None
-        self._sessions: SessionTable | None = None
+        self._audit_log: KernelAudit | None = None
+        self._engine_obj: ModuleEngine[Any] | None = None
+        self._mediator_obj: Mediation | None = None
+        self._sessions: SessionTable[Any] | None = None
         try:
             self._trust = _load_trust(config)
-            self._audit = _open_audit(config)
-            self._engine = _make_engine(config)
-            self._mediator = _make_mediator(config, self._audit)
+            self._audit_log = _open_audit(config)
+            self._engine_obj = _make_engine(config)
+            self._mediator_obj = _make_mediator(config, self._audit_log, secrets)
             if config.session_reuse:
-                self._sessions = _make_sessions(config, self._engine)
-            if config.force_worker:
+                self._sessions = _make_sessions(config, self._engine_obj)
+            if config.worker.force:
                 self._worker_pool()
+            for skill_dir in config.skill_dirs:
+                self.load_skill(skill_dir)
         except BaseException:
             self.close()
             raise
-        for skill_dir in config.skill_dirs:
-            self.load_skill(skill_dir)
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -133,16 +148,37 @@ class Kernel:
         self._closed = True
         with contextlib.ExitStack() as stack:
             # ExitStack closes in reverse order and keeps going if one fails
-            for part in (self._audit, self._mediator, self._engine, self._pool,
+            for part in (self._audit_log, self._mediator_obj, self._engine_obj, self._pool,
                          self._sessions):
-                closer = getattr(part, "close", None)
-                if closer is not None:
-                    stack.callback(closer)
+                if part is not None:
+                    stack.callback(part.close)
 
     @property
-    def audit(self) -> Any:
-        """The kernel's :class:`vak.audit.log.AuditLog` (read-only use, e.g. verification)."""
-        return self._audit
+    def audit(self) -> KernelAudit:
+        """The kernel's :class:`vak.audit.log.AuditLog` (read-only use, e.g. verification).
+
+        Raises:
+            ConfigError: the kernel failed to open its log.
+        """
+        if self._audit_log is None:
+            raise ConfigError("the kernel has no audit log (its constructor failed)")
+        return self._audit_log
+
+    @property
+    def _audit(self) -> KernelAudit:
+        return self.audit
+
+    @property
+    def _engine(self) -> ModuleEngine[Any]:
+        if self._engine_obj is None:
+            raise ConfigError("the kernel is closed", fix="create a new Kernel")
+        return self._engine_obj
+
+    @property
+    def _mediator(self) -> Mediation:
+        if self._mediator_obj is None:
+            raise ConfigError("the kernel is closed", fix="create a new Kernel")
+        return self._mediator_obj
 
     # ------------------------------------------------------------------ loading
     def load_skill(self, path: str | Path) -> tuple[ToolSpec, ...]:
@@ -161,31 +197,24 @@ class Kernel:
         skill_dir = Path(path)
         verified = _verify(skill_dir, self._trust, self.config)
         manifest = verified.manifest
-        tier = str(verified.tier)
         skill = LoadedSkill(
             name=manifest.name,
             version=manifest.version,
             manifest=manifest,
             module_sha256=verified.module_sha256,
-            signer_key_id=str(verified.signer_key_id or ""),
-            tier=tier,
+            signer_key_id=verified.signer_key_id,
+            tier=verified.tier,
             skill_dir=str(skill_dir),
-            manifest_sha256=str(getattr(verified, "manifest_sha256", "") or ""),
-            use_worker=self.config.force_worker or tier in _UNTRUSTED_TIERS,
+            manifest_sha256=verified.manifest_sha256,
+            # fail closed: only the TRUSTED tier runs in-process, whatever else appears
+            use_worker=self.config.worker.force or verified.tier is not Tier.TRUSTED,
         )
         tools = self._registry.build(skill)
         with self._load_lock:
             # compile before registering so a half-loaded skill is never callable
-            try:
-                self._engine.compile(verified.module_bytes, verified.module_sha256)
-                if skill.use_worker:
-                    self._worker_pool().register(verified.module_sha256, verified.module_bytes)
-            except VakError:
-                raise
-            except Exception as exc:
-                raise SkillLoadError(
-                    f"{skill_dir}: cannot compile module: {exc}", skill_dir=str(skill_dir)
-                ) from exc
+            self._engine.compile(verified.module_bytes, verified.module_sha256)
+            if skill.use_worker:
+                self._worker_pool().register(verified.module_sha256, verified.module_bytes)
             self._registry.add(tools)
             # recorded before load_skill returns; a skill whose load cannot be
             # recorded is not kept callable (fail closed)
@@ -266,7 +295,7 @@ class Kernel:
             fields["instance"] = "session"
         started = self._audit.append("invocation_started", fields)
         t0 = time.perf_counter_ns()
-        outcome: Any = None
+        outcome: CallOutcome | None = None
         try:
             tool.input_validator.check(payload)
             outcome, output = self._run(tool, input_json, inv_id, session, reuse)
@@ -275,6 +304,7 @@ class Kernel:
             self._finish(tool, inv_id, session, started, outcome, t0, exc)
             raise
         finished = self._finish(tool, inv_id, session, started, outcome, t0, None)
+        assert outcome is not None  # _run returned
         return Invocation(
             tool=name,
             output=output,
@@ -340,7 +370,7 @@ class Kernel:
     def _run(
         self, tool: RegisteredTool, input_json: bytes, inv_id: str, session: str | None,
         reuse: bool,
-    ) -> tuple[Any, Any]:
+    ) -> tuple[CallOutcome, object]:
         host = _LazyHost(self._mediator, tool, inv_id, session)
         skill = tool.skill
         if reuse:
@@ -350,7 +380,7 @@ class Kernel:
                 skill.manifest.limits, host,
             )
         else:
-            runner = self._worker_pool() if skill.use_worker else self._engine
+            runner: Runner = self._worker_pool() if skill.use_worker else self._engine
             outcome = runner.call(
                 skill.module_sha256, tool.spec.export, input_json, skill.manifest.limits, host,
             )
@@ -358,22 +388,16 @@ class Kernel:
         if scrubbed is not outcome.output:
             # a secret the skill read must not leave through its output
             outcome = replace(outcome, output=scrubbed)
-        try:
-            output = orjson.loads(outcome.output)
-        except orjson.JSONDecodeError as exc:
-            raise OutputValidationError(
-                f"{tool.spec.name}: output is not JSON: {exc}", tool=tool.spec.name
-            ) from None
-        return outcome, output
+        return outcome, _decode_output(tool.spec.name, outcome.output)
 
     def _reuses(self, tool: RegisteredTool, session: str | None) -> bool:
         """Whether this call runs on the session's kept instance (opt-in mode)."""
         return self._sessions is not None and bool(session) and not tool.skill.use_worker
 
     def _finish(
-        self, tool: RegisteredTool, inv_id: str, session: str | None, started: Any,
-        outcome: Any, t0: int, exc: BaseException | None,
-    ) -> Any:
+        self, tool: RegisteredTool, inv_id: str, session: str | None, started: AuditRef,
+        outcome: CallOutcome | None, t0: int, exc: BaseException | None,
+    ) -> AuditRef:
         duration_ns = outcome.duration_ns if outcome is not None else time.perf_counter_ns() - t0
         result: dict[str, Any] = {"status": "ok", "duration_us": duration_ns // 1000}
         fields: dict[str, Any] = {
@@ -407,7 +431,7 @@ class Kernel:
             exc.details["finished_seq"] = ref.seq
         return ref
 
-    def _receipt(self, seq: int) -> Any:
+    def _receipt(self, seq: int) -> object:
         """Checkpoint + inclusion proof for entry ``seq`` (fetched when first asked for).
 
         Signing a checkpoint per call would cost more than the call itself, so
@@ -419,7 +443,7 @@ class Kernel:
         except VakError:
             return None
 
-    def _worker_pool(self) -> Any:
+    def _worker_pool(self) -> ModuleWorkers:
         with self._pool_lock:
             if self._pool is None:
                 self._pool = _make_pool(self.config)
@@ -445,28 +469,50 @@ class _LazyHost:
 
     __slots__ = ("_handler", "_inv_id", "_mediator", "_session", "_tool")
 
-    def __init__(self, mediator: Any, tool: RegisteredTool, inv_id: str,
+    def __init__(self, mediator: Mediation, tool: RegisteredTool, inv_id: str,
                  session: str | None) -> None:
         self._mediator = mediator
         self._tool = tool
         self._inv_id = inv_id
         self._session = session
-        self._handler: Any = None
+        self._handler: ScrubbingHandler | None = None
 
-    def __call__(self, name: str, payload: bytes) -> bytes:
+    def _get(self) -> ScrubbingHandler:
         handler = self._handler
         if handler is None:
             handler = self._handler = _handler(
                 self._mediator, self._tool, self._inv_id, self._session)
-        reply: bytes = handler(name, payload)
-        return reply
+        return handler
+
+    def __call__(self, name: str, payload: bytes, /) -> bytes:
+        return self._get()(name, payload)
 
     def scrub(self, output: bytes) -> bytes:
-        scrub = getattr(self._handler, "scrub", None)
-        return output if scrub is None else scrub(output)
+        return output if self._handler is None else self._handler.scrub(output)
 
 
 _ANONYMOUS = Principal().to_audit()
+
+
+def _decode_output(tool: str, data: bytes) -> object:
+    """The skill's output as a value, its nesting bounded (the ABI bounds it too).
+
+    Raises:
+        OutputValidationError: not JSON, or nested deeper than ``MAX_DEPTH``
+            (adapters and encoders downstream recurse; a guest must not be
+            able to make them fail).
+    """
+    try:
+        output = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise OutputValidationError(
+            f"{tool}: output is not JSON: {exc}", tool=tool) from None
+    if isinstance(output, dict | list) and nesting_depth(output) > MAX_DEPTH:
+        raise OutputValidationError(
+            f"{tool}: output nests deeper than {MAX_DEPTH} levels", tool=tool,
+            max_depth=MAX_DEPTH, fix="flatten the skill's output",
+        )
+    return output
 
 
 def _load_fields(skill: LoadedSkill, tools: list[RegisteredTool]) -> dict[str, Any]:
@@ -489,16 +535,18 @@ def _status_of(exc: VakError) -> str:
     return "error"
 
 
-def _encode_input(name: str, payload: Any) -> bytes:
+def _encode_input(name: str, payload: object) -> bytes:
     try:
         return orjson.dumps(payload)
     except TypeError as exc:
         raise InputValidationError(f"{name}: input is not JSON: {exc}", tool=name) from None
 
 
-def _load_trust(config: KernelConfig) -> Any:
-    from vak.trust import TrustStore
+# ------------------------------------------------------------ composition
+# The one place each room is built from its settings (paths resolved here).
 
+
+def _load_trust(config: KernelConfig) -> TrustStore | None:
     if config.trust_store is None:
         if config.require_signature:
             raise ConfigError(
@@ -509,11 +557,14 @@ def _load_trust(config: KernelConfig) -> Any:
     return TrustStore.load(config.trust_store)
 
 
-def _verify(skill_dir: Path, trust: Any, config: KernelConfig) -> Any:
+def _verify(skill_dir: Path, trust: TrustStore | None, config: KernelConfig) -> VerifiedSkill:
     from vak import signing
     from vak.manifest import load_manifest
 
     if config.require_signature:
+        if trust is None:  # _load_trust refuses this; never fall through to the dev path
+            raise ConfigError("require_signature is on but no trust_store is configured",
+                              field="trust_store")
         return signing.verify_skill(skill_dir, trust)
     manifest = load_manifest(skill_dir)
     if manifest.signature is not None and trust is not None:
@@ -525,59 +576,59 @@ def _verify(skill_dir: Path, trust: Any, config: KernelConfig) -> Any:
     return signing.VerifiedSkill(
         manifest=manifest, module_bytes=data,
         module_sha256=hashlib.sha256(data).hexdigest(), signer_key_id="",
-        tier=_untrusted_tier(), skill_dir=skill_dir,
+        tier=Tier.UNTRUSTED, skill_dir=skill_dir,
         manifest_sha256=signing.manifest_digest(manifest),
     )
 
 
-def _untrusted_tier() -> Any:
-    from vak.trust import Tier
-
-    return Tier.UNTRUSTED
-
-
-def _open_audit(config: KernelConfig) -> Any:
+def _open_audit(config: KernelConfig) -> KernelAudit:
     from vak.audit.log import AuditLog
 
     return AuditLog.from_config(config)
 
 
-def _make_engine(config: KernelConfig) -> Any:
+def _make_engine(config: KernelConfig) -> ModuleEngine[Any]:
     from vak.sandbox.engine import Engine
 
     return Engine(config)
 
 
-def _make_mediator(config: KernelConfig, audit: Any) -> Any:
+def _make_mediator(config: KernelConfig, audit: KernelAudit,
+                   secrets: SecretProvider | None) -> Mediation:
     from vak.host.mediation import Mediator
     from vak.host.secrets import FileSecretProvider
     from vak.policy.engine import PolicyEngine
 
-    policies = PolicyEngine.load(config.all_policy_dirs, cache_size=config.decision_cache_size)
-    secrets = FileSecretProvider(config.secrets_file) if config.secrets_file else None
+    policy = config.policy_settings()
+    policies = PolicyEngine.load(policy.policy_dirs, cache_size=policy.decision_cache_size)
+    secrets_file = config.host_settings().secrets_file
+    if secrets is None and secrets_file is not None:
+        secrets = FileSecretProvider(secrets_file)
     return Mediator.from_config(
         config, policies, audit, args_digest=audit.args_digest, secrets=secrets
     )
 
 
-def _make_sessions(config: KernelConfig, engine: Any) -> SessionTable:
-    if not 0 < config.session_max_live < config.pool_total_instances:
+def _make_sessions(config: KernelConfig, engine: ModuleEngine[Any]) -> SessionTable[Any]:
+    total = config.engine.pool_total_instances
+    if not 0 < config.session_max_live < total:
         raise ConfigError(
             f"session_max_live={config.session_max_live} must be between 1 and "
-            f"pool_total_instances-1 ({config.pool_total_instances - 1}): kept session "
+            f"engine.pool_total_instances-1 ({total - 1}): kept session "
             "instances must leave pooled slots for fresh calls",
             field="session_max_live", fix="lower session_max_live or raise pool_total_instances",
         )
     return SessionTable(engine, config.session_max_live)
 
 
-def _make_pool(config: KernelConfig) -> Any:
+def _make_pool(config: KernelConfig) -> ModuleWorkers:
     from vak.sandbox.pool import WorkerPool
 
     return WorkerPool(config)
 
 
-def _handler(mediator: Any, tool: RegisteredTool, inv_id: str, session: str | None) -> Any:
+def _handler(mediator: Mediation, tool: RegisteredTool, inv_id: str,
+             session: str | None) -> ScrubbingHandler:
     from vak.host.context import CallContext
 
     skill = tool.skill
@@ -586,7 +637,7 @@ def _handler(mediator: Any, tool: RegisteredTool, inv_id: str, session: str | No
         manifest_digest=f"sha256:{skill.manifest_sha256}",
         module_sha256=skill.module_sha256,
         signer_key_id=skill.signer_key_id,
-        trust_tier=skill.tier,
+        trust_tier=str(skill.tier),
         invocation_id=inv_id,
         session_id=session or "",
     ))

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -76,8 +76,10 @@ from vak.audit.keys import (
 )
 from vak.audit.merkle import MerkleTree, verify_inclusion
 from vak.audit.sink import AuditRef
-from vak.config import KernelConfig
 from vak.errors import AuditError, AuditIntegrityError, AuditVerificationError
+
+if TYPE_CHECKING:
+    from vak.config import KernelConfig
 
 __all__ = [
     "HMAC_PREFIX",

@@ -262,7 +262,7 @@ def _build_engine_runner(config: Mapping[str, Any], module: bytes, digest: str) 
     from vak.config import KernelConfig
     from vak.sandbox.engine import Engine  # type: ignore[import-not-found,unused-ignore]
 
-    engine = Engine(KernelConfig(**config))
+    engine = Engine(KernelConfig().with_(**config))
     engine.compile(module, digest)
     return engine  # type: ignore[no-any-return]
 
