@@ -362,17 +362,20 @@ def _replace_checked(base: object, values: Mapping[str, object], room: str) -> o
 
 
 # ---------------------------------------------------------------------- types
-def _expected(hint: Any) -> str:
+def _expected(hint: Any, meta: Field[Any] | None = None) -> str:
     """What a value of type ``hint`` looks like, in words for an operator."""
     origin = typing.get_origin(hint)
     if origin in (types.UnionType, typing.Union):
-        return " or ".join(_expected(a) for a in typing.get_args(hint) if a is not type(None))
+        return " or ".join(_expected(a, meta) for a in typing.get_args(hint)
+                           if a is not type(None))
     if origin is tuple or origin is frozenset:
-        return f"a list of {_expected(typing.get_args(hint)[0])}s"
+        return f"a list, each {_expected(typing.get_args(hint)[0])}"
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
     if origin in (Mapping, dict):
-        return f"a table of {_expected(typing.get_args(hint)[1])}s"
+        return f"a table, each value {_expected(typing.get_args(hint)[1])}"
+    if hint is int:
+        return f"an integer >= {_minimum(meta)}"
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return "one of " + ", ".join(repr(m.value) for m in hint)
     if is_dataclass(hint):
@@ -400,8 +403,8 @@ def _check(hint: Any, value: object, where: str, meta: Field[Any] | None = None)
     """Raise ConfigError unless ``value`` (built in code) is of type ``hint``."""
     if not _matches(hint, value, where, meta):
         raise ConfigError(
-            f"setting {where}: expected {_expected(hint)}, found {_found(value)}",
-            field=where, found=_found(value), valid=_expected(hint),
+            f"setting {where}: expected {_expected(hint, meta)}, found {_found(value)}",
+            field=where, found=_found(value), valid=_expected(hint, meta),
         )
 
 
@@ -430,17 +433,10 @@ def _matches(hint: Any, value: object, where: str, meta: Field[Any] | None) -> b
         return True
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool) and \
-            _at_least(value, _minimum(meta), where)
+            value >= _minimum(meta)
     if hint is float:
         return isinstance(value, int | float) and not isinstance(value, bool)
     return hint is Any or hint is object or isinstance(value, hint)
-
-
-def _at_least(value: int, least: int, where: str) -> bool:
-    if value < least:
-        raise ConfigError(f"setting {where}: must be at least {least}, found {value}",
-                          field=where, found=value, valid=f">= {least}")
-    return True
 
 
 def _rebase(settings: _T, base: Path) -> _T:
@@ -493,12 +489,8 @@ class _Reader:
             where = f"{prefix}{key}"
             if key not in known:
                 raise self.unknown(where, sorted(known))
-            hint = _hints(cls)[key]
-            values[key] = self.value(hint, value, where, getattr(default, key, None))
-            try:
-                _check(hint, values[key], where, known[key])
-            except ConfigError as exc:
-                raise self.wrong(where, str(exc.details.get("valid")), value) from None
+            values[key] = self.value(_hints(cls)[key], value, where,
+                                     getattr(default, key, None), known[key])
         missing = [f.name for f in known.values() if f.name not in values
                    and f.default is MISSING and f.default_factory is MISSING]
         if missing and default is None:
@@ -506,14 +498,20 @@ class _Reader:
                               file=self.source, field=f"{prefix}{missing[0]}")
         return replace(cast(Any, default), **values) if default is not None else cls(**values)
 
-    def value(self, hint: Any, value: object, where: str, default: object) -> object:
+    def value(self, hint: Any, value: object, where: str, default: object,
+              meta: Field[Any] | None = None) -> object:
+        """``value`` converted to ``hint`` (lists to tuples, strings to paths...).
+
+        Raises:
+            ConfigError: naming ``where``, the value found and what is valid.
+        """
         origin = typing.get_origin(hint)
         args = typing.get_args(hint)
         if origin in (types.UnionType, typing.Union):
             options = [a for a in args if a is not type(None)]
             if len(options) == 1:
-                return self.value(options[0], value, where, default)
-            return value
+                return self.value(options[0], value, where, default, meta)
+            return self.leaf(hint, value, where, meta)
         if origin is tuple or origin is frozenset:
             if not isinstance(value, list):
                 raise self.wrong(where, _expected(hint), value)
@@ -538,4 +536,9 @@ class _Reader:
                 return hint(value)
             except ValueError:
                 raise self.wrong(where, _expected(hint), value) from None
+        return self.leaf(hint, value, where, meta)
+
+    def leaf(self, hint: Any, value: object, where: str, meta: Field[Any] | None) -> object:
+        if not _matches(hint, value, where, meta):
+            raise self.wrong(where, _expected(hint, meta), value)
         return value
