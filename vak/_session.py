@@ -27,7 +27,7 @@ import threading
 from collections import OrderedDict
 from typing import Generic
 
-from vak._seams import ModuleEngine, R
+from vak.seams import ModuleEngine, R
 from vak.errors import UnknownToolError
 from vak.manifest import Limits
 from vak.sandbox.types import CallOutcome, HostHandler

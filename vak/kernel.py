@@ -48,7 +48,7 @@ import orjson
 
 from vak import formats
 from vak._registry import RegisteredTool, Registry, skill_ref
-from vak._seams import KernelAudit, Mediation, ModuleEngine, ModuleWorkers, ScrubbingHandler
+from vak.seams import KernelAudit, Mediation, ModuleEngine, ModuleWorkers, ScrubbingHandler
 from vak._session import SessionTable
 from vak.audit.sink import AuditRef
 from vak.canonical import MAX_DEPTH, nesting_depth
@@ -75,7 +75,7 @@ class Kernel:
 
     The constructor is the one composition root: it resolves each room's
     settings from ``config``, builds the rooms and wires them through the
-    Protocols of :mod:`vak._seams`. ``secrets`` replaces the provider the
+    Protocols of :mod:`vak.seams`. ``secrets`` replaces the provider the
     config describes (e.g. the CLI's environment-backed one).
 
     If construction fails at any step, everything already opened is closed

@@ -1,4 +1,4 @@
-"""The narrow collaborators the kernel is composed of, as Protocols (internal).
+"""The narrow collaborators the kernel is composed of, as Protocols.
 
 :class:`vak.kernel.Kernel` builds the real parts (``Engine``, ``WorkerPool``,
 ``AuditLog``, ``Mediator``) in its constructor, its one composition root, but
@@ -10,6 +10,7 @@ calls; nothing here imports a room's implementation.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 from vak.audit.sink import AuditSink
@@ -30,6 +31,16 @@ __all__ = [
 
 class KernelAudit(AuditSink, Protocol):
     """The audit log as the kernel uses it: append, keyed digests, receipts, close."""
+
+    @property
+    def path(self) -> Path:
+        """The log file (for ``vak-audit verify`` after the run)."""
+        ...
+
+    @property
+    def public_key_path(self) -> Path:
+        """The file holding the log's public key(s)."""
+        ...
 
     def args_digest(self, args_bytes: bytes, /) -> str:
         """The keyed digest recorded for input and output bytes."""
