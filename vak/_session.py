@@ -27,10 +27,10 @@ import threading
 from collections import OrderedDict
 from typing import Generic
 
-from vak.seams import ModuleEngine, R
 from vak.errors import UnknownToolError
 from vak.manifest import Limits
 from vak.sandbox.types import CallOutcome, HostHandler
+from vak.seams import ModuleEngine, R
 
 __all__ = ["SessionTable"]
 

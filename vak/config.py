@@ -526,6 +526,9 @@ class _Reader:
                 raise self.wrong(where, "a table", value)
             start = default if is_dataclass(default) else None
             return self.dataclass(cast(type, hint), value, f"{where}.", start)
+        return self.scalar(hint, value, where, meta)
+
+    def scalar(self, hint: Any, value: object, where: str, meta: Field[Any] | None) -> object:
         if hint is Path:
             if not isinstance(value, str) or not value or "\0" in value:
                 raise self.wrong(where, _expected(hint), value)

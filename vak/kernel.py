@@ -48,7 +48,6 @@ import orjson
 
 from vak import formats
 from vak._registry import RegisteredTool, Registry, skill_ref
-from vak.seams import KernelAudit, Mediation, ModuleEngine, ModuleWorkers, ScrubbingHandler
 from vak._session import SessionTable
 from vak.audit.sink import AuditRef
 from vak.canonical import MAX_DEPTH, nesting_depth
@@ -64,6 +63,7 @@ from vak.errors import (
 from vak.host.secrets import SecretProvider
 from vak.invocation import Invocation, LoadedSkill, Principal, ToolSpec
 from vak.sandbox.types import CallOutcome, Runner
+from vak.seams import KernelAudit, Mediation, ModuleEngine, ModuleWorkers, ScrubbingHandler
 from vak.signing import VerifiedSkill
 from vak.trust import Tier, TrustStore
 

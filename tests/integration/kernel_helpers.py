@@ -54,8 +54,9 @@ COUNTER_WAT = r"""
 """
 
 
-def counter_skill(state: DemoState, root: Path) -> Path:
-    """The counter skill, signed with the demo key (trusted by the demo's trust store)."""
+def wat_skill(state: DemoState, root: Path, name: str, wat: str,
+              exports: tuple[str, ...] = ("execute",)) -> Path:
+    """A skill ``name`` built from ``wat``, signed with the demo key (trusted by the demo)."""
     import wasmtime
     import yaml
     from signing_helpers import TEMPLATE
@@ -63,16 +64,45 @@ def counter_skill(state: DemoState, root: Path) -> Path:
     from vak.keys import load_signing_key
     from vak.signing import sign_skill
 
-    skill = root / "counter"
+    skill = root / name
     skill.mkdir(parents=True, exist_ok=True)
-    def export(name: str) -> dict[str, object]:  # separate dicts: no YAML aliases
-        return {"name": name, "description": name, "input_schema": {"type": "object"},
-                "output_schema": {"type": "object"}}
 
-    doc = {**TEMPLATE, "name": "counter", "module": {"path": "counter.wasm"},
+    def export(export_name: str) -> dict[str, object]:  # separate dicts: no YAML aliases
+        return {"name": export_name, "description": export_name,
+                "input_schema": {"type": "object"}, "output_schema": {"type": "object"}}
+
+    doc = {**TEMPLATE, "name": name, "module": {"path": f"{name}.wasm"},
            "capabilities": {}, "limits": {"max_fuel": 100000, "max_host_calls": 0},
-           "exports": [export("execute"), export("trap")]}
+           "exports": [export(e) for e in exports]}
     (skill / "skill.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    (skill / "counter.wasm").write_bytes(wasmtime.wat2wasm(COUNTER_WAT))
+    (skill / f"{name}.wasm").write_bytes(wasmtime.wat2wasm(wat))
     sign_skill(skill, load_signing_key(state.workdir / "keys" / "demo-signer.key"))
     return skill
+
+
+def counter_skill(state: DemoState, root: Path) -> Path:
+    """The counter skill, signed with the demo key (trusted by the demo's trust store)."""
+    return wat_skill(state, root, "counter", COUNTER_WAT, ("execute", "trap"))
+
+
+def constant_output_wat(output: bytes) -> str:
+    """A module whose ``execute`` answers ``output`` verbatim, whatever its input."""
+    escaped = "".join(f"\\{b:02x}" for b in output)
+    packed = (1024 << 32) | len(output)
+    return f"""
+(module
+  (memory (export "memory") {1 + (1024 + len(output)) // 65536 + 1})
+  (global $heap (mut i32) (i32.const {2048 + len(output)}))
+  (data (i32.const 1024) "{escaped}")
+  (func (export "vak_alloc") (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
+    (local.get $p))
+  (func (export "execute") (param i32 i32) (result i64) (i64.const {packed})))
+"""
+
+
+def nested_output(depth: int) -> bytes:
+    """``{"a":{"a":...1...}}`` nested ``depth`` objects deep."""
+    return b'{"a":' * depth + b"1" + b"}" * depth
