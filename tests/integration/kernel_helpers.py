@@ -106,3 +106,16 @@ def constant_output_wat(output: bytes) -> str:
 def nested_output(depth: int) -> bytes:
     """``{"a":{"a":...1...}}`` nested ``depth`` objects deep."""
     return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+def signed_copy(state: DemoState, source: Path, root: Path) -> Path:
+    """A copy of the skill in ``source`` under ``root``, signed with the demo key."""
+    import shutil
+
+    from vak.keys import load_signing_key
+    from vak.signing import sign_skill
+
+    dest = root / source.name
+    shutil.copytree(source, dest, dirs_exist_ok=True)
+    sign_skill(dest, load_signing_key(state.workdir / "keys" / "demo-signer.key"))
+    return dest
