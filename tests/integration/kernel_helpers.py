@@ -31,6 +31,15 @@ def verify(state: DemoState) -> Any:
     return verify_log(state.log, load_trusted_keys(state.log_pub))
 
 
+#: a bump allocator over ``$heap``: the ``vak_alloc`` export of the test modules here
+ALLOC_WAT = r"""
+  (func (export "vak_alloc") (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
+    (local.get $p))
+"""
+
 #: a stateful skill: ``execute`` counts its calls in a global and answers
 #: ``{"n":D}`` with D = count mod 10; ``trap`` always traps. A fresh instance
 #: answers 1; only a reused one answers 2, 3, ...
@@ -40,12 +49,7 @@ COUNTER_WAT = r"""
   (global $heap (mut i32) (i32.const 1024))
   (global $count (mut i32) (i32.const 0))
   (data (i32.const 16) "{\"n\":0}")
-  (func (export "vak_alloc") (param $size i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
-    (local.get $p))
-  (func (export "execute") (param i32 i32) (result i64)
+""" + ALLOC_WAT + r"""  (func (export "execute") (param i32 i32) (result i64)
     (global.set $count (i32.add (global.get $count) (i32.const 1)))
     (i32.store8 (i32.const 21)
       (i32.add (i32.const 48) (i32.rem_u (global.get $count) (i32.const 10))))
@@ -94,12 +98,7 @@ def constant_output_wat(output: bytes) -> str:
   (memory (export "memory") {1 + (1024 + len(output)) // 65536 + 1})
   (global $heap (mut i32) (i32.const {2048 + len(output)}))
   (data (i32.const 1024) "{escaped}")
-  (func (export "vak_alloc") (param $size i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
-    (local.get $p))
-  (func (export "execute") (param i32 i32) (result i64) (i64.const {packed})))
+{ALLOC_WAT}  (func (export "execute") (param i32 i32) (result i64) (i64.const {packed})))
 """
 
 
