@@ -29,7 +29,7 @@ def measure(kind: str, n: int) -> int:
             from vak.config import KernelConfig
             from vak.sandbox.engine import Engine
 
-            vak_engine = Engine(KernelConfig(state_dir=Path(tmp), pool_total_instances=n + 8,
+            vak_engine = Engine(KernelConfig(state_dir=Path(tmp)).with_(pool_total_instances=n + 8,
                                              pool_total_memories=n + 8,
                                              pool_total_tables=n + 8))
             engine = vak_engine.wasmtime_engine

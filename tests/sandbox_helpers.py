@@ -15,7 +15,7 @@ SMALL_POOL = {"pool_total_instances": 32, "pool_total_memories": 32, "pool_total
 
 
 def small_config(tmp: Path, **changes: object) -> KernelConfig:
-    return KernelConfig(state_dir=tmp, **{**SMALL_POOL, **changes})  # type: ignore[arg-type]
+    return KernelConfig(state_dir=tmp).with_(**{**SMALL_POOL, **changes})
 
 
 def load_skill(engine: Engine, skill_dir: Path) -> tuple[str, Limits]:

@@ -231,8 +231,7 @@ def test_from_config(tmp_path: Path, ws: Path) -> None:
     from vak.host.secrets import provider_from_config
     from vak.policy.engine import PolicyEngine
 
-    cfg = KernelConfig(
-        state_dir=tmp_path,
+    cfg = KernelConfig(state_dir=tmp_path).with_(
         fs_mounts={"/workspace": ws},
         secrets_env=("API_TOKEN",),
         decision_cache_size=8,

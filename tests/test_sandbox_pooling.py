@@ -22,7 +22,7 @@ from vak.sandbox.ticker import EpochTicker
 @pytest.mark.parametrize("value", [0, -1, True, "10"], ids=["zero", "neg", "bool", "str"])
 def test_bad_pool_sizes_rejected(field: str, value: object) -> None:
     with pytest.raises(ConfigError):
-        apply_pooling(wasmtime.Config(), KernelConfig(**{field: value}))  # type: ignore
+        apply_pooling(wasmtime.Config(), KernelConfig().with_(**{field: value}))
 
 
 @pytest.mark.parametrize("changes", [{"epoch_tick_ms": 0}, {"wasm_stack_bytes": 1024}],

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.skipif(not oslock.barrier_status().complete,
 @pytest.fixture(scope="module")
 def pool(built_skills: Path) -> Iterator[tuple[WorkerPool, dict[str, str]]]:
     digests: dict[str, str] = {}
-    cfg = KernelConfig(worker_pool_size=1, require_os_sandbox=True, worker_hang_margin_ms=500)
+    cfg = KernelConfig().with_(worker_pool_size=1, require_os_sandbox=True,
+                               worker_hang_margin_ms=500)
     with WorkerPool(cfg) as p:
         for name, wasm in [("calculator", "calculator/calculator.wasm"),
                            ("kvstore", "kvstore/kvstore.wasm"),
@@ -87,7 +88,7 @@ def test_invalid_module_fails_typed_and_retries(built_skills: Path) -> None:
     from vak.errors import SkillLoadError
 
     bad = b"\x00asm\x01\x00\x00\x00\xff"
-    with WorkerPool(KernelConfig(worker_pool_size=1)) as p:
+    with WorkerPool(KernelConfig().with_(worker_pool_size=1)) as p:
         p.register(module_digest(bad), bad)
         for _ in range(2):  # the failure is not sticky: each call tries a fresh worker
             with pytest.raises(SkillLoadError):

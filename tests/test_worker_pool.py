@@ -35,7 +35,7 @@ def no_host(function: str, args: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[WorkerPool]:
-    cfg = KernelConfig(worker_pool_size=1, worker_hang_margin_ms=300)
+    cfg = KernelConfig().with_(worker_pool_size=1, worker_hang_margin_ms=300)
     with WorkerPool(cfg, probe=True) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
@@ -136,7 +136,7 @@ def test_worker_killed_mid_call_by_sigkill(pool: WorkerPool) -> None:
 
 
 def test_recycle_after_n_calls() -> None:
-    cfg = KernelConfig(worker_pool_size=1, worker_recycle_after=3)
+    cfg = KernelConfig().with_(worker_pool_size=1, worker_recycle_after=3)
     with WorkerPool(cfg, probe=True) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
@@ -156,7 +156,7 @@ def test_unregistered_digest_is_refused(pool: WorkerPool) -> None:
 
 
 def test_concurrent_calls_each_get_a_worker() -> None:
-    cfg = KernelConfig(worker_pool_size=2)
+    cfg = KernelConfig().with_(worker_pool_size=2)
     with WorkerPool(cfg, probe=True) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
@@ -172,7 +172,8 @@ def test_concurrent_calls_each_get_a_worker() -> None:
 
 @pytest.mark.skipif(not oslock.barrier_status().complete, reason="kernel lacks barriers")
 def test_require_os_sandbox_reports_applied_barriers() -> None:
-    with WorkerPool(KernelConfig(worker_pool_size=1, require_os_sandbox=True), probe=True) as p:
+    cfg = KernelConfig().with_(worker_pool_size=1, require_os_sandbox=True)
+    with WorkerPool(cfg, probe=True) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
         barriers = p.barriers()
@@ -215,4 +216,4 @@ def test_require_os_sandbox_refuses_loudly_without_barriers(
     )
     monkeypatch.setattr(pool_mod, "barrier_status", lambda: missing)
     with pytest.raises(OSSandboxUnavailableError, match="landlock_fs"):
-        WorkerPool(KernelConfig(require_os_sandbox=True), probe=True)
+        WorkerPool(KernelConfig().with_(require_os_sandbox=True), probe=True)

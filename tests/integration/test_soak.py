@@ -89,7 +89,8 @@ def _soak(demo_state: DemoState, built_skills: Path, tmp_path: Path,
                     kernel.invoke(tool, payload)
                     outcome = "ok" if benign else "hostile-succeeded"
                 except ToolCallError as exc:
-                    outcome = "benign-failed" if benign else type(exc).__name__
+                    name = type(exc).__name__
+                    outcome = f"benign-failed-{name}" if benign else name
                 with lock:
                     counts[outcome] += 1
         except BaseException as exc:  # anything else is a kernel fault: report it
@@ -112,7 +113,8 @@ def _soak(demo_state: DemoState, built_skills: Path, tmp_path: Path,
         for t in threads:
             t.join(timeout=30)
     assert not failures, failures
-    assert counts["hostile-succeeded"] == 0 and counts["benign-failed"] == 0, counts
+    assert counts["hostile-succeeded"] == 0, counts
+    assert not [k for k in counts if k.startswith("benign-failed")], counts
     assert counts["ok"] > 0 and counts["MemoryLimitExceeded"] > 0, counts
     # the least of the last samples: a transient allocation is not growth
     growth = min(samples[-3:]) - baseline
@@ -136,5 +138,9 @@ def test_soak_bounded(demo_state: DemoState, built_skills: Path, tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_soak_60s(demo_state: DemoState, built_skills: Path, tmp_path: Path) -> None:
+def test_soak_60s(demo_state: DemoState, built_skills: Path, tmp_path: Path,
+                  request: pytest.FixtureRequest) -> None:
+    """The full form (over a minute): run it with ``pytest -m slow``."""
+    if "slow" not in (request.config.getoption("markexpr") or "").replace("not slow", ""):
+        pytest.skip("the 60 s soak runs only when selected with -m slow")
     _soak(demo_state, built_skills, tmp_path, seconds=62, warmup=10)

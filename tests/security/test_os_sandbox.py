@@ -72,7 +72,8 @@ def probe_result(listener: tuple[socket.socket, list[object]]) -> dict[str, str]
     marker = "/tmp/vak-probe-escape"
     if os.path.exists(marker):
         os.unlink(marker)
-    with WorkerPool(KernelConfig(worker_pool_size=1, require_os_sandbox=True), probe=True) as p:
+    cfg = KernelConfig().with_(worker_pool_size=1, require_os_sandbox=True)
+    with WorkerPool(cfg, probe=True) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
         arg = {"parent_pid": os.getpid(), "port": srv.getsockname()[1]}
@@ -105,7 +106,7 @@ def test_loopback_server_saw_no_connection(
 
 
 def test_worker_status_shows_nnp_and_seccomp_filter() -> None:
-    with WorkerPool(KernelConfig(worker_pool_size=1), probe=True) as p:
+    with WorkerPool(KernelConfig().with_(worker_pool_size=1), probe=True) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
         (pid,) = p.pids(DIGEST)

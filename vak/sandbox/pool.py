@@ -212,6 +212,9 @@ class WorkerPool:
         self._spawn_q.put(None)
         for w in workers:
             w.kill()
+        if threading.current_thread() is not self._spawner:
+            # a start in flight ends within its start timeout; then the spawner exits
+            self._spawner.join(self._config.worker_start_timeout_ms / 1000)
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -226,6 +229,8 @@ class WorkerPool:
 
     def _spawn_loop(self) -> None:
         while (digest := self._spawn_q.get()) is not None:
+            if self._closed:
+                continue  # drain to the sentinel: a closed pool starts nothing more
             try:
                 worker = self._start(digest)
             except VakError as exc:
