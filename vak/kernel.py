@@ -42,7 +42,7 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -66,6 +66,9 @@ from vak.sandbox.types import CallOutcome, Runner
 from vak.seams import KernelAudit, Mediation, ModuleEngine, ModuleWorkers, ScrubbingHandler
 from vak.signing import VerifiedSkill
 from vak.trust import Tier, TrustStore
+
+if TYPE_CHECKING:
+    from vak.sandbox.engine import Resident
 
 __all__ = ["Kernel"]
 
@@ -103,9 +106,9 @@ class Kernel:
         self._semaphores: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
         self._audit_log: KernelAudit | None = None
-        self._engine_obj: ModuleEngine[Any] | None = None
+        self._engine_obj: ModuleEngine[Resident] | None = None
         self._mediator_obj: Mediation | None = None
-        self._sessions: SessionTable[Any] | None = None
+        self._sessions: SessionTable[Resident] | None = None
         try:
             self._trust = _load_trust(config)
             self._audit_log = _open_audit(config)
@@ -169,7 +172,7 @@ class Kernel:
         return self.audit
 
     @property
-    def _engine(self) -> ModuleEngine[Any]:
+    def _engine(self) -> ModuleEngine[Resident]:
         if self._engine_obj is None:
             raise ConfigError("the kernel is closed", fix="create a new Kernel")
         return self._engine_obj
@@ -536,10 +539,19 @@ def _status_of(exc: VakError) -> str:
 
 
 def _encode_input(name: str, payload: object) -> bytes:
+    """The call's input as JSON bytes, nesting bounded like outputs.
+
+    Raises:
+        InputValidationError: not JSON-encodable, or nested deeper than ``MAX_DEPTH``.
+    """
     try:
-        return orjson.dumps(payload)
+        data = orjson.dumps(payload)
     except TypeError as exc:
         raise InputValidationError(f"{name}: input is not JSON: {exc}", tool=name) from None
+    if nesting_depth(payload) > MAX_DEPTH:
+        raise InputValidationError(f"{name}: input nests deeper than {MAX_DEPTH} levels",
+                                   tool=name, max_depth=MAX_DEPTH)
+    return data
 
 
 # ------------------------------------------------------------ composition
@@ -587,7 +599,7 @@ def _open_audit(config: KernelConfig) -> KernelAudit:
     return AuditLog.from_config(config)
 
 
-def _make_engine(config: KernelConfig) -> ModuleEngine[Any]:
+def _make_engine(config: KernelConfig) -> ModuleEngine[Resident]:
     from vak.sandbox.engine import Engine
 
     return Engine(config)
@@ -609,7 +621,7 @@ def _make_mediator(config: KernelConfig, audit: KernelAudit,
     )
 
 
-def _make_sessions(config: KernelConfig, engine: ModuleEngine[Any]) -> SessionTable[Any]:
+def _make_sessions(config: KernelConfig, engine: ModuleEngine[Resident]) -> SessionTable[Resident]:
     total = config.engine.pool_total_instances
     if not 0 < config.session_max_live < total:
         raise ConfigError(

@@ -133,3 +133,14 @@ def test_unexpected_exception_is_a_tool_error_naming_only_its_type(
         body = json.loads(result.content[0].text)
         assert body["error"] == "internal_error" and "RuntimeError" in body["message"]
         assert "hunter2" not in result.content[0].text
+
+
+@pytest.mark.parametrize("depth", [129, 250, 300, 5000])
+def test_deep_input_is_refused_before_the_guest_runs(kernel: Kernel, depth: int) -> None:
+    from vak.errors import InputValidationError
+
+    payload: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        payload = {"a": payload}
+    with pytest.raises(InputValidationError):
+        kernel.invoke("calculator__execute", payload)
