@@ -116,14 +116,16 @@ def test_room_never_imports(room: str, banned: tuple[str, ...]) -> None:
     assert not bad, "\n".join(bad)
 
 
-#: the composition root, the CLI and what renders the config for it (``vak init``)
-CONFIG_READERS = ("vak", "vak.kernel", "vak.cli", "vak._configdoc")
+#: the composition root, the CLI and what renders the config for it (``vak init``);
+#: ``vak/__init__`` names ``KernelConfig`` lazily
+CONFIG_READERS = ("vak.kernel", "vak.cli", "vak._configdoc")
 
 
 def test_only_the_composition_root_and_cli_import_kernel_config() -> None:
     bad = sorted(
         m for m in modules()
-        if "vak.config" in imports_of(m) and not any(_within(m, ok) for ok in CONFIG_READERS)
+        if "vak.config" in imports_of(m) and m != "vak"
+        and not any(_within(m, ok) for ok in CONFIG_READERS)
     )
     assert not bad, f"{bad} import vak.config: take the room's settings object instead"
 
