@@ -49,7 +49,8 @@ def _setup(ctx: Context) -> dict[str, Any]:
     from vak.config import SHIPPED_POLICY_DIR
     from vak.host.context import CallContext
     from vak.host.mediation import Mediator
-    from vak.manifest import Capabilities, Limits, Manifest, ModuleRef
+    from vak.identity.manifest import Capabilities, Limits, Manifest, ModuleRef
+    from vak.identity.trust import Tier
     from vak.policy.engine import PolicyEngine
     from vak.policy.entities import CedarRequest, file_entity, principal_for
 
@@ -60,7 +61,7 @@ def _setup(ctx: Context) -> dict[str, Any]:
     ctx.cache.setdefault("closers", []).append(log.close)
     manifest = Manifest("bench", "1.0.0", "", "", "", ModuleRef("m.wasm", "00" * 32),
                         Capabilities(fs_read=("/workspace",)), Limits(max_host_calls=10**9), ())
-    call_ctx = CallContext(manifest, "sha256:" + "11" * 32, "00" * 32, "ed25519:x", "trusted",
+    call_ctx = CallContext(manifest, "sha256:" + "11" * 32, "00" * 32, "ed25519:x", Tier.TRUSTED,
                            "inv")
 
     def handler(cache_size: int) -> Callable[[str, bytes], bytes]:

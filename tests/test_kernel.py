@@ -9,16 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vak._registry import WIRE_NAME_RE, Registry, wire_name
-from vak._validation import compile_validator
 from vak.errors import (
     InputValidationError,
     OutputValidationError,
     SkillLoadError,
     UnknownToolError,
 )
+from vak.identity.manifest import Capabilities, ExportSpec, Limits, Manifest, ModuleRef
+from vak.identity.trust import Tier
+from vak.identity.validation import compile_validator
 from vak.invocation import Invocation, LoadedSkill, Principal, freeze_mapping, thaw
-from vak.manifest import Capabilities, ExportSpec, Limits, Manifest, ModuleRef
-from vak.trust import Tier
 
 OBJ = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}
 

@@ -28,7 +28,7 @@ from collections import OrderedDict
 from typing import Generic
 
 from vak.errors import UnknownToolError
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox.types import CallOutcome, HostHandler
 from vak.seams import ModuleEngine, R
 

@@ -16,8 +16,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: handing out values must not load the verifier stack
-    from vak.manifest import Manifest
-    from vak.trust import Tier
+    from vak.identity.manifest import Manifest
+    from vak.identity.ref import SkillRef
+    from vak.identity.trust import Tier
 
 __all__ = ["Invocation", "LoadedSkill", "Principal", "ToolSpec", "freeze_mapping", "thaw"]
 
@@ -79,6 +80,13 @@ class LoadedSkill:
     #: runs in the OS-sandboxed worker (every tier but TRUSTED, or ``worker.force``)
     use_worker: bool
     manifest_sha256: str = ""
+
+    @property
+    def ref(self) -> SkillRef:
+        """How audit entries name this skill (docs/AUDIT-FORMAT.md, ``skill``)."""
+        from vak.identity.ref import SkillRef
+
+        return SkillRef.of(self.name, self.version, self.manifest_sha256, self.signer_key_id)
 
 
 @dataclass(frozen=True, slots=True)

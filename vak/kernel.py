@@ -11,7 +11,7 @@ It ties the rooms together without adding policy of its own::
 
 Invariants:
 
-* nothing reaches the compiler unless :func:`vak.signing.verify_skill`
+* nothing reaches the compiler unless :func:`vak.identity.signing.verify_skill`
   accepted its signature and signer (``require_signature`` is on by default;
   unknown signers are refused);
 * each module is compiled once and each export's validators are compiled once,
@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from vak import formats
-from vak._registry import RegisteredTool, Registry, skill_ref
+from vak._registry import RegisteredTool, Registry
 from vak._session import SessionTable
 from vak.audit.sink import AuditRef
 from vak.canonical import MAX_DEPTH, nesting_depth
@@ -61,11 +61,12 @@ from vak.errors import (
     VakError,
 )
 from vak.host.secrets import SecretProvider
+from vak.identity.floor import VERSION_FLOOR_FILE, VersionFloor
+from vak.identity.signing import VerifiedSkill
+from vak.identity.trust import Tier, TrustStore
 from vak.invocation import Invocation, LoadedSkill, Principal, ToolSpec
 from vak.sandbox.types import CallOutcome, Runner
 from vak.seams import KernelAudit, Mediation, ModuleEngine, ModuleWorkers, ScrubbingHandler
-from vak.signing import VerifiedSkill
-from vak.trust import Tier, TrustStore
 
 if TYPE_CHECKING:
     from vak.sandbox.engine import Resident
@@ -111,6 +112,7 @@ class Kernel:
         self._sessions: SessionTable[Resident] | None = None
         try:
             self._trust = _load_trust(config)
+            self._floor = VersionFloor.open(config.state_dir / VERSION_FLOOR_FILE)
             self._audit_log = _open_audit(config)
             self._engine_obj = _make_engine(config)
             self._mediator_obj = _make_mediator(config, self._audit_log, secrets)
@@ -193,12 +195,16 @@ class Kernel:
                 is unsigned, tampered with, or signed by a key not trusted.
             SkillLoadError: compilation failed, the skill is already loaded, or
                 a wire name collides with a loaded tool.
+            SkillDowngradeError: a higher version of the skill from the same
+                signer was loaded before (unless ``allow_downgrade``).
             AuditError: the ``skill_loaded`` entry could not be written (the
                 skill is then not loaded).
         """
         self._check_open()
         skill_dir = Path(path)
         verified = _verify(skill_dir, self._trust, self.config)
+        if not self.config.allow_downgrade:
+            self._floor.check(verified.ref, skill_dir=str(skill_dir))
         manifest = verified.manifest
         skill = LoadedSkill(
             name=manifest.name,
@@ -222,6 +228,7 @@ class Kernel:
             # recorded before load_skill returns; a skill whose load cannot be
             # recorded is not kept callable (fail closed)
             try:
+                self._floor.record(verified.ref)
                 self._audit.append("skill_loaded", _load_fields(skill, tools),
                                    durable=self._strict)
             except BaseException:
@@ -520,10 +527,8 @@ def _decode_output(tool: str, data: bytes) -> object:
 
 def _load_fields(skill: LoadedSkill, tools: list[RegisteredTool]) -> dict[str, Any]:
     """The ``skill_loaded`` entry's fields (docs/AUDIT-FORMAT.md)."""
-    ref = dict(skill_ref(skill))
-    ref["module_sha256"] = f"sha256:{skill.module_sha256}"
     return {
-        "skill": ref,
+        "skill": skill.ref.to_audit_loaded(skill.module_sha256, skill.tier),
         "tools": [t.spec.name for t in tools],
         "route": "worker" if skill.use_worker else "engine",
     }
@@ -570,8 +575,8 @@ def _load_trust(config: KernelConfig) -> TrustStore | None:
 
 
 def _verify(skill_dir: Path, trust: TrustStore | None, config: KernelConfig) -> VerifiedSkill:
-    from vak import signing
-    from vak.manifest import load_manifest
+    from vak.identity import signing
+    from vak.identity.manifest import load_manifest
 
     if config.require_signature:
         if trust is None:  # _load_trust refuses this; never fall through to the dev path
@@ -649,7 +654,7 @@ def _handler(mediator: Mediation, tool: RegisteredTool, inv_id: str,
         manifest_digest=f"sha256:{skill.manifest_sha256}",
         module_sha256=skill.module_sha256,
         signer_key_id=skill.signer_key_id,
-        trust_tier=str(skill.tier),
+        trust_tier=skill.tier,
         invocation_id=inv_id,
         session_id=session or "",
     ))

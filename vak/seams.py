@@ -15,7 +15,7 @@ from typing import Protocol, TypeVar
 
 from vak.audit.sink import AuditSink
 from vak.host.context import CallContext
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox.types import CallOutcome, HostHandler, Runner
 
 __all__ = [

@@ -65,8 +65,8 @@ def wat_skill(state: DemoState, root: Path, name: str, wat: str,
     import yaml
     from signing_helpers import TEMPLATE
 
-    from vak.keys import load_signing_key
-    from vak.signing import sign_skill
+    from vak.identity.keys import load_signing_key
+    from vak.identity.signing import sign_skill
 
     skill = root / name
     skill.mkdir(parents=True, exist_ok=True)
@@ -111,8 +111,8 @@ def signed_copy(state: DemoState, source: Path, root: Path) -> Path:
     """A copy of the skill in ``source`` under ``root``, signed with the demo key."""
     import shutil
 
-    from vak.keys import load_signing_key
-    from vak.signing import sign_skill
+    from vak.identity.keys import load_signing_key
+    from vak.identity.signing import sign_skill
 
     dest = root / source.name
     shutil.copytree(source, dest, dirs_exist_ok=True)

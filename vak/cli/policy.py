@@ -39,7 +39,8 @@ from vak.host.kv import KvFamily
 from vak.host.log import LogFamily
 from vak.host.random import RandomFamily
 from vak.host.secrets import NoSecrets, SecretsFamily
-from vak.manifest import Capabilities, Limits, Manifest, ModuleRef, load_manifest
+from vak.identity.manifest import Capabilities, Limits, Manifest, ModuleRef, load_manifest
+from vak.identity.trust import Tier
 from vak.policy.engine import PolicyEngine
 from vak.policy.entities import CedarRequest, principal_for
 from vak.policy.normalize import NormalizeError, normalize_url
@@ -83,7 +84,7 @@ def register(subparsers: Any) -> None:
         help="operator policy dirs (default: the config's policy_dirs)",
     )
     t.add_argument("--config", default="vak.toml", metavar="vak.toml")
-    t.add_argument("--tier", default="trusted", choices=["trusted", "untrusted"])
+    t.add_argument("--tier", default=Tier.TRUSTED.value, choices=[tier.value for tier in Tier])
     t.add_argument("--json", action="store_true", help="print JSON instead of text")
     t.set_defaults(func=cmd_test)
 
@@ -186,7 +187,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         raise ConfigError("--context must be a JSON object", field="--context")
     engine = PolicyEngine.load(_dirs(args, args.policies))
     manifest = _manifest(args.skill)
-    ctx = CallContext(manifest, "sha256:cli", manifest.module.sha256 or "", "", args.tier, "cli")
+    ctx = CallContext(manifest, "sha256:cli", manifest.module.sha256 or "", "", Tier(args.tier),
+                      "cli")
     try:
         prepared = _prepare(args.action, args.resource, ctx, args.ip)
     except NormalizeError as exc:
@@ -196,7 +198,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         manifest_digest="sha256:cli",
         module_sha256=ctx.module_sha256,
         signer="",
-        trust_tier=args.tier,
+        trust_tier=ctx.trust_tier,
     )
     fn_name = args.action.removeprefix('Vak::Action::"').removesuffix('"')
     request = CedarRequest(

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vak.manifest import Manifest
+from vak.identity.manifest import Manifest
+from vak.identity.ref import SkillRef
+from vak.identity.trust import Tier
 
 __all__ = ["COUNTER_MAX", "CallContext", "CallCounters"]
 
@@ -48,7 +50,13 @@ class CallContext:
     manifest_digest: str  # "sha256:<hex>" of the canonical signed manifest
     module_sha256: str
     signer_key_id: str  # "ed25519:<hex>" or "" for unsigned dev skills
-    trust_tier: str  # "trusted" | "untrusted"
+    trust_tier: Tier
     invocation_id: str
     session_id: str = ""
     counters: CallCounters = field(default_factory=CallCounters, compare=False)
+
+    @property
+    def skill(self) -> SkillRef:
+        """How audit entries of this call name the skill (docs/AUDIT-FORMAT.md)."""
+        return SkillRef(self.manifest.name, self.manifest.version, self.manifest_digest,
+                        self.signer_key_id)

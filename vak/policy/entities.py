@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from vak.manifest import Manifest
+from vak.identity.manifest import Manifest
 from vak.policy.normalize import ancestors, normalize_grants
 
 __all__ = [
