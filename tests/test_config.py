@@ -209,3 +209,33 @@ def test_found_value_is_bounded_in_the_message(tmp_path: Path) -> None:
 def test_any_mapping_is_a_config_or_a_config_error(data: dict[str, dict[str, object]]) -> None:
     with contextlib.suppress(ConfigError):
         KernelConfig.from_mapping(data, base=Path("/b"))
+
+
+def test_audit_settings_alone_match_the_full_config(tmp_path: Path) -> None:
+    from vak.config import audit_settings_from_toml
+
+    for text in ('state_dir = "s"\n[audit]\nlog = "a/x.log"\nfsync = "batched:5"\n',
+                 '[kernel]\nstate_dir = "/abs/st"\n', "",
+                 'state_dir = "s"\n[engine]\nfuel = false\n[audit]\norigin = "o.vak/k"\n'):
+        (tmp_path / "vak.toml").write_text(text)
+        full = KernelConfig.from_toml(tmp_path / "vak.toml").audit_settings()
+        assert audit_settings_from_toml(tmp_path / "vak.toml") == full, text
+    (tmp_path / "vak.toml").write_text("[audit]\nfsync = 5\n")
+    with pytest.raises(ConfigError, match=r"audit\.fsync"):
+        audit_settings_from_toml(tmp_path / "vak.toml")
+
+
+def test_reading_the_audit_settings_loads_no_other_room(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "vak.toml").write_text('state_dir = "s"\n[audit]\norigin = "o.vak/k"\n')
+    code = (
+        "import sys\n"
+        "from vak.config import audit_settings_from_toml\n"
+        f"audit_settings_from_toml({str(tmp_path / 'vak.toml')!r})\n"
+        "rooms = ('vak.sandbox', 'vak.host', 'vak.policy', 'vak.kernel', 'wasmtime')\n"
+        "loaded = [m for m in sys.modules if m.startswith(rooms)]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -76,15 +76,19 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 from vak.audit.settings import AuditSettings
 from vak.errors import ConfigError
-from vak.host.settings import HostSettings
-from vak.policy.settings import PolicySettings
-from vak.sandbox.settings import EngineSettings, WorkerSettings
 
-__all__ = ["SHIPPED_POLICY_DIR", "KernelConfig"]
+if TYPE_CHECKING:
+    # the other rooms' settings load on first use: reading only the [audit] table
+    # (``vak-audit verify --config``) must not load the sandbox, host or policy packages
+    from vak.host.settings import HostSettings
+    from vak.policy.settings import PolicySettings
+    from vak.sandbox.settings import EngineSettings, WorkerSettings
+
+__all__ = ["SHIPPED_POLICY_DIR", "KernelConfig", "audit_settings_from_toml"]
 
 #: base policies and the Cedar schema shipped with the kernel
 SHIPPED_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
@@ -114,12 +118,31 @@ class _Flat(Generic[_T]):
         return cast(_T, getattr(getattr(obj, self.room), self.field))
 
 
+_DEFAULT_STATE_DIR = Path(".vak")
+
+
 def _engine_default() -> EngineSettings:
+    from vak.sandbox.settings import EngineSettings
+
     return EngineSettings(module_cache_dir=Path("cache"))
 
 
+def _worker_default() -> WorkerSettings:
+    from vak.sandbox.settings import WorkerSettings
+
+    return WorkerSettings()
+
+
 def _host_default() -> HostSettings:
+    from vak.host.settings import HostSettings
+
     return HostSettings(kv_path=Path("kv.sqlite3"))
+
+
+def _policy_default() -> PolicySettings:
+    from vak.policy.settings import PolicySettings
+
+    return PolicySettings()
 
 
 def _audit_default() -> AuditSettings:
@@ -139,7 +162,7 @@ class KernelConfig:
     """
 
     # --- the kernel's own settings ------------------------------------------
-    state_dir: Path = Path(".vak")
+    state_dir: Path = _DEFAULT_STATE_DIR
     trust_store: Path | None = None
     #: refuse skills whose signer is not in the trust store (never turn off in prod)
     require_signature: bool = True
@@ -158,9 +181,9 @@ class KernelConfig:
 
     # --- each room's settings ------------------------------------------------
     engine: EngineSettings = field(default_factory=_engine_default)
-    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    worker: WorkerSettings = field(default_factory=_worker_default)
     host: HostSettings = field(default_factory=_host_default)
-    policy: PolicySettings = field(default_factory=PolicySettings)
+    policy: PolicySettings = field(default_factory=_policy_default)
     audit: AuditSettings = field(default_factory=_audit_default)
 
     def __post_init__(self) -> None:
@@ -282,15 +305,7 @@ class KernelConfig:
                 a value of the wrong type (the message names the key).
         """
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(
-                f"{path}: config file not found", file=str(path),
-                fix="pass --config PATH to an existing vak.toml (vak demo writes one)",
-            ) from None
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read config: {exc}", file=str(path)) from None
+        data = _read_toml(path)
         return cls.from_mapping(data, base=path.parent.resolve(), source=str(path))
 
     @classmethod
@@ -319,6 +334,43 @@ class KernelConfig:
                     raise reader.unknown(legacy, _own_keys(cls, rooms))
                 top[room] = {**table, name: top.pop(legacy)}
         return reader.dataclass(cls, top, "", cls())
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: config file not found", file=str(path),
+            fix="pass --config PATH to an existing vak.toml (vak demo writes one)",
+        ) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}", file=str(path)) from None
+
+
+def audit_settings_from_toml(path: str | Path) -> AuditSettings:
+    """Only the audit log's settings of a ``vak.toml``, paths resolved (for verifiers).
+
+    Reads ``state_dir`` and the ``[audit]`` table with the same checks as
+    :meth:`KernelConfig.from_toml`, and nothing else: a verifier of the log
+    (``vak-audit verify --config``) loads no other room.
+
+    Raises:
+        ConfigError: the file is missing or not TOML, or ``state_dir`` or the
+            ``[audit]`` table is invalid.
+    """
+    path = Path(path)
+    data = _read_toml(path)
+    reader = _Reader(path.parent.resolve(), str(path))
+    kernel = data.get("kernel", {})
+    state = data.get("state_dir", kernel.get("state_dir") if isinstance(kernel, Mapping) else None)
+    state_dir = _DEFAULT_STATE_DIR if state is None else cast(
+        Path, reader.value(Path, state, "state_dir", None))
+    table = data.get("audit", {})
+    if not isinstance(table, Mapping):
+        raise reader.wrong("audit", "a table", table)
+    audit = reader.dataclass(AuditSettings, table, "audit.", _audit_default())
+    return _rebase(audit, state_dir)
 
 
 # ---------------------------------------------------------------------- names
@@ -351,7 +403,16 @@ def _hints(cls: type) -> dict[str, Any]:
     """The resolved field types of a settings dataclass (annotations are strings here)."""
     hints = _HINTS.get(cls)
     if hints is None:
-        hints = _HINTS[cls] = typing.get_type_hints(cls)
+        namespace = None
+        if cls is KernelConfig:
+            from vak.host.settings import HostSettings
+            from vak.policy.settings import PolicySettings
+            from vak.sandbox.settings import EngineSettings, WorkerSettings
+
+            namespace = {**globals(), "EngineSettings": EngineSettings,
+                         "WorkerSettings": WorkerSettings, "HostSettings": HostSettings,
+                         "PolicySettings": PolicySettings}
+        hints = _HINTS[cls] = typing.get_type_hints(cls, globalns=namespace)
     return hints
 
 
