@@ -6,8 +6,8 @@ The rules (RULES contract 2 and docs/ARCHITECTURE.md "Imports that are forbidden
 * the host never imports the facade; the policy never imports the host;
 * audit never imports the sandbox, policy, host or the facade;
 * the audit verifier, with everything it imports inside ``vak``, reaches only
-  the audit format part, ``vak.canonical`` and ``vak.errors`` (no wasmtime,
-  cedarpy or jsonschema);
+  the audit format part, the identity key files, ``vak.canonical`` and
+  ``vak.errors`` (no wasmtime, cedarpy or jsonschema);
 * inside ``vak/`` nothing imports from the ``vak`` package itself (``from vak
   import X`` loads the facade): import from the defining module;
 * a ``_``-private module is imported only from inside the package that holds it.
