@@ -222,6 +222,7 @@ class KernelConfig:
     decision_cache_size = _Flat[int]("policy", "decision_cache_size")
     audit_origin = _Flat[str]("audit", "origin")
     audit_fsync = _Flat[str]("audit", "fsync")
+    audit_trust = _Flat[Path | None]("audit", "trust")
     pool_total_instances = _Flat[int]("engine", "pool_total_instances")
     pool_total_memories = _Flat[int]("engine", "pool_total_memories")
     pool_max_memory_bytes = _Flat[int]("engine", "pool_max_memory_bytes")

@@ -229,7 +229,9 @@ class WorkerPool:
 
     def _spawn_loop(self) -> None:
         while (digest := self._spawn_q.get()) is not None:
-            if self._closed:
+            with self._cond:
+                closed = self._closed
+            if closed:
                 continue  # drain to the sentinel: a closed pool starts nothing more
             try:
                 worker = self._start(digest)
