@@ -301,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
 
         with contextlib.suppress(ImportError):
             import vak.sandbox.engine
-        import vak.config  # noqa: F401
+        import vak.config
+
+        vak.config.KernelConfig()  # loads the room settings it resolves lazily
 
         _pin_package_versions(("wasmtime",))
     reader = FrameReader(in_fd, DEFAULT_MAX_BODY)
