@@ -78,6 +78,7 @@ __all__ = [
     "ManifestError",
     "MemoryLimitExceeded",
     "OSSandboxUnavailableError",
+    "OutputStructureError",
     "OutputTooLarge",
     "OutputValidationError",
     "PolicyDeniedError",

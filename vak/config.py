@@ -238,6 +238,7 @@ class KernelConfig:
     http_timeout_ms = _Flat[int]("host", "http_timeout_ms")
     force_worker = _Flat[bool]("worker", "force")
     require_os_sandbox = _Flat[bool]("worker", "require_os_sandbox")
+    worker_allow_unsandboxed = _Flat[bool]("worker", "allow_unsandboxed")
     worker_pool_size = _Flat[int]("worker", "pool_size")
     worker_recycle_after = _Flat[int]("worker", "recycle_after")
     worker_cpu_seconds = _Flat[int]("worker", "cpu_seconds")

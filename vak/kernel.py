@@ -114,6 +114,7 @@ class Kernel:
             self._trust = _load_trust(config)
             self._floor = VersionFloor.open(config.state_dir / VERSION_FLOOR_FILE)
             self._audit_log = _open_audit(config)
+            _record_sandbox_state(self._audit_log, config)
             self._engine_obj = _make_engine(config)
             self._mediator_obj = _make_mediator(config, self._audit_log, secrets)
             if config.session_reuse:
@@ -252,6 +253,14 @@ class Kernel:
     def skills(self) -> tuple[LoadedSkill, ...]:
         """Every loaded skill (name, version, digest, signer, tier, route)."""
         return self._registry.skills()
+
+    def sandbox_status(self) -> dict[str, Any]:
+        """The sandbox as it runs (``vak status``): OS barriers and what they mean
+        for untrusted skills, and which wasmtime call path the self-test chose."""
+        from vak.sandbox.oslock import sandbox_report
+
+        return {**sandbox_report(self.config.worker.allow_unsandboxed),
+                "wasmtime": dict(self._engine.fast_paths)}
 
     # ------------------------------------------------------------------ invoking
     def invoke(
@@ -499,6 +508,10 @@ class _LazyHost:
     def __call__(self, name: str, payload: bytes, /) -> bytes:
         return self._get()(name, payload)
 
+    def refuse(self, function: str, policy_id: str, reason: str, /) -> BaseException:
+        """Record a call the engine refused (bad span, call limit); the error to raise."""
+        return self._get().refuse(function, policy_id, reason)
+
     def scrub(self, output: bytes) -> bytes:
         return output if self._handler is None else self._handler.scrub(output)
 
@@ -606,10 +619,26 @@ def _open_audit(config: KernelConfig) -> KernelAudit:
     return AuditLog.open(config.audit_settings())
 
 
+def _host_names() -> tuple[str, ...]:
+    from vak.host.catalog import HOST_FUNCTIONS
+
+    return tuple(f.name for f in HOST_FUNCTIONS)
+
+
+def _record_sandbox_state(audit: KernelAudit, config: KernelConfig) -> None:
+    """Record at start that this host lacks OS barriers (untrusted skills refused
+    or, by the operator's choice, run with fewer barriers)."""
+    from vak.sandbox.oslock import sandbox_report
+
+    report = sandbox_report(config.worker.allow_unsandboxed)
+    if report["degraded"]:
+        audit.append("sandbox_degraded", report)
+
+
 def _make_engine(config: KernelConfig) -> ModuleEngine[Resident]:
     from vak.sandbox.engine import Engine
 
-    return Engine(config)
+    return Engine(config.engine_settings(), _host_names())
 
 
 def _make_mediator(config: KernelConfig, audit: KernelAudit,
@@ -643,7 +672,7 @@ def _make_sessions(config: KernelConfig, engine: ModuleEngine[Resident]) -> Sess
 def _make_pool(config: KernelConfig) -> ModuleWorkers:
     from vak.sandbox.pool import WorkerPool
 
-    return WorkerPool(config)
+    return WorkerPool(config.worker_settings(), config.engine_settings(), _host_names())
 
 
 def _handler(mediator: Mediation, tool: RegisteredTool, inv_id: str,

@@ -10,6 +10,7 @@ calls; nothing here imports a room's implementation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -72,6 +73,11 @@ class ModuleEngine(Runner, Protocol[R]):
 
     def compile(self, module_bytes: bytes, digest: str, /) -> object:
         """Compile (or load from cache) ``module_bytes`` whose sha256 is ``digest``."""
+        ...
+
+    @property
+    def fast_paths(self) -> Mapping[str, object]:
+        """Which wasmtime call path runs and what the start self-test found."""
         ...
 
     def open_resident(self, module_digest: str, limits: Limits, /) -> R: ...
