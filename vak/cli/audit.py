@@ -439,7 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(Code.USAGE)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # a defect: say so, with its own exit code, and no traceback
+    # a defect: say so, with its own exit code, and no traceback
+    except Exception as exc:  # noqa: BLE001
         _fail(f"internal error ({type(exc).__name__}): {str(exc)[:500]}", "INTERNAL",
               to_stdout=True)
         return EXIT_INTERNAL

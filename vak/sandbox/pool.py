@@ -454,7 +454,7 @@ class WorkerPool:
                     f"refusal of {function} produced {type(refused).__name__}")
             elif error is None:
                 reply = host(function, frame.body)
-        except Exception as exc:  # the handler's own failure is the call's cause
+        except Exception as exc:  # noqa: BLE001 - the handler's own failure is the call's cause
             error = exc
         fields: dict[str, Any] = {"id": frame.header["id"], "ok": error is None}
         if error is not None:
