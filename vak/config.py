@@ -78,6 +78,7 @@ from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass, 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
+from vak._resources import policy_dir
 from vak.audit.settings import AuditSettings
 from vak.errors import ConfigError
 
@@ -90,8 +91,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SHIPPED_POLICY_DIR", "KernelConfig", "audit_settings_from_toml"]
 
-#: base policies and the Cedar schema shipped with the kernel
-SHIPPED_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+#: base policies and the Cedar schema shipped inside the package (vak/policies)
+SHIPPED_POLICY_DIR = policy_dir()
 
 #: a config value that cannot be a legitimate path, list or string is cut here in messages
 _SHOWN = 60

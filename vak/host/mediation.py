@@ -391,7 +391,8 @@ class MediatedHandler:
             return orjson.dumps(out), "ok", ""
         except HostEffectError as exc:
             return orjson.dumps({"error": exc.code, "message": exc.message}), "error", exc.code
-        except Exception as exc:  # an effect bug must not crash the kernel or leak details
+        # an effect bug must not crash the kernel or leak details
+        except Exception as exc:  # noqa: BLE001
             _log.error("host effect failed: %s", type(exc).__name__)
             return (
                 orjson.dumps({"error": "host_failure", "message": "host function failed"}),

@@ -247,7 +247,7 @@ _TRANSLATED = (
 )
 
 
-def classify_ip(ip: str) -> str:
+def classify_ip(ip: str) -> str:  # noqa: C901 - one table of address classes, in order
     """The class of an IP address, the ``ip_class`` attribute policies test.
 
     One of ``metadata``, ``loopback``, ``unspecified``, ``link_local``,
