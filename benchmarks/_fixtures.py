@@ -103,7 +103,7 @@ def kernel_config(ctx: Context, name: str, **changes: Any) -> Any:
 
     state = ctx.workdir / "state" / name
     state.mkdir(parents=True, exist_ok=True)
-    return KernelConfig(state_dir=state, trust_store=trust_file(ctx), **changes)
+    return KernelConfig(state_dir=state, trust_store=trust_file(ctx)).with_(**changes)
 
 
 def naive_caller(module_bytes: bytes, export: str, payload: Any) -> Callable[[], Any]:

@@ -23,7 +23,7 @@ HOST_NAMES = tuple(f.name for f in HOST_FUNCTIONS)
 
 def small_config(tmp: Path, **changes: object) -> KernelConfig:
     """A kernel config with a small engine pool, state under ``tmp``."""
-    return KernelConfig(state_dir=tmp, **{**SMALL_POOL, **changes})  # type: ignore[arg-type]
+    return KernelConfig(state_dir=tmp).with_(**{**SMALL_POOL, **changes})
 
 
 def small_settings(tmp: Path, **changes: object) -> EngineSettings:

@@ -178,7 +178,7 @@ def test_torn_line_inside_checkpointed_prefix_refuses_to_start(tmp_path: Path) -
 
 
 def test_from_config(tmp_path: Path) -> None:
-    cfg = KernelConfig(state_dir=tmp_path, audit_origin="cfg.vak/k")
+    cfg = KernelConfig(state_dir=tmp_path).with_(audit_origin="cfg.vak/k")
     log = AuditLog.open(AuditSettings(cfg.resolved("audit_log"), cfg.resolved("audit_key"),
                                       cfg.resolved("audit_hmac_key"), origin=cfg.audit_origin))
     log.append("heartbeat", {})

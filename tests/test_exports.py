@@ -32,3 +32,29 @@ def test_every_name_resolves() -> None:
 
 def test_every_error_is_exported() -> None:
     assert set(vak.errors.__all__) <= set(vak.__all__)
+
+
+def test_names_resolve_lazily() -> None:
+    """``import vak`` loads none of the kernel (PEP 562); a name loads its module on use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, vak\n"
+        "heavy = ('vak.kernel', 'vak.config', 'wasmtime', 'cedarpy', 'jsonschema')\n"
+        "loaded = [m for m in heavy if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "vak.ToolCallError\n"
+        "assert 'vak.kernel' not in sys.modules\n"
+        "vak.Kernel\n"
+        "assert 'vak.kernel' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_unknown_name_is_an_attribute_error() -> None:
+    import pytest
+
+    with pytest.raises(AttributeError, match="no_such_name"):
+        vak.no_such_name  # noqa: B018
+    assert set(vak.__all__) <= set(dir(vak))

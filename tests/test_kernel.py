@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vak._registry import WIRE_NAME_RE, LoadedSkill, Registry, wire_name
+from vak._registry import WIRE_NAME_RE, Registry, wire_name
 from vak.errors import (
     InputValidationError,
     OutputValidationError,
@@ -18,7 +18,7 @@ from vak.errors import (
 from vak.identity.manifest import Capabilities, ExportSpec, Limits, Manifest, ModuleRef
 from vak.identity.trust import Tier
 from vak.identity.validation import compile_validator
-from vak.invocation import Invocation, Principal, freeze_mapping, thaw
+from vak.invocation import Invocation, LoadedSkill, Principal, freeze_mapping, thaw
 
 OBJ = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}
 

@@ -8,47 +8,56 @@ Everything a user needs is importable from here::
 
 The error tree is drawn in :mod:`vak.errors`; adapters catch only
 :class:`ToolCallError`, the CLI catches :class:`VakError`.
+
+Names resolve lazily (PEP 562): ``import vak`` loads nothing of the kernel,
+so a reader of the format (``vak-audit verify``) that touches ``vak.errors``
+never pulls in wasmtime, Cedar or the JSON Schema validator. Inside ``vak/``
+import from the defining module (``from vak.errors import ...``), never from
+here.
 """
 
 from __future__ import annotations
 
-from vak.config import KernelConfig
-from vak.errors import (
-    ABIError,
-    AuditError,
-    AuditIntegrityError,
-    AuditVerificationError,
-    CapacityError,
-    ConfigError,
-    DigestMismatchError,
-    FuelExhausted,
-    GuestTrap,
-    HostCallLimitError,
-    InputValidationError,
-    KeyFileError,
-    ManifestError,
-    MemoryLimitExceeded,
-    OSSandboxUnavailableError,
-    OutputStructureError,
-    OutputTooLarge,
-    OutputValidationError,
-    PolicyDeniedError,
-    PolicyError,
-    SignatureError,
-    SigningError,
-    SkillDowngradeError,
-    SkillLoadError,
-    SkillTimeout,
-    SkillTrapError,
-    StackOverflow,
-    ToolCallError,
-    UnknownToolError,
-    UntrustedSignerError,
-    VakError,
-    WorkerCrashedError,
-)
-from vak.invocation import Invocation, Principal, ToolSpec
-from vak.kernel import Kernel
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vak.config import KernelConfig
+    from vak.errors import (
+        ABIError,
+        AuditError,
+        AuditIntegrityError,
+        AuditVerificationError,
+        CapacityError,
+        ConfigError,
+        DigestMismatchError,
+        FuelExhausted,
+        GuestTrap,
+        HostCallLimitError,
+        InputValidationError,
+        KeyFileError,
+        ManifestError,
+        MemoryLimitExceeded,
+        OSSandboxUnavailableError,
+        OutputTooLarge,
+        OutputValidationError,
+        PolicyDeniedError,
+        PolicyError,
+        SignatureError,
+        SigningError,
+        SkillDowngradeError,
+        SkillLoadError,
+        SkillTimeout,
+        SkillTrapError,
+        StackOverflow,
+        ToolCallError,
+        UnknownToolError,
+        UntrustedSignerError,
+        VakError,
+        WorkerCrashedError,
+    )
+    from vak.invocation import Invocation, Principal, ToolSpec
+    from vak.kernel import Kernel
 
 __all__ = [
     "ABIError",
@@ -89,3 +98,24 @@ __all__ = [
     "VakError",
     "WorkerCrashedError",
 ]
+
+#: public name -> the module that defines it
+_HOME = {
+    "Invocation": "vak.invocation",
+    "Kernel": "vak.kernel",
+    "KernelConfig": "vak.config",
+    "Principal": "vak.invocation",
+    "ToolSpec": "vak.invocation",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in __all__:
+        raise AttributeError(f"module 'vak' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME.get(name, "vak.errors")), name)
+    globals()[name] = value  # resolved once; later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

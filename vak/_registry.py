@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vak.errors import SkillLoadError, UnknownToolError
-from vak.identity.ref import SkillRef
-from vak.identity.trust import Tier
 from vak.identity.validation import SchemaValidator, compile_validator
-from vak.invocation import ToolSpec, freeze_mapping
+from vak.invocation import LoadedSkill, ToolSpec, freeze_mapping
 
 __all__ = [
     "WIRE_NAME_RE", "LoadedSkill", "RegisteredTool", "Registry", "wire_name",
@@ -41,26 +39,6 @@ def wire_name(skill: str, export: str) -> str:
             skill=skill, export=export,
         )
     return name
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedSkill:
-    """A verified, compiled skill as the kernel holds it."""
-
-    name: str
-    version: str
-    manifest: Any  # vak.identity.manifest.Manifest
-    module_sha256: str
-    signer_key_id: str
-    tier: Tier
-    skill_dir: str
-    use_worker: bool
-    manifest_sha256: str = ""
-
-    @property
-    def ref(self) -> SkillRef:
-        """How audit entries name this skill (docs/AUDIT-FORMAT.md, ``skill``)."""
-        return SkillRef.of(self.name, self.version, self.manifest_sha256, self.signer_key_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +82,7 @@ class Registry:
                 skill_version=skill.version,
                 module_sha256=skill.module_sha256,
                 signer_key_id=skill.signer_key_id,
-                tier=skill.tier,
+                tier=str(skill.tier),
             )
             out.append(RegisteredTool(
                 spec,

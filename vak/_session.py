@@ -25,23 +25,24 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Generic
 
 from vak.errors import UnknownToolError
 from vak.identity.manifest import Limits
 from vak.sandbox.types import CallOutcome, HostHandler
+from vak.seams import ModuleEngine, R
 
 __all__ = ["SessionTable"]
 
 _Key = tuple[str, str, str]
 
 
-class _Slot:
+class _Slot(Generic[R]):
     __slots__ = ("dead", "lock", "resident")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.resident: Any = None
+        self.resident: R | None = None
         self.dead = False
 
     def retire(self) -> None:
@@ -53,14 +54,14 @@ class _Slot:
                 self.resident = None
 
 
-class SessionTable:
+class SessionTable(Generic[R]):
     """Live instances by (session, skill), LRU-bounded, over an ``Engine``."""
 
-    def __init__(self, engine: Any, max_live: int) -> None:
+    def __init__(self, engine: ModuleEngine[R], max_live: int) -> None:
         self._engine = engine
         self._max_live = max(1, max_live)
         self._lock = threading.Lock()
-        self._slots: OrderedDict[_Key, _Slot] = OrderedDict()
+        self._slots: OrderedDict[_Key, _Slot[R]] = OrderedDict()
         self._closed = False
 
     def call(self, session: str, skill: str, digest: str, export: str, input_json: bytes,
@@ -107,7 +108,7 @@ class SessionTable:
         with self._lock:
             return sum(1 for s in self._slots.values() if s.resident is not None)
 
-    def _slot(self, key: _Key) -> tuple[_Slot, list[_Slot]]:
+    def _slot(self, key: _Key) -> tuple[_Slot[R], list[_Slot[R]]]:
         with self._lock:
             slot = self._slots.get(key)
             if slot is not None:
@@ -116,7 +117,7 @@ class SessionTable:
             if self._closed:
                 raise UnknownToolError("the session table is closed", session=key[0])
             slot = self._slots[key] = _Slot()
-            evicted = []
+            evicted: list[_Slot[R]] = []
             while len(self._slots) > self._max_live:
                 evicted.append(self._slots.popitem(last=False)[1])
             return slot, evicted

@@ -1,4 +1,4 @@
-"""The values the kernel hands out: ``ToolSpec``, ``Principal`` and ``Invocation``.
+"""The values the kernel hands out: ``ToolSpec``, ``LoadedSkill``, ``Principal``, ``Invocation``.
 
 They are frozen so a caller can keep them (in a trace, a cache, a test) without
 the kernel changing them underneath; schemas are read-only mappings for the
@@ -13,14 +13,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Invocation", "Principal", "ToolSpec", "freeze_mapping", "thaw"]
+if TYPE_CHECKING:  # annotations only: handing out values must not load the verifier stack
+    from vak.identity.manifest import Manifest
+    from vak.identity.ref import SkillRef
+    from vak.identity.trust import Tier
+
+__all__ = ["Invocation", "LoadedSkill", "Principal", "ToolSpec", "freeze_mapping", "thaw"]
 
 
 def freeze_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
     """A deep read-only view of a JSON-shaped mapping (dicts become proxies, lists tuples)."""
-    return _freeze(value)
+    frozen: Mapping[str, Any] = _freeze(value)
+    return frozen
 
 
 def _freeze(value: Any) -> Any:
@@ -58,6 +64,29 @@ class ToolSpec:
     module_sha256: str = ""
     signer_key_id: str = ""
     tier: str = "trusted"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedSkill:
+    """A verified, compiled skill as the kernel holds it (:meth:`vak.Kernel.skills`)."""
+
+    name: str
+    version: str
+    manifest: Manifest
+    module_sha256: str
+    signer_key_id: str
+    tier: Tier
+    skill_dir: str
+    #: runs in the OS-sandboxed worker (every tier but TRUSTED, or ``worker.force``)
+    use_worker: bool
+    manifest_sha256: str = ""
+
+    @property
+    def ref(self) -> SkillRef:
+        """How audit entries name this skill (docs/AUDIT-FORMAT.md, ``skill``)."""
+        from vak.identity.ref import SkillRef
+
+        return SkillRef.of(self.name, self.version, self.manifest_sha256, self.signer_key_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,26 +42,34 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from vak import formats
-from vak._registry import LoadedSkill, RegisteredTool, Registry
+from vak._registry import RegisteredTool, Registry
 from vak._session import SessionTable
+from vak.audit.sink import AuditRef
+from vak.canonical import MAX_DEPTH, nesting_depth
 from vak.config import KernelConfig
 from vak.errors import (
     ConfigError,
     InputValidationError,
     OutputValidationError,
     PolicyDeniedError,
-    SkillLoadError,
     SkillTrapError,
     VakError,
 )
+from vak.host.secrets import SecretProvider
 from vak.identity.floor import VERSION_FLOOR_FILE, VersionFloor
-from vak.identity.trust import Tier
-from vak.invocation import Invocation, Principal, ToolSpec
+from vak.identity.signing import VerifiedSkill
+from vak.identity.trust import Tier, TrustStore
+from vak.invocation import Invocation, LoadedSkill, Principal, ToolSpec
+from vak.sandbox.types import CallOutcome, Runner
+from vak.seams import KernelAudit, Mediation, ModuleEngine, ModuleWorkers, ScrubbingHandler
+
+if TYPE_CHECKING:
+    from vak.sandbox.engine import Resident
 
 __all__ = ["Kernel"]
 
@@ -69,44 +77,55 @@ __all__ = ["Kernel"]
 class Kernel:
     """The facade: load signed skills, describe them as tools, invoke them.
 
+    The constructor is the one composition root: it resolves each room's
+    settings from ``config``, builds the rooms and wires them through the
+    Protocols of :mod:`vak.seams`. ``secrets`` replaces the provider the
+    config describes (e.g. the CLI's environment-backed one).
+
+    If construction fails at any step, everything already opened is closed
+    again (engine ticker and worker threads stopped, the log's lock released)
+    before the error propagates, so a new ``Kernel`` on the same state works.
+
     Raises (from the constructor):
         ConfigError: the configuration is unusable.
         PolicyError: a policy file does not validate against the schema.
         AuditIntegrityError: the audit log on disk is damaged.
         OSSandboxUnavailableError: ``require_os_sandbox`` with barriers missing
             (raised when the worker pool starts).
+        ManifestError, SignatureError, SkillLoadError, ...: a skill of
+            ``config.skill_dirs`` fails to load (see :meth:`load_skill`).
     """
 
-    def __init__(self, config: KernelConfig) -> None:
+    def __init__(self, config: KernelConfig, *, secrets: SecretProvider | None = None) -> None:
         self.config = config
         self._registry = Registry()
         self._load_lock = threading.Lock()
         self._closed = False
-        self._strict = config.audit_fsync == "strict"
-        self._pool: Any = None
+        self._strict = config.audit.fsync == "strict"
+        self._pool: ModuleWorkers | None = None
         self._pool_lock = threading.Lock()
         self._semaphores: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-        self._audit: Any = None
-        self._engine: Any = None
-        self._mediator: Any = None
-        self._sessions: SessionTable | None = None
+        self._audit_log: KernelAudit | None = None
+        self._engine_obj: ModuleEngine[Resident] | None = None
+        self._mediator_obj: Mediation | None = None
+        self._sessions: SessionTable[Resident] | None = None
         try:
             self._trust = _load_trust(config)
             self._floor = VersionFloor.open(config.state_dir / VERSION_FLOOR_FILE)
-            self._audit = _open_audit(config)
-            _record_sandbox_state(self._audit, config)
-            self._engine = _make_engine(config)
-            self._mediator = _make_mediator(config, self._audit)
+            self._audit_log = _open_audit(config)
+            _record_sandbox_state(self._audit_log, config)
+            self._engine_obj = _make_engine(config)
+            self._mediator_obj = _make_mediator(config, self._audit_log, secrets)
             if config.session_reuse:
-                self._sessions = _make_sessions(config, self._engine)
-            if config.force_worker:
+                self._sessions = _make_sessions(config, self._engine_obj)
+            if config.worker.force:
                 self._worker_pool()
+            for skill_dir in config.skill_dirs:
+                self.load_skill(skill_dir)
         except BaseException:
             self.close()
             raise
-        for skill_dir in config.skill_dirs:
-            self.load_skill(skill_dir)
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -135,16 +154,37 @@ class Kernel:
         self._closed = True
         with contextlib.ExitStack() as stack:
             # ExitStack closes in reverse order and keeps going if one fails
-            for part in (self._audit, self._mediator, self._engine, self._pool,
+            for part in (self._audit_log, self._mediator_obj, self._engine_obj, self._pool,
                          self._sessions):
-                closer = getattr(part, "close", None)
-                if closer is not None:
-                    stack.callback(closer)
+                if part is not None:
+                    stack.callback(part.close)
 
     @property
-    def audit(self) -> Any:
-        """The kernel's :class:`vak.audit.log.AuditLog` (read-only use, e.g. verification)."""
-        return self._audit
+    def audit(self) -> KernelAudit:
+        """The kernel's :class:`vak.audit.log.AuditLog` (read-only use, e.g. verification).
+
+        Raises:
+            ConfigError: the kernel failed to open its log.
+        """
+        if self._audit_log is None:
+            raise ConfigError("the kernel has no audit log (its constructor failed)")
+        return self._audit_log
+
+    @property
+    def _audit(self) -> KernelAudit:
+        return self.audit
+
+    @property
+    def _engine(self) -> ModuleEngine[Resident]:
+        if self._engine_obj is None:
+            raise ConfigError("the kernel is closed", fix="create a new Kernel")
+        return self._engine_obj
+
+    @property
+    def _mediator(self) -> Mediation:
+        if self._mediator_obj is None:
+            raise ConfigError("the kernel is closed", fix="create a new Kernel")
+        return self._mediator_obj
 
     # ------------------------------------------------------------------ loading
     def load_skill(self, path: str | Path) -> tuple[ToolSpec, ...]:
@@ -167,32 +207,24 @@ class Kernel:
         if not self.config.allow_downgrade:
             self._floor.check(verified.ref, skill_dir=str(skill_dir))
         manifest = verified.manifest
-        tier = verified.tier
         skill = LoadedSkill(
             name=manifest.name,
             version=manifest.version,
             manifest=manifest,
             module_sha256=verified.module_sha256,
-            signer_key_id=str(verified.signer_key_id or ""),
-            tier=tier,
+            signer_key_id=verified.signer_key_id,
+            tier=verified.tier,
             skill_dir=str(skill_dir),
-            manifest_sha256=str(getattr(verified, "manifest_sha256", "") or ""),
-            # fail closed: anything but the trusted tier runs in the OS-sandboxed worker
-            use_worker=self.config.force_worker or tier is not Tier.TRUSTED,
+            manifest_sha256=verified.manifest_sha256,
+            # fail closed: only the TRUSTED tier runs in-process, whatever else appears
+            use_worker=self.config.worker.force or verified.tier is not Tier.TRUSTED,
         )
         tools = self._registry.build(skill)
         with self._load_lock:
             # compile before registering so a half-loaded skill is never callable
-            try:
-                self._engine.compile(verified.module_bytes, verified.module_sha256)
-                if skill.use_worker:
-                    self._worker_pool().register(verified.module_sha256, verified.module_bytes)
-            except VakError:
-                raise
-            except Exception as exc:
-                raise SkillLoadError(
-                    f"{skill_dir}: cannot compile module: {exc}", skill_dir=str(skill_dir)
-                ) from exc
+            self._engine.compile(verified.module_bytes, verified.module_sha256)
+            if skill.use_worker:
+                self._worker_pool().register(verified.module_sha256, verified.module_bytes)
             self._registry.add(tools)
             # recorded before load_skill returns; a skill whose load cannot be
             # recorded is not kept callable (fail closed)
@@ -227,8 +259,8 @@ class Kernel:
         for untrusted skills, and which wasmtime call path the self-test chose."""
         from vak.sandbox.oslock import sandbox_report
 
-        return {**sandbox_report(self.config.worker_allow_unsandboxed),
-                "wasmtime": self._engine.fast_paths}
+        return {**sandbox_report(self.config.worker.allow_unsandboxed),
+                "wasmtime": dict(self._engine.fast_paths)}
 
     # ------------------------------------------------------------------ invoking
     def invoke(
@@ -282,7 +314,7 @@ class Kernel:
             fields["instance"] = "session"
         started = self._audit.append("invocation_started", fields)
         t0 = time.perf_counter_ns()
-        outcome: Any = None
+        outcome: CallOutcome | None = None
         try:
             tool.input_validator.check(payload)
             outcome, output = self._run(tool, input_json, inv_id, session, reuse)
@@ -291,6 +323,7 @@ class Kernel:
             self._finish(tool, inv_id, session, started, outcome, t0, exc)
             raise
         finished = self._finish(tool, inv_id, session, started, outcome, t0, None)
+        assert outcome is not None  # _run returned
         return Invocation(
             tool=name,
             output=output,
@@ -356,7 +389,7 @@ class Kernel:
     def _run(
         self, tool: RegisteredTool, input_json: bytes, inv_id: str, session: str | None,
         reuse: bool,
-    ) -> tuple[Any, Any]:
+    ) -> tuple[CallOutcome, object]:
         host = _LazyHost(self._mediator, tool, inv_id, session)
         skill = tool.skill
         if reuse:
@@ -366,7 +399,7 @@ class Kernel:
                 skill.manifest.limits, host,
             )
         else:
-            runner = self._worker_pool() if skill.use_worker else self._engine
+            runner: Runner = self._worker_pool() if skill.use_worker else self._engine
             outcome = runner.call(
                 skill.module_sha256, tool.spec.export, input_json, skill.manifest.limits, host,
             )
@@ -374,22 +407,16 @@ class Kernel:
         if scrubbed is not outcome.output:
             # a secret the skill read must not leave through its output
             outcome = replace(outcome, output=scrubbed)
-        try:
-            output = orjson.loads(outcome.output)
-        except orjson.JSONDecodeError as exc:
-            raise OutputValidationError(
-                f"{tool.spec.name}: output is not JSON: {exc}", tool=tool.spec.name
-            ) from None
-        return outcome, output
+        return outcome, _decode_output(tool.spec.name, outcome.output)
 
     def _reuses(self, tool: RegisteredTool, session: str | None) -> bool:
         """Whether this call runs on the session's kept instance (opt-in mode)."""
         return self._sessions is not None and bool(session) and not tool.skill.use_worker
 
     def _finish(
-        self, tool: RegisteredTool, inv_id: str, session: str | None, started: Any,
-        outcome: Any, t0: int, exc: BaseException | None,
-    ) -> Any:
+        self, tool: RegisteredTool, inv_id: str, session: str | None, started: AuditRef,
+        outcome: CallOutcome | None, t0: int, exc: BaseException | None,
+    ) -> AuditRef:
         duration_ns = outcome.duration_ns if outcome is not None else time.perf_counter_ns() - t0
         result: dict[str, Any] = {"status": "ok", "duration_us": duration_ns // 1000}
         fields: dict[str, Any] = {
@@ -425,7 +452,7 @@ class Kernel:
             exc.details["finished_seq"] = ref.seq
         return ref
 
-    def _receipt(self, seq: int) -> Any:
+    def _receipt(self, seq: int) -> object:
         """Checkpoint + inclusion proof for entry ``seq`` (fetched when first asked for).
 
         Signing a checkpoint per call would cost more than the call itself, so
@@ -437,7 +464,7 @@ class Kernel:
         except VakError:
             return None
 
-    def _worker_pool(self) -> Any:
+    def _worker_pool(self) -> ModuleWorkers:
         with self._pool_lock:
             if self._pool is None:
                 self._pool = _make_pool(self.config)
@@ -463,39 +490,57 @@ class _LazyHost:
 
     __slots__ = ("_deadline", "_handler", "_inv_id", "_mediator", "_session", "_tool")
 
-    def __init__(self, mediator: Any, tool: RegisteredTool, inv_id: str,
+    def __init__(self, mediator: Mediation, tool: RegisteredTool, inv_id: str,
                  session: str | None) -> None:
         self._mediator = mediator
         self._tool = tool
         self._inv_id = inv_id
         self._session = session
-        self._handler: Any = None
+        self._handler: ScrubbingHandler | None = None
         #: no host effect outlives the call's own time limit
         self._deadline = (time.monotonic()
                           + tool.skill.manifest.limits.max_execution_time_ms / 1000)
 
-    def _get(self) -> Any:
+    def _get(self) -> ScrubbingHandler:
         handler = self._handler
         if handler is None:
             handler = self._handler = _handler(
                 self._mediator, self._tool, self._inv_id, self._session, self._deadline)
         return handler
 
-    def __call__(self, name: str, payload: bytes) -> bytes:
-        reply: bytes = self._get()(name, payload)
-        return reply
+    def __call__(self, name: str, payload: bytes, /) -> bytes:
+        return self._get()(name, payload)
 
     def refuse(self, function: str, policy_id: str, reason: str, /) -> BaseException:
         """Record a call the engine refused (bad span, call limit); the error to raise."""
-        error: BaseException = self._get().refuse(function, policy_id, reason)
-        return error
+        return self._get().refuse(function, policy_id, reason)
 
     def scrub(self, output: bytes) -> bytes:
-        scrub = getattr(self._handler, "scrub", None)
-        return output if scrub is None else scrub(output)
+        return output if self._handler is None else self._handler.scrub(output)
 
 
 _ANONYMOUS = Principal().to_audit()
+
+
+def _decode_output(tool: str, data: bytes) -> object:
+    """The skill's output as a value, its nesting bounded (the ABI bounds it too).
+
+    Raises:
+        OutputValidationError: not JSON, or nested deeper than ``MAX_DEPTH``
+            (adapters and encoders downstream recurse; a guest must not be
+            able to make them fail).
+    """
+    try:
+        output = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise OutputValidationError(
+            f"{tool}: output is not JSON: {exc}", tool=tool) from None
+    if isinstance(output, dict | list) and nesting_depth(output) > MAX_DEPTH:
+        raise OutputValidationError(
+            f"{tool}: output nests deeper than {MAX_DEPTH} levels", tool=tool,
+            max_depth=MAX_DEPTH, fix="flatten the skill's output",
+        )
+    return output
 
 
 def _load_fields(skill: LoadedSkill, tools: list[RegisteredTool]) -> dict[str, Any]:
@@ -520,16 +565,27 @@ def _status_of(exc: VakError) -> str:
     return "error"
 
 
-def _encode_input(name: str, payload: Any) -> bytes:
+def _encode_input(name: str, payload: object) -> bytes:
+    """The call's input as JSON bytes, nesting bounded like outputs.
+
+    Raises:
+        InputValidationError: not JSON-encodable, or nested deeper than ``MAX_DEPTH``.
+    """
     try:
-        return orjson.dumps(payload)
+        data = orjson.dumps(payload)
     except TypeError as exc:
         raise InputValidationError(f"{name}: input is not JSON: {exc}", tool=name) from None
+    if nesting_depth(payload) > MAX_DEPTH:
+        raise InputValidationError(f"{name}: input nests deeper than {MAX_DEPTH} levels",
+                                   tool=name, max_depth=MAX_DEPTH)
+    return data
 
 
-def _load_trust(config: KernelConfig) -> Any:
-    from vak.identity.trust import TrustStore
+# ------------------------------------------------------------ composition
+# The one place each room is built from its settings (paths resolved here).
 
+
+def _load_trust(config: KernelConfig) -> TrustStore | None:
     if config.trust_store is None:
         if config.require_signature:
             raise ConfigError(
@@ -540,11 +596,14 @@ def _load_trust(config: KernelConfig) -> Any:
     return TrustStore.load(config.trust_store)
 
 
-def _verify(skill_dir: Path, trust: Any, config: KernelConfig) -> Any:
+def _verify(skill_dir: Path, trust: TrustStore | None, config: KernelConfig) -> VerifiedSkill:
     from vak.identity import signing
     from vak.identity.manifest import load_manifest
 
     if config.require_signature:
+        if trust is None:  # _load_trust refuses this; never fall through to the dev path
+            raise ConfigError("require_signature is on but no trust_store is configured",
+                              field="trust_store")
         return signing.verify_skill(skill_dir, trust)
     manifest = load_manifest(skill_dir)
     if manifest.signature is not None and trust is not None:
@@ -561,41 +620,10 @@ def _verify(skill_dir: Path, trust: Any, config: KernelConfig) -> Any:
     )
 
 
-def _open_audit(config: KernelConfig) -> Any:
+def _open_audit(config: KernelConfig) -> KernelAudit:
     from vak.audit.log import AuditLog
-    from vak.audit.settings import AuditSettings
 
-    return AuditLog.open(AuditSettings(
-        config.resolved("audit_log"), config.resolved("audit_key"),
-        config.resolved("audit_hmac_key"), origin=config.audit_origin, fsync=config.audit_fsync,
-    ))
-
-
-#: composed settings field -> flat ``KernelConfig`` field, per room (until
-#: ``KernelConfig`` holds the settings objects themselves)
-_ENGINE_FIELDS = {name: name for name in (
-    "pool_total_instances", "pool_total_memories", "pool_max_memory_bytes",
-    "pool_total_tables", "pool_table_elements", "epoch_tick_ms", "wasm_stack_bytes", "fuel")}
-_WORKER_FIELDS = {
-    "force": "force_worker", "require_os_sandbox": "require_os_sandbox",
-    "allow_unsandboxed": "worker_allow_unsandboxed", "pool_size": "worker_pool_size",
-    "recycle_after": "worker_recycle_after", "cpu_seconds": "worker_cpu_seconds",
-    "start_timeout_ms": "worker_start_timeout_ms", "hang_margin_ms": "worker_hang_margin_ms",
-}
-
-
-def _engine_settings(config: KernelConfig) -> Any:
-    from vak.sandbox.settings import EngineSettings
-
-    cache = config.resolved("module_cache_dir") if config.module_cache else None
-    return EngineSettings(**{k: getattr(config, v) for k, v in _ENGINE_FIELDS.items()},
-                          module_cache_dir=cache)
-
-
-def _worker_settings(config: KernelConfig) -> Any:
-    from vak.sandbox.settings import WorkerSettings
-
-    return WorkerSettings(**{k: getattr(config, v) for k, v in _WORKER_FIELDS.items()})
+    return AuditLog.open(config.audit_settings())
 
 
 def _host_names() -> tuple[str, ...]:
@@ -604,60 +632,56 @@ def _host_names() -> tuple[str, ...]:
     return tuple(f.name for f in HOST_FUNCTIONS)
 
 
-def _record_sandbox_state(audit: Any, config: KernelConfig) -> None:
+def _record_sandbox_state(audit: KernelAudit, config: KernelConfig) -> None:
     """Record at start that this host lacks OS barriers (untrusted skills refused
     or, by the operator's choice, run with fewer barriers)."""
     from vak.sandbox.oslock import sandbox_report
 
-    report = sandbox_report(config.worker_allow_unsandboxed)
+    report = sandbox_report(config.worker.allow_unsandboxed)
     if report["degraded"]:
         audit.append("sandbox_degraded", report)
 
 
-def _make_engine(config: KernelConfig) -> Any:
+def _make_engine(config: KernelConfig) -> ModuleEngine[Resident]:
     from vak.sandbox.engine import Engine
 
-    return Engine(_engine_settings(config), _host_names())
+    return Engine(config.engine_settings(), _host_names())
 
 
-def _make_mediator(config: KernelConfig, audit: Any) -> Any:
+def _make_mediator(config: KernelConfig, audit: KernelAudit,
+                   secrets: SecretProvider | None) -> Mediation:
     from vak.host.mediation import Mediator
     from vak.host.secrets import FileSecretProvider
-    from vak.host.settings import HostSettings
     from vak.policy.engine import PolicyEngine
-    from vak.policy.settings import PolicySettings
 
-    policies = PolicyEngine.load(PolicySettings(
-        policy_dirs=config.all_policy_dirs, decision_cache_size=config.decision_cache_size))
-    host = HostSettings(
-        fs_mounts=config.fs_mounts, kv_path=config.resolved("kv_path"),
-        secrets_file=config.secrets_file, secrets_env=config.secrets_env,
-        http_max_response_bytes=config.http_max_response_bytes,
-        http_timeout_ms=config.http_timeout_ms,
-    )
-    secrets = FileSecretProvider(config.secrets_file) if config.secrets_file else None
+    policy = config.policy_settings()
+    policies = PolicyEngine.load(policy)
+    host = config.host_settings()
+    if secrets is None and host.secrets_file is not None:
+        secrets = FileSecretProvider(host.secrets_file)
     return Mediator(host, policies, audit, args_digest=audit.args_digest, secrets=secrets)
 
 
-def _make_sessions(config: KernelConfig, engine: Any) -> SessionTable:
-    if not 0 < config.session_max_live < config.pool_total_instances:
+def _make_sessions(config: KernelConfig, engine: ModuleEngine[Resident]) -> SessionTable[Resident]:
+    total = config.engine.pool_total_instances
+    if not 0 < config.session_max_live < total:
         raise ConfigError(
             f"session_max_live={config.session_max_live} must be between 1 and "
-            f"pool_total_instances-1 ({config.pool_total_instances - 1}): kept session "
+            f"engine.pool_total_instances-1 ({total - 1}): kept session "
             "instances must leave pooled slots for fresh calls",
             field="session_max_live", fix="lower session_max_live or raise pool_total_instances",
         )
     return SessionTable(engine, config.session_max_live)
 
 
-def _make_pool(config: KernelConfig) -> Any:
+def _make_pool(config: KernelConfig) -> ModuleWorkers:
     from vak.sandbox.pool import WorkerPool
 
-    return WorkerPool(_worker_settings(config), _engine_settings(config), _host_names())
+    return WorkerPool(config.worker_settings(), config.engine_settings(), _host_names())
 
 
-def _handler(mediator: Any, tool: RegisteredTool, inv_id: str, session: str | None,
-             deadline: float) -> Any:
+def _handler(mediator: Mediation, tool: RegisteredTool, inv_id: str,
+             session: str | None, deadline: float) -> ScrubbingHandler:
     from vak.host.context import CallContext
 
     skill = tool.skill

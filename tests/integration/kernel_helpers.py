@@ -31,6 +31,15 @@ def verify(state: DemoState) -> Any:
     return verify_log(state.log, load_trusted_keys(state.log_pub))
 
 
+#: a bump allocator over ``$heap``: the ``vak_alloc`` export of the test modules here
+ALLOC_WAT = r"""
+  (func (export "vak_alloc") (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
+    (local.get $p))
+"""
+
 #: a stateful skill: ``execute`` counts its calls in a global and answers
 #: ``{"n":D}`` with D = count mod 10; ``trap`` always traps. A fresh instance
 #: answers 1; only a reused one answers 2, 3, ...
@@ -40,12 +49,7 @@ COUNTER_WAT = r"""
   (global $heap (mut i32) (i32.const 1024))
   (global $count (mut i32) (i32.const 0))
   (data (i32.const 16) "{\"n\":0}")
-  (func (export "vak_alloc") (param $size i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
-    (local.get $p))
-  (func (export "execute") (param i32 i32) (result i64)
+""" + ALLOC_WAT + r"""  (func (export "execute") (param i32 i32) (result i64)
     (global.set $count (i32.add (global.get $count) (i32.const 1)))
     (i32.store8 (i32.const 21)
       (i32.add (i32.const 48) (i32.rem_u (global.get $count) (i32.const 10))))
@@ -54,8 +58,9 @@ COUNTER_WAT = r"""
 """
 
 
-def counter_skill(state: DemoState, root: Path) -> Path:
-    """The counter skill, signed with the demo key (trusted by the demo's trust store)."""
+def wat_skill(state: DemoState, root: Path, name: str, wat: str,
+              exports: tuple[str, ...] = ("execute",)) -> Path:
+    """A skill ``name`` built from ``wat``, signed with the demo key (trusted by the demo)."""
     import wasmtime
     import yaml
     from signing_helpers import TEMPLATE
@@ -63,16 +68,53 @@ def counter_skill(state: DemoState, root: Path) -> Path:
     from vak.identity.keys import load_signing_key
     from vak.identity.signing import sign_skill
 
-    skill = root / "counter"
+    skill = root / name
     skill.mkdir(parents=True, exist_ok=True)
-    def export(name: str) -> dict[str, object]:  # separate dicts: no YAML aliases
-        return {"name": name, "description": name, "input_schema": {"type": "object"},
-                "output_schema": {"type": "object"}}
 
-    doc = {**TEMPLATE, "name": "counter", "module": {"path": "counter.wasm"},
+    def export(export_name: str) -> dict[str, object]:  # separate dicts: no YAML aliases
+        return {"name": export_name, "description": export_name,
+                "input_schema": {"type": "object"}, "output_schema": {"type": "object"}}
+
+    doc = {**TEMPLATE, "name": name, "module": {"path": f"{name}.wasm"},
            "capabilities": {}, "limits": {"max_fuel": 100000, "max_host_calls": 0},
-           "exports": [export("execute"), export("trap")]}
+           "exports": [export(e) for e in exports]}
     (skill / "skill.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    (skill / "counter.wasm").write_bytes(wasmtime.wat2wasm(COUNTER_WAT))
+    (skill / f"{name}.wasm").write_bytes(wasmtime.wat2wasm(wat))
     sign_skill(skill, load_signing_key(state.workdir / "keys" / "demo-signer.key"))
     return skill
+
+
+def counter_skill(state: DemoState, root: Path) -> Path:
+    """The counter skill, signed with the demo key (trusted by the demo's trust store)."""
+    return wat_skill(state, root, "counter", COUNTER_WAT, ("execute", "trap"))
+
+
+def constant_output_wat(output: bytes) -> str:
+    """A module whose ``execute`` answers ``output`` verbatim, whatever its input."""
+    escaped = "".join(f"\\{b:02x}" for b in output)
+    packed = (1024 << 32) | len(output)
+    return f"""
+(module
+  (memory (export "memory") {1 + (1024 + len(output)) // 65536 + 1})
+  (global $heap (mut i32) (i32.const {2048 + len(output)}))
+  (data (i32.const 1024) "{escaped}")
+{ALLOC_WAT}  (func (export "execute") (param i32 i32) (result i64) (i64.const {packed})))
+"""
+
+
+def nested_output(depth: int) -> bytes:
+    """``{"a":{"a":...1...}}`` nested ``depth`` objects deep."""
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+def signed_copy(state: DemoState, source: Path, root: Path) -> Path:
+    """A copy of the skill in ``source`` under ``root``, signed with the demo key."""
+    import shutil
+
+    from vak.identity.keys import load_signing_key
+    from vak.identity.signing import sign_skill
+
+    dest = root / source.name
+    shutil.copytree(source, dest, dirs_exist_ok=True)
+    sign_skill(dest, load_signing_key(state.workdir / "keys" / "demo-signer.key"))
+    return dest

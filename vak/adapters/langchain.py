@@ -1,8 +1,8 @@
 """LangChain adapter: each kernel tool as a ``StructuredTool``.
 
 The ``args_schema`` is the signed manifest's input schema as a plain dict (no
-pydantic model is generated, so nothing is lost in translation). A
-:class:`~vak.errors.ToolCallError` (denied, bad input, trapped) becomes a
+pydantic model is generated, so nothing is lost in translation). A failed
+call, whatever it raised (see :mod:`vak.adapters._failure`), becomes a
 ``ToolException``, which LangChain hands back to the model as the tool's
 answer when ``handle_tool_error`` is set (it is, by default here).
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from vak.errors import ToolCallError
+from vak.adapters._failure import failure_body
 from vak.invocation import ToolSpec, thaw
 
 if TYPE_CHECKING:
@@ -30,17 +30,21 @@ def langchain_tool(kernel: Kernel, spec: ToolSpec, *, handle_tool_error: bool = 
     """One ``StructuredTool`` calling ``spec`` through ``kernel``."""
     from langchain_core.tools import StructuredTool, ToolException
 
+    def refused(exc: Exception) -> ToolException:
+        body = failure_body(exc)
+        return ToolException(f"{body['error']}: {body['message']}")
+
     def run(**kwargs: Any) -> Any:
         try:
             return kernel.invoke(spec.name, kwargs, session="langchain").output
-        except ToolCallError as exc:
-            raise ToolException(f"{exc.code}: {exc.message}") from exc
+        except Exception as exc:  # answered to the model as a tool error
+            raise refused(exc) from exc
 
     async def arun(**kwargs: Any) -> Any:
         try:
             return (await kernel.ainvoke(spec.name, kwargs, session="langchain")).output
-        except ToolCallError as exc:
-            raise ToolException(f"{exc.code}: {exc.message}") from exc
+        except Exception as exc:  # answered to the model as a tool error
+            raise refused(exc) from exc
 
     return StructuredTool.from_function(
         func=run,

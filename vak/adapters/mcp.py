@@ -3,9 +3,9 @@
 Only the loaded tools are exposed; loading, granting and policy operations are
 never model-callable. Tool schemas come from the signed manifests, and every
 result carries its audit evidence in ``_meta`` (``vak/audit_seq``,
-``vak/leaf_hash``) so a client can later prove what happened. A
-:class:`~vak.errors.ToolCallError` becomes a tool result with ``isError`` set
-(the model may recover); anything else is a protocol error.
+``vak/leaf_hash``) so a client can later prove what happened. A failed call,
+whatever it raised, becomes a tool result with ``isError`` set (see
+:mod:`vak.adapters._failure`): the session survives and the model may recover.
 
 Requires the ``mcp`` extra (``pip install 'vak[mcp]'``)::
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from vak.errors import ToolCallError
+from vak.adapters._failure import failure_body
 from vak.formats import to_mcp
 
 if TYPE_CHECKING:
@@ -43,21 +43,24 @@ def build_server(kernel: Kernel, *, name: str = "vak") -> Any:
             for t in map(to_mcp, kernel.tools())
         ])
 
+    def error(exc: Exception) -> Any:
+        body = failure_body(exc)
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=orjson.dumps(body).decode())],
+            is_error=True,
+            _meta={"vak/error": body["error"], "vak/audit_seq": body.get("audit_seq")},
+        )
+
     async def call_tool(ctx: Any, params: Any) -> Any:
         try:
             inv = await kernel.ainvoke(params.name, params.arguments or {}, session="mcp")
-        except ToolCallError as exc:
-            body = exc.to_dict()
-            return types.CallToolResult(
-                content=[types.TextContent(type="text", text=orjson.dumps(body).decode())],
-                is_error=True,
-                meta={"vak/error": exc.code, "vak/audit_seq": exc.details.get("audit_seq")},
-            )
-        text = orjson.dumps(inv.output).decode()
+            text = orjson.dumps(inv.output).decode()
+        except Exception as exc:  # noqa: BLE001 - answered as a tool error, never hidden
+            return error(exc)
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=text)],
             structured_content=inv.output if isinstance(inv.output, dict) else None,
-            meta={"vak/audit_seq": inv.audit_seq_finished, "vak/leaf_hash": inv.leaf_hash},
+            _meta={"vak/audit_seq": inv.audit_seq_finished, "vak/leaf_hash": inv.leaf_hash},
         )
 
     return Server(name, on_list_tools=list_tools, on_call_tool=call_tool)

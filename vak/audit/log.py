@@ -835,7 +835,7 @@ class AuditLog:
                     self._checkpoint()  # feeds the tree: pending leaves span one interval
             except AuditError:
                 return  # poisoned (already logged) or closing: nothing left to commit
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - reported or converted, never hidden
                 # a defect, not an I/O error: still fail closed, loudly
                 _log.exception("audit commit thread of %s crashed", self.path)
                 self._poison(f"commit thread crashed: {type(exc).__name__}: {exc}")
@@ -902,7 +902,7 @@ class AuditLog:
             for callback in [only] if only is not None else list(self._listeners):
                 try:
                     callback(cp)
-                except Exception:  # a listener's defect must not stop the others
+                except Exception:  # noqa: BLE001 - a listener's defect must not stop the others
                     _log.exception("checkpoint listener %r failed on %s size %d", callback,
                                    cp.checkpoint.origin, cp.checkpoint.size)
 

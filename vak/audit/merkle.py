@@ -328,7 +328,7 @@ def verify_inclusion(
         raise _fail("inclusion proof does not lead to the checkpoint root")
 
 
-def verify_consistency(
+def verify_consistency(  # noqa: C901 - RFC 9162 2.1.4.2, transcribed step by step
     size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes
 ) -> None:
     """Check a consistency proof (RFC 9162 section 2.1.4.2).

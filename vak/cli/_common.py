@@ -282,7 +282,8 @@ def guarded(body: Callable[[], int], prog: str, *, debug: bool) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return Exit.INTERRUPTED
-    except Exception as exc:  # the last resort: a bug, reported and given its own code
+    # the last resort: a bug, reported and given its own code
+    except Exception as exc:  # noqa: BLE001
         if debug:
             traceback.print_exc()
         print(f"{prog}: internal error: {type(exc).__name__} at {_where(exc)} (a bug in "

@@ -110,18 +110,10 @@ def _load_keys(path: Path) -> list[TrustedKey]:
 
 
 def _settings(config: str) -> AuditSettings:
-    """The audit settings of a ``vak.toml`` (imported lazily: only ``--config`` needs it)."""
-    from vak.config import KernelConfig
+    """The audit settings of a ``vak.toml``, paths resolved; reads no other room's table."""
+    from vak.config import audit_settings_from_toml
 
-    cfg = KernelConfig.from_toml(config)
-    composed = getattr(cfg, "audit_settings", None)  # the composed config (paths resolved)
-    if callable(composed):
-        settings = composed()
-        if isinstance(settings, AuditSettings):
-            return settings
-    return AuditSettings(cfg.resolved("audit_log"), cfg.resolved("audit_key"),
-                         cfg.resolved("audit_hmac_key"), origin=cfg.audit_origin,
-                         trust=getattr(cfg, "audit_trust", None))
+    return audit_settings_from_toml(config)
 
 
 def _state_keys(state: VerifierState | None, source: str) -> list[TrustedKey] | None:

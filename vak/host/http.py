@@ -175,7 +175,7 @@ class HttpFamily:
                 box.append((tuple(str(a) for a in self._resolver.resolve(n.host, n.port)), ""))
             except (OSError, UnicodeError) as exc:
                 box.append(((), str(exc)[:200]))
-            except Exception as exc:  # a broken resolver is a recorded DNS failure, not a crash
+            except Exception as exc:  # noqa: BLE001 - a broken resolver is a recorded DNS failure
                 _log.error("resolver failed: %s", type(exc).__name__)
                 box.append(((), f"resolver failed: {type(exc).__name__}"))
             finally:

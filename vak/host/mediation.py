@@ -452,7 +452,7 @@ class MediatedHandler:
         except HostEffectError as exc:
             reply = orjson.dumps({"error": exc.code, "message": exc.message})
             status, code = "error", exc.code
-        except Exception as exc:  # an effect bug must not crash the kernel or leak details
+        except Exception as exc:  # noqa: BLE001 - an effect bug must not crash the kernel or leak
             _log.error("host effect %s failed: %s", fn.name, type(exc).__name__)
             reply = orjson.dumps({"error": "host_failure", "message": "host function failed"})
             status, code = "error", "host_failure"

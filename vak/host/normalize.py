@@ -276,7 +276,7 @@ def _embeds_metadata(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> boo
     return any(a in _METADATA for a in inner)
 
 
-def classify_ip(ip: str) -> str:
+def classify_ip(ip: str) -> str:  # noqa: C901 - one table of address classes, in order
     """The class of an IP address, the ``ip_class`` attribute policies test.
 
     One of ``metadata``, ``loopback``, ``unspecified``, ``link_local``,

@@ -98,7 +98,7 @@ def _self_test() -> bool:
                              "known-answer request (%s vs %s); using the public is_authorized",
                              _comparable(fast), _comparable(public))
                 return False
-    except Exception as exc:  # any failure of the private API means: do not use it
+    except Exception as exc:  # noqa: BLE001 - any failure of the private API: do not use it
         _log.warning("cedarpy fast path failed its self-test (%s); using the public "
                      "is_authorized", type(exc).__name__)
         return False

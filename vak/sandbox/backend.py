@@ -146,7 +146,7 @@ class _FastBackend:
                 if trapped.trap is not None:
                     return fastcall.release_trap(trapped.trap)
                 return fastcall.new_trap(str(trapped))
-            except BaseException as exc:  # the engine recorded the reason; trap
+            except BaseException as exc:  # noqa: BLE001 - the engine recorded the reason; trap
                 return fastcall.new_trap(f"host call {names[env]} failed: "
                                          f"{type(exc).__name__}")
             return 0
@@ -214,13 +214,13 @@ class _PublicAccess:
     def call_alloc(self, alloc: Any, size: int) -> int:
         try:
             return int(alloc(self.store, size)) & 0xFFFF_FFFF
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported or converted, never hidden
             raise _trapped(exc) from None
 
     def call_tool(self, func: Any, ptr: int, length: int, buf: Any) -> int:
         try:
             return int(func(self.store, ptr, length))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported or converted, never hidden
             raise _trapped(exc) from None
 
 
@@ -255,7 +255,7 @@ class _PublicStore:
     def instantiate(self, pre: wasmtime.InstancePre) -> Any:
         try:
             return pre.instantiate(self._live())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported or converted, never hidden
             raise _trapped(exc) from None
 
     def access(self) -> Access:

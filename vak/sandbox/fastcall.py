@@ -93,7 +93,7 @@ def host_callback(fn: HostFn) -> Any:
     def trampoline(env: int | None, caller: Any, args: Any, _nargs: int) -> int:
         try:
             return fn(env or 0, caller, args)
-        except BaseException as exc:  # must never escape into C
+        except BaseException as exc:  # noqa: BLE001 - must never escape into C
             return new_trap(f"host callback failed: {type(exc).__name__}")
 
     return ffi.wasmtime_func_unchecked_callback_t(trampoline)

@@ -246,6 +246,9 @@ class WorkerPool:
         self._spawn_q.put(None)
         for w in workers:
             w.kill()
+        if threading.current_thread() is not self._spawner:
+            # a start in flight ends within its start timeout; then the spawner exits
+            self._spawner.join(self._config.start_timeout_ms / 1000)
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -260,6 +263,10 @@ class WorkerPool:
 
     def _spawn_loop(self) -> None:
         while (digest := self._spawn_q.get()) is not None:
+            with self._cond:
+                closed = self._closed
+            if closed:
+                continue  # drain to the sentinel: a closed pool starts nothing more
             try:
                 worker = self._start(digest)
             except VakError as exc:
@@ -447,7 +454,7 @@ class WorkerPool:
                     f"refusal of {function} produced {type(refused).__name__}")
             elif error is None:
                 reply = host(function, frame.body)
-        except Exception as exc:  # the handler's own failure is the call's cause
+        except Exception as exc:  # noqa: BLE001 - the handler's own failure is the call's cause
             error = exc
         fields: dict[str, Any] = {"id": frame.header["id"], "ok": error is None}
         if error is not None:

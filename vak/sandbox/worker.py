@@ -164,7 +164,8 @@ def _serve(runner: Runner, digest: str, reader: FrameReader, out_fd: int) -> Non
                                   _ForwardingHost(reader, out_fd, call_id))
         except ToolCallError as exc:
             reply = encode_frame("error", {"id": call_id, "error": error_to_wire(exc)})
-        except Exception as exc:  # fail closed: report, then die so the pool replaces us
+        # fail closed: report, then die so the pool replaces us
+        except Exception as exc:  # noqa: BLE001
             write_all(out_fd, encode_frame("error", {"id": call_id, "error": error_to_wire(exc)}))
             os._exit(1)
         else:
@@ -244,7 +245,7 @@ def main(argv: Sequence[str] | None = None, make_runner: RunnerFactory | None = 
         status = restrict_current_process(
             require=bool(header["require"]), cpu_seconds=int(header["cpu_seconds"]))
         runner = make_runner(out_fd, header, init.body)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported or converted, never hidden
         err = error_to_wire(exc)
         if isinstance(exc, _errors.VakError) and not isinstance(exc, ToolCallError):
             err = {"class": type(exc).__name__, "message": exc.message, "details": {}}

@@ -1,0 +1,113 @@
+"""The narrow collaborators the kernel is composed of, as Protocols.
+
+:class:`vak.kernel.Kernel` builds the real parts (``Engine``, ``WorkerPool``,
+``AuditLog``, ``Mediator``) in its constructor, its one composition root, but
+holds and calls them only through these seams: the kernel depends on what it
+uses, not on how a room implements it, and a room's change of internals never
+ripples into the facade. Each Protocol lists exactly the methods the kernel
+calls; nothing here imports a room's implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from vak.audit.sink import AuditSink
+from vak.host.context import CallContext
+from vak.identity.manifest import Limits
+from vak.sandbox.types import CallOutcome, HostHandler, Runner
+
+__all__ = [
+    "KernelAudit",
+    "Mediation",
+    "ModuleEngine",
+    "ModuleWorkers",
+    "R",
+    "Resident",
+    "ScrubbingHandler",
+]
+
+
+class KernelAudit(AuditSink, Protocol):
+    """The audit log as the kernel uses it: append, keyed digests, receipts, close."""
+
+    @property
+    def path(self) -> Path:
+        """The log file (for ``vak-audit verify`` after the run)."""
+        ...
+
+    @property
+    def public_key_path(self) -> Path:
+        """The file holding the log's public key(s)."""
+        ...
+
+    def args_digest(self, args_bytes: bytes, /) -> str:
+        """The keyed digest recorded for input and output bytes."""
+        ...
+
+    def receipt(self, seq: int, /) -> object:
+        """Checkpoint + inclusion proof of entry ``seq``."""
+        ...
+
+    def close(self) -> None:
+        """Write the final checkpoint and release the log's lock."""
+        ...
+
+
+class Resident(Protocol):
+    """A live instance kept for one session (opt-in reuse)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+R = TypeVar("R", bound=Resident)
+
+
+class ModuleEngine(Runner, Protocol[R]):
+    """The in-process engine: compiles once, runs calls, keeps session instances."""
+
+    def compile(self, module_bytes: bytes, digest: str, /) -> object:
+        """Compile (or load from cache) ``module_bytes`` whose sha256 is ``digest``."""
+        ...
+
+    @property
+    def fast_paths(self) -> Mapping[str, object]:
+        """Which wasmtime call path runs and what the start self-test found."""
+        ...
+
+    def open_resident(self, module_digest: str, limits: Limits, /) -> R: ...
+
+    def call_resident(self, resident: R, export: str, input_json: bytes, limits: Limits,
+                      host: HostHandler, /) -> CallOutcome: ...
+
+    def close(self) -> None: ...
+
+
+class ModuleWorkers(Runner, Protocol):
+    """The OS-sandboxed worker pool: modules are registered, then called."""
+
+    def register(self, digest: str, module: bytes, /) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ScrubbingHandler(HostHandler, Protocol):
+    """One invocation's mediated handler; it knows which secrets it revealed."""
+
+    def scrub(self, output: bytes, /) -> bytes:
+        """``output`` with every secret value revealed to this call removed."""
+        ...
+
+
+class Mediation(Protocol):
+    """The one chokepoint of host calls: hands out a handler per invocation."""
+
+    def handler(self, ctx: CallContext, /) -> ScrubbingHandler: ...
+
+    def close(self) -> None: ...
+
