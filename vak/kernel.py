@@ -60,6 +60,7 @@ from vak.errors import (
     VakError,
 )
 from vak.invocation import Invocation, Principal, ToolSpec
+from vak.scrub import Scrubber, scrub_error
 
 __all__ = ["Kernel"]
 
@@ -267,11 +268,14 @@ class Kernel:
         started = self._audit.append("invocation_started", fields)
         t0 = time.perf_counter_ns()
         outcome: Any = None
+        host = _LazyHost(self._mediator, tool, inv_id, session)
         try:
             tool.input_validator.check(payload)
-            outcome, output = self._run(tool, input_json, inv_id, session, reuse)
+            outcome, output = self._run(tool, input_json, session, reuse, host)
             tool.output_validator.check(output)
         except BaseException as exc:
+            # nothing the session's secrets are in leaves in a message (vak.scrub)
+            scrub_error(exc, host.scrubber())
             self._finish(tool, inv_id, session, started, outcome, t0, exc)
             raise
         finished = self._finish(tool, inv_id, session, started, outcome, t0, None)
@@ -332,16 +336,17 @@ class Kernel:
         Returns:
             How many instances (one per skill used in the session) were closed.
         """
+        if self._mediator is not None:
+            self._mediator.end_session(session)  # its data-flow labels end with it
         if self._sessions is None:
             return 0
         return self._sessions.end(session)
 
     # ------------------------------------------------------------------ internals
     def _run(
-        self, tool: RegisteredTool, input_json: bytes, inv_id: str, session: str | None,
-        reuse: bool,
+        self, tool: RegisteredTool, input_json: bytes, session: str | None,
+        reuse: bool, host: _LazyHost,
     ) -> tuple[Any, Any]:
-        host = _LazyHost(self._mediator, tool, inv_id, session)
         skill = tool.skill
         if reuse:
             assert self._sessions is not None and session is not None
@@ -354,9 +359,11 @@ class Kernel:
             outcome = runner.call(
                 skill.module_sha256, tool.spec.export, input_json, skill.manifest.limits, host,
             )
-        scrubbed = host.scrub(outcome.output)
+        scrubbed = host.scrubber().output(outcome.output)
         if scrubbed is not outcome.output:
-            # a secret the skill read must not leave through its output
+            # a secret the session holds must not leave through the output, however
+            # it is spelled (checked after decoding), even with no host call in this
+            # invocation (a reused instance may keep it in memory)
             outcome = replace(outcome, output=scrubbed)
         try:
             output = orjson.loads(outcome.output)
@@ -439,8 +446,9 @@ class _LazyHost:
     """The call's ``HostHandler``, built only when the guest makes its first host call.
 
     Most tool calls make none, so the per-call :class:`CallContext` and
-    mediated handler are not built for them; ``scrub`` is the identity until
-    a handler exists (no secret can have been revealed without one).
+    mediated handler are not built for them. The session's scrubber comes from
+    the mediator even then: under session reuse a guest may still hold, in its
+    memory, a secret an earlier call of the session read.
     """
 
     __slots__ = ("_handler", "_inv_id", "_mediator", "_session", "_tool")
@@ -458,12 +466,25 @@ class _LazyHost:
         if handler is None:
             handler = self._handler = _handler(
                 self._mediator, self._tool, self._inv_id, self._session)
-        reply: bytes = handler(name, payload)
+        try:
+            reply: bytes = handler(name, payload)
+        except VakError as exc:  # scrubbed before it crosses into the guest or a worker
+            scrub_error(exc, handler.scrubber)
+            raise
         return reply
 
+    def scrubber(self) -> Scrubber:
+        """The scrubber of the secrets this call's session holds."""
+        if self._handler is not None:
+            scrubber: Scrubber = self._handler.scrubber
+            return scrubber
+        if self._session and self._mediator is not None:
+            found: Scrubber = self._mediator.scrubber_for(self._session)
+            return found
+        return Scrubber()
+
     def scrub(self, output: bytes) -> bytes:
-        scrub = getattr(self._handler, "scrub", None)
-        return output if scrub is None else scrub(output)
+        return self.scrubber().output(output)
 
 
 _ANONYMOUS = Principal().to_audit()

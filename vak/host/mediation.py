@@ -56,6 +56,7 @@ from vak.host.base import HostEffectError, Prepared
 from vak.host.catalog import HostFunction, host_function
 from vak.host.clock import Clock, ClockFamily
 from vak.host.context import COUNTER_MAX, CallContext
+from vak.host.dataflow import FlowTable, LabelMap, ScrubberCache, SessionFlow, secret_label
 from vak.host.fs import FsFamily
 from vak.host.http import HttpFamily, Resolver
 from vak.host.kv import KvFamily, KvStore
@@ -65,6 +66,7 @@ from vak.host.secrets import NoSecrets, SecretProvider, SecretsFamily
 from vak.policy.engine import Decision, PolicyEngine
 from vak.policy.entities import Entity, Principal, principal_for
 from vak.policy.normalize import NormalizeError
+from vak.scrub import Scrubber, excerpt
 
 __all__ = [
     "CAPABILITY_CEILING",
@@ -79,8 +81,6 @@ CAPABILITY_CEILING = "vak.capability-ceiling"
 INVALID_TARGET = "vak.invalid-target"
 INVALID_ARGS = "vak.invalid-args"
 HOST_CALL_LIMIT = "vak.host-call-limit"
-#: secret values shorter than this are not scrubbed (they would mangle output)
-MIN_SCRUB_LEN = 4
 _MAX_ARGS = 2 << 20
 _CEILING_DECISION = Decision(False, (CAPABILITY_CEILING,))
 #: families whose ``prepare`` is a pure function of (function, argument bytes) for a
@@ -141,7 +141,11 @@ class Mediator:
             tls_context=tls_context,
         )
         self._kv = KvFamily(self._kv_store) if self._kv_store is not None else None
-        self._secrets = SecretsFamily(secrets or NoSecrets())
+        # data flow (vak.host.dataflow): labels per session, the secrets' scrubbers
+        self._flows = FlowTable()
+        self._label_map = LabelMap(fs_mounts or {})
+        self._secrets = SecretsFamily(secrets or NoSecrets(), lambda: self._scrubbers.invalidate())
+        self._scrubbers = ScrubberCache(self._secrets.values_of)
         self._log = LogFamily()
         self._clock = ClockFamily(clock)
         self._random = RandomFamily()
@@ -180,6 +184,20 @@ class Mediator:
         """The :class:`~vak.sandbox.types.HostHandler` for one invocation."""
         return MediatedHandler(self, ctx, self._principal(ctx))
 
+    def scrubber_for(self, session_id: str) -> Scrubber:
+        """The scrubber of ``session_id`` (for output made without a host call)."""
+        flow = self._flows.get(session_id)
+        return Scrubber() if flow is None else flow.scrubber(self._scrubbers)
+
+    def session_labels(self, session_id: str) -> frozenset[str]:
+        """The data-flow labels ``session_id`` holds now."""
+        flow = self._flows.get(session_id)
+        return frozenset() if flow is None else flow.labels
+
+    def end_session(self, session_id: str) -> bool:
+        """Forget ``session_id``'s labels; True if it had any state."""
+        return self._flows.end(session_id)
+
     def _principal(self, ctx: CallContext) -> Principal:
         key = (ctx.manifest_digest, ctx.module_sha256, ctx.signer_key_id, ctx.trust_tier)
         p = self._principals.get(key)
@@ -206,7 +224,7 @@ class Mediator:
         if fn.family == "kv":
             if self._kv is None:
                 raise NormalizeError("no kv store is configured")
-            return self._kv.prepare(fn.name, args, ctx)
+            return self._kv.prepare(fn.name, args, ctx, handler._flow)
         if fn.family == "secrets":
             return self._secrets.prepare(fn.name, args, ctx, handler._reveal)
         if fn.name == "log":
@@ -226,14 +244,15 @@ class MediatedHandler:
     result HMAC and the two audit appends.
     """
 
-    __slots__ = ("_append", "_digest", "_head", "_m", "_max_calls", "_memo", "_revealed",
-                 "_skill", "ctx", "principal")
+    __slots__ = ("_append", "_digest", "_flow", "_head", "_m", "_max_calls", "_memo",
+                 "_sink_append", "_skill", "ctx", "principal")
 
     def __init__(self, mediator: Mediator, ctx: CallContext, principal: Principal) -> None:
         self._m = mediator
         self.ctx = ctx
         self.principal = principal
-        self._revealed: set[str] = set()
+        #: the session's data-flow labels (shared by all its invocations, any route)
+        self._flow: SessionFlow = mediator._flows.open(ctx.session_id)
         self._skill = {
             "id": ctx.manifest.name,
             "version": ctx.manifest.version,
@@ -243,7 +262,8 @@ class MediatedHandler:
         #: the audit fields every entry of this invocation shares (never mutated)
         self._head = {"invocation": ctx.invocation_id, "session": ctx.session_id,
                       "skill": self._skill}
-        self._append = mediator._audit.append
+        self._sink_append = mediator._audit.append
+        self._append = self._append_scrubbed
         self._digest = mediator._digest
         self._max_calls = ctx.manifest.limits.max_host_calls
         #: normalised calls of pure families, by exact (function, argument bytes)
@@ -286,8 +306,9 @@ class MediatedHandler:
                 _memo_put(self._memo, memo_key, prepared)
 
         resource = audit_target(prepared.resource)
-        if self._revealed:
-            resource = self.scrub_text(resource)
+        scrubber = self.scrubber
+        if scrubber:
+            resource = scrubber.text(resource)
         engine = m.engine
         if prepared.ceiling_violation is not None:
             decision = _CEILING_DECISION
@@ -302,6 +323,9 @@ class MediatedHandler:
         fields["host_function"] = function
         fields["resource"] = resource
         fields["args_hmac"] = self._digest(args)
+        labels = self._flow.labels
+        if labels:
+            fields["labels"] = sorted(labels)
         if why:
             fields["decision"] = self._decision_field(
                 False, list(decision.policy_ids), why, decision.policy_set or engine.digest
@@ -314,11 +338,7 @@ class MediatedHandler:
             }
         summary = prepared.summary
         if summary:
-            fields["summary"] = (
-                {k: self.scrub_text(v) if isinstance(v, str) else v for k, v in summary.items()}
-                if self._revealed
-                else dict(summary)
-            )
+            fields["summary"] = dict(summary)  # scrubbed with every field by _append
         if decision.errors:
             fields["errors"] = list(decision.errors)
         ref = self._append("host_decision", fields, durable=fn.effectful)
@@ -331,6 +351,10 @@ class MediatedHandler:
                 policy_ids=list(decision.policy_ids),
                 audit_seq=ref.seq,
             )
+        # marked before the data arrives: the next decision already sees the label
+        adds = m._label_map.labels(function, prepared.resource)
+        if adds:
+            self._flow.add(adds)
         start = time.perf_counter_ns()
         reply, status, code = self._perform(prepared)
         outcome: dict[str, Any] = {
@@ -359,6 +383,7 @@ class MediatedHandler:
         values = {
             "session_id": ctx.session_id,
             "invocation_id": ctx.invocation_id,
+            "labels": sorted(self._flow.labels),
             **ctx.counters.as_dict(),
         }
         return {k: values[k] for k in used}
@@ -383,7 +408,8 @@ class MediatedHandler:
         except NormalizeError as exc:
             ref = self._refuse(function, "", args, INVALID_TARGET, str(exc))
             raise PolicyDeniedError(
-                f"host call vak.{function} refused: {exc}",
+                # the reason may quote the guest's argument: bounded, escaped, scrubbed
+                f"host call vak.{function} refused: {excerpt(str(exc), self.scrubber, 200)}",
                 host_function=function,
                 resource="",
                 policy_ids=[INVALID_TARGET],
@@ -405,12 +431,12 @@ class MediatedHandler:
             )
 
     def _base_fields(self, function: str, resource: str, args: bytes) -> dict[str, Any]:
-        if self._revealed:  # a guest may echo a secret into a path, URL or key
-            resource = self.scrub_text(resource)
         fields = self._head.copy()
         fields["host_function"] = function
-        fields["resource"] = resource
+        fields["resource"] = resource  # scrubbed by _append (a guest may echo a secret)
         fields["args_hmac"] = self._digest(args)
+        if self._flow.labels:
+            fields["labels"] = sorted(self._flow.labels)
         return fields
 
     def _decision_field(
@@ -421,8 +447,8 @@ class MediatedHandler:
             "policy_ids": policy_ids,
             "policy_set": policy_set,
         }
-        if reason:
-            out["reason"] = self.scrub_text(reason[:300]) if self._revealed else reason[:300]
+        if reason:  # may quote guest text: scrubbed whole, then bounded and escaped
+            out["reason"] = excerpt(reason, self.scrubber, 300)
         return out
 
     def _refuse(
@@ -434,20 +460,31 @@ class MediatedHandler:
         )
         return self._append("host_decision", fields, durable=True)
 
-    # -- secrets scrubbing -------------------------------------------------
-    def _reveal(self, value: str) -> None:
-        if len(value) >= MIN_SCRUB_LEN:
-            self._revealed.add(value)
+    # -- data flow and secrets scrubbing (vak.host.dataflow, vak.scrub) ----
+    def _reveal(self, name: str, value: str) -> None:
+        """Called by ``secret_get`` before ``value`` leaves the host: mark the session."""
+        self._flow.add((secret_label(name),))
+
+    @property
+    def labels(self) -> frozenset[str]:
+        """The session's data-flow labels now."""
+        return self._flow.labels
+
+    @property
+    def scrubber(self) -> Scrubber:
+        """The scrubber of the secrets the session holds (falsy when none)."""
+        return self._flow.scrubber(self._m._scrubbers)
+
+    def _append_scrubbed(self, kind: str, fields: dict[str, Any], *, durable: bool) -> AuditRef:
+        """Every audit entry of this handler, with the session's secrets scrubbed out."""
+        scrubber = self.scrubber
+        return self._sink_append(kind, scrubber.fields(fields) if scrubber else fields,
+                                 durable=durable)
 
     def scrub_text(self, text: str) -> str:
-        """``text`` with every secret value revealed in this invocation redacted."""
-        for value in self._revealed:
-            text = text.replace(value, "[REDACTED]")
-        return text
+        """``text`` with every value of a secret the session holds redacted."""
+        return self.scrubber.text(text)
 
     def scrub(self, output: bytes) -> bytes:
-        """Skill output (JSON bytes) with revealed secrets redacted, raw or JSON-escaped."""
-        for value in self._revealed:
-            for form in {value.encode("utf-8", "surrogatepass"), orjson.dumps(value)[1:-1]}:
-                output = output.replace(form, b"[REDACTED]")
-        return output
+        """Skill output (JSON bytes), checked after decoding: every string and key."""
+        return self.scrubber.output(output)

@@ -1,8 +1,12 @@
 """The secrets family: ``secret_get`` from an operator-configured provider.
 
-Secret *values* never reach the audit log (only the name) or a Python log;
-the mediation remembers every value it hands out so the kernel can scrub it
-from the skill's output (:meth:`vak.host.mediation.MediatedHandler.scrub`).
+Secret *values* never reach the audit log (only the name), a Python log, an
+error or a skill's output: a ``secret_get`` marks the session with
+``secret:<name>`` (:mod:`vak.host.dataflow`) *before* the value is handed
+out, and everything the session then shows the world passes that session's
+:class:`vak.scrub.Scrubber`, built from :meth:`SecretsFamily.values_of` of
+the secrets it holds -- which also covers a session marked by reading back a
+kv value another invocation stored.
 
 Providers implement :class:`SecretProvider`; two ship here: environment
 variables mapped by name (the mapping is the operator's; the library reads no
@@ -15,12 +19,12 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from vak.config import KernelConfig
 from vak.errors import ConfigError
 from vak.host.base import Prepared, arg_str
 from vak.host.context import CallContext
@@ -88,8 +92,18 @@ class FileSecretProvider:
         return self._values.get(name)
 
 
+class _SecretSources(Protocol):
+    """What :func:`provider_from_config` reads (``HostSettings`` has both)."""
+
+    @property
+    def secrets_file(self) -> Path | None: ...
+
+    @property
+    def secrets_env(self) -> tuple[str, ...]: ...
+
+
 def provider_from_config(
-    config: KernelConfig, environ: Mapping[str, str] | None = None
+    config: _SecretSources, environ: Mapping[str, str] | None = None
 ) -> SecretProvider:
     """The provider ``config`` describes: ``secrets_file`` if set, else ``secrets_env``.
 
@@ -107,17 +121,44 @@ def provider_from_config(
 
 
 class SecretsFamily:
-    """``secret_get``; ``reveal`` is told each value handed out (for scrubbing)."""
+    """``secret_get``; remembers every value it hands out, by name (for scrubbing).
 
-    def __init__(self, provider: SecretProvider) -> None:
+    ``reveal(name, value)`` is called before a value leaves the effect, so the
+    session is marked before the guest has it.
+    """
+
+    def __init__(self, provider: SecretProvider,
+                 on_new_value: Callable[[], None] | None = None) -> None:
         self._provider = provider
+        self._revealed: dict[str, frozenset[str]] = {}
+        self._lock = threading.Lock()
+        self._on_new_value = on_new_value
+
+    def values_of(self, name: str) -> frozenset[str]:
+        """Every value of secret ``name`` handed out so far, and its current value.
+
+        The current value is asked of the provider too, so a session marked
+        ``secret:<name>`` by a kv row from before a restart is still scrubbed.
+        """
+        current = self._provider.get(name) if _NAME.match(name) else None
+        known = self._revealed.get(name, frozenset())
+        return known | {current} if current is not None else known
+
+    def _record(self, name: str, value: str) -> None:
+        with self._lock:
+            known = self._revealed.get(name, frozenset())
+            if value in known:
+                return
+            self._revealed[name] = known | {value}
+        if self._on_new_value is not None:
+            self._on_new_value()
 
     def prepare(
         self,
         function: str,
         args: Mapping[str, Any],
         ctx: CallContext,
-        reveal: Callable[[str], None] | None = None,
+        reveal: Callable[[str, str], None] | None = None,
     ) -> Prepared:
         name = arg_str(args, "name", max_len=128)
         if not _NAME.match(name):
@@ -132,8 +173,9 @@ class SecretsFamily:
             value = self._provider.get(name)
             if value is None:
                 return {"found": False}
+            self._record(name, value)
             if reveal is not None:
-                reveal(value)
+                reveal(name, value)
             return {"found": True, "value": value}
 
         return Prepared(
