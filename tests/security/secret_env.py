@@ -126,7 +126,7 @@ def make_env(root: Path, relay_wasm: bytes, port: int, seen: list[str]) -> Secre
         "author": "VAK tests", "license": "Apache-2.0", "module": {"path": "relay.wasm"},
         "capabilities": {
             "fs": {"read": ["/workspace"]}, "http": {"hosts": ["127.0.0.1"]}, "kv": True,
-            "secrets": ["API_TOKEN", "github_token"], "log": True,
+            "secrets": ["API_TOKEN", "github_token"], "log": True, "clock": True,
         },
         "limits": {"max_memory_pages": 64, "max_execution_time_ms": 5000,
                    "max_fuel": 200_000_000, "max_output_bytes": 1 << 20, "max_host_calls": 16},
