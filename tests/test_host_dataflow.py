@@ -92,6 +92,25 @@ def test_flow_table_sessions_and_bound() -> None:
     assert table.end("a") is False
 
 
+def test_evicting_a_labelled_session_ends_it() -> None:
+    ended: list[str] = []
+    table = FlowTable(max_sessions=1, on_evict=ended.append)
+    table.open("plain")
+    table.open("marked").add(["secret:A"])  # evicts "plain": no labels, no hook
+    assert ended == []
+    table.open("next")  # evicts "marked": the kernel must end that session
+    assert ended == ["marked"]
+
+
+def test_get_counts_as_use() -> None:
+    table = FlowTable(max_sessions=2)
+    table.open("a")
+    table.open("b")
+    table.get("a")
+    table.open("c")
+    assert table.get("a") is not None and table.get("b") is None
+
+
 def test_scrubber_follows_the_secret_labels() -> None:
     values = {"A": {"value-of-a"}, "B": {"value-of-b"}}
     cache = ScrubberCache(lambda name: values.get(name, set()))

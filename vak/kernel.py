@@ -60,7 +60,7 @@ from vak.errors import (
     VakError,
 )
 from vak.invocation import Invocation, Principal, ToolSpec
-from vak.scrub import Scrubber, scrub_error
+from vak.scrub import EMPTY, Scrubber, scrub_error
 
 __all__ = ["Kernel"]
 
@@ -99,6 +99,8 @@ class Kernel:
             self._mediator = _make_mediator(config, self._audit)
             if config.session_reuse:
                 self._sessions = _make_sessions(config, self._engine)
+                # a session whose labels are dropped loses its instance too (fail closed)
+                self._mediator.on_session_evicted(self._sessions.end)
             if config.force_worker:
                 self._worker_pool()
         except BaseException:
@@ -481,7 +483,7 @@ class _LazyHost:
         if self._session and self._mediator is not None:
             found: Scrubber = self._mediator.scrubber_for(self._session)
             return found
-        return Scrubber()
+        return EMPTY
 
     def scrub(self, output: bytes) -> bytes:
         return self.scrubber().output(output)

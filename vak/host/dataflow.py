@@ -129,14 +129,16 @@ class LabelMap:
 class SessionFlow:
     """The labels of one session (thread-safe; only ever grows)."""
 
-    __slots__ = ("_labels", "_lock", "_scrubber", "_scrubber_key", "session_id")
+    __slots__ = ("_for_labels", "_for_version", "_labels", "_lock", "_scrubber", "session_id")
 
     def __init__(self, session_id: str = "") -> None:
         self.session_id = session_id
         self._labels: frozenset[str] = frozenset()
         self._lock = threading.Lock()
         self._scrubber: Scrubber = EMPTY
-        self._scrubber_key: object = None
+        #: the label set and cache version ``_scrubber`` was built for
+        self._for_labels = self._labels
+        self._for_version = 0
 
     def add(self, labels: Iterable[str]) -> bool:
         """Add ``labels``; True if the session gained one."""
@@ -155,10 +157,11 @@ class SessionFlow:
     def scrubber(self, cache: ScrubberCache) -> Scrubber:
         """The scrubber for the secrets this session holds (cached per label set)."""
         labels = self._labels
-        key = (labels, cache.version)
-        if key != self._scrubber_key:
+        version = cache.version
+        if labels is not self._for_labels or version != self._for_version:
+            # a snapshot replaced on every change: identity is the cheap test
             self._scrubber = cache.for_names(secret_names(labels))
-            self._scrubber_key = key
+            self._for_labels, self._for_version = labels, version
         return self._scrubber
 
 
@@ -184,7 +187,7 @@ class ScrubberCache:
         values: set[str] = set()
         for name in names:
             values.update(self._values_of(name))
-        scrubber = Scrubber(values)
+        scrubber = Scrubber(values) if values else EMPTY
         with self._lock:
             if len(self._cache) >= 1024:
                 self._cache.clear()
@@ -201,36 +204,53 @@ class ScrubberCache:
 class FlowTable:
     """The :class:`SessionFlow` of every live session, LRU-bounded.
 
-    ``max_sessions`` bounds memory against a caller inventing session ids; a
-    session evicted from the table loses its labels (its kv values keep
-    theirs), so size it above the number of sessions live at once.
+    ``max_sessions`` bounds memory against a caller inventing session ids.
+    Evicting a session that holds labels ends the session (fail closed):
+    ``on_evict(session_id)`` is called -- outside the table's lock -- so the
+    kernel can drop what the session kept elsewhere (a reused instance's
+    memory may hold a secret the session's scrubber no longer knows). Its kv
+    values keep their labels.
     """
 
-    def __init__(self, max_sessions: int = 65536) -> None:
+    def __init__(self, max_sessions: int = 65536,
+                 on_evict: Callable[[str], object] | None = None) -> None:
         self._max = max(1, max_sessions)
         self._flows: OrderedDict[str, SessionFlow] = OrderedDict()
         self._lock = threading.Lock()
+        self.on_evict = on_evict
 
     def open(self, session_id: str) -> SessionFlow:
         """The flow of ``session_id`` (created on first use); ``""``: a new private flow."""
         if not session_id:
             return SessionFlow()
+        evicted: list[SessionFlow] = []
         with self._lock:
             flow = self._flows.get(session_id)
             if flow is None:
                 flow = self._flows[session_id] = SessionFlow(session_id)
                 while len(self._flows) > self._max:
-                    self._flows.popitem(last=False)
+                    evicted.append(self._flows.popitem(last=False)[1])
             else:
                 self._flows.move_to_end(session_id)
-            return flow
+        self._evicted(evicted)
+        return flow
+
+    def _evicted(self, flows: list[SessionFlow]) -> None:
+        hook = self.on_evict
+        if hook is not None:
+            for old in flows:
+                if old.labels:
+                    hook(old.session_id)
 
     def get(self, session_id: str) -> SessionFlow | None:
-        """The flow of ``session_id`` if the table holds one (no creation)."""
+        """The flow of ``session_id`` if the table holds one (no creation; counts as use)."""
         if not session_id:
             return None
         with self._lock:
-            return self._flows.get(session_id)
+            flow = self._flows.get(session_id)
+            if flow is not None:
+                self._flows.move_to_end(session_id)
+            return flow
 
     def end(self, session_id: str) -> bool:
         """Forget ``session_id``'s labels (the session is over); True if it had a flow."""

@@ -66,7 +66,7 @@ from vak.host.secrets import NoSecrets, SecretProvider, SecretsFamily
 from vak.policy.engine import Decision, PolicyEngine
 from vak.policy.entities import Entity, Principal, principal_for
 from vak.policy.normalize import NormalizeError
-from vak.scrub import Scrubber, excerpt
+from vak.scrub import EMPTY, Scrubber, excerpt
 
 __all__ = [
     "CAPABILITY_CEILING",
@@ -187,7 +187,12 @@ class Mediator:
     def scrubber_for(self, session_id: str) -> Scrubber:
         """The scrubber of ``session_id`` (for output made without a host call)."""
         flow = self._flows.get(session_id)
-        return Scrubber() if flow is None else flow.scrubber(self._scrubbers)
+        return EMPTY if flow is None else flow.scrubber(self._scrubbers)
+
+    def on_session_evicted(self, hook: Callable[[str], object]) -> None:
+        """Call ``hook(session_id)`` when a labelled session's flow is evicted (the
+        kernel ends the session's reused instances: their memory may hold a secret)."""
+        self._flows.on_evict = hook
 
     def session_labels(self, session_id: str) -> frozenset[str]:
         """The data-flow labels ``session_id`` holds now."""
@@ -307,7 +312,7 @@ class MediatedHandler:
 
         resource = audit_target(prepared.resource)
         scrubber = self.scrubber
-        if scrubber:
+        if scrubber is not EMPTY:
             resource = scrubber.text(resource)
         engine = m.engine
         if prepared.ceiling_violation is not None:
@@ -478,8 +483,8 @@ class MediatedHandler:
     def _append_scrubbed(self, kind: str, fields: dict[str, Any], *, durable: bool) -> AuditRef:
         """Every audit entry of this handler, with the session's secrets scrubbed out."""
         scrubber = self.scrubber
-        return self._sink_append(kind, scrubber.fields(fields) if scrubber else fields,
-                                 durable=durable)
+        return self._sink_append(
+            kind, fields if scrubber is EMPTY else scrubber.fields(fields), durable=durable)
 
     def scrub_text(self, text: str) -> str:
         """``text`` with every value of a secret the session holds redacted."""
