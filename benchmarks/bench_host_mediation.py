@@ -33,9 +33,10 @@ from vak.config import SHIPPED_POLICY_DIR
 from vak.host.context import CallContext
 from vak.host.fs import FsFamily
 from vak.host.mediation import Mediator
+from vak.host.principal import principal_for
 from vak.manifest import Capabilities, Limits, Manifest, ModuleRef
 from vak.policy.engine import PolicyEngine
-from vak.policy.entities import CedarRequest, file_entity, principal_for
+from vak.policy.entities import CedarRequest, file_entity
 
 
 class NoFsync:
@@ -100,7 +101,7 @@ def main(n: int = 2000) -> None:
         p,
         "fs_read",
         file_entity("/workspace/notes/today.txt"),
-        {"session": {}, "max_bytes": 1 << 20},
+        {"session": {"labels": []}, "max_bytes": 1 << 20},
     )
     schema = cedarpy.Schema.from_str(engine.loaded.schema_text)
     policies = cedarpy.PolicySet.from_str(engine.loaded.policy_text)

@@ -49,9 +49,10 @@ def _setup(ctx: Context) -> dict[str, Any]:
     from vak.config import SHIPPED_POLICY_DIR
     from vak.host.context import CallContext
     from vak.host.mediation import Mediator
+    from vak.host.principal import principal_for
     from vak.manifest import Capabilities, Limits, Manifest, ModuleRef
     from vak.policy.engine import PolicyEngine
-    from vak.policy.entities import CedarRequest, file_entity, principal_for
+    from vak.policy.entities import CedarRequest, file_entity
 
     root = ctx.workdir / "mediation"
     (root / "ws").mkdir(parents=True, exist_ok=True)
@@ -82,7 +83,7 @@ def _setup(ctx: Context) -> dict[str, Any]:
                               module_sha256=call_ctx.module_sha256, signer="ed25519:x",
                               trust_tier="trusted")
     req = CedarRequest(principal, "fs_read", file_entity(PATH),
-                       {"session": {}, "max_bytes": 1 << 20})
+                       {"session": {"labels": []}, "max_bytes": 1 << 20})
     schema = cedarpy.Schema.from_str(engine.loaded.schema_text)
     policies = cedarpy.PolicySet.from_str(engine.loaded.policy_text)
     entities = cedarpy.Entities.from_json_str(

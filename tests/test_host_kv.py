@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,23 +81,43 @@ def test_damaged_labels_fail_the_read_closed(tmp_path: Path, raw: str) -> None:
     store.close()
 
 
+class _Scope:
+    """The part of the handler's EffectScope the kv family uses: a session's flow."""
+
+    def __init__(self, flow: SessionFlow) -> None:
+        self.flow = flow
+
+    @property
+    def labels(self) -> frozenset[str]:
+        return self.flow.labels
+
+    def mark(self, labels: Any, /) -> None:
+        self.flow.add(labels)
+
+
 def test_family_marks_writer_rows_and_readers(tmp_path: Path) -> None:
-    from host_helpers import context, manifest
+    from vak.host.calls import NORMALISERS
+    from vak.host.settings import HostSettings
 
     store = KvStore(tmp_path / "kv.db")
     family = KvFamily(store)
-    ctx = context(manifest(kv=True))
+    settings = HostSettings()
+
+    def do(function: str, scope: _Scope, **args: Any) -> dict[str, Any]:
+        call = NORMALISERS[function](args, "notes", settings)
+        return family.perform(function, call, scope)  # type: ignore[arg-type]
+
     writer = SessionFlow("w")
     writer.add(["secret:A"])
-    family.prepare("kv_put", {"key": "k", "value": "v"}, ctx, writer).effect()
-    assert store.get_labeled(ctx.manifest.name, "k") == ("v", frozenset({"secret:A"}))
+    do("kv_put", _Scope(writer), key="k", value="v")
+    assert store.get_labeled("notes", "k") == ("v", frozenset({"secret:A"}))
     reader = SessionFlow("r")
-    assert family.prepare("kv_get", {"key": "k"}, ctx, reader).effect()["value"] == "v"
+    assert do("kv_get", _Scope(reader), key="k")["value"] == "v"
     assert reader.labels == {"secret:A"}
     lister = SessionFlow("l")
-    assert family.prepare("kv_list", {}, ctx, lister).effect() == {"keys": ["k"]}
+    assert do("kv_list", _Scope(lister)) == {"keys": ["k"]}
     assert lister.labels == {"secret:A"}
     missing = SessionFlow("m")
-    family.prepare("kv_get", {"key": "nope"}, ctx, missing).effect()
+    do("kv_get", _Scope(missing), key="nope")
     assert missing.labels == frozenset()
     store.close()

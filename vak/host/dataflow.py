@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from vak.policy.entities import Entity
-from vak.policy.normalize import normalize_path, path_within
+from vak.host.normalize import normalize_path, path_within
 from vak.scrub import EMPTY, Scrubber
 
 __all__ = [
@@ -129,15 +129,19 @@ class LabelMap:
 class SessionFlow:
     """The labels of one session (thread-safe; only ever grows)."""
 
-    __slots__ = ("_for_labels", "_for_version", "_labels", "_lock", "_scrubber", "session_id")
+    __slots__ = ("_for_labels", "_for_values", "_for_version", "_labels", "_lock", "_scrubber",
+                 "_values", "session_id")
 
     def __init__(self, session_id: str = "") -> None:
         self.session_id = session_id
         self._labels: frozenset[str] = frozenset()
+        #: secret values revealed to the session directly (besides its secret: labels)
+        self._values: frozenset[str] = frozenset()
         self._lock = threading.Lock()
         self._scrubber: Scrubber = EMPTY
         #: the label set and cache version ``_scrubber`` was built for
         self._for_labels = self._labels
+        self._for_values = self._values
         self._for_version = 0
 
     def add(self, labels: Iterable[str]) -> bool:
@@ -149,6 +153,12 @@ class SessionFlow:
             self._labels = self._labels | new
         return True
 
+    def reveal(self, value: str) -> None:
+        """Keep a secret value handed to this session (scrubbed for its lifetime)."""
+        if value not in self._values:
+            with self._lock:
+                self._values = self._values | {value}
+
     @property
     def labels(self) -> frozenset[str]:
         """The labels now (an immutable snapshot)."""
@@ -156,12 +166,15 @@ class SessionFlow:
 
     def scrubber(self, cache: ScrubberCache) -> Scrubber:
         """The scrubber for the secrets this session holds (cached per label set)."""
-        labels = self._labels
-        version = cache.version
-        if labels is not self._for_labels or version != self._for_version:
-            # a snapshot replaced on every change: identity is the cheap test
-            self._scrubber = cache.for_names(secret_names(labels))
-            self._for_labels, self._for_version = labels, version
+        labels, values, version = self._labels, self._values, cache.version
+        if (labels is not self._for_labels or values is not self._for_values
+                or version != self._for_version):
+            # snapshots are replaced on every change: identity is the cheap test
+            scrubber = cache.for_names(secret_names(labels))
+            if values - scrubber.values:
+                scrubber = scrubber.union(values)
+            self._scrubber = scrubber
+            self._for_labels, self._for_values, self._for_version = labels, values, version
         return self._scrubber
 
 

@@ -4,9 +4,9 @@ One SQLite file per kernel; every row is keyed by ``(namespace, key)`` and the
 namespace is always the calling skill's name, taken from its signed manifest,
 never from the guest's arguments, so one skill cannot read another's keys.
 
-Arguments (JSON): ``kv_get {"key"}`` -> ``{"found", "value"?}``; ``kv_put
-{"key", "value"}`` -> ``{"ok"}``; ``kv_delete {"key"}`` -> ``{"deleted"}``;
-``kv_list {"prefix"?, "limit"?}`` -> ``{"keys"}``.
+The catalog's normalisers (:mod:`vak.host.calls`) put the namespace into every
+call; :class:`KvFamily` performs allowed calls only. Arguments and replies:
+docs/HOST-FUNCTIONS.md.
 
 Data-flow marks (:mod:`vak.host.dataflow`): every row carries the labels of
 the session that wrote it (a JSON array in column ``labels``); ``kv_get`` of
@@ -24,23 +24,17 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from vak.errors import ConfigError
-from vak.host.base import HostEffectError, Prepared, arg_int, arg_str
-from vak.host.context import CallContext
-from vak.host.dataflow import SessionFlow
-from vak.policy.entities import Entity
-from vak.policy.normalize import NormalizeError
+from vak.host.base import EffectScope, HostEffectError, NormalCall
 
 __all__ = ["SCHEMA_VERSION", "KvFamily", "KvStore"]
 
-MAX_KEY = 256
-MAX_VALUE = 64 << 10
 #: ``PRAGMA user_version`` of the current schema (1: no labels column)
 SCHEMA_VERSION = 2
 _NO_LABELS = "[]"
@@ -158,77 +152,31 @@ class KvStore:
             self._db.close()
 
 
-def _key(args: Mapping[str, Any], name: str, *, allow_empty: bool = False) -> str:
-    key = arg_str(args, name, default="" if allow_empty else None, max_len=MAX_KEY)
-    if (not key and not allow_empty) or "\x00" in key:
-        raise NormalizeError(f"kv {name} must be 1..{MAX_KEY} characters without NUL")
-    return key
-
-
 class KvFamily:
-    """kv host functions over one :class:`KvStore`."""
+    """kv host functions over one :class:`KvStore`; labels flow in and out via the scope.
+
+    ``kv_put`` stores the writer session's labels (``scope.labels``) with the
+    value; ``kv_get`` and ``kv_list`` mark the reader (``scope.mark``) with the
+    labels of what they return before returning it.
+    """
 
     def __init__(self, store: KvStore) -> None:
         self._store = store
 
-    def prepare(
-        self,
-        function: str,
-        args: Mapping[str, Any],
-        ctx: CallContext,
-        flow: SessionFlow | None = None,
-    ) -> Prepared:
-        """Normalise a kv call; ``flow`` is the calling session's (labels in and out)."""
-        ns = ctx.manifest.name
-        mark = flow.add if flow is not None else _ignore
-        ceiling = None if ctx.manifest.capabilities.kv else "the skill did not declare kv"
+    def perform(self, function: str, call: NormalCall, scope: EffectScope, /) -> dict[str, Any]:
+        p = call.params
+        ns = p["namespace"]
         if function == "kv_list":
-            prefix = _key(args, "prefix", allow_empty=True)
-            limit = arg_int(args, "limit", default=100, lo=1, hi=1000)
-            res = Entity("Vak::KvNamespace", ns, {"name": ns})
-            return Prepared(
-                res,
-                {},
-                ceiling,
-                lambda: {"keys": _marked(mark, self._store.keys_labeled(ns, prefix, limit))},
-                {"namespace": ns, "prefix": prefix},
-            )
-        key = _key(args, "key")
-        res = Entity(
-            "Vak::KvKey", f"{ns}/{key}", {"namespace": ns, "key": key}, (("Vak::KvNamespace", ns),)
-        )
-        summary: dict[str, Any] = {"namespace": ns, "key": key}
+            keys, labels = self._store.keys_labeled(ns, p["prefix"], p["limit"])
+            scope.mark(labels)
+            return {"keys": keys}
         if function == "kv_get":
-
-            def get() -> dict[str, Any]:
-                found = self._store.get_labeled(ns, key)
-                if found is None:
-                    return {"found": False}
-                mark(found[1])  # before the value reaches the guest
-                return {"found": True, "value": found[0]}
-
-            return Prepared(res, {}, ceiling, get, summary)
+            found = self._store.get_labeled(ns, p["key"])
+            if found is None:
+                return {"found": False}
+            scope.mark(found[1])
+            return {"found": True, "value": found[0]}
         if function == "kv_put":
-            value = arg_str(args, "value", max_len=MAX_VALUE)
-            summary["size"] = len(value)
-
-            def put() -> dict[str, Any]:
-                self._store.put(ns, key, value, flow.labels if flow is not None else ())
-                return {"ok": True}
-
-            return Prepared(res, {"size": len(value)}, ceiling, put, summary)
-        if function == "kv_delete":
-            return Prepared(
-                res, {}, ceiling, lambda: {"deleted": self._store.delete(ns, key)}, summary
-            )
-        raise AssertionError(function)
-
-
-def _ignore(labels: Iterable[str]) -> bool:
-    return False
-
-
-def _marked(mark: Any, listed: tuple[list[str], frozenset[str]]) -> list[str]:
-    keys, labels = listed
-    mark(labels)
-    return keys
+            self._store.put(ns, p["key"], p["value"], scope.labels)
+            return {"ok": True}
+        return {"deleted": self._store.delete(ns, p["key"])}

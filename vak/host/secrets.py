@@ -12,13 +12,12 @@ Providers implement :class:`SecretProvider`; two ship here: environment
 variables mapped by name (the mapping is the operator's; the library reads no
 variable it was not told to) and a TOML file of ``NAME = "value"`` rows.
 
-Arguments (JSON): ``{"name"}`` -> ``{"found", "value"?}``.
+Arguments and replies: docs/HOST-FUNCTIONS.md.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import threading
 import tomllib
 from collections.abc import Callable, Mapping
@@ -26,10 +25,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vak.errors import ConfigError
-from vak.host.base import Prepared, arg_str
-from vak.host.context import CallContext
-from vak.policy.entities import Entity
-from vak.policy.normalize import NormalizeError
+from vak.host.base import EffectScope, NormalCall
+from vak.host.dataflow import secret_label
+from vak.host.settings import HostSettings
 
 __all__ = [
     "EnvSecretProvider",
@@ -38,8 +36,6 @@ __all__ = [
     "SecretProvider",
     "SecretsFamily",
 ]
-
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 
 
 class SecretProvider(Protocol):
@@ -92,20 +88,10 @@ class FileSecretProvider:
         return self._values.get(name)
 
 
-class _SecretSources(Protocol):
-    """What :func:`provider_from_config` reads (``HostSettings`` has both)."""
-
-    @property
-    def secrets_file(self) -> Path | None: ...
-
-    @property
-    def secrets_env(self) -> tuple[str, ...]: ...
-
-
 def provider_from_config(
-    config: _SecretSources, environ: Mapping[str, str] | None = None
+    config: HostSettings, environ: Mapping[str, str] | None = None
 ) -> SecretProvider:
-    """The provider ``config`` describes: ``secrets_file`` if set, else ``secrets_env``.
+    """The provider the host settings describe: ``secrets_file`` if set, else ``secrets_env``.
 
     ``environ`` is passed by the caller (the CLI passes ``os.environ``); the
     library itself reads no environment variables.
@@ -123,8 +109,10 @@ def provider_from_config(
 class SecretsFamily:
     """``secret_get``; remembers every value it hands out, by name (for scrubbing).
 
-    ``reveal(name, value)`` is called before a value leaves the effect, so the
-    session is marked before the guest has it.
+    The session is marked ``secret:<name>`` and the value revealed to the
+    scope before it leaves :meth:`perform`, so the guest never holds a value
+    its session's scrubber does not know. ``on_new_value`` is told when a
+    value is recorded for the first time (cached scrubbers must include it).
     """
 
     def __init__(self, provider: SecretProvider,
@@ -140,7 +128,7 @@ class SecretsFamily:
         The current value is asked of the provider too, so a session marked
         ``secret:<name>`` by a kv row from before a restart is still scrubbed.
         """
-        current = self._provider.get(name) if _NAME.match(name) else None
+        current = self._provider.get(name)
         known = self._revealed.get(name, frozenset())
         return known | {current} if current is not None else known
 
@@ -153,31 +141,12 @@ class SecretsFamily:
         if self._on_new_value is not None:
             self._on_new_value()
 
-    def prepare(
-        self,
-        function: str,
-        args: Mapping[str, Any],
-        ctx: CallContext,
-        reveal: Callable[[str, str], None] | None = None,
-    ) -> Prepared:
-        name = arg_str(args, "name", max_len=128)
-        if not _NAME.match(name):
-            raise NormalizeError("secret name must match [A-Za-z_][A-Za-z0-9_.-]{0,127}")
-        ceiling = (
-            None
-            if name in ctx.manifest.capabilities.secrets
-            else (f"secret {name} is not among the skill's declared secrets")
-        )
-
-        def effect() -> dict[str, Any]:
-            value = self._provider.get(name)
-            if value is None:
-                return {"found": False}
-            self._record(name, value)
-            if reveal is not None:
-                reveal(name, value)
-            return {"found": True, "value": value}
-
-        return Prepared(
-            Entity("Vak::Secret", name, {"name": name}), {}, ceiling, effect, {"name": name}
-        )
+    def perform(self, function: str, call: NormalCall, scope: EffectScope, /) -> dict[str, Any]:
+        name = call.target
+        value = self._provider.get(name)
+        if value is None:
+            return {"found": False}
+        self._record(name, value)
+        scope.mark((secret_label(name),))  # marked before the guest has the value
+        scope.reveal(value)
+        return {"found": True, "value": value}
