@@ -47,8 +47,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from vak.policy.entities import Entity
 from vak.host.normalize import normalize_path, path_within
+from vak.policy.entities import Entity
 from vak.scrub import EMPTY, Scrubber
 
 __all__ = [
