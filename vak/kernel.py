@@ -493,8 +493,8 @@ class _LazyHost:
         if self._handler is not None:
             scrubber: Scrubber = self._handler.scrubber
             return scrubber
-        if self._session and self._mediator is not None:
-            found: Scrubber = self._mediator.scrubber_for(self._session)
+        if self._mediator is not None:
+            found: Scrubber = self._mediator.scrubber_for(self._session or "")
             return found
         return EMPTY
 

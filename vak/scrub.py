@@ -133,6 +133,12 @@ def _fold(text: str) -> str:
     return text.casefold()
 
 
+def _plain(text: str) -> bool:
+    """True when folding ``text`` could reveal nothing a case-blind search misses:
+    printable ASCII without escape introducers (the common case, kept cheap)."""
+    return text.isascii() and text.isprintable() and "%" not in text and "\\" not in text
+
+
 def _alternation(forms: Iterable[str], flags: int) -> re.Pattern[str] | None:
     ordered = sorted(set(forms), key=lambda f: (-len(f), f))
     if not ordered:
@@ -147,7 +153,7 @@ class Scrubber:
     the common case (a session that holds no secret) costs one truth test.
     """
 
-    __slots__ = ("_direct", "_folded", "_values")
+    __slots__ = ("_direct", "_folded", "_needles", "_values")
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         kept = frozenset(v for v in values if isinstance(v, str) and len(v) >= MIN_LEN)
@@ -155,12 +161,25 @@ class Scrubber:
         forms: set[str] = set()
         for value in kept:
             forms |= _forms(value)
+        #: replaces the forms (case-blind); used only once a needle was found
         self._direct = _alternation(forms, re.IGNORECASE)
-        folded = {_fold(v) for v in kept}
-        self._folded = _alternation((f for f in folded if len(f) >= MIN_LEN), 0)
+        #: the forms lower-cased: substring tests on lower-cased text are what
+        #: keeps the common case (nothing to find) cheap
+        self._needles = tuple(sorted({f.lower() for f in forms}, key=len, reverse=True))
+        self._folded = tuple(sorted({f for f in (_fold(v) for v in kept) if len(f) >= MIN_LEN}))
 
     def __bool__(self) -> bool:
         return self._direct is not None
+
+    def _hit(self, text: str) -> bool:
+        low = text.lower()
+        return any(n in low for n in self._needles)
+
+    def _folded_hit(self, text: str) -> bool:
+        if not self._folded or _plain(text):
+            return False
+        view = _fold(text)
+        return any(f in view for f in self._folded)
 
     @property
     def values(self) -> frozenset[str]:
@@ -171,29 +190,40 @@ class Scrubber:
         """Whether ``text`` holds a value, directly or in its folded view."""
         if self._direct is None:
             return False
-        if self._direct.search(text):
-            return True
-        return self._folded is not None and self._folded.search(_fold(text)) is not None
+        return self._hit(text) or self._folded_hit(text)
 
     def text(self, text: str) -> str:
         """``text`` with every value redacted (wholly, when only its folded view holds one)."""
         if self._direct is None:
             return text
-        out = self._direct.sub(REDACTED, text)
-        if self._folded is not None and self._folded.search(_fold(out)):
-            return REDACTED
+        out = self._direct.sub(REDACTED, text) if self._hit(text) else text
+        if self._hit(out) or self._folded_hit(out):
+            return REDACTED  # only a folded (or case-mapped) view still holds a value
         return out
 
     def data(self, value: Any) -> Any:
         """Decoded JSON with every string and every key scrubbed (a new structure
-        only where something changed; the input is never mutated)."""
+        only where something changed; the input is never mutated).
+
+        Numbers are checked through their decimal text (a numeric secret
+        output as a JSON number); a hit replaces the number by :data:`REDACTED`.
+        """
         if self._direct is None:
+            return value
+        try:
+            text = orjson.dumps(value).decode()
+        except TypeError:  # not plain JSON (too deep, foreign types): walk it all
+            return self._walk(value)
+        if _plain(text) and not self._hit(text):
+            # every string, key and number appears verbatim in ``text``: nothing to find
             return value
         return self._walk(value)
 
     def _walk(self, value: Any, depth: int = 0) -> Any:
         if isinstance(value, str):
             return self.text(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return REDACTED if self._hit(repr(value)) else value
         if depth >= _MAX_WALK and isinstance(value, dict | list):
             # past any sane nesting, a leaking subtree is dropped whole (no recursion limit)
             return REDACTED if self._subtree_leaks(value) else value
@@ -237,6 +267,12 @@ class Scrubber:
         if self._direct is None:
             return raw
         try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw
+        if _plain(text) and not self._hit(text):
+            return raw  # no escapes: every decoded string appears verbatim in ``text``
+        try:
             decoded = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return raw
@@ -245,9 +281,8 @@ class Scrubber:
 
     def fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Audit fields with every string (and key) scrubbed."""
-        out = self.data(dict(fields))
-        assert isinstance(out, dict)
-        return out
+        out = self.data(fields)
+        return out if isinstance(out, dict) and out is not fields else dict(out)
 
     def union(self, values: Iterable[str]) -> Scrubber:
         """A scrubber for these values and ``values``."""

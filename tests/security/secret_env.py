@@ -125,7 +125,8 @@ def make_env(root: Path, relay_wasm: bytes, port: int, seen: list[str]) -> Secre
         "name": "relay", "version": "1.0.0", "description": "Does what its input says.",
         "author": "VAK tests", "license": "Apache-2.0", "module": {"path": "relay.wasm"},
         "capabilities": {
-            "fs": {"read": ["/workspace"]}, "http": {"hosts": ["127.0.0.1"]}, "kv": True,
+            "fs": {"read": ["/workspace"], "write": ["/workspace/out"]},
+            "http": {"hosts": ["127.0.0.1"]}, "kv": True,
             "secrets": ["API_TOKEN", "github_token"], "log": True, "clock": True,
         },
         "limits": {"max_memory_pages": 64, "max_execution_time_ms": 5000,
@@ -137,6 +138,7 @@ def make_env(root: Path, relay_wasm: bytes, port: int, seen: list[str]) -> Secre
     sign_skill(skill, load_signing_key(keys / "signer.key"))
     ws = root / "workspace"
     (ws / "private").mkdir(parents=True, exist_ok=True)
+    (ws / "out").mkdir(exist_ok=True)
     (ws / "hello.txt").write_text("hello world", encoding="utf-8")
     (ws / "private" / "plan.txt").write_text(PRIVATE_TEXT, encoding="utf-8")
     (root / "secrets.toml").write_text(

@@ -181,23 +181,30 @@ class SessionFlow:
 class ScrubberCache:
     """Scrubbers by set of secret names; ``values_of(name)`` gives a secret's values.
 
+    Every scrubber also covers ``revealed()``, every value the kernel has
+    handed out to anyone: the labels say which session holds a secret (and
+    policy acts on that), but exact matching costs little, so a value is
+    scrubbed from every session's output, errors and audit entries -- also
+    when it travelled by a route no label follows (a file one session wrote
+    and another read, a permitted server echoing it back).
+
     ``version`` changes whenever a new value is revealed (a rotated secret),
     so a session's cached scrubber is rebuilt to include it.
     """
 
-    def __init__(self, values_of: Callable[[str], Iterable[str]]) -> None:
+    def __init__(self, values_of: Callable[[str], Iterable[str]],
+                 revealed: Callable[[], Iterable[str]] = tuple) -> None:
         self._values_of = values_of
+        self._revealed = revealed
         self._cache: dict[frozenset[str], Scrubber] = {}
         self._lock = threading.Lock()
         self.version = 0
 
     def for_names(self, names: frozenset[str]) -> Scrubber:
-        if not names:
-            return EMPTY
         hit = self._cache.get(names)
         if hit is not None:
             return hit
-        values: set[str] = set()
+        values: set[str] = set(self._revealed())
         for name in names:
             values.update(self._values_of(name))
         scrubber = Scrubber(values) if values else EMPTY

@@ -204,7 +204,7 @@ class Mediator:
         # data flow (vak.host.dataflow): labels per session, scrubbers per secret set
         self._flows = FlowTable()
         self._label_map = LabelMap(settings.fs_mounts)
-        self._scrubbers = ScrubberCache(secret.values_of)
+        self._scrubbers = ScrubberCache(secret.values_of, secret.revealed)
         by_family: dict[str, Family | None] = {"fs": fs, "net": self._http, "kv": kv,
                                                "secrets": secret}
         obs: dict[str, Family] = {"log": LogFamily(), "clock_now": ClockFamily(clock),
@@ -226,9 +226,12 @@ class Mediator:
         return MediatedHandler(self, ctx, self._principal(ctx))
 
     def scrubber_for(self, session_id: str) -> Scrubber:
-        """The scrubber of ``session_id`` (for output made without a host call)."""
+        """The scrubber of ``session_id`` (for output made without a host call): the
+        session's secrets and every value handed out (:class:`ScrubberCache`)."""
         flow = self._flows.get(session_id)
-        return EMPTY if flow is None else flow.scrubber(self._scrubbers)
+        if flow is None:
+            return self._scrubbers.for_names(frozenset())
+        return flow.scrubber(self._scrubbers)
 
     def session_labels(self, session_id: str) -> frozenset[str]:
         """The data-flow labels ``session_id`` holds now."""

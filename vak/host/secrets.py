@@ -132,6 +132,10 @@ class SecretsFamily:
         known = self._revealed.get(name, frozenset())
         return known | {current} if current is not None else known
 
+    def revealed(self) -> frozenset[str]:
+        """Every value handed out so far, of any secret."""
+        return frozenset().union(*self._revealed.values())
+
     def _record(self, name: str, value: str) -> None:
         with self._lock:
             known = self._revealed.get(name, frozenset())
