@@ -19,21 +19,16 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from secret_env import (
     API_TOKEN,
     SecretEnv,
-    build_relay,
     error_text,
     leaks,
     log_leaks,
-    make_env,
-    recording_server,
     strings_in,
 )
 
@@ -126,17 +121,6 @@ CASES = [
 ROWS = [(case, route) for case in CASES for route in case.routes]
 
 
-@pytest.fixture(scope="module")
-def relay_wasm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return build_relay(tmp_path_factory.mktemp("relay") / "relay.wasm")
-
-
-@pytest.fixture
-def env(tmp_path: Path, relay_wasm: bytes) -> Iterator[SecretEnv]:
-    with recording_server() as (port, seen):
-        yield make_env(tmp_path / "w", relay_wasm, port, seen)
-
-
 def _fill(value: Any, port: int) -> Any:
     return json.loads(json.dumps(value).replace("{port}", str(port)))
 
@@ -149,10 +133,10 @@ ROUTES = {"engine": {}, "worker": {"force_worker": True}, "reuse": {"session_reu
 
 
 @pytest.mark.parametrize(("case", "route"), ROWS, ids=[f"{c.id}-{r}" for c, r in ROWS])
-def test_secret_never_leaves_the_kernel(env: SecretEnv, case: Case, route: str) -> None:
-    with env.kernel(**ROUTES[route]) as kernel:
+def test_secret_never_leaves_the_kernel(relay_env: SecretEnv, case: Case, route: str) -> None:
+    with relay_env.kernel(**ROUTES[route]) as kernel:
         for call in case.calls:
-            payload = _input(env, call)
+            payload = _input(relay_env, call)
             if call.error is None:
                 inv = kernel.invoke("relay__run", payload, session=call.session)
                 shown = json.dumps(inv.output, ensure_ascii=False)
@@ -162,21 +146,21 @@ def test_secret_never_leaves_the_kernel(env: SecretEnv, case: Case, route: str) 
                 with pytest.raises(call.error) as info:
                     kernel.invoke("relay__run", payload, session=call.session)
                 assert not leaks(error_text(info.value)), error_text(info.value)
-    assert not log_leaks(env)
+    assert not log_leaks(relay_env)
 
 
-def test_redaction_is_visible_in_the_output(env: SecretEnv) -> None:
-    with env.kernel() as kernel:
+def test_redaction_is_visible_in_the_output(relay_env: SecretEnv) -> None:
+    with relay_env.kernel() as kernel:
         inv = kernel.invoke("relay__run", {"steps": [SG], "out": {"v": "a $u0 b", "$0": 1}},
                             session="s")
     assert inv.output == {"v": "a [REDACTED] b", "[REDACTED]": 1}
 
 
-def test_a_value_handed_out_is_scrubbed_from_every_session(env: SecretEnv) -> None:
+def test_a_value_handed_out_is_scrubbed_from_every_session(relay_env: SecretEnv) -> None:
     """Beyond the data flow: exact matching is cheap, so a value the kernel handed out
     is scrubbed everywhere, also from a session it reached by a route no label
     follows (here: the caller passing it in)."""
-    with env.kernel() as kernel:
+    with relay_env.kernel() as kernel:
         kernel.invoke("relay__run", {"steps": [SG], "out": {}}, session="holder")
         inv = kernel.invoke("relay__run", {"steps": [], "out": {"v": API_TOKEN}},
                             session="bystander")
@@ -184,8 +168,8 @@ def test_a_value_handed_out_is_scrubbed_from_every_session(env: SecretEnv) -> No
         assert "secret:API_TOKEN" not in kernel._mediator.session_labels("bystander")
 
 
-def test_log_lines_are_scrubbed(env: SecretEnv, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="vak.skill.relay"), env.kernel() as kernel:
+def test_log_lines_are_scrubbed(relay_env: SecretEnv, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="vak.skill.relay"), relay_env.kernel() as kernel:
         kernel.invoke("relay__run", {"steps": [
             SG, ["log", {"message": "token=$0 escaped=$u0"}]], "out": {}}, session="s")
     text = "\n".join(r.getMessage() for r in caplog.records)
@@ -193,8 +177,8 @@ def test_log_lines_are_scrubbed(env: SecretEnv, caplog: pytest.LogCaptureFixture
     assert not leaks(text)
 
 
-def test_end_session_drops_the_mark(env: SecretEnv) -> None:
-    with env.kernel() as kernel:
+def test_end_session_drops_the_mark(relay_env: SecretEnv) -> None:
+    with relay_env.kernel() as kernel:
         kernel.invoke("relay__run", {"steps": [SG], "out": {}}, session="s")
         mediator = kernel._mediator
         assert "secret:API_TOKEN" in mediator.session_labels("s")
@@ -215,19 +199,19 @@ def _vak(env: SecretEnv, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("case", CLI_CASES, ids=[c.id for c in CLI_CASES])
 @pytest.mark.parametrize("json_flag", [False, True], ids=["text", "json"])
-def test_cli_run_never_prints_the_secret(env: SecretEnv, case: Case, json_flag: bool) -> None:
+def test_cli_run_never_prints_the_secret(relay_env: SecretEnv, case: Case, json_flag: bool) -> None:
     for call in case.calls:
-        args = ["run", "--config", str(env.config), "relay__run",
-                "--input", json.dumps(_input(env, call))]
+        args = ["run", "--config", str(relay_env.config), "relay__run",
+                "--input", json.dumps(_input(relay_env, call))]
         if call.session:
             args += ["--session", call.session]
         if json_flag:
             args.append("--json")
-        proc = _vak(env, *args)
+        proc = _vak(relay_env, *args)
         assert (proc.returncode == 0) == (call.error is None), proc.stderr
         assert not leaks(proc.stdout + proc.stderr), proc.stdout + proc.stderr
         assert "Traceback" not in proc.stderr
-    assert not log_leaks(env)
+    assert not log_leaks(relay_env)
 
 
 # ---------------------------------------------------------------------- the MCP adapter
@@ -254,11 +238,11 @@ def _mcp_calls(env: SecretEnv, payloads: list[dict[str, Any]]) -> list[Any]:
 
 
 @pytest.mark.parametrize("case", MCP_CASES, ids=[c.id for c in MCP_CASES])
-def test_mcp_tool_results_never_carry_the_secret(env: SecretEnv, case: Case) -> None:
+def test_mcp_tool_results_never_carry_the_secret(relay_env: SecretEnv, case: Case) -> None:
     pytest.importorskip("mcp")
-    results = _mcp_calls(env, [_input(env, c) for c in case.calls])
+    results = _mcp_calls(relay_env, [_input(relay_env, c) for c in case.calls])
     for call, result in zip(case.calls, results, strict=True):
         assert result.is_error == (call.error is not None)
         shown = json.dumps(result.model_dump(mode="json"), ensure_ascii=False)
         assert not leaks(shown), shown
-    assert not log_leaks(env)
+    assert not log_leaks(relay_env)
