@@ -202,7 +202,7 @@ class Mediator:
         kv = KvFamily(self._kv_store) if self._kv_store is not None else None
         secret = SecretsFamily(secrets or NoSecrets(), lambda: self._scrubbers.invalidate())
         # data flow (vak.host.dataflow): labels per session, scrubbers per secret set
-        self._flows = FlowTable()
+        self._flows = FlowTable(settings.max_tracked_sessions)
         self._label_map = LabelMap(settings.fs_mounts)
         self._scrubbers = ScrubberCache(secret.values_of, secret.revealed)
         by_family: dict[str, Family | None] = {"fs": fs, "net": self._http, "kv": kv,
