@@ -174,6 +174,10 @@ TEXT_CASES = [
     ("fullwidth (NFKC)", "x " + "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c
                                          for c in SECRET)),
     ("bytes repr", f"b'{SECRET}'"),
+    ("html entities", "x " + "".join(f"&#{ord(c)};" for c in SECRET[:6]) + SECRET[6:]),
+    ("hex html entities", "x " + "".join(f"&#x{ord(c):x};" for c in SECRET)),
+    ("python \\U escapes", "x " + "".join(f"\\U{ord(c):08x}" for c in SECRET)),
+    ("double-escaped", "x " + "".join(f"\\\\u{ord(c):04x}" for c in SECRET)),
 ]
 
 

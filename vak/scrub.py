@@ -19,9 +19,10 @@ What it catches, and why it is shaped this way:
   the string and of its UTF-8 bytes, percent-encoding, IDNA; matched without
   regard to case (hosts and percent-escapes are case-normalised);
 * **folded view**: after substitution the text is also *folded* (literal
-  ``\\uXXXX``/``\\xNN``/``%NN`` escapes decoded, NFKC, control and format
-  characters such as zero-width spaces dropped, case-folded); if the value
-  still appears there, the whole text is replaced by :data:`REDACTED`.
+  ``\\uXXXX``/``\\UXXXXXXXX``/``\\xNN``/``%NN``/``&#NN;`` escapes decoded,
+  NFKC, control and format characters such as zero-width spaces dropped,
+  case-folded); if the value still appears there, the whole text is replaced
+  by :data:`REDACTED`.
 
 What exact matching cannot catch (documented in docs/POLICY.md, "Secrets as
 data flow"): a value split across two strings or two outputs, encoded
@@ -81,7 +82,10 @@ _MAX_DEPTH = 16
 #: nesting below which decoded output is rebuilt recursively (deeper: checked iteratively)
 _MAX_WALK = 200
 
-_ESCAPES = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})|%([0-9a-fA-F]{2})")
+_ESCAPES = re.compile(
+    r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})|%([0-9a-fA-F]{2})|\\U([0-9a-fA-F]{8})"
+    r"|&#[xX]([0-9a-fA-F]{1,6});|&#([0-9]{1,7});"
+)
 _DROP_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 
@@ -117,8 +121,9 @@ def _json_ascii(value: str) -> str:
 
 
 def _unescape(match: re.Match[str]) -> str:
-    text = match.group(1) or match.group(2) or match.group(3)
-    return chr(int(text, 16))
+    hex_text = next((g for g in match.groups()[:5] if g), None)
+    code = int(hex_text, 16) if hex_text is not None else int(match.group(6))
+    return chr(code) if code <= 0x10FFFF else match.group(0)
 
 
 def _fold(text: str) -> str:
@@ -128,6 +133,7 @@ def _fold(text: str) -> str:
         if unfolded == text:
             break
         text = unfolded
+    text = text.replace("\\", "")  # leftovers of a doubled escape (\\\\u0074 -> \\t)
     text = unicodedata.normalize("NFKC", text)
     text = "".join(ch for ch in text if unicodedata.category(ch) not in _DROP_CATEGORIES)
     return text.casefold()
@@ -136,7 +142,8 @@ def _fold(text: str) -> str:
 def _plain(text: str) -> bool:
     """True when folding ``text`` could reveal nothing a case-blind search misses:
     printable ASCII without escape introducers (the common case, kept cheap)."""
-    return text.isascii() and text.isprintable() and "%" not in text and "\\" not in text
+    return (text.isascii() and text.isprintable() and "%" not in text and "\\" not in text
+            and "&#" not in text)
 
 
 def _alternation(forms: Iterable[str], flags: int) -> re.Pattern[str] | None:
