@@ -246,3 +246,18 @@ def test_mcp_tool_results_never_carry_the_secret(relay_env: SecretEnv, case: Cas
         shown = json.dumps(result.model_dump(mode="json"), ensure_ascii=False)
         assert not leaks(shown), shown
     assert not log_leaks(relay_env)
+
+
+def test_evicted_session_loses_its_reused_instance(relay_env: SecretEnv) -> None:
+    """Past max_tracked_sessions the least recently used session is ended: its labels
+    go, and with them the reused instance whose memory holds the secret."""
+    with relay_env.kernel(session_reuse=True) as kernel:
+        kernel.invoke("relay__run", {"steps": [SG], "out": {}}, session="s")
+        kept = kernel.invoke("relay__run", {"steps": [], "out": {"v": "$S"}}, session="s")
+        assert kept.output == {"v": "[REDACTED]"}  # the instance still holds it
+        kernel._mediator._flows._max = 1  # what max_tracked_sessions = 1 configures
+        kernel.invoke("relay__run", {"steps": [["clock_now", {}]], "out": {}}, session="t")
+        assert kernel._mediator.session_labels("s") == frozenset()
+        fresh = kernel.invoke("relay__run", {"steps": [], "out": {"v": "$S"}}, session="s")
+        assert fresh.output == {"v": ""}  # a new instance: nothing left in memory
+    assert not log_leaks(relay_env)
