@@ -416,7 +416,7 @@ class MediatedHandler:
         else:
             resource = self.scrub_text(audit_target(call.resource))
             raise PolicyDeniedError(
-                f"host call vak.{function} on {_bounded(resource)} denied: "
+                f"host call vak.{function} on {excerpt(resource, limit=_EXCERPT)} denied: "
                 f"{excerpt(why, self.scrubber, _EXCERPT)} "
                 f"(policies: {', '.join(decision.policy_ids)}; audit seq {ref.seq})",
                 host_function=function,
@@ -574,7 +574,7 @@ class MediatedHandler:
     def _refused(self, function: str, args: bytes | None, policy_id: str,
                  reason: str) -> BaseException:
         """Record one ``host_decision`` deny by a kernel policy id; the error to raise."""
-        name = _bounded(function, 64)
+        name = excerpt(function, limit=64)
         fields = self._fields(name, "", args)
         fields["decision"] = self._decision_field(False, [policy_id], reason,
                                                   self._m.engine.digest)
@@ -630,13 +630,3 @@ class MediatedHandler:
     def scrub(self, output: bytes) -> bytes:
         """Skill output (JSON bytes), checked after decoding: every string and key."""
         return self.scrubber.output(output)
-
-
-def _bounded(text: str, limit: int = _EXCERPT) -> str:
-    """At most ``limit`` characters of ``text``, control characters escaped."""
-    if len(text) > limit:
-        text = text[:limit] + "..."
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
-                   else f"\\u{ord(c):04x}" for c in text)
