@@ -153,6 +153,12 @@ def test_output_nested_beyond_recursion_is_checked_without_crashing() -> None:
     assert orjson.loads(clean)["d"]  # still JSON, the leaking subtree replaced
 
 
+def test_duplicate_key_dropped_by_decoding_is_not_kept_in_the_bytes() -> None:
+    raw = ('{"v":"' + SECRET + '","v":"x"}').encode()
+    clean = Scrubber([SECRET]).output(raw)
+    assert SECRET.encode() not in clean and orjson.loads(clean) == {"v": "x"}
+
+
 def test_empty_scrubber_is_the_identity() -> None:
     s = Scrubber()
     assert not s

@@ -284,7 +284,11 @@ class Scrubber:
         except orjson.JSONDecodeError:
             return raw
         clean = self._walk(decoded)
-        return raw if clean is decoded else orjson.dumps(clean)
+        if clean is decoded and not self._hit(text):
+            return raw
+        # re-encoded also when only the raw text held a value (a duplicate key that
+        # decoding dropped): the bytes kept for the record never hold one either
+        return orjson.dumps(clean)
 
     def fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Audit fields with every string (and key) scrubbed."""
