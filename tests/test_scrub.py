@@ -159,6 +159,14 @@ def test_duplicate_key_dropped_by_decoding_is_not_kept_in_the_bytes() -> None:
     assert SECRET.encode() not in clean and orjson.loads(clean) == {"v": "x"}
 
 
+def test_deep_output_with_a_dropped_duplicate_fails_closed() -> None:
+    inner = '{"v":"' + SECRET + '","v":"x"}'
+    raw = ("[" * 300 + inner + "]" * 300).encode()
+    clean = Scrubber([SECRET]).output(raw)
+    assert SECRET.encode() not in clean
+    orjson.loads(clean)
+
+
 def test_empty_scrubber_is_the_identity() -> None:
     s = Scrubber()
     assert not s

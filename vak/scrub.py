@@ -288,7 +288,10 @@ class Scrubber:
             return raw
         # re-encoded also when only the raw text held a value (a duplicate key that
         # decoding dropped): the bytes kept for the record never hold one either
-        return orjson.dumps(clean)
+        try:
+            return orjson.dumps(clean)
+        except TypeError:  # deeper than the encoder goes: nothing of it is kept
+            return orjson.dumps(REDACTED)
 
     def fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Audit fields with every string (and key) scrubbed."""
