@@ -258,6 +258,9 @@ class Scrubber:
             if isinstance(item, str):
                 if self.leaks(item):
                     return True
+            elif isinstance(item, int | float) and not isinstance(item, bool):
+                if self._hit(repr(item)):
+                    return True
             elif isinstance(item, dict):
                 stack.extend(k for k in item if isinstance(k, str))
                 stack.extend(item.values())
