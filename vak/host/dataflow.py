@@ -98,6 +98,8 @@ class LabelMap:
     def __init__(self, fs_mounts: Mapping[str, Path] | Iterable[str] = ()) -> None:
         mounts = {normalize_path(str(m)) for m in fs_mounts}
         self._mounts = sorted(mounts, key=len, reverse=True)
+        #: answers by (function, the resource's exact key): the hot path is a lookup
+        self._memo: dict[tuple[str, bytes], tuple[str, ...]] = {}
 
     def mount_of(self, path: str) -> str | None:
         """The guest mount prefix covering ``path`` (longest wins), if any."""
@@ -108,6 +110,16 @@ class LabelMap:
 
     def labels(self, function: str, resource: Entity) -> tuple[str, ...]:
         """Labels the result of ``function`` on ``resource`` adds to the session."""
+        key = (function, resource.key)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._labels(function, resource)
+            if len(self._memo) >= 4096:
+                self._memo.clear()
+            self._memo[key] = hit
+        return hit
+
+    def _labels(self, function: str, resource: Entity) -> tuple[str, ...]:
         if function in _NO_LABELS:
             return ()
         kind = resource.type
@@ -146,11 +158,12 @@ class SessionFlow:
 
     def add(self, labels: Iterable[str]) -> bool:
         """Add ``labels``; True if the session gained one."""
-        new = frozenset(labels) - self._labels
+        current = self._labels
+        new = [label for label in labels if label not in current]
         if not new:
             return False
         with self._lock:
-            self._labels = self._labels | new
+            self._labels = self._labels.union(new)
         return True
 
     def reveal(self, value: str) -> None:
@@ -168,7 +181,7 @@ class SessionFlow:
         """The scrubber for the secrets this session holds (cached per label set)."""
         labels, values, version = self._labels, self._values, cache.version
         if (labels is not self._for_labels or values is not self._for_values
-                or version != self._for_version):
+                or version != self._for_version):  # else: the hot path, three tests
             # snapshots are replaced on every change: identity is the cheap test
             scrubber = cache.for_names(secret_names(labels))
             if values - scrubber.values:

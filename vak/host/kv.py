@@ -38,6 +38,7 @@ __all__ = ["SCHEMA_VERSION", "KvFamily", "KvStore"]
 #: ``PRAGMA user_version`` of the current schema (1: no labels column)
 SCHEMA_VERSION = 2
 _NO_LABELS = "[]"
+_NONE: frozenset[str] = frozenset()
 
 
 def _encode_labels(labels: Iterable[str]) -> str:
@@ -46,6 +47,8 @@ def _encode_labels(labels: Iterable[str]) -> str:
 
 def _decode_labels(raw: object) -> frozenset[str]:
     """The labels column of one row; a damaged column fails the read (closed)."""
+    if raw == _NO_LABELS:
+        return _NONE
     try:
         labels = orjson.loads(raw) if isinstance(raw, str | bytes) else None
     except orjson.JSONDecodeError:

@@ -619,7 +619,7 @@ class MediatedHandler:
 
     def _append_scrubbed(self, kind: str, fields: dict[str, Any], *, durable: bool) -> AuditRef:
         """Every audit entry of this handler, with the session's secrets scrubbed out."""
-        scrubber = self.scrubber
+        scrubber = self._flow.scrubber(self._m._scrubbers)
         return self._sink_append(
             kind, fields if scrubber is EMPTY else scrubber.fields(fields), durable=durable)
 
