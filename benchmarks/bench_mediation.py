@@ -50,6 +50,7 @@ def _setup(ctx: Context) -> dict[str, Any]:
     from vak.host.context import CallContext
     from vak.host.mediation import Mediator
     from vak.host.principal import principal_for
+    from vak.host.settings import HostSettings
     from vak.manifest import Capabilities, Limits, Manifest, ModuleRef
     from vak.policy.engine import PolicyEngine
     from vak.policy.entities import CedarRequest, file_entity
@@ -66,10 +67,11 @@ def _setup(ctx: Context) -> dict[str, Any]:
 
     def handler(cache_size: int) -> Callable[[str, bytes], bytes]:
         policies = PolicyEngine.load([SHIPPED_POLICY_DIR], cache_size=cache_size)
-        m = Mediator(policies, _NoWait(log), args_digest=log.args_digest,
-                     fs_mounts={"/workspace": root / "ws"})
+        m = Mediator(HostSettings(fs_mounts={"/workspace": root / "ws"}), policies, _NoWait(log),
+                     args_digest=log.args_digest)
         # the effect is excluded by the target: a constant instead of the read
-        m._fs._read = lambda path, max_bytes, c: {"content": ""}  # type: ignore[method-assign]
+        fs = m._families["fs_read"]
+        fs._read = lambda path, max_bytes, c: {"content": ""}  # type: ignore[union-attr]
         return m.handler(call_ctx)
 
     hit, miss = handler(4096), handler(0)

@@ -6,22 +6,21 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from host_helpers import LOOPBACK_POLICY, LogSink, call, context, manifest, mediator
+from host_helpers import (
+    LOOPBACK_POLICY,
+    CountingResolver,
+    LogSink,
+    call,
+    context,
+    manifest,
+    mediator,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vak.errors import PolicyDeniedError
 from vak.host.mediation import audit_target
 from vak.policy.entities import Entity
-
-
-class CountingResolver:
-    def __init__(self) -> None:
-        self.lookups = 0
-
-    def resolve(self, host: str, port: int) -> tuple[str, ...]:
-        self.lookups += 1
-        return ("127.0.0.1",)
 
 
 @pytest.fixture

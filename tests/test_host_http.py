@@ -9,7 +9,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from host_helpers import LOOPBACK_POLICY, LogSink, call, context, manifest, mediator
+from host_helpers import (
+    LOOPBACK_POLICY,
+    CountingResolver,
+    LogSink,
+    call,
+    context,
+    manifest,
+    mediator,
+)
 
 from vak.errors import PolicyDeniedError
 
@@ -289,17 +297,6 @@ def test_https_pinned_ip_verifies_original_name(tmp_path: Path) -> None:
         srv.server_close()
 
 
-class CountingResolver:
-    """Counts every name that reaches it (and answers loopback)."""
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def resolve(self, host: str, port: int) -> tuple[str, ...]:
-        self.names.append(host)
-        return ("127.0.0.1",)
-
-
 FORBID_EVIL = """
 @id("ops.net.no-evil")
 forbid (principal, action == Vak::Action::"http_request", resource)
@@ -419,3 +416,66 @@ def test_the_invocation_deadline_bounds_the_exchange(tmp_path: Path, trickle: in
     past = dataclasses.replace(ctx, deadline=time.monotonic() - 1)
     assert call(m.handler(past), "http_request",
                 url=f"http://127.0.0.1:{trickle}/headers")["error"] == "timeout"
+
+
+def test_a_broken_resolver_still_ends_in_one_recorded_decision(tmp_path: Path) -> None:
+    class Broken:
+        def resolve(self, host: str, port: int) -> tuple[str, ...]:
+            raise RuntimeError("resolver bug")
+
+    sink, h = _h(tmp_path, ("named.test",), resolver=Broken())
+    with pytest.raises(PolicyDeniedError):
+        call(h, "http_request", url="http://named.test/")
+    assert [k for k, _, _ in sink.entries] == ["host_resolve", "host_decision"]
+    assert sink.decisions()[0]["summary"]["ip_class"] == "no_address"
+
+
+def test_a_hanging_resolver_is_abandoned_at_the_deadline(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    class Hanging:
+        def resolve(self, host: str, port: int) -> tuple[str, ...]:
+            release.wait(10)
+            return ("127.0.0.1",)
+
+    sink, h = _h(tmp_path, ("slow-dns.test",), resolver=Hanging())
+    start = time.monotonic()
+    try:
+        with pytest.raises(PolicyDeniedError):
+            call(h, "http_request", url="http://slow-dns.test/", timeout_ms=300)
+        assert time.monotonic() - start < 2.0
+    finally:
+        release.set()
+    d = sink.decisions()[0]
+    assert d["summary"]["ip_class"] == "no_address" and "deadline" in d["summary"]["dns_error"]
+
+
+def test_a_tls_peer_trickling_its_handshake_is_cut_at_the_deadline(tmp_path: Path) -> None:
+    import socket as socketlib
+
+    srv = socketlib.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            while not stop.is_set():  # a byte of "ServerHello" now and then
+                try:
+                    conn.sendall(b"\x16")
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        _, h = _h(tmp_path, (f"127.0.0.1:{port}",))
+        start = time.monotonic()
+        r = call(h, "http_request", url=f"https://127.0.0.1:{port}/", timeout_ms=600)
+        assert time.monotonic() - start < 2.0
+        assert r["error"] in ("timeout", "tls_error")
+    finally:
+        stop.set()
+        srv.close()

@@ -161,3 +161,16 @@ def test_guest_text_in_a_refusal_is_bounded_and_escaped(tmp_path: Path) -> None:
     assert "\x1b" not in str(err.value) and len(str(err.value)) < 600
     reason = sink.decisions()[0]["decision"]["reason"]
     assert "\x1b" not in reason and len(reason) < 400
+
+
+def test_a_log_line_cannot_forge_lines_or_escapes(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    h = mediator(tmp_path, ListSink()).handler(context(manifest(log=True)))
+    with caplog.at_level(logging.INFO, logger="vak.skill.tester"):
+        call(h, "log", message="ok\n2026-01-01 CRITICAL vak.kernel: forged\x1b[2J\u2028x")
+    (record,) = [r for r in caplog.records if r.name == "vak.skill.tester"]
+    text = record.getMessage()
+    assert "\n" not in text and "\x1b" not in text and "\u2028" not in text
+    assert text.startswith("ok\\x0a2026") and "\\x1b[2J" in text

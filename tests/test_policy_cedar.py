@@ -71,3 +71,10 @@ def test_private_cedarpy_apis_live_in_one_module_with_an_upper_bound_pin() -> No
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     pin = next(d for d in deps if d.startswith("cedarpy"))
     assert "<" in pin
+
+
+def test_the_self_test_runs_when_an_engine_is_built(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    monkeypatch.setattr(_cedar, "_state", {})
+    e = engine(tmp_path)
+    assert _cedar._state == {"fast": True} and e.cedar_fast_path is True

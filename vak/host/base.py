@@ -25,6 +25,7 @@ from vak.errors import ABIError
 from vak.host.context import CallCounters
 from vak.host.normalize import NormalizedUrl
 from vak.policy.entities import Entity
+from vak.scrub import escape
 
 __all__ = [
     "EffectScope",
@@ -34,6 +35,7 @@ __all__ = [
     "arg_bool",
     "arg_int",
     "arg_str",
+    "excerpt",
 ]
 
 
@@ -136,3 +138,13 @@ def arg_bool(args: Mapping[str, Any], name: str, *, default: bool) -> bool:
     if not isinstance(value, bool):
         raise ABIError(f"host call argument {name!r} must be a boolean", argument=name)
     return value
+
+
+def excerpt(text: str, limit: int | None = 300) -> str:
+    """``text`` safe to quote in a message or log line: at most ``limit`` characters
+    (``None``: no bound) and every non-printable character escaped (``\\x1b``,
+    ``\\n``, ``\\u2028``), so guest text can never forge a line or a terminal escape.
+    """
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    return escape(text, backslash=False)  # the one escaping rule (vak.scrub)

@@ -38,6 +38,7 @@ __all__ = [
     "MAX_VALUE",
     "MAX_WRITE",
     "NORMALISERS",
+    "NO_ADDRESS",
     "SECRET_NAME",
     "UNRESOLVED",
     "Normaliser",
@@ -86,6 +87,7 @@ def _path(args: Mapping[str, Any]) -> str:
 
 
 def fs_read(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
+    """``{"path", "max_bytes"?}``: the file and how much of it (capped by the settings)."""
     path = _path(args)
     cap = s.fs_max_read_bytes
     max_bytes = arg_int(args, "max_bytes", default=cap, lo=0, hi=cap)
@@ -94,6 +96,7 @@ def fs_read(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
 
 
 def fs_write(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
+    """``{"path", "content", "append"?}``: Cedar sees the size, never the content."""
     path = _path(args)
     content = arg_str(args, "content", max_len=MAX_WRITE)
     append = arg_bool(args, "append", default=False)
@@ -103,12 +106,18 @@ def fs_write(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall
 
 
 def fs_list(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
+    """``{"path"}``: a ``Vak::Dir`` (parents: its ancestors)."""
     path = _path(args)
     return NormalCall(dir_entity(path), {}, {"path": path}, path)
 
 
 # -- http -----------------------------------------------------------------------------
 def http_request(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
+    """``{"url", "method"?, "headers"?, "body"?, "timeout_ms"?, "max_bytes"?}``.
+
+    Cedar sees the method, header names and body size, never header values or
+    the body; kernel-owned headers (Host, Content-Length, ...) are refused.
+    """
     n = normalize_url(arg_str(args, "url", max_len=_MAX_PATH_ARG))
     method = arg_str(args, "method", default="GET", max_len=16).upper()
     if method not in _METHODS:
@@ -142,10 +151,12 @@ def _url_entity(url: str, scheme: str, host: str, port: int, path: str, ip: str,
                                     "ip": ip, "ip_class": ip_class})
 
 
-def with_addresses(call: NormalCall, addresses: tuple[str, ...], error: str = "") -> NormalCall:
+def with_addresses(call: NormalCall, addresses: tuple[str, ...], error: str = "",
+                   deadline: float | None = None) -> NormalCall:
     """The address decision's call: ``call`` (an unresolved http call) pinned to
     the first of ``addresses``, classed by all of them (``mixed`` if they
-    disagree, ``no_address`` if there are none). Pure.
+    disagree, ``no_address`` if there are none), keeping the exchange's
+    ``deadline`` (``time.monotonic()``) when given. Pure.
     """
     n = call.url
     if n is None:
@@ -165,8 +176,9 @@ def with_addresses(call: NormalCall, addresses: tuple[str, ...], error: str = ""
         summary["addresses"] = list(addresses[:16])
     if error or not addresses:
         summary["dns_error"] = (error or "no addresses")[:200]
+    params = call.params if deadline is None else {**call.params, "deadline": deadline}
     return NormalCall(_url_entity(n.url, n.scheme, n.host, n.port, n.target, ip, ip_class),
-                      call.context, summary, call.target, call.params, n)
+                      call.context, summary, call.target, params, n)
 
 
 def _headers(raw: Any) -> dict[str, str]:
@@ -200,12 +212,14 @@ def _kv_key(skill: str, key: str) -> Entity:
 
 
 def _kv_keyed(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
+    """``{"key"}`` (kv_get, kv_delete) in the caller's namespace."""
     key = _key(args, "key")
     return NormalCall(_kv_key(skill, key), {}, {"namespace": skill, "key": key}, key,
                       {"namespace": skill, "key": key})
 
 
 def kv_put(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
+    """``{"key", "value"}`` in the caller's namespace; Cedar sees the size."""
     key = _key(args, "key")
     value = arg_str(args, "value", max_len=MAX_VALUE)
     return NormalCall(_kv_key(skill, key), {"size": len(value)},
@@ -214,6 +228,7 @@ def kv_put(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
 
 
 def kv_list(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
+    """``{"prefix"?, "limit"?}``: the caller's namespace, never another's."""
     prefix = _key(args, "prefix", allow_empty=True)
     limit = arg_int(args, "limit", default=100, lo=1, hi=1000)
     return NormalCall(Entity("Vak::KvNamespace", skill, {"name": skill}), {},
@@ -223,6 +238,7 @@ def kv_list(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
 
 # -- secrets --------------------------------------------------------------------------
 def secret_get(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
+    """``{"name"}``: a name of the secret-name grammar."""
     name = arg_str(args, "name", max_len=128)
     if not _SECRET.match(name):
         raise NormalizeError("secret name must match [A-Za-z_][A-Za-z0-9_.-]{0,127}")
@@ -232,6 +248,7 @@ def secret_get(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCa
 
 # -- obs ------------------------------------------------------------------------------
 def log(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
+    """``{"message", "level"?}``: Cedar sees the level and size, not the text."""
     message = arg_str(args, "message", max_len=MAX_MESSAGE)
     level = arg_str(args, "level", default="info", max_len=16)
     if level not in LOG_LEVELS:
@@ -242,10 +259,12 @@ def log(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
 
 
 def clock_now(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
+    """``{}``."""
     return NormalCall(kernel_entity(), {})
 
 
 def random_bytes(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
+    """``{"n"?}``: 1..MAX_RANDOM bytes."""
     n = arg_int(args, "n", default=32, lo=1, hi=MAX_RANDOM)
     return NormalCall(kernel_entity(), {"n": n}, {"n": n}, "", {"n": n})
 

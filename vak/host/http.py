@@ -20,11 +20,12 @@ The SSRF defences, in the order they apply:
    against the name, not the IP);
 6. redirects are never followed: a 3xx is returned to the guest, whose next
    request is authorized like any other;
-7. the response body is capped and **one deadline** bounds the whole exchange
-   (connect, TLS handshake, request, headers, body): ``timeout_ms`` from the
-   call's start, and never later than the invocation's own deadline. A
-   watchdog shuts the socket down when it passes, so a peer trickling a byte
-   at a time cannot stretch the call.
+7. the response body is capped and **one deadline** bounds the whole call
+   (DNS lookup, connect, TLS handshake, request, headers, body): ``timeout_ms``
+   from the URL decision, and never later than the invocation's own deadline.
+   A lookup still running at the deadline is abandoned (it runs on its own
+   thread); a watchdog shuts the socket down when the deadline passes, so a
+   peer trickling a byte at a time cannot stretch the call.
 
 Arguments and replies: docs/HOST-FUNCTIONS.md.
 """
@@ -34,6 +35,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import logging
 import socket
 import ssl
 import threading
@@ -41,10 +43,13 @@ import time
 from typing import Any, Protocol
 
 from vak.host.base import EffectScope, HostEffectError, NormalCall
+from vak.host.calls import with_addresses
 from vak.host.ceiling import host_allowed
 from vak.host.normalize import NormalizedUrl
 
 __all__ = ["HttpFamily", "Resolver", "SystemResolver", "host_allowed"]
+
+_log = logging.getLogger("vak.host")
 
 
 class Resolver(Protocol):
@@ -143,16 +148,43 @@ class HttpFamily:
         self._resolver = resolver or SystemResolver()
         self._tls = tls_context or ssl.create_default_context()
 
-    def resolve(self, n: NormalizedUrl) -> tuple[tuple[str, ...], str]:
-        """The addresses ``n.host`` resolves to and the resolver's error ('' if none).
+    def resolved(self, call: NormalCall, scope: EffectScope) -> NormalCall:
+        """The address decision's call: ``call``'s host resolved once, within the call's
+        deadline (``timeout_ms`` from now, never past the invocation's), which the
+        exchange then keeps.
 
         Called by the mediation only after the URL decision allowed the call and
         was recorded.
         """
-        try:
-            return tuple(self._resolver.resolve(n.host, n.port)), ""
-        except (OSError, UnicodeError) as exc:
-            return (), str(exc)[:200]
+        assert call.url is not None
+        deadline = min(time.monotonic() + call.params["timeout_ms"] / 1000, scope.deadline)
+        addresses, error = self._lookup(call.url, deadline)
+        return with_addresses(call, addresses, error, deadline)
+
+    def _lookup(self, n: NormalizedUrl, deadline: float) -> tuple[tuple[str, ...], str]:
+        """The addresses and the resolver's error ('' if none), given up at ``deadline``.
+
+        The lookup runs on its own daemon thread: ``getaddrinfo`` cannot be
+        interrupted, so a resolver that hangs is abandoned, never waited for.
+        """
+        box: list[tuple[tuple[str, ...], str]] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                box.append((tuple(str(a) for a in self._resolver.resolve(n.host, n.port)), ""))
+            except (OSError, UnicodeError) as exc:
+                box.append(((), str(exc)[:200]))
+            except Exception as exc:  # a broken resolver is a recorded DNS failure, not a crash
+                _log.error("resolver failed: %s", type(exc).__name__)
+                box.append(((), f"resolver failed: {type(exc).__name__}"))
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="vak-dns", daemon=True).start()
+        if not done.wait(max(0.0, deadline - time.monotonic())):
+            return (), "DNS lookup exceeded the call's deadline"
+        return box[0]
 
     def perform(self, function: str, call: NormalCall, scope: EffectScope, /) -> dict[str, Any]:
         n, p = call.url, call.params
@@ -160,7 +192,10 @@ class HttpFamily:
         if n is None or not ip:
             raise HostEffectError("dns_failed", "the host did not resolve")
         scope.counters.add("http_requests", 1)
-        deadline = min(time.monotonic() + p["timeout_ms"] / 1000, scope.deadline)
+        if "deadline" in p:  # set when the host was resolved: DNS and exchange share it
+            deadline = p["deadline"]
+        else:
+            deadline = min(time.monotonic() + p["timeout_ms"] / 1000, scope.deadline)
         return self._fetch(n, ip, p["method"], p["headers"], p["body"], deadline, p["max_bytes"])
 
     def _fetch(

@@ -1,7 +1,8 @@
 """The ``log`` host function: a skill's diagnostic line, to the Python logger.
 
 Lines go to the logger ``vak.skill.<name>`` at the requested level, with any
-secret value revealed to this session scrubbed out first. Like every effect,
+secret value revealed to this session scrubbed out first and every control
+character escaped (a skill cannot forge a second line or a terminal escape). Like every effect,
 the line is written only after its ``host_decision`` is recorded (durably:
 the line leaves the kernel). Arguments and replies: docs/HOST-FUNCTIONS.md.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from vak.host.base import EffectScope, NormalCall
+from vak.host.base import EffectScope, NormalCall, excerpt
 
 __all__ = ["LogFamily"]
 
@@ -28,6 +29,7 @@ class LogFamily:
 
     def perform(self, function: str, call: NormalCall, scope: EffectScope, /) -> dict[str, Any]:
         p = call.params
-        text = scope.scrub_text(p["message"])
+        # secrets redacted, control characters escaped: one call, one line
+        text = excerpt(scope.scrub_text(p["message"]), None)
         logging.getLogger(p["logger"]).log(_LEVELS[p["level"]], "%s", text)
         return {"ok": True}

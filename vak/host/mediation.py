@@ -46,12 +46,13 @@ its result.
 
 Data flow (:mod:`vak.host.dataflow`): the handler holds its session's
 :class:`~vak.host.dataflow.SessionFlow`, shared by every invocation of the
-session whatever its route; an allowed call's result labels are added before
-the effect's data reaches the guest; the labels go to Cedar as
-``context.session.labels`` (:meth:`MediatedHandler.session`) and into every
-decision entry. Every audit entry a handler appends is scrubbed of the
-session's secrets (:mod:`vak.scrub`, the one scrubber), and every
-guest-derived string in an error message passes it too.
+session whatever its route (labels the kernel passes in ``CallContext.labels``
+join it); an allowed call's result labels are added before the effect's data
+reaches the guest; the labels go to Cedar as ``context.session.labels``
+(:meth:`MediatedHandler.session`) and into every decision entry. Every audit
+entry a handler appends is scrubbed of the session's secrets (:mod:`vak.scrub`,
+the one scrubber), and every guest-derived string in an error message passes
+it too.
 
 Example::
 
@@ -93,7 +94,7 @@ from vak.host.principal import principal_for
 from vak.host.random import RandomFamily
 from vak.host.secrets import NoSecrets, SecretProvider, SecretsFamily
 from vak.host.settings import HostSettings
-from vak.policy.engine import Decision
+from vak.policy.engine import NO_SESSION, Decision
 from vak.policy.entities import CedarRequest, Entity, Principal
 from vak.scrub import EMPTY, Scrubber, excerpt
 
@@ -118,8 +119,6 @@ _EXCERPT = 300
 _CEILING_DECISION = Decision(False, (CAPABILITY_CEILING,))
 _MEMO_ARGS = 1024  # larger arguments (fs_write contents) are never kept
 _MEMO_SIZE = 64
-#: the Cedar session when no policy mentions a session field and no label is set
-_NO_SESSION: Mapping[str, Any] = {"labels": []}
 
 _log = logging.getLogger("vak.host")
 
@@ -340,8 +339,7 @@ class MediatedHandler:
         self._m = mediator
         self.ctx = ctx
         self.principal = principal
-        #: the session's data-flow labels (shared by all its invocations, any route);
-        #: labels the kernel passes in the context join them
+        #: the session's data-flow labels (shared by all its invocations, any route)
         self._flow: SessionFlow = mediator._flows.open(ctx.session_id)
         self._skill = {
             "id": ctx.manifest.name,
@@ -402,8 +400,7 @@ class MediatedHandler:
             if fn.resolves and decision.allowed and call.unresolved:
                 # the URL decision allowed it: record that, and only then resolve
                 self._record("host_resolve", fn, call, args, decision, "", durable=True)
-                assert call.url is not None
-                call = with_addresses(call, *self._m._http.resolve(call.url))
+                call = self._m._http.resolved(call, self)
                 decision = self.authorize(fn, call)
             why = "" if decision.allowed else "denied by policy"
         ref = self._record("host_decision", fn, call, args, decision, why,
@@ -466,7 +463,7 @@ class MediatedHandler:
         """
         used = self._m.engine.session_fields_used
         if not used:
-            return _NO_SESSION
+            return NO_SESSION
         ctx = self.ctx
         values: dict[str, Any] = {
             "session_id": ctx.session_id,

@@ -8,7 +8,8 @@ a private API) is called directly here with orjson, over the private
 VAK uses, and this is the only module that touches them; ``pyproject.toml``
 pins cedarpy below the next minor version.
 
-At first use :func:`authorize` runs a known-answer self-test that compares the
+When the first policy engine is built (kernel start), :func:`fast_path` runs a
+known-answer self-test that compares the
 fast path with the public API on allow, deny, forbid-wins, erroring-policy and
 schema-violation requests. On any mismatch or error it logs a warning on the
 ``vak.policy`` logger and uses the public API from then on (:func:`fast_path`

@@ -43,13 +43,13 @@ from typing import Any
 import cedarpy
 import orjson
 
-from vak.policy._cedar import authorize
+from vak.policy._cedar import authorize, fast_path
 from vak.policy._partition import Scope, leaf_actions, scope_of
 from vak.policy.entities import CedarRequest, Entity, Principal
 from vak.policy.loader import LoadedPolicies, load_policies, name_policies, policy_ids_for
 from vak.policy.settings import PolicySettings
 
-__all__ = ["DEFAULT_DENY", "EVAL_ERROR", "Decision", "PolicyEngine"]
+__all__ = ["DEFAULT_DENY", "EVAL_ERROR", "NO_SESSION", "Decision", "PolicyEngine"]
 
 DEFAULT_DENY = "vak.default-deny"
 EVAL_ERROR = "vak.evaluation-error"
@@ -65,6 +65,10 @@ _SESSION_FIELDS = (
 #: entity handles kept per engine, independent of the decision-cache size
 _ENTITY_CACHE = 4096
 _KEY_OPTS = orjson.OPT_SORT_KEYS
+#: ``context.session`` when no policy mentions a session field and no label is set;
+#: shared by every such call (its cache key is computed once). Never mutate it.
+NO_SESSION: dict[str, Any] = {"labels": []}
+_NO_SESSION_KEY = orjson.dumps(NO_SESSION, option=_KEY_OPTS)
 _POSITION = re.compile(r"\bpolicy(\d+)\b")
 
 
@@ -139,6 +143,8 @@ class PolicyEngine:
         self._state = _State(loaded, partition)
         self._cache_size = max(0, cache_size)
         self._lock = threading.Lock()
+        #: the cedarpy call path the start-up self-test chose (logged on a fallback)
+        self.cedar_fast_path = fast_path()
 
     @classmethod
     def load(
@@ -212,9 +218,10 @@ class PolicyEngine:
         Raises nothing for well-formed input (see :meth:`decide`).
         """
         st = self._state
+        session_key = (_NO_SESSION_KEY if session is NO_SESSION
+                       else orjson.dumps(session, option=_KEY_OPTS))
         key = (principal.fingerprint, action, resource.key,
-               orjson.dumps(context, option=_KEY_OPTS),
-               orjson.dumps(session, option=_KEY_OPTS) if session else b"{}")
+               orjson.dumps(context, option=_KEY_OPTS), session_key)
         hit = st.cache.get(key)
         if hit is not None:
             return hit
