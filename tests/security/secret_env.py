@@ -34,11 +34,7 @@ PRIVATE_TEXT = "merger plan: acquire ACME on friday"
 
 def build_relay(out: Path) -> bytes:
     """Compile relay.c with the project's C flags (Zig from PyPI)."""
-    sys.path.insert(0, str(REPO / "tools"))
-    try:
-        from build_skills import CFLAGS
-    finally:
-        sys.path.remove(str(REPO / "tools"))
+    from vak.skillbuild import CFLAGS
     subprocess.run(
         [sys.executable, "-m", "ziglang", "cc", *CFLAGS, "-I", str(REPO / "skills" / "sdk"),
          str(RELAY_SRC), "-o", str(out)],
