@@ -70,6 +70,7 @@ from vak.seams import KernelAudit, Mediation, ModuleEngine, ModuleWorkers, Scrub
 
 if TYPE_CHECKING:
     from vak.sandbox.engine import Resident
+from vak.scrub import Scrubber, scrub_error
 
 __all__ = ["Kernel"]
 
@@ -119,6 +120,8 @@ class Kernel:
             self._mediator_obj = _make_mediator(config, self._audit_log, secrets)
             if config.session_reuse:
                 self._sessions = _make_sessions(config, self._engine_obj)
+                # a session whose labels are dropped loses its instance too (fail closed)
+                self._mediator_obj.on_session_evicted(self._sessions.end)
             if config.worker.force:
                 self._worker_pool()
             for skill_dir in config.skill_dirs:
@@ -315,11 +318,14 @@ class Kernel:
         started = self._audit.append("invocation_started", fields)
         t0 = time.perf_counter_ns()
         outcome: CallOutcome | None = None
+        host = _LazyHost(self._mediator, tool, inv_id, session)
         try:
             tool.input_validator.check(payload)
-            outcome, output = self._run(tool, input_json, inv_id, session, reuse)
+            outcome, output = self._run(tool, input_json, session, reuse, host)
             tool.output_validator.check(output)
         except BaseException as exc:
+            # nothing the session's secrets are in leaves in a message (vak.scrub)
+            scrub_error(exc, host.scrubber())
             self._finish(tool, inv_id, session, started, outcome, t0, exc)
             raise
         finished = self._finish(tool, inv_id, session, started, outcome, t0, None)
@@ -381,16 +387,17 @@ class Kernel:
         Returns:
             How many instances (one per skill used in the session) were closed.
         """
+        if self._mediator is not None:
+            self._mediator.end_session(session)  # its data-flow labels end with it
         if self._sessions is None:
             return 0
         return self._sessions.end(session)
 
     # ------------------------------------------------------------------ internals
     def _run(
-        self, tool: RegisteredTool, input_json: bytes, inv_id: str, session: str | None,
-        reuse: bool,
+        self, tool: RegisteredTool, input_json: bytes, session: str | None,
+        reuse: bool, host: _LazyHost,
     ) -> tuple[CallOutcome, object]:
-        host = _LazyHost(self._mediator, tool, inv_id, session)
         skill = tool.skill
         if reuse:
             assert self._sessions is not None and session is not None
@@ -403,9 +410,11 @@ class Kernel:
             outcome = runner.call(
                 skill.module_sha256, tool.spec.export, input_json, skill.manifest.limits, host,
             )
-        scrubbed = host.scrub(outcome.output)
+        scrubbed = host.scrubber().output(outcome.output)
         if scrubbed is not outcome.output:
-            # a secret the skill read must not leave through its output
+            # a secret the session holds must not leave through the output, however
+            # it is spelled (checked after decoding), even with no host call in this
+            # invocation (a reused instance may keep it in memory)
             outcome = replace(outcome, output=scrubbed)
         return outcome, _decode_output(tool.spec.name, outcome.output)
 
@@ -484,8 +493,9 @@ class _LazyHost:
     """The call's ``HostHandler``, built only when the guest makes its first host call.
 
     Most tool calls make none, so the per-call :class:`CallContext` and
-    mediated handler are not built for them; ``scrub`` is the identity until
-    a handler exists (no secret can have been revealed without one).
+    mediated handler are not built for them. The session's scrubber comes from
+    the mediator even then: under session reuse a guest may still hold, in its
+    memory, a secret an earlier call of the session read.
     """
 
     __slots__ = ("_deadline", "_handler", "_inv_id", "_mediator", "_session", "_tool")
@@ -509,14 +519,28 @@ class _LazyHost:
         return handler
 
     def __call__(self, name: str, payload: bytes, /) -> bytes:
-        return self._get()(name, payload)
+        handler = self._get()
+        try:
+            reply: bytes = handler(name, payload)
+        except VakError as exc:  # scrubbed before it crosses into the guest or a worker
+            scrub_error(exc, handler.scrubber)
+            raise
+        return reply
 
     def refuse(self, function: str, policy_id: str, reason: str, /) -> BaseException:
         """Record a call the engine refused (bad span, call limit); the error to raise."""
-        return self._get().refuse(function, policy_id, reason)
+        handler = self._get()
+        error: BaseException = handler.refuse(function, policy_id, reason)
+        return scrub_error(error, handler.scrubber)
+
+    def scrubber(self) -> Scrubber:
+        """The scrubber of the secrets this call's session holds."""
+        if self._handler is not None:
+            return self._handler.scrubber
+        return self._mediator.scrubber_for(self._session or "")
 
     def scrub(self, output: bytes) -> bytes:
-        return output if self._handler is None else self._handler.scrub(output)
+        return self.scrubber().output(output)
 
 
 _ANONYMOUS = Principal().to_audit()

@@ -10,7 +10,7 @@ calls; nothing here imports a room's implementation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -18,6 +18,7 @@ from vak.audit.sink import AuditSink
 from vak.host.context import CallContext
 from vak.identity.manifest import Limits
 from vak.sandbox.types import CallOutcome, HostHandler, Runner
+from vak.scrub import Scrubber
 
 __all__ = [
     "KernelAudit",
@@ -103,11 +104,28 @@ class ScrubbingHandler(HostHandler, Protocol):
         """``output`` with every secret value revealed to this call removed."""
         ...
 
+    @property
+    def scrubber(self) -> Scrubber:
+        """The one scrubber of the secrets this call's session holds (vak.scrub)."""
+        ...
+
 
 class Mediation(Protocol):
     """The one chokepoint of host calls: hands out a handler per invocation."""
 
     def handler(self, ctx: CallContext, /) -> ScrubbingHandler: ...
+
+    def scrubber_for(self, session_id: str, /) -> Scrubber:
+        """The scrubber of a session's secrets, for output made without a host call."""
+        ...
+
+    def end_session(self, session_id: str, /) -> bool:
+        """Forget a session's data-flow labels; True if it had any."""
+        ...
+
+    def on_session_evicted(self, hook: Callable[[str], object], /) -> None:
+        """Have ``hook(session_id)`` called when a labelled session is evicted."""
+        ...
 
     def close(self) -> None: ...
 

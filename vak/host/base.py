@@ -17,7 +17,7 @@ The split that keeps one monitor:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from vak.errors import ABIError
 from vak.host.context import CallCounters
 from vak.host.normalize import NormalizedUrl
 from vak.policy.entities import Entity
+from vak.scrub import escape
 
 __all__ = [
     "EffectScope",
@@ -85,6 +86,15 @@ class EffectScope(Protocol):
         """Tell the mediation that ``value`` (a secret) is now known to the guest."""
         ...
 
+    @property
+    def labels(self) -> frozenset[str]:
+        """The calling session's data-flow labels now (:mod:`vak.host.dataflow`)."""
+        ...
+
+    def mark(self, labels: Iterable[str], /) -> None:
+        """Add ``labels`` to the calling session (before the data they name reaches it)."""
+        ...
+
     def scrub_text(self, text: str, /) -> str:
         """``text`` with every value revealed to this session redacted."""
         ...
@@ -137,8 +147,4 @@ def excerpt(text: str, limit: int | None = 300) -> str:
     """
     if limit is not None and len(text) > limit:
         text = text[:limit] + "..."
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
-                   else f"\\u{ord(c):04x}" if ord(c) < 65536 else f"\\U{ord(c):08x}"
-                   for c in text)
+    return escape(text, backslash=False)  # the one escaping rule (vak.scrub)

@@ -44,10 +44,15 @@ is built. Every call is still counted, decided, recorded (with its own args
 HMAC) and, when allowed, performed and recorded with the log's keyed digest of
 its result.
 
-Seam for data-flow labels: ``CallContext.labels`` (the session's label set) is
-sent to Cedar as ``context.session.labels`` by :meth:`MediatedHandler.session`
-and recorded in decision entries; every guest-derived string that enters an
-audit field or an error message passes :meth:`MediatedHandler.scrub_text`.
+Data flow (:mod:`vak.host.dataflow`): the handler holds its session's
+:class:`~vak.host.dataflow.SessionFlow`, shared by every invocation of the
+session whatever its route (labels the kernel passes in ``CallContext.labels``
+join it); an allowed call's result labels are added before the effect's data
+reaches the guest; the labels go to Cedar as ``context.session.labels``
+(:meth:`MediatedHandler.session`) and into every decision entry. Every audit
+entry a handler appends is scrubbed of the session's secrets (:mod:`vak.scrub`,
+the one scrubber), and every guest-derived string in an error message passes
+it too.
 
 Example::
 
@@ -63,7 +68,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -73,12 +78,12 @@ import orjson
 from vak.audit.sink import AuditRef, AuditSink
 from vak.errors import ABIError, HostCallLimitError, PolicyDeniedError
 from vak.host.base import Family, HostEffectError, NormalCall
-from vak.host.base import excerpt as _bounded
 from vak.host.calls import with_addresses
 from vak.host.catalog import HOST_FUNCTIONS, HostFunction, host_function
 from vak.host.ceiling import ceiling_violation
 from vak.host.clock import Clock, ClockFamily
 from vak.host.context import COUNTER_MAX, CallContext, CallCounters
+from vak.host.dataflow import FlowTable, LabelMap, ScrubberCache, SessionFlow
 from vak.host.fs import FsFamily
 from vak.host.guestjson import parse_args
 from vak.host.http import HttpFamily, Resolver
@@ -91,6 +96,7 @@ from vak.host.secrets import NoSecrets, SecretProvider, SecretsFamily
 from vak.host.settings import HostSettings
 from vak.policy.engine import NO_SESSION, Decision
 from vak.policy.entities import CedarRequest, Entity, Principal
+from vak.scrub import EMPTY, Scrubber, excerpt
 
 __all__ = [
     "CAPABILITY_CEILING",
@@ -108,8 +114,8 @@ CAPABILITY_CEILING = "vak.capability-ceiling"
 INVALID_TARGET = "vak.invalid-target"
 INVALID_ARGS = "vak.invalid-args"
 HOST_CALL_LIMIT = "vak.host-call-limit"
-#: secret values shorter than this are not scrubbed (they would mangle output)
-MIN_SCRUB_LEN = 4
+#: longest excerpt of guest-derived text in a reason or error message
+_EXCERPT = 300
 _CEILING_DECISION = Decision(False, (CAPABILITY_CEILING,))
 _MEMO_ARGS = 1024  # larger arguments (fs_write contents) are never kept
 _MEMO_SIZE = 64
@@ -193,7 +199,11 @@ class Mediator:
         self._http = HttpFamily(resolver, tls_context=tls_context)
         fs = FsFamily(settings.fs_mounts)
         kv = KvFamily(self._kv_store) if self._kv_store is not None else None
-        secret = SecretsFamily(secrets or NoSecrets())
+        secret = SecretsFamily(secrets or NoSecrets(), lambda: self._scrubbers.invalidate())
+        # data flow (vak.host.dataflow): labels per session, scrubbers per secret set
+        self._flows = FlowTable(settings.max_tracked_sessions)
+        self._label_map = LabelMap(settings.fs_mounts)
+        self._scrubbers = ScrubberCache(secret.values_of, secret.revealed)
         by_family: dict[str, Family | None] = {"fs": fs, "net": self._http, "kv": kv,
                                                "secrets": secret}
         obs: dict[str, Family] = {"log": LogFamily(), "clock_now": ClockFamily(clock),
@@ -213,6 +223,28 @@ class Mediator:
     def handler(self, ctx: CallContext) -> MediatedHandler:
         """The :class:`~vak.sandbox.types.HostHandler` for one invocation."""
         return MediatedHandler(self, ctx, self._principal(ctx))
+
+    def scrubber_for(self, session_id: str) -> Scrubber:
+        """The scrubber of ``session_id`` (for output made without a host call): the
+        session's secrets and every value handed out (:class:`ScrubberCache`)."""
+        flow = self._flows.get(session_id)
+        if flow is None:
+            return self._scrubbers.for_names(frozenset())
+        return flow.scrubber(self._scrubbers)
+
+    def session_labels(self, session_id: str) -> frozenset[str]:
+        """The data-flow labels ``session_id`` holds now."""
+        flow = self._flows.get(session_id)
+        return frozenset() if flow is None else flow.labels
+
+    def end_session(self, session_id: str) -> bool:
+        """Forget ``session_id``'s labels; True if it had any state."""
+        return self._flows.end(session_id)
+
+    def on_session_evicted(self, hook: Callable[[str], object]) -> None:
+        """Call ``hook(session_id)`` when a labelled session's flow is evicted (the
+        kernel ends the session's reused instances: their memory may hold a secret)."""
+        self._flows.on_evict = hook
 
     def explain(
         self,
@@ -300,19 +332,21 @@ class MediatedHandler:
     :class:`~vak.host.base.EffectScope` the families see.
     """
 
-    __slots__ = ("_append", "_digest", "_head", "_m", "_max_calls", "_memo", "_revealed",
-                 "_skill", "ctx", "principal")
+    __slots__ = ("_append", "_digest", "_flow", "_head", "_m", "_max_calls", "_memo",
+                 "_sink_append", "_skill", "ctx", "principal")
 
     def __init__(self, mediator: Mediator, ctx: CallContext, principal: Principal) -> None:
         self._m = mediator
         self.ctx = ctx
         self.principal = principal
-        self._revealed: set[str] = set()
+        #: the session's data-flow labels (shared by all its invocations, any route)
+        self._flow: SessionFlow = mediator._flows.open(ctx.session_id)
         self._skill = ctx.skill.to_audit()
         #: the audit fields every entry of this invocation shares (never mutated)
         self._head = {"invocation": ctx.invocation_id, "session": ctx.session_id,
                       "skill": self._skill}
-        self._append = mediator._audit.append
+        self._sink_append = mediator._audit.append
+        self._append = self._append_scrubbed
         self._digest = mediator._digest
         cap = mediator.settings.max_host_calls
         limit = ctx.manifest.limits.max_host_calls
@@ -366,10 +400,16 @@ class MediatedHandler:
             why = "" if decision.allowed else "denied by policy"
         ref = self._record("host_decision", fn, call, args, decision, why,
                            durable=fn.effectful)
-        if not decision.allowed:
+        if decision.allowed:
+            # marked before the data arrives: the next decision already sees the label
+            adds = self._m._label_map.labels(function, call.resource)
+            if adds:
+                self._flow.add(adds)
+        else:
             resource = self.scrub_text(audit_target(call.resource))
             raise PolicyDeniedError(
-                f"host call vak.{function} on {_bounded(resource)} denied: {why} "
+                f"host call vak.{function} on {excerpt(resource, limit=_EXCERPT)} denied: "
+                f"{excerpt(why, self.scrubber, _EXCERPT)} "
                 f"(policies: {', '.join(decision.policy_ids)}; audit seq {ref.seq})",
                 host_function=function,
                 resource=resource,
@@ -410,22 +450,24 @@ class MediatedHandler:
     def session(self) -> Mapping[str, Any]:
         """``context.session`` of this call's Cedar request: the one place it is built.
 
-        ``labels`` (the session's data-flow labels) is always present; the ids and
-        counters only when some policy mentions them (so they do not defeat the
-        decision cache).
+        ``labels`` is always present (the schema requires it); it holds the
+        session's data-flow labels when some policy mentions ``labels`` and is
+        empty otherwise -- no policy can then tell the difference, and a label
+        that accumulates must not defeat the decision cache. The ids and
+        counters are sent only when some policy mentions them, for the same reason.
         """
         used = self._m.engine.session_fields_used
-        labels = self.ctx.labels
-        if not used and not labels:
+        if not used:
             return NO_SESSION
         ctx = self.ctx
         values: dict[str, Any] = {
             "session_id": ctx.session_id,
             "invocation_id": ctx.invocation_id,
+            "labels": sorted(self.labels),
             **ctx.counters.as_dict(),
         }
         out = {k: values[k] for k in used}
-        out["labels"] = sorted(labels)
+        out.setdefault("labels", [])
         return out
 
     def authorize(self, fn: HostFunction, call: NormalCall) -> Decision:
@@ -470,7 +512,7 @@ class MediatedHandler:
             {
                 "invocation": self.ctx.invocation_id,
                 "host_function": fn.name,
-                "resource": self.scrub_text(resource) if self._revealed else resource,
+                "resource": resource,  # scrubbed by _append
                 "decision_seq": ref.seq,
                 "outcome": outcome,
             },
@@ -492,24 +534,21 @@ class MediatedHandler:
                                   "policy_set": policy_set}
         summary = call.summary
         if summary:
-            fields["summary"] = (
-                {k: self.scrub_text(v) if isinstance(v, str) else v for k, v in summary.items()}
-                if self._revealed
-                else dict(summary)
-            )
+            fields["summary"] = dict(summary)  # scrubbed with every field by _append
         if decision.errors:
-            fields["errors"] = [self.scrub_text(e) for e in decision.errors]
+            fields["errors"] = list(decision.errors)
         return self._append(kind, fields, durable=durable)
 
     def _fields(self, function: str, resource: str, args: bytes | None) -> dict[str, Any]:
         fields = self._head.copy()
         fields["host_function"] = function
-        # a guest may echo a secret into a path, URL or key
-        fields["resource"] = self.scrub_text(resource) if self._revealed else resource
+        # a guest may echo a secret into a path, URL or key: _append scrubs every field
+        fields["resource"] = resource
         if args is not None:
             fields["args_hmac"] = self._digest(args)
-        if self.ctx.labels:
-            fields["labels"] = sorted(self.ctx.labels)
+        labels = self.labels
+        if labels:
+            fields["labels"] = sorted(labels)
         return fields
 
     def _decision_field(
@@ -520,20 +559,20 @@ class MediatedHandler:
             "policy_ids": policy_ids,
             "policy_set": policy_set,
         }
-        if reason:
-            out["reason"] = _bounded(self.scrub_text(reason))
+        if reason:  # may quote guest text: scrubbed whole, then bounded and escaped
+            out["reason"] = excerpt(reason, self.scrubber, _EXCERPT)
         return out
 
     def _refused(self, function: str, args: bytes | None, policy_id: str,
                  reason: str) -> BaseException:
         """Record one ``host_decision`` deny by a kernel policy id; the error to raise."""
-        name = _bounded(function, 64)
+        name = excerpt(function, limit=64)
         fields = self._fields(name, "", args)
         fields["decision"] = self._decision_field(False, [policy_id], reason,
                                                   self._m.engine.digest)
         ref = self._append("host_decision", fields, durable=True)
         message = (f"host call vak.{name} refused ({policy_id}): "
-                   f"{_bounded(self.scrub_text(reason))} (audit seq {ref.seq})")
+                   f"{excerpt(reason, self.scrubber, _EXCERPT)} (audit seq {ref.seq})")
         details: dict[str, Any] = {"host_function": name, "policy_ids": [policy_id],
                                    "audit_seq": ref.seq}
         if policy_id == INVALID_ARGS:
@@ -542,22 +581,44 @@ class MediatedHandler:
             return HostCallLimitError(message, limit=self._max_calls, **details)
         return PolicyDeniedError(message, resource="", **details)
 
-    # -- secrets scrubbing ------------------------------------------------------------
+    # -- data flow and secrets scrubbing (vak.host.dataflow, vak.scrub) ------------------
     def reveal(self, value: str, /) -> None:
-        """Remember a secret value handed to the guest (it is scrubbed from then on)."""
-        if len(value) >= MIN_SCRUB_LEN:
-            self._revealed.add(value)
+        """``value`` (a secret) is now known to the guest: the session scrubs it from now on.
+
+        The secrets family marks the session ``secret:<name>`` first, which is
+        what makes later invocations of the session (and kv readers) scrub it;
+        this keeps the value itself with the session, for a value handed out
+        under no name.
+        """
+        self._flow.reveal(value)
+
+    @property
+    def labels(self) -> frozenset[str]:
+        """The session's data-flow labels now (with any the kernel put in the context)."""
+        extra = self.ctx.labels
+        if extra:
+            self._flow.add(extra)
+        return self._flow.labels
+
+    def mark(self, labels: Iterable[str], /) -> None:
+        """Add ``labels`` to the session (a family does it before returning the data)."""
+        self._flow.add(labels)
+
+    @property
+    def scrubber(self) -> Scrubber:
+        """The scrubber of the secrets the session holds (:data:`vak.scrub.EMPTY`: none)."""
+        return self._flow.scrubber(self._m._scrubbers)
+
+    def _append_scrubbed(self, kind: str, fields: dict[str, Any], *, durable: bool) -> AuditRef:
+        """Every audit entry of this handler, with the session's secrets scrubbed out."""
+        scrubber = self._flow.scrubber(self._m._scrubbers)
+        return self._sink_append(
+            kind, fields if scrubber is EMPTY else scrubber.fields(fields), durable=durable)
 
     def scrub_text(self, text: str, /) -> str:
-        """``text`` with every secret value revealed in this invocation redacted."""
-        for value in self._revealed:
-            text = text.replace(value, "[REDACTED]")
-        return text
+        """``text`` with every value of a secret the session holds redacted."""
+        return self.scrubber.text(text)
 
     def scrub(self, output: bytes) -> bytes:
-        """Skill output (JSON bytes) with revealed secrets redacted, raw or JSON-escaped."""
-        for value in self._revealed:
-            for form in {value.encode("utf-8", "surrogatepass"), orjson.dumps(value)[1:-1]}:
-                output = output.replace(form, b"[REDACTED]")
-        return output
-
+        """Skill output (JSON bytes), checked after decoding: every string and key."""
+        return self.scrubber.output(output)

@@ -1,8 +1,12 @@
 """The secrets family: ``secret_get`` from an operator-configured provider.
 
-Secret *values* never reach the audit log (only the name) or a Python log;
-the mediation remembers every value it hands out so the kernel can scrub it
-from the skill's output (:meth:`vak.host.mediation.MediatedHandler.scrub`).
+Secret *values* never reach the audit log (only the name), a Python log, an
+error or a skill's output: a ``secret_get`` marks the session with
+``secret:<name>`` (:mod:`vak.host.dataflow`) *before* the value is handed
+out, and everything the session then shows the world passes that session's
+:class:`vak.scrub.Scrubber`, built from :meth:`SecretsFamily.values_of` of
+the secrets it holds -- which also covers a session marked by reading back a
+kv value another invocation stored.
 
 Providers implement :class:`SecretProvider`; two ship here: environment
 variables mapped by name (the mapping is the operator's; the library reads no
@@ -14,13 +18,15 @@ Arguments and replies: docs/HOST-FUNCTIONS.md.
 from __future__ import annotations
 
 import os
+import threading
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from vak.errors import ConfigError
 from vak.host.base import EffectScope, NormalCall
+from vak.host.dataflow import secret_label
 from vak.host.settings import HostSettings
 
 __all__ = [
@@ -101,14 +107,50 @@ def provider_from_config(
 
 
 class SecretsFamily:
-    """``secret_get``; each value handed out is revealed to the scope (for scrubbing)."""
+    """``secret_get``; remembers every value it hands out, by name (for scrubbing).
 
-    def __init__(self, provider: SecretProvider) -> None:
+    The session is marked ``secret:<name>`` and the value revealed to the
+    scope before it leaves :meth:`perform`, so the guest never holds a value
+    its session's scrubber does not know. ``on_new_value`` is told when a
+    value is recorded for the first time (cached scrubbers must include it).
+    """
+
+    def __init__(self, provider: SecretProvider,
+                 on_new_value: Callable[[], None] | None = None) -> None:
         self._provider = provider
+        self._revealed: dict[str, frozenset[str]] = {}
+        self._lock = threading.Lock()
+        self._on_new_value = on_new_value
+
+    def values_of(self, name: str) -> frozenset[str]:
+        """Every value of secret ``name`` handed out so far, and its current value.
+
+        The current value is asked of the provider too, so a session marked
+        ``secret:<name>`` by a kv row from before a restart is still scrubbed.
+        """
+        current = self._provider.get(name)
+        known = self._revealed.get(name, frozenset())
+        return known | {current} if current is not None else known
+
+    def revealed(self) -> frozenset[str]:
+        """Every value handed out so far, of any secret."""
+        return frozenset().union(*self._revealed.values())
+
+    def _record(self, name: str, value: str) -> None:
+        with self._lock:
+            known = self._revealed.get(name, frozenset())
+            if value in known:
+                return
+            self._revealed[name] = known | {value}
+        if self._on_new_value is not None:
+            self._on_new_value()
 
     def perform(self, function: str, call: NormalCall, scope: EffectScope, /) -> dict[str, Any]:
-        value = self._provider.get(call.target)
+        name = call.target
+        value = self._provider.get(name)
         if value is None:
             return {"found": False}
+        self._record(name, value)
+        scope.mark((secret_label(name),))  # marked before the guest has the value
         scope.reveal(value)
         return {"found": True, "value": value}

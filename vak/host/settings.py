@@ -32,3 +32,6 @@ class HostSettings:
     fs_max_read_bytes: int = 1 << 20
     #: operator cap on host calls per invocation, below what a manifest declares
     max_host_calls: int | None = None
+    #: sessions whose data-flow labels are kept at once (least recently used beyond
+    #: it are ended: labels dropped, reused instances closed); size above live sessions
+    max_tracked_sessions: int = 65536

@@ -56,6 +56,7 @@ EVAL_ERROR = "vak.evaluation-error"
 _SESSION_FIELDS = (
     "session_id",
     "invocation_id",
+    "labels",
     "host_calls",
     "bytes_read",
     "bytes_written",
