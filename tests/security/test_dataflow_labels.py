@@ -25,7 +25,7 @@ from secret_env import (
 
 from vak.errors import PolicyDeniedError
 
-TEMPLATE = REPO / "policies" / "templates" / "dataflow.cedar"
+TEMPLATE = REPO / "vak" / "policies" / "templates" / "dataflow.cedar"
 URL = "http://127.0.0.1:{port}/send"
 
 
