@@ -49,6 +49,8 @@ import orjson
 from vak import formats
 from vak._registry import LoadedSkill, RegisteredTool, Registry
 from vak._session import SessionTable
+from vak.approvals.gate import CALLER_LOOP, ApprovalGate, Approver
+from vak.approvals.store import ApprovalStore
 from vak.config import KernelConfig
 from vak.errors import (
     ConfigError,
@@ -78,7 +80,10 @@ class Kernel:
             (raised when the worker pool starts).
     """
 
-    def __init__(self, config: KernelConfig) -> None:
+    def __init__(self, config: KernelConfig, *, approver: Approver | None = None,
+                 approval_timeout: float = 300.0) -> None:
+        # approver: asked (sync, or async under ainvoke) for a signed answer when a
+        # @approval("required") permit allows a host call (docs/POLICY.md, 'Approvals')
         self.config = config
         self._registry = Registry()
         self._load_lock = threading.Lock()
@@ -97,7 +102,9 @@ class Kernel:
             self._floor = VersionFloor.open(config.state_dir / VERSION_FLOOR_FILE)
             self._audit = _open_audit(config)
             self._engine = _make_engine(config)
-            self._mediator = _make_mediator(config, self._audit)
+            self._mediator = _make_mediator(config, self._audit, ApprovalGate(
+                ApprovalStore(config.state_dir / "approvals"), self._trust, approver,
+                approval_timeout))
             if config.session_reuse:
                 self._sessions = _make_sessions(config, self._engine)
                 # a session whose labels are dropped loses its instance too (fail closed)
@@ -112,13 +119,13 @@ class Kernel:
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    def from_config(cls, path: str | Path) -> Kernel:
+    def from_config(cls, path: str | Path, *, approver: Approver | None = None) -> Kernel:
         """A kernel configured by a ``vak.toml`` (its ``skill_dirs`` are loaded).
 
         Raises:
             ConfigError: the file is missing or invalid.
         """
-        return cls(KernelConfig.from_toml(path))
+        return cls(KernelConfig.from_toml(path), approver=approver)
 
     def __enter__(self) -> Kernel:
         return self
@@ -330,6 +337,7 @@ class Kernel:
                 # one limiter per event loop: an asyncio.Semaphore binds to its loop
                 sem = self._semaphores[loop] = asyncio.Semaphore(
                     max(1, self.config.max_concurrency))
+        CALLER_LOOP.set(loop)  # an async approver runs on this loop (copied to the thread)
         async with sem:
             return await asyncio.to_thread(
                 self.invoke, name, input,
@@ -589,7 +597,7 @@ def _make_engine(config: KernelConfig) -> Any:
     return Engine(config)
 
 
-def _make_mediator(config: KernelConfig, audit: Any) -> Any:
+def _make_mediator(config: KernelConfig, audit: Any, approvals: ApprovalGate) -> Any:
     from vak.host.mediation import Mediator
     from vak.host.secrets import FileSecretProvider
     from vak.host.settings import HostSettings
@@ -605,7 +613,8 @@ def _make_mediator(config: KernelConfig, audit: Any) -> Any:
         http_timeout_ms=config.http_timeout_ms,
     )
     secrets = FileSecretProvider(config.secrets_file) if config.secrets_file else None
-    return Mediator(host, policies, audit, args_digest=audit.args_digest, secrets=secrets)
+    return Mediator(host, policies, audit, args_digest=audit.args_digest, secrets=secrets,
+                    approvals=approvals)
 
 
 def _make_sessions(config: KernelConfig, engine: Any) -> SessionTable:
