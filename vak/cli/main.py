@@ -321,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add("policy", _policy_unavailable, "Validate and test Cedar policies (unavailable).")
 
+    importlib.import_module("vak.cli.approvals").register(sub)
+
     mcp = sub.add_parser("mcp", help="Serve the loaded tools over MCP.",
                          description="Serve the loaded tools over the Model Context Protocol.")
     msub = mcp.add_subparsers(dest="mcp_command", metavar="ACTION", required=True)

@@ -48,8 +48,8 @@ from vak.identity.keys import VerifyKey, note_key_id, parse_public_key, verifier
 from vak.identity.text import excerpt
 
 __all__ = [
-    "ENTRY_FIELDS", "MAX_TRUST_FILE_BYTES", "ROLES", "Tier", "TrustStore", "TrustedKey", "parse_expires",
-    "parse_roles", "parse_skills", "read_trust_file",
+    "ENTRY_FIELDS", "MAX_TRUST_FILE_BYTES", "ROLES", "Tier", "TrustStore", "TrustedKey",
+    "parse_expires", "parse_roles", "parse_skills", "read_trust_file",
 ]
 
 MAX_TRUST_FILE_BYTES = 4 << 20

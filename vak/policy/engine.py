@@ -93,8 +93,8 @@ class _Slice:
 class _State:
     """One policy set with everything derived from it (swapped whole on reload)."""
 
-    __slots__ = ("approval_ids", "cache", "entities", "ids", "loaded", "policies", "principals", "schema",
-                 "scopes", "session_fields_used", "slices", "valid_shapes")
+    __slots__ = ("approval_ids", "cache", "entities", "ids", "loaded", "policies", "principals",
+                 "schema", "scopes", "session_fields_used", "slices", "valid_shapes")
 
     def __init__(self, loaded: LoadedPolicies, partition: bool) -> None:
         self.loaded = loaded
