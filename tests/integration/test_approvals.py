@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -89,7 +89,8 @@ def cli(env: Env, *argv: str) -> int:
 def audit_verify(env: Env, *extra: str) -> int:
     from vak.cli.audit import main as audit_main
 
-    return audit_main(["verify", "--config", str(env.config), *extra])
+    return audit_main(["verify", str(env.log), "--key",
+                       str(env.workdir / "audit" / "log.key.pub"), *extra])
 
 
 def entries(env: Env) -> list[dict[str, object]]:
@@ -123,9 +124,12 @@ def test_pending_then_cli_approve_proceeds_once_and_verifies(
     assert approval["seq"] < result["seq"]  # recorded before the effect
     assert result["decision_seq"] == approval["decision_seq"] != decision["seq"]
     capsys.readouterr()
-    assert audit_verify(env, "--approvers", str(env.workdir / "trust.yaml")) in (0, 1)
+    assert audit_verify(env, "--approvers", str(env.workdir / "trust.yaml")) == 0
     report = capsys.readouterr().out
-    assert "approval" in report and "APPROVAL" not in report.split("RESULT:")[1]
+    assert "1 approved effect(s) proven" in report and "RESULT: OK" in report
+    # without the approvers' trust store the proof is incomplete, and says so
+    assert audit_verify(env) == 1
+    assert "approval-unchecked" in capsys.readouterr().out
 
 
 def test_deny_refuses_the_retry(env: Env) -> None:
@@ -267,14 +271,12 @@ def test_vak_trust_add_role(env: Env, tmp_path: Path) -> None:
     key = tmp_path / "op.key"
     generate_key_file(key)
     trust = tmp_path / "t.yaml"
-    assert vak_main(["trust", "add", f"{key}.pub", "--tier", "trusted", "--role", "approver",
-                     "--trust", str(trust)]) == 0
+    from vak.cli.trust import main as trust_main
+
+    assert trust_main(["add", f"{key}.pub", "--tier", "trusted", "--role", "approver",
+                       "--trust", str(trust)]) == 0
     assert "roles: [approver]" in trust.read_text()
     from vak.identity.trust import TrustStore
 
     (entry,) = TrustStore.load(trust).keys
     assert entry.roles == {"approver"}
-
-
-def _unused(_: object) -> datetime:
-    return datetime.now(UTC)
