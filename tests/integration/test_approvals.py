@@ -273,7 +273,7 @@ def test_vak_trust_add_role(env: Env, tmp_path: Path) -> None:
     trust = tmp_path / "t.yaml"
     from vak.cli.trust import main as trust_main
 
-    assert trust_main(["add", f"{key}.pub", "--tier", "trusted", "--role", "approver",
+    assert trust_main(["trust", "add", f"{key}.pub", "--tier", "trusted", "--role", "approver",
                        "--trust", str(trust)]) == 0
     assert "roles: [approver]" in trust.read_text()
     from vak.identity.trust import TrustStore
