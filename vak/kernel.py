@@ -231,6 +231,12 @@ class Kernel:
         """Every loaded skill (name, version, digest, signer, tier, route)."""
         return self._registry.skills()
 
+    @property
+    def approval_gate(self) -> ApprovalGate:
+        """The approval store, trust store and approver of this kernel (vak.approvals)."""
+        gate: ApprovalGate = self._mediator.approvals
+        return gate
+
     # ------------------------------------------------------------------ invoking
     def invoke(
         self,

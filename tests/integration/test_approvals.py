@@ -280,3 +280,50 @@ def test_vak_trust_add_role(env: Env, tmp_path: Path) -> None:
 
     (entry,) = TrustStore.load(trust).keys
     assert entry.roles == {"approver"}
+
+
+async def _mcp_write(env: Env, answer: bool | None) -> tuple[object, list[str]]:
+    import sys
+
+    import mcp_types as types
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    asked: list[str] = []
+
+    async def elicit(context: object, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        if answer is None:
+            return types.ElicitResult(action="cancel")
+        return types.ElicitResult(action="accept", content={"approve": answer})
+
+    server = StdioServerParameters(command=sys.executable, args=[
+        "-m", "vak.cli.main", "mcp", "serve", "--config", str(env.config),
+        "--approver-key", str(env.approver_key)])
+    async with stdio_client(server) as (read, write), \
+            ClientSession(read, write, elicitation_callback=elicit) as session:
+        await session.initialize()
+        result = await session.call_tool("notes__write", {"path": "/workspace/out.txt",
+                                                          "content": "via mcp"})
+    return result, asked
+
+
+@pytest.mark.parametrize("answer", [True, False, None])
+def test_mcp_elicitation_asks_the_person_and_records_the_answer(
+        env: Env, answer: bool | None) -> None:
+    import anyio
+
+    pytest.importorskip("mcp")
+    result, asked = anyio.run(_mcp_write, env, answer)
+    assert len(asked) == 1 and "/workspace/out.txt" in asked[0]
+    out = env.workdir / "workspace" / "out.txt"
+    verdicts = [e.get("verdict") for e in entries(env) if e["kind"] == "approval"]
+    if answer:
+        assert not result.is_error and out.read_text() == "via mcp"  # type: ignore[attr-defined]
+        assert verdicts == ["approve"]
+        assert audit_verify(env, "--approvers", str(env.workdir / "trust.yaml")) == 0
+    else:
+        assert result.is_error and not out.exists()  # type: ignore[attr-defined]
+        code = orjson.loads(result.content[0].text)["error"]  # type: ignore[attr-defined]
+        assert (code, verdicts) == (("approval_denied", ["deny"]) if answer is False
+                                    else ("approval_pending", []))

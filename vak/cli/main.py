@@ -183,6 +183,15 @@ def _plain(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- mcp
+def _approver_key(args: argparse.Namespace) -> Any:
+    """``--approver-key``: signs answers a person gives through MCP elicitation."""
+    if not getattr(args, "approver_key", None):
+        return None
+    from vak.identity.keys import load_signing_key
+
+    return load_signing_key(args.approver_key)
+
+
 def cmd_mcp_serve(args: argparse.Namespace) -> int:
     try:
         from vak.adapters import mcp as mcp_adapter
@@ -193,9 +202,9 @@ def cmd_mcp_serve(args: argparse.Namespace) -> int:
         if args.http is not None:
             print(f"vak: MCP streamable HTTP on http://127.0.0.1:{args.http}/mcp",
                   file=sys.stderr)
-            mcp_adapter.serve_http(kernel, args.http)
+            mcp_adapter.serve_http(kernel, args.http, approver_key=_approver_key(args))
         else:
-            mcp_adapter.serve_stdio(kernel)
+            mcp_adapter.serve_stdio(kernel, approver_key=_approver_key(args))
     return EXIT_OK
 
 
@@ -331,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
             msub, json_flag=False)
     p.add_argument("--http", type=int, metavar="PORT",
                    help="serve streamable HTTP on 127.0.0.1:PORT/mcp instead of stdio")
+    p.add_argument("--approver-key", metavar="OPERATOR_KEY",
+                   help="ask the person through MCP elicitation when a call needs approval, "
+                   "and sign the answer with this key (an approver in the trust store)")
 
     add("status", cmd_status, "Report configuration, skills and OS sandbox barriers.")
 
