@@ -33,6 +33,7 @@ from vak.approvals.answer import Answer, utc_text
 from vak.audit.approval import APPROVAL_ID
 from vak.errors import ApprovalError
 from vak.identity.keyfile import file_lock, write_file_atomic
+from vak.identity.text import printable
 
 __all__ = ["MAX_FILE_BYTES", "ApprovalRecord", "ApprovalRequest", "ApprovalStore"]
 
@@ -63,9 +64,10 @@ class ApprovalRequest:
                 for name in _REQUEST_FIELDS}
 
     def describe(self) -> str:
-        """One line for a person: the skill, the function and its target."""
-        return (f"skill {self.skill} wants vak.{self.function} on {self.resource or '(none)'}"
-                f" (session {self.session or '(none)'})")
+        """One line for a person: the skill, the function and its target (guest-chosen
+        text, so every non-printable character is escaped: no terminal control)."""
+        return printable(f"skill {self.skill} wants vak.{self.function} on "
+                         f"{self.resource or '(none)'} (session {self.session or '(none)'})")
 
     @classmethod
     def from_json(cls, doc: Any, source: str) -> ApprovalRequest:

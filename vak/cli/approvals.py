@@ -24,6 +24,7 @@ from typing import Any
 
 from vak.cli._common import EXIT_OK, add_command, emit
 from vak.errors import ConfigError
+from vak.identity.text import printable
 
 __all__ = ["parse_ttl", "register"]
 
@@ -95,6 +96,7 @@ def cmd_show(args: argparse.Namespace) -> int:
              f"  session:  {req.session}", f"  asked by invocation {req.invocation} at "
              f"{req.created}", f"  binding:  {req.binding}"]
     lines += [f"  {k}: {v!r:.200}" for k, v in sorted(req.summary.items())]
+    lines = [printable(line) for line in lines]  # guest-chosen text: no terminal control
     if rec.answer is not None:
         lines.append(f"  answer:   {rec.answer.statement['verdict']} by {rec.answer.key_id} "
                      f"until {rec.answer.statement['not_after']}")

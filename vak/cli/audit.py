@@ -390,7 +390,7 @@ def _parser() -> argparse.ArgumentParser:
     def filters(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--skill")
         sp.add_argument("--session")
-        sp.add_argument("--decision", choices=["allow", "deny"])
+        sp.add_argument("--decision", choices=["allow", "deny", "approval_required"])
         sp.add_argument("--kind")
         sp.add_argument("--since", help="RFC 3339 time, inclusive")
         sp.add_argument("--until", help="RFC 3339 time, inclusive")
