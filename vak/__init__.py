@@ -15,6 +15,9 @@ from __future__ import annotations
 from vak.config import KernelConfig
 from vak.errors import (
     ABIError,
+    ApprovalDeniedError,
+    ApprovalError,
+    ApprovalPendingError,
     AuditError,
     AuditIntegrityError,
     AuditVerificationError,
@@ -51,6 +54,9 @@ from vak.kernel import Kernel
 
 __all__ = [
     "ABIError",
+    "ApprovalDeniedError",
+    "ApprovalError",
+    "ApprovalPendingError",
     "AuditError",
     "AuditIntegrityError",
     "AuditVerificationError",
