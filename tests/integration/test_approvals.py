@@ -327,3 +327,16 @@ def test_mcp_elicitation_asks_the_person_and_records_the_answer(
         code = orjson.loads(result.content[0].text)["error"]  # type: ignore[attr-defined]
         assert (code, verdicts) == (("approval_denied", ["deny"]) if answer is False
                                     else ("approval_pending", []))
+
+
+def test_worker_route_waits_for_approval_too(env: Env) -> None:
+    from vak.config import KernelConfig
+
+    cfg = KernelConfig.from_toml(env.config).with_(force_worker=True)
+    with Kernel(cfg) as kernel:
+        aid = pending_id(kernel)
+        assert cli(env, "approve", aid, "--key", str(env.approver_key)) == 0
+        inv = write(kernel)
+        assert inv.worker  # type: ignore[attr-defined]
+        assert (env.workdir / "workspace" / "out.txt").read_text() == "hello"
+        assert env.store.get(aid).state == "used"
