@@ -189,6 +189,8 @@ class Explanation:
     #: True when a host name was not resolved (no addresses given): the address
     #: decision is still to be made
     address_pending: bool = False
+    #: allowed, but by a ``@approval("required")`` permit: a person must approve it
+    approval_required: bool = False
 
 
 class Mediator:
@@ -315,7 +317,8 @@ class Mediator:
         request = CedarRequest(h.principal, fn.name, call.resource,
                                {"session": h.session(), **call.context})
         return Explanation(fn.name, decision.allowed, decision.policy_ids, reason, ceiling,
-                           cedar, request.to_data(), tuple(stages), pending)
+                           cedar, request.to_data(), tuple(stages), pending,
+                           h.needs_approval(decision))
 
     def _principal(self, ctx: CallContext) -> Principal:
         key = (ctx.manifest_digest, ctx.module_sha256, ctx.signer_key_id, ctx.trust_tier)
@@ -417,8 +420,7 @@ class MediatedHandler:
                 decision = self.authorize(fn, call)
             why = "" if decision.allowed else "denied by policy"
         approval: AuditRef | None = None
-        if decision.allowed and not self._m.engine.approval_policies.isdisjoint(
-                decision.policy_ids):
+        if self.needs_approval(decision):
             ref, approval = self._approval(fn, call, args, decision)
         else:
             ref = self._record("host_decision", fn, call, args, decision, why,
@@ -544,6 +546,12 @@ class MediatedHandler:
         return reply
 
     # -- approvals (vak.approvals; docs/POLICY.md, 'Approvals') -------------------------
+    def needs_approval(self, decision: Decision) -> bool:
+        """An Allow that some ``@approval("required")`` permit among its determining
+        policies decided: the one test of whether a person must approve."""
+        return decision.allowed and not self._m.engine.approval_policies.isdisjoint(
+            decision.policy_ids)
+
     def _approval(self, fn: HostFunction, call: NormalCall, args: bytes,
                   decision: Decision) -> tuple[AuditRef, AuditRef]:
         """The approval step of an Allow a ``@approval("required")`` permit determined.
