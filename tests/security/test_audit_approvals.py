@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vak.approvals.answer import Answer, sign_answer
 from vak.audit.approval import call_binding, signed_message
@@ -162,3 +164,31 @@ def test_malformed_statements(tmp_path: Path, mangle: Any) -> None:
     assert found and found[0] in ("approval-malformed", "approval-signature", "approval-binding")
     assert "approval-missing" in found
     assert signed_message(good.statement).startswith(b"vak-approval-v1\n")
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner,
+                                                                max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fields=st.lists(st.tuples(
+    st.sampled_from(["host_decision", "approval", "host_result"]),
+    st.dictionaries(st.sampled_from(["decision", "decision_seq", "approval", "approval_seq",
+                                     "statement", "signature", "verdict", "skill", "time",
+                                     "session", "args_hmac", "host_function"]), _json,
+                    max_size=8)), max_size=8))
+def test_crafted_approval_entries_never_crash_the_check(
+        tmp_path_factory: pytest.TempPathFactory, fields: list[tuple[str, dict[str, Any]]]) -> None:
+    import orjson
+
+    from vak.audit.approvalcheck import KINDS, check_approvals
+
+    path = tmp_path_factory.mktemp("c") / "vak.log"
+    lines = [orjson.dumps({**f, "seq": i, "kind": kind}) for i, (kind, f) in enumerate(fields)]
+    path.write_bytes(b"".join(line + b"\n" for line in lines) + b'{"approval"\n')
+    for keys in (approvers(), None):
+        problems, proven = check_approvals(path, keys)
+        assert all(kind in KINDS for kind, _, _ in problems) and proven >= 0

@@ -77,6 +77,11 @@ def _mentions_approvals(path: Path) -> bool:
             return m.find(b'"approval') >= 0
 
 
+def _int(value: Any) -> int | None:
+    """``value`` when it is a JSON integer (a crafted list or object never reaches a dict)."""
+    return value if type(value) is int else None
+
+
 def _time(e: Mapping[str, Any]) -> datetime | None:
     value = e.get("time")
     if type(value) is not str:
@@ -121,7 +126,7 @@ def check_approvals(path: str | Path,
                 problems.append((bad[0], bad[1], seq))
             else:
                 approvals[seq] = e
-        elif kind == "host_result" and e.get("decision_seq") in required:
+        elif kind == "host_result" and _int(e.get("decision_seq")) in required:
             found = list(_result_problems(e, seq, approvals, used))
             problems.extend(found)
             proven += not found
@@ -139,7 +144,7 @@ def _approval_problem(e: Mapping[str, Any], required: Mapping[int, Mapping[str, 
     if shape is not None:
         return "approval-malformed", shape
     assert isinstance(statement, dict)
-    decision = required.get(e.get("decision_seq"))  # type: ignore[arg-type]
+    decision = required.get(_int(e.get("decision_seq")))
     if decision is None:
         return "approval-binding", "the approval does not follow an approval_required decision"
     request = decision.get("approval")
