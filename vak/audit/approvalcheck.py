@@ -108,7 +108,7 @@ def check_approvals(path: str | Path,
     if not _mentions_approvals(path):
         return [], 0
     problems: list[Problem] = []
-    required: dict[int, dict[str, Any]] = {}  # decision seq -> host_decision entry
+    required: dict[int | None, dict[str, Any]] = {}  # decision seq -> host_decision entry
     approvals: dict[int, dict[str, Any]] = {}  # seq -> approval entry (shape-checked)
     used: dict[str, int] = {}  # approval id -> seq of the effect that used it
     seen_any = False
@@ -137,7 +137,7 @@ def check_approvals(path: str | Path,
     return problems, (proven if approvers is not None else 0)
 
 
-def _approval_problem(e: Mapping[str, Any], required: Mapping[int, Mapping[str, Any]],
+def _approval_problem(e: Mapping[str, Any], required: Mapping[int | None, Mapping[str, Any]],
                       approvers: Mapping[str, TrustedKey] | None) -> tuple[str, str] | None:
     statement, signature = e.get("statement"), e.get("signature")
     shape = statement_problem(statement, signature)
