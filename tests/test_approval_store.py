@@ -89,3 +89,14 @@ def test_open_request_reuses_pending_and_consumes_once(tmp_path: Path) -> None:
     again, none = store.open_request(FIELDS, lambda r: True, "i4")
     assert none is None and again.id != req.id
     assert isinstance(Answer.from_json(signed.to_json(), "x"), Answer)
+
+
+def test_stale_records_are_pruned(tmp_path: Path) -> None:
+    store = ApprovalStore(tmp_path)
+    old, _ = store.open_request(FIELDS, lambda r: True, "i1")
+    doc = orjson.loads(store.path(old.id).read_bytes())
+    doc["request"]["created"] = "2001-01-01T00:00:00Z"  # pending for years
+    store.path(old.id).write_bytes(orjson.dumps(doc))
+    fresh, _ = store.open_request(FIELDS, lambda r: True, "i2")
+    assert fresh.id != old.id and not store.path(old.id).exists()
+    assert [r.request.id for r in store.records()] == [fresh.id]

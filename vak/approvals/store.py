@@ -23,14 +23,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from vak.approvals.answer import Answer, utc_text
-from vak.audit.approval import APPROVAL_ID
+from vak.audit.approval import APPROVAL_ID, parse_time
 from vak.errors import ApprovalError
 from vak.identity.keyfile import file_lock, write_file_atomic
 from vak.identity.text import printable
@@ -38,6 +38,9 @@ from vak.identity.text import printable
 __all__ = ["MAX_FILE_BYTES", "ApprovalRecord", "ApprovalRequest", "ApprovalStore"]
 
 MAX_FILE_BYTES = 64 << 10
+#: records kept after they stop mattering (used, expired, or never answered): the
+#: audit log is the lasting record; the store only serves calls still to come
+KEEP = timedelta(days=7)
 _REQUEST_FIELDS = ("id", "binding", "skill", "manifest_digest", "function", "resource",
                    "summary", "session", "invocation", "created")
 
@@ -178,9 +181,13 @@ class ApprovalStore:
             ApprovalError: a store file is invalid, or ``usable`` refuses an answer.
         """
         binding = fields["binding"]
+        now = datetime.now(UTC)
         with self._lock():
             pending: ApprovalRequest | None = None
             for rec in self.records():
+                if _stale(rec, now):
+                    self.path(rec.request.id).unlink(missing_ok=True)
+                    continue
                 if rec.request.binding != binding or rec.consumed is not None:
                     continue
                 if rec.answer is None:
@@ -214,6 +221,21 @@ class ApprovalStore:
             used = None if consume is None else {"invocation": consume,
                                                   "time": utc_text(datetime.now(UTC))}
             self._write(ApprovalRecord(rec.request, answer, used))
+
+
+def _stale(rec: ApprovalRecord, now: datetime) -> bool:
+    """Whether ``rec`` stopped mattering more than :data:`KEEP` ago (pruned on the
+    next request, so the store a call scans stays bounded by recent activity)."""
+    if rec.consumed is not None:
+        when = rec.consumed.get("time", "")
+    elif rec.answer is not None:
+        when = rec.answer.statement["not_after"]
+    else:
+        when = rec.request.created
+    try:
+        return now - parse_time(when) > KEEP
+    except ValueError:
+        return False  # an odd time in a parsed record: kept (listed, never used)
 
 
 def _parse(data: bytes, source: str, approval_id: str) -> ApprovalRecord:
