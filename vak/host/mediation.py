@@ -609,8 +609,9 @@ class MediatedHandler:
                 f"{excerpt(outcome.why, limit=_EXCERPT)} (approval {request.id}, audit seq "
                 f"{ref.seq})", policy_ids=list(decision.policy_ids), audit_seq=ref.seq,
                 **details)
+        # not through _append: scrubbing must never touch the signed statement
         aref = self._sink_append("approval", {
-            "invocation": self.ctx.invocation_id, "session": self.ctx.session_id,
+            "invocation": self.ctx.invocation_id, "session": self.scrub_text(self.ctx.session_id),
             "approval": request.id, "decision_seq": ref.seq,
             "verdict": answer.statement["verdict"], "key_id": answer.key_id,
             "statement": dict(answer.statement), "signature": answer.signature,
