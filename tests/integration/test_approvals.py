@@ -340,3 +340,21 @@ def test_worker_route_waits_for_approval_too(env: Env) -> None:
         assert inv.worker  # type: ignore[attr-defined]
         assert (env.workdir / "workspace" / "out.txt").read_text() == "hello"
         assert env.store.get(aid).state == "used"
+
+
+def test_async_approver_under_sync_invoke_and_cli_json(
+        env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    key = load_signing_key(env.approver_key)
+
+    async def deny(request: ApprovalRequest) -> Answer:
+        return _approve_with(key, approve=False)(request)  # type: ignore[no-any-return]
+
+    with Kernel.from_config(env.config, approver=deny) as kernel:
+        with pytest.raises(ApprovalDeniedError):
+            write(kernel)
+    assert cli(env, "list", "--all", "--json") == 0
+    (row,) = orjson.loads(capsys.readouterr().out)["approvals"]
+    assert row["state"] == "used" and row["answer"]["statement"]["verdict"] == "deny"
+    assert cli(env, "show", "../../etc/passwd") != 0  # never a path outside the store
+    assert cli(env, "approve", row["id"], "--key", str(env.approver_key)) != 0  # answered
+    assert cli(env, "approve", row["id"], "--key", str(env.approver_key), "--ttl", "9y") != 0
