@@ -349,9 +349,9 @@ def test_async_approver_under_sync_invoke_and_cli_json(
     async def deny(request: ApprovalRequest) -> Answer:
         return _approve_with(key, approve=False)(request)  # type: ignore[no-any-return]
 
-    with Kernel.from_config(env.config, approver=deny) as kernel:
-        with pytest.raises(ApprovalDeniedError):
-            write(kernel)
+    with Kernel.from_config(env.config, approver=deny) as kernel, \
+            pytest.raises(ApprovalDeniedError):
+        write(kernel)
     assert cli(env, "list", "--all", "--json") == 0
     (row,) = orjson.loads(capsys.readouterr().out)["approvals"]
     assert row["state"] == "used" and row["answer"]["statement"]["verdict"] == "deny"
