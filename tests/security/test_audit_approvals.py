@@ -60,8 +60,9 @@ class Writer:
             "statement": dict(answer.statement), "signature": answer.signature},
             durable=True).seq
 
-    def result(self, decision_seq: int, approval_seq: int | None) -> None:
-        fields: dict[str, Any] = {"invocation": "i1", "host_function": "fs_write",
+    def result(self, decision_seq: int, approval_seq: int | None,
+               invocation: str = "i1") -> None:
+        fields: dict[str, Any] = {"invocation": invocation, "host_function": "fs_write",
                                   "resource": "/workspace/x", "decision_seq": decision_seq,
                                   "outcome": {"status": "ok"}}
         if approval_seq is not None:
@@ -101,6 +102,13 @@ def test_reused_approval(tmp_path: Path) -> None:
     w.result(seq, aseq)
     report = w.verify()
     assert kinds(report) == ["approval-reused"] and report.result == Code.APPROVAL
+
+
+def test_approval_cited_by_another_invocation(tmp_path: Path) -> None:
+    w = Writer(tmp_path)
+    seq, binding = w.decision()
+    w.result(seq, w.approval(seq, answer(binding)), invocation="i2")
+    assert kinds(w.verify()) == ["approval-binding"]
 
 
 def test_forged_signature_and_non_approver_key(tmp_path: Path) -> None:

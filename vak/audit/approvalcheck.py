@@ -188,6 +188,9 @@ def _result_problems(e: Mapping[str, Any], seq: int, approvals: Mapping[int, Map
         return
     statement = approval["statement"]
     aid = statement["approval"]
+    if approval.get("invocation") != e.get("invocation"):
+        yield ("approval-binding", f"approval {aid} was accepted by another invocation than "
+               "the effect citing it", seq)
     if statement["verdict"] != "approve":
         yield "approval-denied", f"an effect followed the refusal {aid}", seq
     if aid in used:
