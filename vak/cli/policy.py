@@ -3,7 +3,7 @@
 ``validate [DIR ...]`` loads the shipped schema and policies plus each DIR
 (or, without DIR, the ``policy_dirs`` of ``--config`` when that file exists)
 exactly as the kernel does at start, and prints the policy ids and the
-policy-set digest; an invalid policy exits 1 naming its file and line.
+policy-set digest; an invalid policy exits 24 (docs/CLI.md) naming its file and line.
 
 ``test`` asks the kernel's own mediation what it would do with one host call
 (:meth:`vak.host.mediation.Mediator.explain`: the same normaliser, ceiling,
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vak.audit.sink import AuditRef
+from vak.cli._common import Exit
 from vak.config import SHIPPED_POLICY_DIR, KernelConfig
 from vak.errors import ABIError, ConfigError
 from vak.host.catalog import host_function
@@ -46,7 +47,8 @@ from vak.policy.engine import PolicyEngine
 
 __all__ = ["register"]
 
-EXIT_OK, EXIT_DENY = 0, 3
+#: a Deny has the code of a denied call in `vak run` (docs/CLI.md)
+EXIT_OK, EXIT_DENY = int(Exit.OK), int(Exit.POLICY_DENIED)
 
 
 def register(subparsers: Any) -> None:
@@ -82,8 +84,10 @@ def register(subparsers: Any) -> None:
         metavar="DIR",
         help="operator policy dirs (default: the config's policy_dirs)",
     )
-    t.add_argument("--config", default="vak.toml", metavar="vak.toml")
-    t.add_argument("--tier", default=Tier.TRUSTED.value, choices=[tier.value for tier in Tier])
+    t.add_argument("--config", default="vak.toml", metavar="vak.toml",
+                   help="take the operator policy dirs from this config (if it exists)")
+    t.add_argument("--tier", default=Tier.TRUSTED.value, choices=[tier.value for tier in Tier],
+                   help="the skill's trust tier in the request (default: trusted)")
     t.add_argument("--json", action="store_true", help="print JSON instead of text")
     t.set_defaults(func=cmd_test)
 
@@ -168,7 +172,7 @@ def _lookup(resource: str) -> tuple[str, ...]:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    """Print the decision for one host call; exit 0 on Allow, 3 on Deny."""
+    """Print the decision for one host call; exit 0 on Allow, 20 (as a denied call) on Deny."""
     try:
         extra = json.loads(args.context)
     except json.JSONDecodeError as exc:
