@@ -106,7 +106,7 @@ def test_split_ignores_semicolons_in_strings_and_comments() -> None:
 def test_approval_annotation_is_read_from_cedar(tmp_path: Path) -> None:
     """@approval("required") marks a permit (Cedar's parse, not a regex); the shipped
     templates load; any other value, or the annotation on a forbid, is refused."""
-    repo = Path(__file__).resolve().parents[1] / "policies"
+    repo = SHIPPED_POLICY_DIR
     d = tmp_path / "p"
     d.mkdir()
     shutil.copy(repo / "vak.cedarschema", d)
