@@ -140,7 +140,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``approvals`` command (list, show, approve, deny) to ``subparsers``."""
     top: argparse.ArgumentParser = subparsers.add_parser(
         "approvals", help="List, show, approve or deny host calls awaiting approval.",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description="Answer host calls that a @approval(\"required\") policy holds for a "
+        "person: list, show, approve or deny them (docs/POLICY.md, 'Approvals').")
     sub = top.add_subparsers(dest="approvals_command", metavar="ACTION", required=True)
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -152,11 +153,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="also answered and used ones")
     p = common(add_command(sub, "show", "Show the exact call of one approval.", cmd_show,
                            json_flag=True))
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", help="the approval id (vak approvals list)")
     for name, func, text in (("approve", cmd_approve, "Approve a call (signed with --key)."),
                              ("deny", cmd_deny, "Refuse a call (signed with --key).")):
         p = common(add_command(sub, name, text, func, json_flag=True))
-        p.add_argument("id", metavar="ID")
+        p.add_argument("id", metavar="ID", help="the approval id (vak approvals list)")
         p.add_argument("--key", required=True, metavar="OPERATOR_KEY",
                        help="the operator's private key; the trust store lists its public "
                        "key with roles: [approver]")
