@@ -6,7 +6,8 @@ import vak
 import vak.errors
 
 EXPECTED = [
-    "ABIError", "AuditError", "AuditIntegrityError", "AuditVerificationError", "CapacityError",
+    "ABIError", "ApprovalDeniedError", "ApprovalError", "ApprovalPendingError", "AuditError",
+    "AuditIntegrityError", "AuditVerificationError", "CapacityError",
     "ConfigError",
     "DigestMismatchError", "FuelExhausted", "GuestTrap", "HostCallLimitError",
     "InputValidationError", "Invocation", "Kernel", "KernelConfig", "KeyFileError",

@@ -124,3 +124,29 @@ def test_kv_audit_target_is_injective_and_printable(a: str, b: str) -> None:
     assert (ta == tb) == (a == b)
     assert ta.isprintable() and ta.count("/") == 1
     assert unquote(ta.removeprefix("kv:ns/")) == a
+
+
+APPROVAL_POLICY = """
+@id("ops.writes-need-approval")
+@approval("required")
+permit (principal, action == Vak::Action::"fs_write", resource)
+when { resource in principal.fs_write };
+"""
+
+
+def test_explain_says_when_approval_is_required_and_no_store_fails_closed(
+        tmp_path: Path, ws: Path) -> None:
+    """An Allow decided by a @approval("required") permit is reported as such; a
+    mediator without an approval store refuses the call (recorded), never performs it."""
+    sink = LogSink(tmp_path)
+    m = mediator(tmp_path, sink, APPROVAL_POLICY, fs_mounts={"/workspace": ws})
+    ctx = context(manifest("notes", fs_read=("/workspace",), fs_write=("/workspace",)))
+    write = m.explain(ctx, "fs_write", {"path": "/workspace/a.txt", "content": "x"})
+    read = m.explain(ctx, "fs_read", {"path": "/workspace/a.txt"})
+    assert write.allowed and write.approval_required
+    assert read.allowed and not read.approval_required
+    with pytest.raises(PolicyDeniedError) as info:
+        call(m.handler(ctx), "fs_write", path="/workspace/a.txt", content="x")
+    assert info.value.policy_ids == ("vak.approval-unavailable",)
+    assert (ws / "a.txt").read_text() == "hello"
+    assert sink.decisions()[-1]["decision"]["effect"] == "deny"

@@ -101,3 +101,24 @@ def test_split_ignores_semicolons_in_strings_and_comments() -> None:
     text = '// a; b\n@id("x;y")\nforbid(principal, action, resource) when { "a;b" == "c" };\n'
     sts = split_statements(text, "f")
     assert len(sts) == 1 and sts[0].policy_id == "x;y" and sts[0].line == 2
+
+
+def test_approval_annotation_is_read_from_cedar(tmp_path: Path) -> None:
+    """@approval("required") marks a permit (Cedar's parse, not a regex); the shipped
+    templates load; any other value, or the annotation on a forbid, is refused."""
+    repo = SHIPPED_POLICY_DIR
+    d = tmp_path / "p"
+    d.mkdir()
+    shutil.copy(repo / "vak.cedarschema", d)
+    shutil.copy(repo / "templates" / "approvals.cedar", d)
+    (d / "decoy.cedar").write_text(
+        '@id("decoy @approval(\\"required\\")")\n'
+        'permit (principal, action == Vak::Action::"log", resource);\n')
+    loaded = load_policies([d])
+    assert loaded.approval_ids == {"template.approval.notes-writes",
+                                   "template.approval.public-mutations"}
+    for bad in ('@id("x")\n@approval("maybe")\npermit (principal, action, resource);\n',
+                '@id("x")\n@approval("required")\nforbid (principal, action, resource);\n'):
+        (d / "decoy.cedar").write_text(bad)
+        with pytest.raises(PolicyError, match="@approval"):
+            load_policies([d])

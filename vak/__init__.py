@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from vak.config import KernelConfig
     from vak.errors import (
         ABIError,
+        ApprovalDeniedError,
+        ApprovalError,
+        ApprovalPendingError,
         AuditError,
         AuditIntegrityError,
         AuditVerificationError,
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
         ManifestError,
         MemoryLimitExceeded,
         OSSandboxUnavailableError,
+        OutputStructureError,
         OutputTooLarge,
         OutputValidationError,
         PolicyDeniedError,
@@ -61,6 +65,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ABIError",
+    "ApprovalDeniedError",
+    "ApprovalError",
+    "ApprovalPendingError",
     "AuditError",
     "AuditIntegrityError",
     "AuditVerificationError",

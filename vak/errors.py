@@ -54,6 +54,9 @@ from typing import Any
 
 __all__ = [
     "ABIError",
+    "ApprovalDeniedError",
+    "ApprovalError",
+    "ApprovalPendingError",
     "AuditError",
     "AuditIntegrityError",
     "AuditVerificationError",
@@ -188,6 +191,13 @@ class PolicyError(VakError):
     code = "policy_invalid"
 
 
+class ApprovalError(VakError):
+    """An approval store file or a signed approval statement is invalid (hostile
+    content, a bad signature, a key without the ``approver`` role, a wrong binding)."""
+
+    code = "approval_invalid"
+
+
 class AuditError(VakError):
     """Base for audit-log failures."""
 
@@ -253,6 +263,31 @@ class PolicyDeniedError(ToolCallError):
     def audit_seq(self) -> int | None:
         seq = self.details.get("audit_seq")
         return seq if isinstance(seq, int) else None
+
+
+class ApprovalDeniedError(PolicyDeniedError):
+    """A host call needing approval was refused by an approver, or not answered in time.
+
+    ``details`` add ``approval_id``; ``audit_seq`` is the ``approval`` entry of a
+    signed refusal (or the ``host_decision`` entry when no answer came).
+    """
+
+    code = "approval_denied"
+
+
+class ApprovalPendingError(ToolCallError):
+    """A host call awaits a person's approval (``vak approvals approve ID``).
+
+    The call did not happen. Retrying the same call (same arguments, same
+    session) after an approver approved it proceeds, once. ``details`` carry
+    ``approval_id``, ``host_function`` and ``audit_seq``.
+    """
+
+    code = "approval_pending"
+
+    @property
+    def approval_id(self) -> str:
+        return str(self.details.get("approval_id", ""))
 
 
 class HostCallLimitError(ToolCallError):

@@ -49,6 +49,8 @@ import orjson
 from vak import formats
 from vak._registry import RegisteredTool, Registry
 from vak._session import SessionTable
+from vak.approvals.gate import CALLER_LOOP, ApprovalGate, Approver
+from vak.approvals.store import ApprovalStore
 from vak.audit.sink import AuditRef
 from vak.canonical import MAX_DEPTH, nesting_depth
 from vak.config import KernelConfig
@@ -97,7 +99,10 @@ class Kernel:
             ``config.skill_dirs`` fails to load (see :meth:`load_skill`).
     """
 
-    def __init__(self, config: KernelConfig, *, secrets: SecretProvider | None = None) -> None:
+    def __init__(self, config: KernelConfig, *, secrets: SecretProvider | None = None,
+                 approver: Approver | None = None, approval_timeout: float = 300.0) -> None:
+        # approver: asked (sync, or async under ainvoke) for a signed answer when a
+        # @approval("required") permit allows a host call (docs/POLICY.md, 'Approvals')
         self.config = config
         self._registry = Registry()
         self._load_lock = threading.Lock()
@@ -117,7 +122,11 @@ class Kernel:
             self._audit_log = _open_audit(config)
             _record_sandbox_state(self._audit_log, config)
             self._engine_obj = _make_engine(config)
-            self._mediator_obj = _make_mediator(config, self._audit_log, secrets)
+            self._approval_gate = ApprovalGate(
+                ApprovalStore(config.state_dir / "approvals"), self._trust, approver,
+                approval_timeout)
+            self._mediator_obj = _make_mediator(config, self._audit_log, secrets,
+                                                self._approval_gate)
             if config.session_reuse:
                 self._sessions = _make_sessions(config, self._engine_obj)
                 # a session whose labels are dropped loses its instance too (fail closed)
@@ -132,13 +141,13 @@ class Kernel:
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    def from_config(cls, path: str | Path) -> Kernel:
+    def from_config(cls, path: str | Path, *, approver: Approver | None = None) -> Kernel:
         """A kernel configured by a ``vak.toml`` (its ``skill_dirs`` are loaded).
 
         Raises:
             ConfigError: the file is missing or invalid.
         """
-        return cls(KernelConfig.from_toml(path))
+        return cls(KernelConfig.from_toml(path), approver=approver)
 
     def __enter__(self) -> Kernel:
         return self
@@ -257,6 +266,11 @@ class Kernel:
         """Every loaded skill (name, version, digest, signer, tier, route)."""
         return self._registry.skills()
 
+    @property
+    def approval_gate(self) -> ApprovalGate:
+        """The approval store, trust store and approver of this kernel (vak.approvals)."""
+        return self._approval_gate
+
     def sandbox_status(self) -> dict[str, Any]:
         """The sandbox as it runs (``vak status``): OS barriers and what they mean
         for untrusted skills, and which wasmtime call path the self-test chose."""
@@ -372,6 +386,7 @@ class Kernel:
                 # one limiter per event loop: an asyncio.Semaphore binds to its loop
                 sem = self._semaphores[loop] = asyncio.Semaphore(
                     max(1, self.config.max_concurrency))
+        CALLER_LOOP.set(loop)  # an async approver runs on this loop (copied to the thread)
         async with sem:
             return await asyncio.to_thread(
                 self.invoke, name, input,
@@ -673,7 +688,7 @@ def _make_engine(config: KernelConfig) -> ModuleEngine[Resident]:
 
 
 def _make_mediator(config: KernelConfig, audit: KernelAudit,
-                   secrets: SecretProvider | None) -> Mediation:
+                   secrets: SecretProvider | None, approvals: ApprovalGate) -> Mediation:
     from vak.host.mediation import Mediator
     from vak.host.secrets import FileSecretProvider
     from vak.policy.engine import PolicyEngine
@@ -683,7 +698,8 @@ def _make_mediator(config: KernelConfig, audit: KernelAudit,
     host = config.host_settings()
     if secrets is None and host.secrets_file is not None:
         secrets = FileSecretProvider(host.secrets_file)
-    return Mediator(host, policies, audit, args_digest=audit.args_digest, secrets=secrets)
+    return Mediator(host, policies, audit, args_digest=audit.args_digest, secrets=secrets,
+                    approvals=approvals)
 
 
 def _make_sessions(config: KernelConfig, engine: ModuleEngine[Resident]) -> SessionTable[Resident]:

@@ -188,6 +188,23 @@ def t_expired_key(log: Path, other: Path) -> dict:
     return {"keys": trust}
 
 
+def t_effect_without_approval(log: Path, other: Path) -> dict:
+    """Rewritten by the key holder: an effect whose decision needed approval, none cited."""
+    for name in ("vak.log", "vak.log.ckpt"):
+        (log.parent / name).unlink()
+    w = AuditLog.open(log, key_path=log.parent / "log.key", origin="test.vak/k1")
+    ref = w.append("host_decision", {
+        "invocation": "i", "session": "s1", "skill": SKILL, "host_function": "fs_write",
+        "resource": "/workspace/a.txt", "args_hmac": w.args_digest(b"{}"),
+        "decision": {"effect": "approval_required", "policy_ids": ["p1"],
+                     "policy_set": "sha256:" + "cd" * 32},
+        "approval": {"id": "0" * 32, "binding": "sha256:" + "0" * 64}}, durable=True)
+    w.append("host_result", {"invocation": "i", "host_function": "fs_write",
+                             "decision_seq": ref.seq, "outcome": {"status": "ok"}})
+    w.close()
+    return {"seq": ref.seq + 1}
+
+
 CASES: list[tuple[str, Tamper, Code]] = [
     ("intact", t_none, Code.OK),
     ("torn-tail-beyond-checkpoint", t_torn_tail, Code.WARNINGS),
@@ -206,6 +223,7 @@ CASES: list[tuple[str, Tamper, Code]] = [
     ("bad-checkpoint-signature", t_bad_signature, Code.BAD_SIGNATURE),
     ("rollback", t_rollback, Code.ROLLBACK),
     ("fork", t_fork, Code.FORK),
+    ("effect-without-approval", t_effect_without_approval, Code.APPROVAL),
 ]
 
 

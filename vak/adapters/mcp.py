@@ -7,6 +7,15 @@ result carries its audit evidence in ``_meta`` (``vak/audit_seq``,
 whatever it raised, becomes a tool result with ``isError`` set (see
 :mod:`vak.adapters._failure`): the session survives and the model may recover.
 
+Approvals (docs/POLICY.md, 'Approvals'): when a call awaits approval
+(:class:`~vak.errors.ApprovalPendingError`), the server was given an
+operator ``approver_key`` and the client declared form elicitation, the person
+is asked through ``elicitation/create``; their answer is signed with that key
+(whose public key the trust store lists with ``roles: [approver]``), stored,
+and the same call is retried once -- so it is consumed and recorded exactly
+like an answer given with ``vak approvals approve``. A cancelled dialogue
+leaves the request pending.
+
 Requires the ``mcp`` extra (``pip install 'vak[mcp]'``)::
 
     >>> server = build_server(kernel)                      # doctest: +SKIP
@@ -16,21 +25,34 @@ Requires the ``mcp`` extra (``pip install 'vak[mcp]'``)::
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from vak.adapters._failure import failure_body
+from vak.errors import ApprovalError, ApprovalPendingError
 from vak.formats import to_mcp
 
 if TYPE_CHECKING:
+    from vak.identity.keys import SigningKey
     from vak.kernel import Kernel
+
+#: what the person is asked to fill in (a flat object schema, as elicitation requires)
+_APPROVE_SCHEMA = {"type": "object", "required": ["approve"], "properties": {
+    "approve": {"type": "boolean", "title": "Approve this call?",
+                "description": "Allow this exact call once"}}}
 
 __all__ = ["build_server", "serve_http", "serve_stdio"]
 
 
-def build_server(kernel: Kernel, *, name: str = "vak") -> Any:
-    """A low-level ``mcp.server.lowlevel.Server`` exposing ``kernel.tools()``."""
+def build_server(kernel: Kernel, *, name: str = "vak", approver_key: SigningKey | None = None,
+                 approval_ttl: timedelta = timedelta(minutes=5)) -> Any:
+    """A low-level ``mcp.server.lowlevel.Server`` exposing ``kernel.tools()``.
+
+    ``approver_key``: the operator key that signs what a person answers through
+    MCP elicitation (None: calls awaiting approval are answered out of band).
+    """
     import mcp_types as types
     from mcp.server.lowlevel import Server
 
@@ -51,9 +73,19 @@ def build_server(kernel: Kernel, *, name: str = "vak") -> Any:
             _meta={"vak/error": body["error"], "vak/audit_seq": body.get("audit_seq")},
         )
 
+    async def invoke(ctx: Any, params: Any) -> Any:
+        try:
+            return await kernel.ainvoke(params.name, params.arguments or {}, session="mcp")
+        except ApprovalPendingError as exc:
+            if approver_key is None or not _can_elicit(ctx):
+                raise
+            if not await _ask_person(ctx, kernel, exc, approver_key, approval_ttl):
+                raise
+        return await kernel.ainvoke(params.name, params.arguments or {}, session="mcp")
+
     async def call_tool(ctx: Any, params: Any) -> Any:
         try:
-            inv = await kernel.ainvoke(params.name, params.arguments or {}, session="mcp")
+            inv = await invoke(ctx, params)
             text = orjson.dumps(inv.output).decode()
         except Exception as exc:  # noqa: BLE001 - answered as a tool error, never hidden
             return error(exc)
@@ -66,11 +98,42 @@ def build_server(kernel: Kernel, *, name: str = "vak") -> Any:
     return Server(name, on_list_tools=list_tools, on_call_tool=call_tool)
 
 
-def serve_stdio(kernel: Kernel) -> None:
+def _can_elicit(ctx: Any) -> bool:
+    caps = getattr(ctx.session, "client_capabilities", None)
+    elicitation = getattr(caps, "elicitation", None)
+    return elicitation is not None and getattr(elicitation, "form", None) is not None
+
+
+async def _ask_person(ctx: Any, kernel: Kernel, pending: ApprovalPendingError,
+                      key: SigningKey, ttl: timedelta) -> bool:
+    """Ask through elicitation; store the signed answer. True when one was stored."""
+    from vak.approvals.answer import sign_answer
+
+    gate = kernel.approval_gate
+    try:
+        request = gate.store.get(pending.approval_id).request
+    except ApprovalError:
+        return False
+    result = await ctx.session.elicit_form(
+        f"A tool wants to act and needs your approval: {request.describe()}. "
+        f"Approval {request.id}.", _APPROVE_SCHEMA)
+    if result.action == "cancel":
+        return False
+    approve = result.action == "accept" and (result.content or {}).get("approve") is True
+    answer = sign_answer(request.id, request.binding, approve, key, ttl)
+    try:
+        gate.check(answer, request)  # the server's key must be an approver
+        gate.store.answer(request.id, answer)
+    except ApprovalError:
+        return False
+    return True
+
+
+def serve_stdio(kernel: Kernel, *, approver_key: SigningKey | None = None) -> None:
     """Serve MCP over this process's stdin/stdout until the client disconnects."""
     from mcp.server.stdio import stdio_server
 
-    server = build_server(kernel)
+    server = build_server(kernel, approver_key=approver_key)
 
     async def run() -> None:
         async with stdio_server() as (read, write):
@@ -79,9 +142,10 @@ def serve_stdio(kernel: Kernel) -> None:
     asyncio.run(run())
 
 
-def serve_http(kernel: Kernel, port: int, *, host: str = "127.0.0.1") -> None:
+def serve_http(kernel: Kernel, port: int, *, host: str = "127.0.0.1",
+               approver_key: SigningKey | None = None) -> None:
     """Serve MCP streamable HTTP on ``host:port`` (loopback by default) at ``/mcp``."""
     import uvicorn
 
-    app = build_server(kernel).streamable_http_app(host=host)
+    app = build_server(kernel, approver_key=approver_key).streamable_http_app(host=host)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -67,6 +67,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "sandbox_degraded": ("missing",),
     "skill_refused": ("error",),
     "policy_set": ("policy_set", "text"),
+    "approval": ("invocation", "approval", "decision_seq", "statement", "signature"),
 }
 
 #: deepest nesting of objects/arrays an entry may have (the entry object itself is 1);

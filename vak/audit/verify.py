@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import gc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from hashlib import sha256
@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 from cryptography.exceptions import InvalidSignature
 
+from vak.audit.approvalcheck import check_approvals
 from vak.audit.checkpoint import (
     CheckpointSignatureError,
     SignedCheckpoint,
@@ -72,6 +73,9 @@ class Code(IntEnum):
     BAD_SIGNATURE = 12
     ROLLBACK = 13
     FORK = 14
+    #: an effect that needed approval without a valid, unused, unexpired one
+    #: (:mod:`vak.audit.approvalcheck`; the finding's ``kind`` says which check)
+    APPROVAL = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +88,15 @@ class Finding:
     offset: int | None = None
     line: int | None = None
     file: str = "log"
+    #: finer kind within the code (approval checks: ``approval-reused``, ...); "" otherwise
+    kind: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"code": self.code.name, "message": self.message, "seq": self.seq,
-                "offset": self.offset, "line": self.line, "file": self.file}
+        out = {"code": self.code.name, "message": self.message, "seq": self.seq,
+               "offset": self.offset, "line": self.line, "file": self.file}
+        if self.kind:
+            out["kind"] = self.kind
+        return out
 
     def render(self) -> str:
         where = [f"{self.file}"]
@@ -659,6 +668,7 @@ def verify_log(
     state: VerifierState | None = None, origin: str | None = None,
     sigs_path: str | Path | None = None, workers: int | None = None,
     pinned: bool = True, key_source: str = "",
+    approvers: Mapping[str, TrustedKey] | None = None,
 ) -> Report:
     """Verify the log at ``path`` against ``keys``; never raises for a bad log.
 
@@ -668,6 +678,10 @@ def verify_log(
 
     The checkpoints come from ``<log>.ckpt`` and the optional per-entry
     signatures from ``<log>.sigs`` unless other paths are given.
+
+    Approvals are checked too (:mod:`vak.audit.approvalcheck`): ``approvers``
+    maps key id -> trusted key with roles (None: signatures and roles unchecked,
+    a ``WARNINGS`` finding when the log holds approvals).
 
     A bad log is the *result* here (see :meth:`Report.raise_for_result`).
     ``workers`` bounds the processes that share the clean-log fast path
@@ -732,6 +746,14 @@ def verify_log(
         else:
             v.add(Code.MALFORMED, "torn line inside the checkpointed prefix", seq=n,
                   offset=v.end_offset, line=n + 1)
+    problems, proven = check_approvals(path, approvers)
+    if proven:
+        v.notes.append(f"note: {proven} approved effect(s) proven: each signed by an approver "
+                       "key, bound to the exact call it precedes, used once, before expiry")
+    for kind, message, seq in problems:
+        # not damage to the log: recorded apart, so the trusted prefix is unchanged
+        v.findings.append(Finding(Code.WARNINGS if kind == "approval-unchecked"
+                                  else Code.APPROVAL, f"{kind}: {message}", seq, kind=kind))
     first_bad = min(v.first_disturbed, n)
     trusted = max((cp.checkpoint.size for cp in v.valid if cp.checkpoint.size <= first_bad
                    and v.roots.get(cp.checkpoint.size) == cp.checkpoint.root), default=0)

@@ -152,11 +152,33 @@ def _log_and_keys(args: argparse.Namespace, *, need_keys: bool,
     raise _Usage("no trusted key: pass --key PUB, --trust FILE or --config vak.toml")
 
 
+def _approvers(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Approver keys by id: ``--approvers TRUST.yaml``, else the config's trust_store."""
+    from vak.identity.trust import TrustStore
+
+    path = getattr(args, "approvers", None)
+    if path is not None:
+        try:
+            return {k.key_id: k for k in TrustStore.load(path).keys}
+        except VakError as exc:
+            raise _Usage(f"--approvers: {exc.message}") from None
+    if not getattr(args, "config", None):
+        return None
+    from vak.config import KernelConfig
+
+    try:  # the config's store is a default: unusable means "not checked" (a WARNINGS finding)
+        trust = KernelConfig.from_toml(args.config).trust_store
+        return None if trust is None else {k.key_id: k for k in TrustStore.load(trust).keys}
+    except VakError:
+        return None
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     state = load_state(args.state) if args.state else None
     log, keys = _log_and_keys(args, need_keys=True, state=state)
     report = verify_log(log, keys.keys, checkpoint_path=args.checkpoints, state=state,
-                        sigs_path=args.sigs, pinned=keys.pinned, key_source=keys.source)
+                        sigs_path=args.sigs, pinned=keys.pinned, key_source=keys.source,
+                        approvers=_approvers(args))
     if args.json:
         _out(_json_text(report.to_json(), option=orjson.OPT_INDENT_2))
     else:
@@ -365,7 +387,7 @@ def _parser() -> argparse.ArgumentParser:
     def filters(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--skill", help="only entries naming this skill id")
         sp.add_argument("--session", help="only entries of this session id")
-        sp.add_argument("--decision", choices=["allow", "deny"],
+        sp.add_argument("--decision", choices=["allow", "deny", "approval_required"],
                         help="only host decisions with this effect")
         sp.add_argument("--kind", help="only entries of this kind, e.g. host_decision")
         sp.add_argument("--since", help="RFC 3339 time, inclusive")
@@ -380,6 +402,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--update-state", action="store_true",
                    help="after a successful verify, remember this log's size and root in --state")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
+    v.add_argument("--approvers", metavar="TRUST.yaml",
+                   help="trust store listing the approver keys (roles: [approver]); default: "
+                   "trust_store of --config")
     v.set_defaults(fn=_cmd_verify)
 
     s = sub.add_parser("show", help="print entries matching filters")

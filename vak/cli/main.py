@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vak.cli import approvals as approvals_cli
 from vak.cli import init as init_cli
 from vak.cli import policy as policy_cli
 from vak.cli import skill as skill_cli
@@ -143,6 +144,15 @@ def _plain(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- mcp
+def _approver_key(args: argparse.Namespace) -> Any:
+    """``--approver-key``: signs answers a person gives through MCP elicitation."""
+    if not getattr(args, "approver_key", None):
+        return None
+    from vak.identity.keys import load_signing_key
+
+    return load_signing_key(args.approver_key)
+
+
 def cmd_mcp_serve(args: argparse.Namespace) -> int:
     try:
         from vak.adapters import mcp as mcp_adapter
@@ -153,9 +163,9 @@ def cmd_mcp_serve(args: argparse.Namespace) -> int:
         if args.http is not None:
             print(f"vak: MCP streamable HTTP on http://127.0.0.1:{args.http}/mcp",
                   file=sys.stderr)
-            mcp_adapter.serve_http(kernel, args.http)
+            mcp_adapter.serve_http(kernel, args.http, approver_key=_approver_key(args))
         else:
-            mcp_adapter.serve_stdio(kernel)
+            mcp_adapter.serve_stdio(kernel, approver_key=_approver_key(args))
     return EXIT_OK
 
 
@@ -228,12 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     policy_cli.register(sub)
 
+    approvals_cli.register(sub)
+
     msub = group(sub, "mcp", "Serve the loaded tools over the Model Context Protocol.")
     p = add(msub, "serve", cmd_mcp_serve,
             "Serve over stdio, or streamable HTTP on 127.0.0.1 with --http PORT.",
             json_flag=False)
     p.add_argument("--http", type=int, metavar="PORT",
                    help="serve streamable HTTP on 127.0.0.1:PORT/mcp instead of stdio")
+    p.add_argument("--approver-key", metavar="OPERATOR_KEY",
+                   help="ask the person through MCP elicitation when a call needs approval, "
+                   "and sign the answer with this key (an approver in the trust store)")
 
     status_cli.register(sub)
 

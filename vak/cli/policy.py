@@ -214,11 +214,15 @@ def cmd_test(args: argparse.Namespace) -> int:
         "request": dict(why.request),
         "policy_set_digest": engine.digest,
     }
+    if why.approval_required:  # only then: the shape of other answers is unchanged
+        data["approval_required"] = True
     if args.json:
         print(json.dumps(data, indent=2))
     else:
         resource = why.request["resource"]["uid"]
-        print(f"decision: {verdict.upper()}")
+        print(f"decision: {verdict.upper()}"
+              + (" (approval required: a person must approve it)" if why.approval_required
+                 else ""))
         print(f"resource: {resource['type']}::{json.dumps(resource['id'])}")
         for stage in why.stages:
             print(f"{stage['stage']} decision: {'allow' if stage['allowed'] else 'deny'} "

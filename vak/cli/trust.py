@@ -30,7 +30,7 @@ from vak.cli._common import EXIT_OK, add_command, emit, make_parser, run
 from vak.errors import ConfigError
 from vak.identity.keys import load_public_key
 from vak.identity.text import printable
-from vak.identity.trust import Tier, TrustedKey, parse_expires
+from vak.identity.trust import ROLES, Tier, TrustedKey, parse_expires
 from vak.identity.trustfile import TrustFile
 
 __all__ = ["EXAMPLES", "entry_dict", "main", "register"]
@@ -60,7 +60,7 @@ def _status(entry: TrustedKey, now: datetime) -> str:
 
 def entry_dict(entry: TrustedKey, now: datetime | None = None) -> dict[str, Any]:
     """The JSON form of one trust store entry (``--json`` output)."""
-    return {
+    out: dict[str, Any] = {
         "key_id": entry.key_id,
         "tier": str(entry.tier),
         "skills": None if entry.skills is None else sorted(entry.skills),
@@ -69,6 +69,9 @@ def entry_dict(entry: TrustedKey, now: datetime | None = None) -> dict[str, Any]
         "revoked": entry.revoked,
         "status": _status(entry, now or datetime.now(UTC)),
     }
+    if entry.roles:  # only when held: the entry shape of keys without roles is unchanged
+        out["roles"] = sorted(entry.roles)
+    return out
 
 
 def _trust_path(args: argparse.Namespace) -> Path:
@@ -121,6 +124,8 @@ def _summary(entry: TrustedKey) -> str:
     parts = [str(entry.tier)]
     parts.append("any skill" if entry.skills is None
                  else "skills: " + (", ".join(sorted(entry.skills)) or "none"))
+    if entry.roles:
+        parts.append("roles: " + ", ".join(sorted(entry.roles)))
     if entry.expires is not None:
         parts.append(f"expires {_when(entry.expires)}")
     return f"{entry.key_id} ({'; '.join(parts)})"
@@ -135,7 +140,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     created = not path.exists()
     with TrustFile.edit(path, create=True) as trust:
         entry = trust.add(key, Tier(args.tier), skills=skills, comment=args.comment,
-                          expires=expires)
+                          expires=expires, roles=args.role or ())
     verb = "created" if created else "updated"
     emit(args, {"ok": True, "trust_store": str(path), "created": created,
                 "key": entry_dict(entry, now)},
@@ -201,6 +206,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="stop trusting the key at this time: YYYY-MM-DD (midnight UTC) or an "
                    "RFC 3339 date-time with a zone")
     p.add_argument("--comment", default="", help="a note stored with the entry")
+    p.add_argument("--role", action="append", choices=list(ROLES), metavar="ROLE",
+                   help="an operator role of the key (repeatable): approver = may sign "
+                   "approvals of host calls (docs/POLICY.md, 'Approvals')")
     _location(p)
     p = add_command(sub, "list", "List the trusted keys with tier, skills, expiry and status.",
                     cmd_list, json_flag=True)

@@ -75,8 +75,17 @@ from urllib.parse import quote
 
 import orjson
 
+from vak.approvals.gate import ApprovalGate
+from vak.audit.approval import call_binding
 from vak.audit.sink import AuditRef, AuditSink
-from vak.errors import ABIError, HostCallLimitError, PolicyDeniedError
+from vak.errors import (
+    ABIError,
+    ApprovalDeniedError,
+    ApprovalError,
+    ApprovalPendingError,
+    HostCallLimitError,
+    PolicyDeniedError,
+)
 from vak.host.base import Family, HostEffectError, NormalCall
 from vak.host.calls import with_addresses
 from vak.host.catalog import HOST_FUNCTIONS, HostFunction, host_function
@@ -99,6 +108,7 @@ from vak.policy.entities import CedarRequest, Entity, Principal
 from vak.scrub import EMPTY, Scrubber, excerpt
 
 __all__ = [
+    "APPROVAL_UNAVAILABLE",
     "CAPABILITY_CEILING",
     "HOST_CALL_LIMIT",
     "INVALID_ARGS",
@@ -114,6 +124,8 @@ CAPABILITY_CEILING = "vak.capability-ceiling"
 INVALID_TARGET = "vak.invalid-target"
 INVALID_ARGS = "vak.invalid-args"
 HOST_CALL_LIMIT = "vak.host-call-limit"
+#: an Allow needing approval when no approval store is configured or a store file is bad
+APPROVAL_UNAVAILABLE = "vak.approval-unavailable"
 #: longest excerpt of guest-derived text in a reason or error message
 _EXCERPT = 300
 _CEILING_DECISION = Decision(False, (CAPABILITY_CEILING,))
@@ -131,6 +143,9 @@ class Authorizer(Protocol):
 
     @property
     def session_fields_used(self) -> frozenset[str]: ...
+
+    @property
+    def approval_policies(self) -> frozenset[str]: ...
 
     def decide_call(self, principal: Principal, action: str, resource: Entity,
                     context: Mapping[str, Any], session: Mapping[str, Any]) -> Decision: ...
@@ -174,6 +189,8 @@ class Explanation:
     #: True when a host name was not resolved (no addresses given): the address
     #: decision is still to be made
     address_pending: bool = False
+    #: allowed, but by a ``@approval("required")`` permit: a person must approve it
+    approval_required: bool = False
 
 
 class Mediator:
@@ -190,8 +207,11 @@ class Mediator:
         resolver: Resolver | None = None,
         tls_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
+        approvals: ApprovalGate | None = None,
     ) -> None:
         self.settings = settings
+        #: asked when an Allow was determined by a ``@approval("required")`` permit
+        self.approvals = approvals
         self.engine = authorizer
         self._audit = audit
         self._digest = args_digest
@@ -297,7 +317,8 @@ class Mediator:
         request = CedarRequest(h.principal, fn.name, call.resource,
                                {"session": h.session(), **call.context})
         return Explanation(fn.name, decision.allowed, decision.policy_ids, reason, ceiling,
-                           cedar, request.to_data(), tuple(stages), pending)
+                           cedar, request.to_data(), tuple(stages), pending,
+                           h.needs_approval(decision))
 
     def _principal(self, ctx: CallContext) -> Principal:
         key = (ctx.manifest_digest, ctx.module_sha256, ctx.signer_key_id, ctx.trust_tier)
@@ -398,8 +419,12 @@ class MediatedHandler:
                 call = self._m._http.resolved(call, self)
                 decision = self.authorize(fn, call)
             why = "" if decision.allowed else "denied by policy"
-        ref = self._record("host_decision", fn, call, args, decision, why,
-                           durable=fn.effectful)
+        approval: AuditRef | None = None
+        if self.needs_approval(decision):
+            ref, approval = self._approval(fn, call, args, decision)
+        else:
+            ref = self._record("host_decision", fn, call, args, decision, why,
+                               durable=fn.effectful)
         if decision.allowed:
             # marked before the data arrives: the next decision already sees the label
             adds = self._m._label_map.labels(function, call.resource)
@@ -416,7 +441,7 @@ class MediatedHandler:
                 policy_ids=list(decision.policy_ids),
                 audit_seq=ref.seq,
             )
-        return self._perform(fn, call, ref)
+        return self._perform(fn, call, ref, approval)
 
     def refuse(self, function: str, policy_id: str, reason: str, /) -> BaseException:
         """Record the deny of a call refused before mediation (engine hand-off), and
@@ -485,7 +510,8 @@ class MediatedHandler:
         except NormalizeError as exc:
             raise self._refused(fn.name, args, INVALID_TARGET, str(exc)) from None
 
-    def _perform(self, fn: HostFunction, call: NormalCall, ref: AuditRef) -> bytes:
+    def _perform(self, fn: HostFunction, call: NormalCall, ref: AuditRef,
+                 approval: AuditRef | None = None) -> bytes:
         family = self._m._families[fn.name]
         assert family is not None  # normalised() refused the call otherwise
         start = time.perf_counter_ns()
@@ -507,18 +533,95 @@ class MediatedHandler:
         if code:
             outcome["error"] = code
         resource = audit_target(call.resource)
-        self._append(
-            "host_result",
-            {
-                "invocation": self.ctx.invocation_id,
-                "host_function": fn.name,
-                "resource": resource,  # scrubbed by _append
-                "decision_seq": ref.seq,
-                "outcome": outcome,
-            },
-            durable=False,
-        )
+        result: dict[str, Any] = {
+            "invocation": self.ctx.invocation_id,
+            "host_function": fn.name,
+            "resource": resource,  # scrubbed by _append
+            "decision_seq": ref.seq,
+            "outcome": outcome,
+        }
+        if approval is not None:
+            result["approval_seq"] = approval.seq  # the signed approval this effect used
+        self._append("host_result", result, durable=False)
         return reply
+
+    # -- approvals (vak.approvals; docs/POLICY.md, 'Approvals') -------------------------
+    def needs_approval(self, decision: Decision) -> bool:
+        """An Allow that some ``@approval("required")`` permit among its determining
+        policies decided: the one test of whether a person must approve."""
+        return decision.allowed and not self._m.engine.approval_policies.isdisjoint(
+            decision.policy_ids)
+
+    def _approval(self, fn: HostFunction, call: NormalCall, args: bytes,
+                  decision: Decision) -> tuple[AuditRef, AuditRef]:
+        """The approval step of an Allow a ``@approval("required")`` permit determined.
+
+        Records the ``host_decision`` with effect ``approval_required`` and the
+        request (id, binding) durably; gets a signed answer (stored, or from the
+        approver callable); records it as an ``approval`` entry durably, before
+        any effect. Returns both refs; raises unless a valid approval came.
+
+        Raises:
+            ApprovalPendingError: no answer yet (out of band: `vak approvals`).
+            ApprovalDeniedError: refused by an approver, or no answer in time.
+            PolicyDeniedError: no approval store, or a store file is invalid.
+        """
+        gate = self._m.approvals
+        if gate is None:
+            raise self._refused(fn.name, args, APPROVAL_UNAVAILABLE,
+                                "this call needs approval but no approval store is configured")
+        resource = audit_target(call.resource)
+        fields = self._fields(fn.name, resource, args)
+        binding = call_binding(self._skill["id"], self._skill["manifest_digest"], fn.name,
+                               fields["args_hmac"], self.ctx.session_id)
+        shown = self.scrubber.fields({"resource": resource, "summary": dict(call.summary)})
+        try:
+            outcome = gate.open({"binding": binding, "skill": self._skill["id"],
+                                 "manifest_digest": self._skill["manifest_digest"],
+                                 "function": fn.name, "resource": shown["resource"],
+                                 "summary": shown["summary"], "session": self.ctx.session_id},
+                                self.ctx.invocation_id)
+        except ApprovalError as exc:
+            raise self._refused(fn.name, args, APPROVAL_UNAVAILABLE, exc.message) from None
+        request = outcome.request
+        fields["decision"] = {"effect": "approval_required",
+                              "policy_ids": list(decision.policy_ids),
+                              "policy_set": decision.policy_set or self._m.engine.digest}
+        fields["approval"] = {"id": request.id, "binding": binding}
+        if call.summary:
+            fields["summary"] = dict(call.summary)
+        ref = self._append("host_decision", fields, durable=True)
+        if outcome.answer is None:
+            outcome = gate.ask(request, self.ctx.deadline, self.ctx.invocation_id)
+        answer = outcome.answer
+        details: dict[str, Any] = {"host_function": fn.name, "approval_id": request.id,
+                                   "resource": shown["resource"]}
+        target = excerpt(shown["resource"], limit=_EXCERPT)
+        if answer is None:
+            if gate.approver is None:
+                raise ApprovalPendingError(
+                    f"host call vak.{fn.name} on {target} awaits a person's approval "
+                    f"{request.id} (audit seq {ref.seq}); the call was not made. Retry the "
+                    "same call, with the same arguments, once it is approved",
+                    audit_seq=ref.seq, **details)
+            raise ApprovalDeniedError(
+                f"host call vak.{fn.name} on {target} was not approved: "
+                f"{excerpt(outcome.why, limit=_EXCERPT)} (approval {request.id}, audit seq "
+                f"{ref.seq})", policy_ids=list(decision.policy_ids), audit_seq=ref.seq,
+                **details)
+        # not through _append: scrubbing must never touch the signed statement
+        aref = self._sink_append("approval", {
+            "invocation": self.ctx.invocation_id, "session": self.scrub_text(self.ctx.session_id),
+            "approval": request.id, "decision_seq": ref.seq,
+            "verdict": answer.statement["verdict"], "key_id": answer.key_id,
+            "statement": dict(answer.statement), "signature": answer.signature,
+        }, durable=True)
+        if not answer.approved:
+            raise ApprovalDeniedError(
+                f"host call vak.{fn.name} on {target} was refused by approver "
+                f"{answer.key_id} (approval {request.id}, audit seq {aref.seq})",
+                policy_ids=list(decision.policy_ids), audit_seq=aref.seq, **details)
+        return ref, aref
 
     # -- recording --------------------------------------------------------------------
     def _record(self, kind: str, fn: HostFunction, call: NormalCall, args: bytes,

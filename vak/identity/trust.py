@@ -12,6 +12,7 @@ File format (YAML; documented in docs/MANIFEST.md)::
       - key: "vak-ed25519 3q2+7w...= ci-signer"     # or "ssh-ed25519 AAAA... alice@host"
         tier: trusted                               # or: untrusted
         skills: [calculator, notes]                 # optional: only these skill names
+        roles: [approver]                           # optional: operator roles (see ROLES)
         comment: CI release key                     # optional
         expires: "2027-01-01T00:00:00Z"             # optional, RFC 3339
         revoked: false                              # optional
@@ -47,13 +48,16 @@ from vak.identity.keys import VerifyKey, note_key_id, parse_public_key, verifier
 from vak.identity.text import excerpt
 
 __all__ = [
-    "ENTRY_FIELDS", "MAX_TRUST_FILE_BYTES", "Tier", "TrustStore", "TrustedKey", "parse_expires",
-    "parse_skills", "read_trust_file",
+    "ENTRY_FIELDS", "MAX_TRUST_FILE_BYTES", "ROLES", "Tier", "TrustStore", "TrustedKey",
+    "parse_expires", "parse_roles", "parse_skills", "read_trust_file",
 ]
 
 MAX_TRUST_FILE_BYTES = 4 << 20
 #: the fields of one entry, in the order they are written
-ENTRY_FIELDS = ("key", "tier", "skills", "comment", "expires", "revoked")
+ENTRY_FIELDS = ("key", "tier", "skills", "roles", "comment", "expires", "revoked")
+#: operator roles a key may hold besides signing skills: ``approver`` signs approvals
+#: of host calls that need a person's consent (docs/POLICY.md, 'Approvals')
+ROLES = ("approver",)
 #: a skill name (the manifest schema's pattern): anything else can never match a skill
 _SKILL_NAME = re.compile(r"[a-z][a-z0-9_-]{0,30}")
 _FIX = "see docs/MANIFEST.md, 'Trust store', or rewrite the entry with `vak trust add`"
@@ -85,6 +89,8 @@ class TrustedKey:
     revoked: bool = False
     #: signed-note key name (C2SP), set for audit log keys; "" for skill signers
     name: str = ""
+    #: operator roles (:data:`ROLES`); a key signs approvals only with ``approver``
+    roles: frozenset[str] = frozenset()
 
     @property
     def key_id(self) -> str:
@@ -326,6 +332,7 @@ def _parse_entry(entry: Any, where: str, source: str) -> TrustedKey:
         verify_key=verify_key,
         tier=Tier(tier_name),
         skills=parse_skills(entry.get("skills"), f"{where}.skills", source),
+        roles=parse_roles(entry.get("roles"), f"{where}.roles", source),
         comment=_parse_comment(entry.get("comment", ""), f"{where}.comment", source),
         expires=parse_expires(entry.get("expires"), f"{where}.expires", source),
         revoked=_parse_bool(entry.get("revoked", False), f"{where}.revoked", source),
@@ -351,6 +358,23 @@ def parse_skills(value: Any, fld: str, source: str) -> frozenset[str] | None:
         if not _SKILL_NAME.fullmatch(name):
             raise _bad(source, f"{fld}[{i}]", f"{_excerpt(name)} is not a skill name",
                        "1-31 characters: a lowercase letter, then a-z, 0-9, '_' or '-'")
+    return frozenset(value)
+
+
+def parse_roles(value: Any, fld: str, source: str) -> frozenset[str]:
+    """A ``roles`` value: absent (no role) or a list of names from :data:`ROLES`.
+
+    Raises:
+        ConfigError: not a list of strings, or a role VAK does not know.
+    """
+    if value is None:
+        return frozenset()
+    valid = ", ".join(ROLES)
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        raise _bad(source, fld, "expected a list of role names", valid)
+    for i, name in enumerate(value):
+        if name not in ROLES:
+            raise _bad(source, f"{fld}[{i}]", f"{_excerpt(name)} is not a role", valid)
     return frozenset(value)
 
 

@@ -42,6 +42,7 @@ from vak.identity.trust import (
     Tier,
     TrustedKey,
     TrustStore,
+    parse_roles,
     parse_skills,
     read_trust_file,
 )
@@ -87,6 +88,8 @@ def render_entry(entry: TrustedKey) -> list[tuple[str, str]]:
     }
     if entry.skills is not None:
         fields["skills"] = "[" + ", ".join(_quote(s) for s in sorted(entry.skills)) + "]"
+    if entry.roles:
+        fields["roles"] = "[" + ", ".join(sorted(entry.roles)) + "]"
     if entry.comment:
         fields["comment"] = _quote(entry.comment)
     if entry.expires is not None:
@@ -199,7 +202,8 @@ class TrustFile:
 
     # ------------------------------------------------------------------ editing
     def add(self, key: VerifyKey, tier: Tier, *, skills: Iterable[str] | None = None,
-            comment: str = "", expires: datetime | None = None) -> TrustedKey:
+            comment: str = "", expires: datetime | None = None,
+            roles: Iterable[str] = ()) -> TrustedKey:
         """Add ``key`` at ``tier`` (not saved until :meth:`save`).
 
         Raises:
@@ -223,7 +227,9 @@ class TrustFile:
         if not isinstance(comment, str):
             raise ConfigError("comment must be a string", field="comment")
         names = parse_skills(None if skills is None else list(skills), "skills", str(self.path))
-        entry = TrustedKey(key, tier=tier, skills=names, comment=comment, expires=expires)
+        held = parse_roles(list(roles), "roles", str(self.path))
+        entry = TrustedKey(key, tier=tier, skills=names, comment=comment, expires=expires,
+                           roles=held)
         expected = TrustStore([*self._store.keys, entry], str(self.path))
         self._apply(self._inserted(entry), expected)
         return entry

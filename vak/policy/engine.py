@@ -93,8 +93,8 @@ class _Slice:
 class _State:
     """One policy set with everything derived from it (swapped whole on reload)."""
 
-    __slots__ = ("cache", "entities", "ids", "loaded", "policies", "principals", "schema",
-                 "scopes", "session_fields_used", "slices", "valid_shapes")
+    __slots__ = ("approval_ids", "cache", "entities", "ids", "loaded", "policies", "principals",
+                 "schema", "scopes", "session_fields_used", "slices", "valid_shapes")
 
     def __init__(self, loaded: LoadedPolicies, partition: bool) -> None:
         self.loaded = loaded
@@ -114,6 +114,7 @@ class _State:
         #: session fields some policy mentions; only these go into the context, so
         #: an unmentioned per-call value cannot defeat the decision cache
         self.session_fields_used = _mentioned(loaded.policy_text)
+        self.approval_ids = loaded.approval_ids
 
     def slice_for(self, action: str, skill: str) -> _Slice:
         key = (action, skill)
@@ -173,6 +174,11 @@ class PolicyEngine:
     @property
     def loaded(self) -> LoadedPolicies:
         return self._state.loaded
+
+    @property
+    def approval_policies(self) -> frozenset[str]:
+        """@ids of the permits marked ``@approval("required")`` in the current set."""
+        return self._state.approval_ids
 
     @property
     def session_fields_used(self) -> frozenset[str]:

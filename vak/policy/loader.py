@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -54,6 +55,9 @@ class PolicyStatement:
     line: int
     text: str
     policy_id: str  # the @id annotation ('' when missing; loading then fails)
+    #: a permit annotated ``@approval("required")`` (set by the loader from Cedar's
+    #: own parse of the annotations, never by a regex over the text)
+    needs_approval: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,12 @@ class LoadedPolicies:
     def ids(self) -> tuple[str, ...]:
         """The @ids, indexed like Cedar's positional ``policyN`` names."""
         return tuple(s.policy_id for s in self.statements)
+
+    @property
+    def approval_ids(self) -> frozenset[str]:
+        """@ids of the permits annotated ``@approval("required")`` (docs/POLICY.md,
+        'Approvals'): an Allow they determine needs a person's signed approval."""
+        return frozenset(s.policy_id for s in self.statements if s.needs_approval)
 
 
 def split_statements(text: str, file: str) -> list[PolicyStatement]:
@@ -172,8 +182,10 @@ def load_policies(dirs: Iterable[Path]) -> LoadedPolicies:
             raise PolicyError(f"{f}: cannot read policy file: {exc}", file=str(f)) from None
         h.update(f.name.encode() + b"\0" + text.encode() + b"\0")
         file_stmts = split_statements(text, str(f))
-        for st in file_stmts:
+        for k, st in enumerate(file_stmts):
             _check_statement(st, schema)
+            if _approval_annotation(st):
+                file_stmts[k] = st = dataclasses.replace(st, needs_approval=True)
             if not st.policy_id:
                 raise PolicyError(
                     f"{st.file}:{st.line}: policy has no @id annotation",
@@ -194,6 +206,27 @@ def load_policies(dirs: Iterable[Path]) -> LoadedPolicies:
     return LoadedPolicies(
         schema_text, str(schema_file), tuple(statements), "sha256:" + h.hexdigest()
     )
+
+
+def _approval_annotation(st: PolicyStatement) -> bool:
+    """Whether ``st`` is a permit with ``@approval("required")``, read from Cedar's JSON.
+
+    Raises:
+        PolicyError: ``@approval`` with another value, or on a forbid (a forbid
+            cannot be approved away: the annotation there is an operator's mistake).
+    """
+    doc = json.loads(cedarpy.policies_to_json_str(st.text))
+    (policy,) = doc["staticPolicies"].values()
+    value = policy.get("annotations", {}).get("approval")
+    if value is None:
+        return False
+    if value != "required" or policy.get("effect") != "permit":
+        raise PolicyError(
+            f"{st.file}:{st.line}: policy {st.policy_id!r}: @approval({json.dumps(value)}) "
+            f"on a {policy.get('effect')}", file=st.file, line=st.line,
+            fix='write @approval("required") on a permit only',
+        )
+    return True
 
 
 def _check_statement(st: PolicyStatement, schema: cedarpy.Schema) -> None:
