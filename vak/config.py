@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from vak.errors import ConfigError
+from vak.fleet.settings import FleetSettings
 
 __all__ = ["SHIPPED_POLICY_DIR", "KernelConfig"]
 
@@ -73,6 +74,8 @@ class KernelConfig:
     audit_fsync: str = "strict"
     #: HMAC key file for argument digests; default: state_dir / "audit" / "args.hmac"
     audit_hmac_key: Path | None = None
+    #: shipping to a fleet store and witnesses (vak/fleet/settings.py); off by default
+    fleet: FleetSettings = FleetSettings()
 
     # --- engine ------------------------------------------------------------
     pool_total_instances: int = 1000

@@ -91,9 +91,11 @@ class Kernel:
         self._engine: Any = None
         self._mediator: Any = None
         self._sessions: SessionTable | None = None
+        self._fleet: Any = None
         try:
             self._trust = _load_trust(config)
             self._audit = _open_audit(config)
+            self._fleet = _start_fleet(config)
             self._engine = _make_engine(config)
             self._mediator = _make_mediator(config, self._audit)
             if config.session_reuse:
@@ -133,7 +135,7 @@ class Kernel:
         self._closed = True
         with contextlib.ExitStack() as stack:
             # ExitStack closes in reverse order and keeps going if one fails
-            for part in (self._audit, self._mediator, self._engine, self._pool,
+            for part in (self._fleet, self._audit, self._mediator, self._engine, self._pool,
                          self._sessions):
                 closer = getattr(part, "close", None)
                 if closer is not None:
@@ -540,6 +542,17 @@ def _open_audit(config: KernelConfig) -> Any:
     from vak.audit.log import AuditLog
 
     return AuditLog.from_config(config)
+
+
+def _start_fleet(config: KernelConfig) -> Any:
+    """The background shipper / witness client; a reader of the log, never on the call path."""
+    if not config.fleet.active:
+        return None
+    from vak.audit.keys import public_path_for
+    from vak.fleet.agent import FleetAgent
+
+    return FleetAgent.start(config.fleet, config.resolved("audit_log"),
+                            public_path_for(config.resolved("audit_key")))
 
 
 def _make_engine(config: KernelConfig) -> Any:

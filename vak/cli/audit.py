@@ -34,6 +34,7 @@ from vak.audit.log import Receipt, checkpoint_path_for, read_checkpoints, verify
 from vak.audit.merkle import MerkleTree, verify_consistency
 from vak.audit.state import VerifierState, load_state, save_state
 from vak.audit.verify import Code, verify_log
+from vak.cli import fleet as fleet_cli
 from vak.config import KernelConfig
 from vak.errors import AuditVerificationError, VakError
 
@@ -305,6 +306,7 @@ def _parser() -> argparse.ArgumentParser:
     ck = sub.add_parser("checkpoint", help="print the newest signed checkpoint")
     common(ck)
     ck.set_defaults(fn=_cmd_checkpoint)
+    fleet_cli.register(sub, v, _log_and_keys)  # ship, verify --fleet / --witness
     return p
 
 

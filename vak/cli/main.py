@@ -331,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve streamable HTTP on 127.0.0.1:PORT/mcp instead of stdio")
 
     add("status", cmd_status, "Report configuration, skills and OS sandbox barriers.")
+    importlib.import_module("vak.cli.witness").register(sub)
 
     p = add("demo", cmd_demo,
             "Build, sign and load the example skills, play a scripted agent session, "

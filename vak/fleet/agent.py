@@ -1,0 +1,131 @@
+"""The kernel's background fleet agent: ship the log, send checkpoints to witnesses.
+
+It is a *reader* of the kernel's files (``LOG``, ``LOG.ckpt``), never part of
+the write path: one daemon thread wakes every ``interval_ms``, ships what is
+new (:func:`vak.fleet.ship.ship_log`) and sends the newest checkpoint to the
+witnesses (:class:`vak.witness.client.CheckpointPusher`). An invocation never
+waits for it. A store or witness that is down is retried on the next tick; a
+shipment the store refuses (gap, fork, rollback) stops shipping for this
+kernel (the incident is in the store) and is kept in :attr:`FleetAgent.error`.
+``close()`` runs one last round after the audit log closed, so the final
+checkpoint is shipped too.
+
+Example::
+
+    >>> agent = FleetAgent.start(settings, log_path, log_pub_path)   # doctest: +SKIP
+    >>> agent.close()                                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from vak.audit.keys import load_trusted_keys
+from vak.errors import FleetError, FleetRefusedError, WitnessError
+from vak.fleet.settings import FleetSettings
+from vak.fleet.ship import checkpoint_file, ship_log
+from vak.witness.client import CheckpointPusher, WitnessEndpoint
+from vak.witness.cosignature import load_witness_keys
+
+__all__ = ["FleetAgent"]
+
+
+class FleetAgent:
+    """One kernel's shipper and witness client (see the module docstring)."""
+
+    def __init__(self, settings: FleetSettings, log: Path, log_pub: Path) -> None:
+        self.settings, self.log, self.log_pub = settings, Path(log), Path(log_pub)
+        self.error: str | None = None
+        self.refused: FleetRefusedError | None = None
+        self.shipped_size = 0
+        self._conn: Any = None
+        self._ckpt_offset = 0
+        self._pushed_size = -1
+        self._stop = threading.Event()
+        self._round = threading.Lock()
+        keys = load_witness_keys(settings.witness_keys) if settings.witness_keys else []
+        endpoints = []
+        for url in settings.witnesses:
+            mine = [k for k in keys if k.name in url] or keys
+            endpoints.append(WitnessEndpoint(url, mine[0] if len(mine) == 1 else None))
+        self.pusher = CheckpointPusher(self.log, endpoints) if endpoints else None
+        self._thread = threading.Thread(target=self._loop, name="vak-fleet-agent", daemon=True)
+
+    @classmethod
+    def start(cls, settings: FleetSettings, log: Path, log_pub: Path) -> FleetAgent:
+        agent = cls(settings, log, log_pub)
+        agent._thread.start()
+        return agent
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.interval_ms / 1000):
+            self.run_once()
+
+    def run_once(self) -> None:
+        """One round: ship, then push the newest checkpoint. Never raises for peers' faults."""
+        with self._round:
+            if self.settings.ship_to and self.refused is None:
+                self._ship()
+            if self.pusher is not None:
+                self._push()
+
+    def _ship(self) -> None:
+        from vak.fleet.store import connect, driver_errors, migrate
+
+        try:
+            if self._conn is None:
+                self._conn = connect(self.settings.ship_to)
+                migrate(self._conn)
+            report = ship_log(self._conn, self.log, load_trusted_keys(self.log_pub))
+            self.shipped_size = report.size
+            self.error = None
+        except FleetRefusedError as exc:
+            self.refused, self.error = exc, exc.message
+        except FleetError as exc:
+            self.error = exc.message
+            self._drop()
+        except driver_errors() as exc:  # server gone, network: retry with a fresh connection
+            self.error = f"fleet store: {type(exc).__name__}"
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+    def _newest_note(self) -> str | None:
+        path = checkpoint_file(self.log)
+        if not path.exists():
+            return None
+        with path.open("rb") as f:
+            f.seek(self._ckpt_offset)
+            data = f.read()
+        end = data.rfind(b"\n")
+        if end < 0:
+            return None
+        self._ckpt_offset += end + 1
+        last = data[:end].rsplit(b"\n", 1)[-1]
+        note = orjson.loads(last).get("note")
+        return note if isinstance(note, str) else None
+
+    def _push(self) -> None:
+        assert self.pusher is not None
+        try:
+            note = self._newest_note()
+            if note is None:
+                return
+            self.pusher.push(note)
+        except (WitnessError, orjson.JSONDecodeError) as exc:
+            self.error = str(exc)
+
+    def close(self) -> None:
+        """Stop the thread, run one final round (the log is closed by now), disconnect."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.run_once()
+        self._drop()
