@@ -41,7 +41,7 @@ def keys_of(root: Path, name: str) -> list[Any]:
     return load_trusted_keys(root / name / "log.key.pub")
 
 
-def rewrite(log: Path, key_path: Path, seq: int) -> None:
+def rewrite(log: Path, key_path: Path, seq: int, *, keep_checkpoints: bool = True) -> None:
     """Change entry ``seq``, re-chain everything after it and re-sign one checkpoint with the
     log's own key: a history only consistency with what others saw can expose."""
     lines = log.read_bytes().split(b"\n")[:-1]
@@ -61,5 +61,7 @@ def rewrite(log: Path, key_path: Path, seq: int) -> None:
     origin = orjson.loads(lines[0])["origin"]
     cp = sign_checkpoint(Checkpoint(origin, len(out), tree.root(), "2026-01-01T00:00:00Z"), key)
     ckpt = log.with_name(log.name + ".ckpt")
+    if not keep_checkpoints:
+        ckpt.write_bytes(b"")
     with ckpt.open("ab") as f:  # appended: the old checkpoints stay, as an insider would leave them
         f.write(orjson.dumps({"note": cp.note}) + b"\n")

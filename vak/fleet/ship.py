@@ -36,8 +36,11 @@ import orjson
 from vak.audit.checkpoint import CheckpointSignatureError, SignedCheckpoint, parse_note
 from vak.audit.keys import TrustedKey, parse_verifier_key
 from vak.audit.merkle import MerkleTree
-from vak.errors import FleetRefusedError, KeyFileError
+from vak.errors import FleetRefusedError, KeyFileError, WitnessError
 from vak.fleet.chain import ChainProblem, ChainState, CheckedEntry, Frontier, KeyRing, check_line
+from vak.witness.cosignature import parse_cosignature
+from vak.witness.note import log_checkpoint
+from vak.witness.sidecar import read_cosigned, sidecar_for
 
 __all__ = ["MAX_UNCOVERED", "ShipReport", "checkpoint_file", "load_ring", "ship_log"]
 
@@ -68,6 +71,7 @@ class _Origin:
     state: ChainState
     log_offset: int
     ckpt_offset: int
+    witness_offset: int
     known: bool
 
 
@@ -88,13 +92,14 @@ def _first_origin(log: Path) -> str | None:
 
 
 def _load_origin(conn: Any, origin: str) -> _Origin:
-    row = conn.execute("SELECT size, last_leaf, frontier, log_offset, ckpt_offset "
-                       "FROM vak_fleet_origins WHERE origin = %s FOR UPDATE", (origin,)).fetchone()
+    row = conn.execute("SELECT size, last_leaf, frontier, log_offset, ckpt_offset, "
+                       "witness_offset FROM vak_fleet_origins WHERE origin = %s FOR UPDATE",
+                       (origin,)).fetchone()
     if row is None:
-        return _Origin(ChainState.empty(origin), 0, 0, known=False)
-    size, last, front, log_offset, ckpt_offset = row
+        return _Origin(ChainState.empty(origin), 0, 0, 0, known=False)
+    size, last, front, log_offset, ckpt_offset, witness_offset = row
     state = ChainState(origin, size, bytes(last), Frontier.from_bytes(size, bytes(front)))
-    return _Origin(state, log_offset, ckpt_offset, known=True)
+    return _Origin(state, log_offset, ckpt_offset, witness_offset, known=True)
 
 
 def load_ring(conn: Any, origin: str, given: Sequence[TrustedKey]) -> KeyRing:
@@ -349,8 +354,40 @@ class _Step:
             self.conn.execute("INSERT INTO vak_fleet_keys (origin, vkey, since_seq) "
                               "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                               (origin, k.vkey, since))
-        self.conn.execute("UPDATE vak_fleet_origins SET ckpt_offset = %s WHERE origin = %s",
-                          (self.o.ckpt_offset, origin))
+        self._cosignatures()
+        self.conn.execute("UPDATE vak_fleet_origins SET ckpt_offset = %s, witness_offset = %s "
+                          "WHERE origin = %s", (self.o.ckpt_offset, self.o.witness_offset, origin))
+
+    def _cosignatures(self) -> None:
+        """Store the cosignature lines of ``LOG.witness`` up to the stored size.
+
+        They are judged by the fleet verifier (a cosignature over a root the
+        chain lacks is a fork); here only their form and origin are checked.
+        """
+        path = sidecar_for(self.log)
+        if not path.exists():
+            return
+        origin = self.o.state.origin
+        try:
+            for end, note in read_cosigned(path, self.o.witness_offset):
+                cp, lines = log_checkpoint(note)
+                if cp.checkpoint.origin != origin:
+                    raise ChainProblem("spliced", cp.checkpoint.size,
+                                       f"{path.name} holds a checkpoint of another origin")
+                if cp.checkpoint.size > self.o.state.size:
+                    break
+                for line in lines:
+                    cs = parse_cosignature(line)
+                    if cs is not None:
+                        self.conn.execute(
+                            "INSERT INTO vak_fleet_cosignatures (origin, size, root, witness, "
+                            "key_id, line, body) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                            "ON CONFLICT DO NOTHING",
+                            (origin, cp.checkpoint.size, cp.checkpoint.root, cs.name,
+                             cs.key_id, line, cp.checkpoint.body()))
+                self.o.witness_offset = end
+        except WitnessError as exc:
+            raise ChainProblem("malformed", None, f"{path.name}: {exc.message}") from None
 
 
 def _record_incident(conn: Any, origin: str, problem: ChainProblem) -> None:

@@ -42,7 +42,11 @@ def check_dsn(dsn: str) -> str:
 
 
 def connect(dsn: str) -> Any:
-    """An open psycopg connection (autocommit off) to the fleet store.
+    """An open psycopg connection to the fleet store, in autocommit mode.
+
+    Autocommit, so that work grouped by ``with conn.transaction()`` commits at
+    the end of the block (without it, a first query would open a transaction
+    that the block would only nest a savepoint in).
 
     Raises:
         FleetError: psycopg is not installed, or the server refuses the connection.
@@ -54,7 +58,7 @@ def connect(dsn: str) -> Any:
         raise FleetError("the fleet store needs psycopg 3",
                          fix="pip install 'vak[postgres]'") from None
     try:
-        conn = psycopg.connect(dsn)
+        conn = psycopg.connect(dsn, autocommit=True)
     except psycopg.Error as exc:
         raise FleetError(f"cannot connect to the fleet store: {_first_line(exc)}") from None
     encoding = conn.execute("SHOW server_encoding").fetchone()

@@ -9,6 +9,7 @@ CREATE TABLE vak_fleet_origins (
     root        bytea NOT NULL,                      -- Merkle root of the stored tree
     log_offset  bigint NOT NULL DEFAULT 0,           -- byte offset of entry `size` in the log file
     ckpt_offset bigint NOT NULL DEFAULT 0,           -- bytes of LOG.ckpt already read
+    witness_offset bigint NOT NULL DEFAULT 0,        -- bytes of LOG.witness already read
     shipped_at  timestamptz NOT NULL DEFAULT now()
 );
 
