@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +69,35 @@ def rewrite(log: Path, key_path: Path, seq: int, *, keep_checkpoints: bool = Tru
         ckpt.write_bytes(b"")
     with ckpt.open("ab") as f:  # appended: the old checkpoints stay, as an insider would leave them
         f.write(orjson.dumps({"note": cp.note}) + b"\n")
+
+
+def _vak(*args: str) -> list[str]:
+    return [sys.executable, "-c", "import sys; from vak.cli.main import main; "
+            "sys.exit(main(sys.argv[1:]))", *args]
+
+
+@contextlib.contextmanager
+def witness_processes(root: Path, logs: Path, n: int = 2) -> Iterator[list[tuple[str, Path]]]:
+    """``n`` `vak witness serve` processes on 127.0.0.1 trusting the log keys in ``logs``;
+    yields ``(url, witness key file)`` of each."""
+    procs, out = [], []
+    try:
+        for i in range(1, n + 1):
+            key = root / f"w{i}.key"
+            subprocess.run(_vak("witness", "keygen", "--name", f"witness.test/w{i}",
+                                "--key", str(key)), check=True, capture_output=True)
+            p = subprocess.Popen(_vak("witness", "serve", "--name", f"witness.test/w{i}",
+                                      "--key", str(key), "--logs", str(logs),
+                                      "--state", str(root / f"w{i}.db"),
+                                      "--listen", "127.0.0.1:0"),
+                                 stdout=subprocess.PIPE, text=True)
+            procs.append(p)
+            assert p.stdout is not None
+            first = p.stdout.readline().strip()
+            assert first.startswith("listening on http://127.0.0.1:"), first
+            out.append((first.split(" ")[-1], Path(f"{key}.pub")))
+        yield out
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
