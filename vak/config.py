@@ -75,7 +75,7 @@ class KernelConfig:
     #: HMAC key file for argument digests; default: state_dir / "audit" / "args.hmac"
     audit_hmac_key: Path | None = None
     #: shipping to a fleet store and witnesses (vak/fleet/settings.py); off by default
-    fleet: FleetSettings = FleetSettings()
+    fleet: FleetSettings = field(default_factory=FleetSettings)
 
     # --- engine ------------------------------------------------------------
     pool_total_instances: int = 1000

@@ -29,7 +29,8 @@ def open_log(root: Path, name: str) -> AuditLog:
 def decision(i: int, effect: str = "allow", skill: dict[str, Any] = SKILL) -> dict[str, Any]:
     return {"invocation": f"inv-{i}", "host_function": "kv_get", "resource": f"kv:ns/k{i}",
             "skill": skill, "session": "s",
-            "decision": {"effect": effect, "policy_ids": ["p"], "policy_set": "sha256:" + "cd" * 32}}
+            "decision": {"effect": effect, "policy_ids": ["p"],
+                         "policy_set": "sha256:" + "cd" * 32}}
 
 
 def write_log(root: Path, name: str, n: int, *, denials: int = 0) -> tuple[Path, list[Any]]:

@@ -72,7 +72,7 @@ def test_a_fresh_client_learns_the_size_from_409(fleet_log: Any, witnesses: Any)
     note = fleet_log.checkpoint().note
     fresh = CheckpointPusher(fleet_log.path, [WitnessEndpoint(url) for url, _ in witnesses])
     assert len(fresh.push(note)) == 2, fresh.errors
-    with pytest.raises(Exception, match="409|cosigned size"):
+    with pytest.raises(Exception, match=r"409|cosigned size"):
         add_checkpoint(witnesses[0][0], note, 0, [])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ def test_stale_old_size_is_409_with_the_known_size(setup: Any) -> None:
     log, w, _ = setup
     note, _ = log.checkpoint()
     w.add_checkpoint(request_body(note, 0, []))
-    note2, tree = log.checkpoint()
+    note2, _ = log.checkpoint()
     r = w.add_checkpoint(request_body(note2, 0, []))
     assert (r.status, r.body, r.content_type) == (409, f"{_size(note)}\n".encode(),
                                                  "text/x.tlog.size")
@@ -97,7 +98,7 @@ def test_rollback_and_bad_proof_are_refused(setup: Any) -> None:
     assert w.add_checkpoint(request_body(note, 0, [])).status == 409
     note3, tree = log.checkpoint()
     proof = tree.consistency_proof(s2, _size(note3))
-    bad = [bytes(32)] + proof[1:]
+    bad = [bytes(32), *proof[1:]]
     assert w.add_checkpoint(request_body(note3, s2, bad)).status == 422
     assert w.latest(log.log.origin)[0] == s2
     del s1, tree1
@@ -105,7 +106,7 @@ def test_rollback_and_bad_proof_are_refused(setup: Any) -> None:
 
 def test_a_forked_history_signed_by_the_log_key_is_refused(setup: Any) -> None:
     log, w, _ = setup
-    note, tree = log.checkpoint()
+    note, _ = log.checkpoint()
     assert w.add_checkpoint(request_body(note, 0, [])).status == 200
     size = _size(note)
     # the key holder signs another tree that starts differently
@@ -165,10 +166,8 @@ def test_witness_key_round_trip_and_tamper() -> None:
 @given(st.text(max_size=300))
 def test_note_parsers_fail_only_with_witness_errors(text: str) -> None:
     for parse in (split_note, log_checkpoint):
-        try:
+        with contextlib.suppress(WitnessError):
             parse(text)
-        except WitnessError:
-            pass
 
 
 @settings(max_examples=100, deadline=None)

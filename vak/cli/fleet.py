@@ -117,7 +117,7 @@ def _witness_part(args: argparse.Namespace, log: Path) -> tuple[Code, dict[str, 
     check = check_log_cosignatures(log, _witness_keys(args), args.min_witnesses,
                                    Path(args.cosignatures) if args.cosignatures else None)
     code = Code.OK
-    if len(check.witnesses) < args.min_witnesses or not check.size and args.min_witnesses:
+    if len(check.witnesses) < args.min_witnesses or (not check.size and args.min_witnesses):
         code = Code.UNVERIFIABLE
     if check.bad:
         code = max(code, Code.BAD_SIGNATURE)

@@ -49,8 +49,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     witness = Witness(args.name, load_or_create_private_key(args.key),
                       load_trusted_keys(args.logs), Path(args.state))
     server = make_server(witness, host, port, args.prefix)
-    print(f"listening on http://{server.server_address[0]}:{server.server_address[1]}"
-          f"{args.prefix}", flush=True)
+    bound_host, bound_port = server.server_address[:2]
+    print(f"listening on http://{bound_host!s}:{bound_port}{args.prefix}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shutil
@@ -54,12 +55,11 @@ class DevServer:
         """
         root.mkdir(parents=True, exist_ok=True)
         try:
-            import pgserver
+            pgserver: Any = importlib.import_module("pgserver")
         except ImportError:
             pgserver = None
         if pgserver is not None:
-            handle = pgserver.get_server(str(root), cleanup_mode="stop")
-            return cls(root, root, handle)
+            return cls(root, root, pgserver.get_server(str(root), cleanup_mode="stop"))
         bindir = _system_bin()
         if bindir is None:
             raise FleetError("no PostgreSQL for the dev server",

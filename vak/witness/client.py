@@ -9,8 +9,8 @@ the checkpoint with every cosignature it got to ``LOG.witness``.
 
 Example::
 
-    >>> pusher = CheckpointPusher(Path("audit/vak.log"), [WitnessEndpoint(url, key)])  # doctest: +SKIP
-    >>> pusher.push(note)               # a checkpoint note from LOG.ckpt       # doctest: +SKIP
+    >>> ends = [WitnessEndpoint(url, key)]                          # doctest: +SKIP
+    >>> CheckpointPusher(Path("audit/vak.log"), ends).push(note)    # doctest: +SKIP
     ['w1.example']
 """
 
@@ -59,8 +59,11 @@ def add_checkpoint(url: str, note: str, old_size: int, proof: Sequence[bytes], *
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WitnessError(f"witness URL must be http(s)://host[:port]/prefix, got "
                            f"{url[:80]!r}", status=0)
-    conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = conn_cls(parts.hostname, parts.port, timeout=timeout)
+    conn: http.client.HTTPConnection
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         conn.request("POST", parts.path.rstrip("/") + "/add-checkpoint",
                      body=request_body(note, old_size, proof),

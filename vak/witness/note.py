@@ -51,7 +51,8 @@ def split_note(text: str) -> tuple[str, list[str]]:
 
 def _is_log_signature(line: str) -> bool:
     try:
-        return len(base64.b64decode(line.rstrip("\n").rsplit(" ", 1)[-1], validate=True)) == _LOG_SIG
+        raw = base64.b64decode(line.rstrip("\n").rsplit(" ", 1)[-1], validate=True)
+        return len(raw) == _LOG_SIG
     except (ValueError, binascii.Error):
         return False
 

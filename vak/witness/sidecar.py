@@ -97,11 +97,11 @@ def check_log_cosignatures(log: Path, keys: Sequence[WitnessKey], minimum: int,
     bad: list[str] = []
     for _, note in notes:
         try:
-            cp, lines = log_checkpoint(note)
+            signed, lines = log_checkpoint(note)
         except WitnessError as exc:
             bad.append(exc.message)
             continue
-        parsed.append((cp.checkpoint, lines))
+        parsed.append((signed.checkpoint, lines))
     roots = _roots(log, {cp.size for cp, _ in parsed})
     best: dict[str, int] = {}  # witness -> largest size it cosigned that the log confirms
     forks: list[str] = []
