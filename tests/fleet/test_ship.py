@@ -148,6 +148,7 @@ def test_nul_characters_are_kept_in_the_line(conn: Any, tmp_path: Path) -> None:
     log.append("heartbeat", {"note": "a\x00b"})
     log.close()
     ship_log(conn, log.path, keys_of(tmp_path, "k1"))
-    line, note = conn.execute("SELECT line, body->>'note' FROM vak_fleet_entries "
-                              "WHERE kind = 'heartbeat'").fetchone()
+    line, note = conn.execute("SELECT e.line, j.body->>'note' FROM vak_fleet_entries e "
+                              "JOIN vak_fleet_entries_json j USING (origin, seq) "
+                              "WHERE e.kind = 'heartbeat'").fetchone()
     assert "\\u0000" in line and note == "a\ufffdb"

@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -162,32 +163,37 @@ def _root_at(conn: Any, state: ChainState, size: int) -> bytes:
 
 def _lines(f: Any) -> Iterator[tuple[bytes, int]]:
     """Complete lines (without newline) and the offset after each; stops at a torn tail."""
-    buf = b""
     pos = f.tell()
-    while True:
-        chunk = f.read(_READ)
-        if not chunk:
-            return
-        buf += chunk
-        start = 0
-        while True:
-            nl = buf.find(b"\n", start)
-            if nl < 0:
-                break
-            pos += nl + 1 - start
-            yield buf[start:nl], pos
-            start = nl + 1
-        buf = buf[start:]
+    rest = b""
+    while chunk := f.read(_READ):
+        parts = (rest + chunk).split(b"\n")
+        rest = parts.pop()
+        for line in parts:
+            pos += len(line) + 1
+            yield line, pos
+
+
+def _copy_text(value: Any) -> bytes:
+    """A COPY text field for an optional string taken from an entry (``\\N`` for none)."""
+    if not isinstance(value, str):
+        return b"\\N"
+    return value.replace("\x00", "\ufffd").translate(_COPY_ESCAPE).encode()
 
 
 def _copy_rows(origin: str, batch: Sequence[tuple[CheckedEntry, bytes]]) -> bytes:
-    o = origin.translate(_COPY_ESCAPE)
+    """COPY text rows. A checked line is canonical JSON, so it holds no raw control
+    character (those are escaped inside strings) and only ``\\`` needs escaping."""
+    o = _copy_text(origin)
     out = []
     for e, raw in batch:
-        line = raw.decode().translate(_COPY_ESCAPE)
-        body = line.replace("\\\\u0000", "\\\\ufffd") if "u0000" in line else line
-        out.append(f"{o}\t{e.seq}\t\\\\x{e.leaf.hex()}\t{e.kind}\t{line}\t{body}\n")
-    return "".join(out).encode()
+        line = raw.replace(b"\\", b"\\\\") if b"\\" in raw else raw
+        skill = e.entry.get("skill")
+        decision = e.entry.get("decision")
+        out.append(b"%s\t%d\t\\\\x%s\t%s\t%s\t%s\t%s\n" % (
+            o, e.seq, e.leaf.hex().encode(), e.kind.encode(),
+            _copy_text(skill.get("id") if type(skill) is dict else None),
+            _copy_text(decision.get("effect") if type(decision) is dict else None), line))
+    return b"".join(out)
 
 
 class _Step:
@@ -196,6 +202,8 @@ class _Step:
     def __init__(self, conn: Any, log: Path, ckpt: Path, origin: _Origin, ring: KeyRing) -> None:
         self.conn, self.log, self.ckpt, self.o, self.ring = conn, log, ckpt, origin, ring
         self.stored_cps: list[SignedCheckpoint] = []
+        self._copy: Any = None
+        self._stack = contextlib.ExitStack()
         self.skipped: list[str] = []
         self.shipped = 0
 
@@ -245,10 +253,15 @@ class _Step:
                                "shipped before (the log was truncated or replaced)")
         if not new:
             return state.size
-        sizes = sorted({c[2].checkpoint.size for c in new})
+        groups: dict[int, list[SignedCheckpoint]] = {}
+        for _, _, cp in new:
+            groups.setdefault(cp.checkpoint.size, []).append(cp)
+        sizes = sorted(groups)
         waiting: list[tuple[CheckedEntry, bytes]] = []
         covered = (state.size, state.last_leaf, state.frontier.to_bytes())
-        with self.log.open("rb") as f:
+        with contextlib.ExitStack() as stack:
+            f = stack.enter_context(self.log.open("rb"))
+            self._stack = stack
             f.seek(o.log_offset)
             target = sizes.pop(0)
             first = True
@@ -266,7 +279,7 @@ class _Step:
                                        f"more than {MAX_UNCOVERED} entries without a checkpoint")
                 if state.size < target:
                     continue
-                group = [c[2] for c in new if c[2].checkpoint.size == target]
+                group = groups[target]
                 valid = self.ring.verify_group(group)
                 self._keep(valid, group, state.frontier.root())
                 if valid:
@@ -280,6 +293,9 @@ class _Step:
         if waiting:  # what followed the last covering checkpoint is not stored: forget it
             state.size, state.last_leaf = covered[0], covered[1]
             state.frontier = Frontier.from_bytes(covered[0], covered[2])
+        if self.shipped:
+            self._ensure_origin()
+            self._save()
         return state.size
 
     def _check_first(self, f: Any, state: ChainState, raw: bytes) -> CheckedEntry:
@@ -311,15 +327,19 @@ class _Step:
         return check_line(state, line.rstrip(b"\n"))
 
     def _insert(self, rows: Sequence[tuple[CheckedEntry, bytes]]) -> None:
+        """COPY covered rows; one COPY per step, fed by a writer thread (overlaps the checks)."""
         if not rows:
             return
-        self._ensure_origin()
-        with self.conn.cursor().copy("COPY vak_fleet_entries (origin, seq, leaf, kind, line, "
-                                     "body) FROM STDIN") as copy:
-            for i in range(0, len(rows), 5000):
-                copy.write(_copy_rows(self.o.state.origin, rows[i:i + 5000]))
+        if self._copy is None:
+            from psycopg.copy import QueuedLibpqWriter
+
+            cur = self.conn.cursor()
+            self._copy = self._stack.enter_context(cur.copy(
+                "COPY vak_fleet_entries (origin, seq, leaf, kind, skill, effect, line) FROM STDIN",
+                writer=QueuedLibpqWriter(cur)))
+        for i in range(0, len(rows), 2000):
+            self._copy.write(_copy_rows(self.o.state.origin, rows[i:i + 2000]))
         self.shipped += len(rows)
-        self._save()
 
     def _ensure_origin(self) -> None:
         if self.o.known:

@@ -18,14 +18,21 @@ CREATE TABLE vak_fleet_entries (
     seq    bigint NOT NULL,
     leaf   bytea  NOT NULL,                          -- SHA-256(0x00 || line)
     kind   text   NOT NULL,
+    skill  text,                                     -- skill.id, when the entry names a skill
+    effect text,                                     -- decision.effect of a host_decision
     line   text   NOT NULL,                          -- the canonical JSON line, byte for byte
-    body   jsonb  NOT NULL,                          -- the same entry for queries (U+0000 -> U+FFFD)
     PRIMARY KEY (origin, seq)
 );
 
 -- auditors' most common question: the denials of one skill across the fleet
-CREATE INDEX vak_fleet_denials ON vak_fleet_entries ((body #>> '{skill,id}'))
-    WHERE kind = 'host_decision' AND body #>> '{decision,effect}' = 'deny';
+CREATE INDEX vak_fleet_denials ON vak_fleet_entries (skill)
+    WHERE kind = 'host_decision' AND effect = 'deny';
+
+-- the entries as jsonb for queries, parsed when read (PostgreSQL's jsonb cannot hold
+-- U+0000, so a \u0000 escape reads as U+FFFD here; `line` keeps the exact bytes)
+CREATE VIEW vak_fleet_entries_json AS
+SELECT origin, seq, kind, skill, effect, replace(line, '\u0000', '\ufffd')::jsonb AS body
+FROM vak_fleet_entries;
 
 CREATE TABLE vak_fleet_checkpoints (
     origin text   NOT NULL REFERENCES vak_fleet_origins (origin),
@@ -77,13 +84,11 @@ CREATE TABLE vak_fleet_incidents (
 
 -- host decisions flattened for queries
 CREATE VIEW vak_fleet_decisions AS
-SELECT origin, seq,
+SELECT origin, seq, skill, effect,
        body ->> 'time'                  AS time,
-       body #>> '{skill,id}'            AS skill,
        body ->> 'session'               AS session,
        body ->> 'host_function'         AS host_function,
        body ->> 'resource'              AS resource,
-       body #>> '{decision,effect}'     AS effect,
        body #> '{decision,policy_ids}'  AS policy_ids
-FROM vak_fleet_entries
+FROM vak_fleet_entries_json
 WHERE kind = 'host_decision';
