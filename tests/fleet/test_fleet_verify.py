@@ -151,3 +151,26 @@ def test_cli_ship_then_verify(dsn: str, tmp_path: Path,
 def test_cli_rejects_a_non_postgres_url(capsys: pytest.CaptureFixture[str]) -> None:
     assert audit_main(["verify", "--fleet", "mysql://x/y"]) == int(Code.USAGE)
     assert "postgresql://" in capsys.readouterr().err
+
+
+def test_a_witness_cosignature_over_another_root_is_a_fork(conn: Any, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from vak.audit.checkpoint import Checkpoint
+    from vak.witness.cosignature import cosign, witness_key_of
+
+    _fleet(conn, tmp_path, n=1)
+    size = verify_fleet(conn).origins[0].checkpoint_size
+    key = Ed25519PrivateKey.generate()
+    wkey = witness_key_of("witness.test/w1", key)
+    for root in (conn.execute("SELECT root FROM vak_fleet_checkpoints WHERE size = %s",
+                              (size,)).fetchone()[0], b"\x07" * 32):
+        body = Checkpoint("test.vak/k0", size, bytes(root), "t").body()
+        conn.execute("INSERT INTO vak_fleet_cosignatures VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                     ("test.vak/k0", size, bytes(root), wkey.name, wkey.key_id,
+                      cosign(wkey.name, key, body, 1), body))
+        report = verify_fleet(conn, witnesses=[wkey], min_witnesses=1, update_heads=False)
+        if root == b"\x07" * 32:
+            assert "FORK" in _codes(report)["test.vak/k0"]
+        else:
+            assert report.result == Code.OK and report.origins[0].witnesses == (wkey.name,)

@@ -74,7 +74,8 @@ def test_a_kernel_with_an_unreachable_store_still_serves(demo: Path, tmp_path: P
                        str(tmp_path / "k7" / "log.key.pub")]) == int(Code.OK)
 
 
-def test_a_kernel_sends_its_checkpoints_to_two_witnesses(demo: Path, tmp_path: Path) -> None:
+def test_a_kernel_sends_its_checkpoints_to_two_witnesses(demo: Path, tmp_path: Path,
+                                                         dsn: str) -> None:
     from vak.audit.keys import export_public, load_or_create_private_key, public_bytes, verifier_key
 
     key = tmp_path / "k5" / "log.key"
@@ -82,7 +83,7 @@ def test_a_kernel_sends_its_checkpoints_to_two_witnesses(demo: Path, tmp_path: P
     export_public(key, verifier_key(origin, public_bytes(load_or_create_private_key(key))))
     with witness_processes(tmp_path, tmp_path / "k5" / "log.key.pub") as found:
         (tmp_path / "w.pub").write_text("".join(p.read_text() for _, p in found))
-        fleet = FleetSettings(witnesses=tuple(u for u, _ in found),
+        fleet = FleetSettings(witnesses=tuple(u for u, _ in found), ship_to=dsn,
                               witness_keys=tmp_path / "w.pub", interval_ms=20)
         with _kernel(demo, tmp_path, 5, fleet) as k:
             _work(k, 1)
@@ -92,3 +93,8 @@ def test_a_kernel_sends_its_checkpoints_to_two_witnesses(demo: Path, tmp_path: P
     for _, pub in found:
         args += ["--witness", str(pub)]
     assert audit_main([*args, "--min-witnesses", "2"]) == int(Code.OK)
+    # the fleet store got the cosignatures too: K of N holds there as well
+    wargs = [a for _, p in found for a in ("--witness", str(p))]
+    assert audit_main(["verify", "--fleet", dsn, *wargs, "--min-witnesses", "2"]) == 0
+    assert audit_main(["verify", "--fleet", dsn, *wargs, "--min-witnesses", "3"]) == int(
+        Code.UNVERIFIABLE)

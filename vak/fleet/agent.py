@@ -66,12 +66,15 @@ class FleetAgent:
             self.run_once()
 
     def run_once(self) -> None:
-        """One round: ship, then push the newest checkpoint. Never raises for peers' faults."""
+        """One round: push the newest checkpoint, then ship (its cosignatures too).
+
+        Never raises for a peer's fault.
+        """
         with self._round:
-            if self.settings.ship_to and self.refused is None:
-                self._ship()
             if self.pusher is not None:
                 self._push()
+            if self.settings.ship_to and self.refused is None:
+                self._ship()
 
     def _ship(self) -> None:
         from vak.fleet.store import connect, driver_errors, migrate

@@ -60,7 +60,7 @@ CREATE TABLE vak_fleet_cosignatures (
     key_id  bytea  NOT NULL,
     line    text   NOT NULL,                         -- the signature line, em dash included
     body    text   NOT NULL,                         -- the checkpoint body it cosigns
-    PRIMARY KEY (origin, size, witness, key_id)
+    PRIMARY KEY (origin, size, root, witness, key_id)
 );
 
 -- the fleet verifier's memory: the newest verified head per origin
