@@ -60,6 +60,7 @@ from vak.errors import (
     VakError,
 )
 from vak.invocation import Invocation, Principal, ToolSpec
+from vak.scrub import EMPTY, Scrubber, scrub_error
 
 __all__ = ["Kernel"]
 
@@ -100,6 +101,8 @@ class Kernel:
             self._mediator = _make_mediator(config, self._audit)
             if config.session_reuse:
                 self._sessions = _make_sessions(config, self._engine)
+                # a session whose labels are dropped loses its instance too (fail closed)
+                self._mediator.on_session_evicted(self._sessions.end)
             if config.force_worker:
                 self._worker_pool()
         except BaseException:
@@ -269,11 +272,14 @@ class Kernel:
         started = self._audit.append("invocation_started", fields)
         t0 = time.perf_counter_ns()
         outcome: Any = None
+        host = _LazyHost(self._mediator, tool, inv_id, session)
         try:
             tool.input_validator.check(payload)
-            outcome, output = self._run(tool, input_json, inv_id, session, reuse)
+            outcome, output = self._run(tool, input_json, session, reuse, host)
             tool.output_validator.check(output)
         except BaseException as exc:
+            # nothing the session's secrets are in leaves in a message (vak.scrub)
+            scrub_error(exc, host.scrubber())
             self._finish(tool, inv_id, session, started, outcome, t0, exc)
             raise
         finished = self._finish(tool, inv_id, session, started, outcome, t0, None)
@@ -334,16 +340,17 @@ class Kernel:
         Returns:
             How many instances (one per skill used in the session) were closed.
         """
+        if self._mediator is not None:
+            self._mediator.end_session(session)  # its data-flow labels end with it
         if self._sessions is None:
             return 0
         return self._sessions.end(session)
 
     # ------------------------------------------------------------------ internals
     def _run(
-        self, tool: RegisteredTool, input_json: bytes, inv_id: str, session: str | None,
-        reuse: bool,
+        self, tool: RegisteredTool, input_json: bytes, session: str | None,
+        reuse: bool, host: _LazyHost,
     ) -> tuple[Any, Any]:
-        host = _LazyHost(self._mediator, tool, inv_id, session)
         skill = tool.skill
         if reuse:
             assert self._sessions is not None and session is not None
@@ -356,9 +363,11 @@ class Kernel:
             outcome = runner.call(
                 skill.module_sha256, tool.spec.export, input_json, skill.manifest.limits, host,
             )
-        scrubbed = host.scrub(outcome.output)
+        scrubbed = host.scrubber().output(outcome.output)
         if scrubbed is not outcome.output:
-            # a secret the skill read must not leave through its output
+            # a secret the session holds must not leave through the output, however
+            # it is spelled (checked after decoding), even with no host call in this
+            # invocation (a reused instance may keep it in memory)
             outcome = replace(outcome, output=scrubbed)
         try:
             output = orjson.loads(outcome.output)
@@ -441,11 +450,12 @@ class _LazyHost:
     """The call's ``HostHandler``, built only when the guest makes its first host call.
 
     Most tool calls make none, so the per-call :class:`CallContext` and
-    mediated handler are not built for them; ``scrub`` is the identity until
-    a handler exists (no secret can have been revealed without one).
+    mediated handler are not built for them. The session's scrubber comes from
+    the mediator even then: under session reuse a guest may still hold, in its
+    memory, a secret an earlier call of the session read.
     """
 
-    __slots__ = ("_handler", "_inv_id", "_mediator", "_session", "_tool")
+    __slots__ = ("_deadline", "_handler", "_inv_id", "_mediator", "_session", "_tool")
 
     def __init__(self, mediator: Any, tool: RegisteredTool, inv_id: str,
                  session: str | None) -> None:
@@ -454,18 +464,44 @@ class _LazyHost:
         self._inv_id = inv_id
         self._session = session
         self._handler: Any = None
+        #: no host effect outlives the call's own time limit
+        self._deadline = (time.monotonic()
+                          + tool.skill.manifest.limits.max_execution_time_ms / 1000)
 
-    def __call__(self, name: str, payload: bytes) -> bytes:
+    def _get(self) -> Any:
         handler = self._handler
         if handler is None:
             handler = self._handler = _handler(
-                self._mediator, self._tool, self._inv_id, self._session)
-        reply: bytes = handler(name, payload)
+                self._mediator, self._tool, self._inv_id, self._session, self._deadline)
+        return handler
+
+    def __call__(self, name: str, payload: bytes) -> bytes:
+        handler = self._get()
+        try:
+            reply: bytes = handler(name, payload)
+        except VakError as exc:  # scrubbed before it crosses into the guest or a worker
+            scrub_error(exc, handler.scrubber)
+            raise
         return reply
 
+    def refuse(self, function: str, policy_id: str, reason: str, /) -> BaseException:
+        """Record a call the engine refused (bad span, call limit); the error to raise."""
+        handler = self._get()
+        error: BaseException = handler.refuse(function, policy_id, reason)
+        return scrub_error(error, handler.scrubber)
+
+    def scrubber(self) -> Scrubber:
+        """The scrubber of the secrets this call's session holds."""
+        if self._handler is not None:
+            scrubber: Scrubber = self._handler.scrubber
+            return scrubber
+        if self._mediator is not None:
+            found: Scrubber = self._mediator.scrubber_for(self._session or "")
+            return found
+        return EMPTY
+
     def scrub(self, output: bytes) -> bytes:
-        scrub = getattr(self._handler, "scrub", None)
-        return output if scrub is None else scrub(output)
+        return self.scrubber().output(output)
 
 
 _ANONYMOUS = Principal().to_audit()
@@ -564,13 +600,20 @@ def _make_engine(config: KernelConfig) -> Any:
 def _make_mediator(config: KernelConfig, audit: Any) -> Any:
     from vak.host.mediation import Mediator
     from vak.host.secrets import FileSecretProvider
+    from vak.host.settings import HostSettings
     from vak.policy.engine import PolicyEngine
+    from vak.policy.settings import PolicySettings
 
-    policies = PolicyEngine.load(config.all_policy_dirs, cache_size=config.decision_cache_size)
-    secrets = FileSecretProvider(config.secrets_file) if config.secrets_file else None
-    return Mediator.from_config(
-        config, policies, audit, args_digest=audit.args_digest, secrets=secrets
+    policies = PolicyEngine.load(PolicySettings(
+        policy_dirs=config.all_policy_dirs, decision_cache_size=config.decision_cache_size))
+    host = HostSettings(
+        fs_mounts=config.fs_mounts, kv_path=config.resolved("kv_path"),
+        secrets_file=config.secrets_file, secrets_env=config.secrets_env,
+        http_max_response_bytes=config.http_max_response_bytes,
+        http_timeout_ms=config.http_timeout_ms,
     )
+    secrets = FileSecretProvider(config.secrets_file) if config.secrets_file else None
+    return Mediator(host, policies, audit, args_digest=audit.args_digest, secrets=secrets)
 
 
 def _make_sessions(config: KernelConfig, engine: Any) -> SessionTable:
@@ -590,7 +633,8 @@ def _make_pool(config: KernelConfig) -> Any:
     return WorkerPool(config)
 
 
-def _handler(mediator: Any, tool: RegisteredTool, inv_id: str, session: str | None) -> Any:
+def _handler(mediator: Any, tool: RegisteredTool, inv_id: str, session: str | None,
+             deadline: float) -> Any:
     from vak.host.context import CallContext
 
     skill = tool.skill
@@ -602,4 +646,5 @@ def _handler(mediator: Any, tool: RegisteredTool, inv_id: str, session: str | No
         trust_tier=skill.tier,
         invocation_id=inv_id,
         session_id=session or "",
+        deadline=deadline,
     ))

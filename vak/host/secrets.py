@@ -1,31 +1,33 @@
 """The secrets family: ``secret_get`` from an operator-configured provider.
 
-Secret *values* never reach the audit log (only the name) or a Python log;
-the mediation remembers every value it hands out so the kernel can scrub it
-from the skill's output (:meth:`vak.host.mediation.MediatedHandler.scrub`).
+Secret *values* never reach the audit log (only the name), a Python log, an
+error or a skill's output: a ``secret_get`` marks the session with
+``secret:<name>`` (:mod:`vak.host.dataflow`) *before* the value is handed
+out, and everything the session then shows the world passes that session's
+:class:`vak.scrub.Scrubber`, built from :meth:`SecretsFamily.values_of` of
+the secrets it holds -- which also covers a session marked by reading back a
+kv value another invocation stored.
 
 Providers implement :class:`SecretProvider`; two ship here: environment
 variables mapped by name (the mapping is the operator's; the library reads no
 variable it was not told to) and a TOML file of ``NAME = "value"`` rows.
 
-Arguments (JSON): ``{"name"}`` -> ``{"found", "value"?}``.
+Arguments and replies: docs/HOST-FUNCTIONS.md.
 """
 
 from __future__ import annotations
 
 import os
-import re
+import threading
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from vak.config import KernelConfig
 from vak.errors import ConfigError
-from vak.host.base import Prepared, arg_str
-from vak.host.context import CallContext
-from vak.policy.entities import Entity
-from vak.policy.normalize import NormalizeError
+from vak.host.base import EffectScope, NormalCall
+from vak.host.dataflow import secret_label
+from vak.host.settings import HostSettings
 
 __all__ = [
     "EnvSecretProvider",
@@ -34,8 +36,6 @@ __all__ = [
     "SecretProvider",
     "SecretsFamily",
 ]
-
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 
 
 class SecretProvider(Protocol):
@@ -89,9 +89,9 @@ class FileSecretProvider:
 
 
 def provider_from_config(
-    config: KernelConfig, environ: Mapping[str, str] | None = None
+    config: HostSettings, environ: Mapping[str, str] | None = None
 ) -> SecretProvider:
-    """The provider ``config`` describes: ``secrets_file`` if set, else ``secrets_env``.
+    """The provider the host settings describe: ``secrets_file`` if set, else ``secrets_env``.
 
     ``environ`` is passed by the caller (the CLI passes ``os.environ``); the
     library itself reads no environment variables.
@@ -107,35 +107,50 @@ def provider_from_config(
 
 
 class SecretsFamily:
-    """``secret_get``; ``reveal`` is told each value handed out (for scrubbing)."""
+    """``secret_get``; remembers every value it hands out, by name (for scrubbing).
 
-    def __init__(self, provider: SecretProvider) -> None:
+    The session is marked ``secret:<name>`` and the value revealed to the
+    scope before it leaves :meth:`perform`, so the guest never holds a value
+    its session's scrubber does not know. ``on_new_value`` is told when a
+    value is recorded for the first time (cached scrubbers must include it).
+    """
+
+    def __init__(self, provider: SecretProvider,
+                 on_new_value: Callable[[], None] | None = None) -> None:
         self._provider = provider
+        self._revealed: dict[str, frozenset[str]] = {}
+        self._lock = threading.Lock()
+        self._on_new_value = on_new_value
 
-    def prepare(
-        self,
-        function: str,
-        args: Mapping[str, Any],
-        ctx: CallContext,
-        reveal: Callable[[str], None] | None = None,
-    ) -> Prepared:
-        name = arg_str(args, "name", max_len=128)
-        if not _NAME.match(name):
-            raise NormalizeError("secret name must match [A-Za-z_][A-Za-z0-9_.-]{0,127}")
-        ceiling = (
-            None
-            if name in ctx.manifest.capabilities.secrets
-            else (f"secret {name} is not among the skill's declared secrets")
-        )
+    def values_of(self, name: str) -> frozenset[str]:
+        """Every value of secret ``name`` handed out so far, and its current value.
 
-        def effect() -> dict[str, Any]:
-            value = self._provider.get(name)
-            if value is None:
-                return {"found": False}
-            if reveal is not None:
-                reveal(value)
-            return {"found": True, "value": value}
+        The current value is asked of the provider too, so a session marked
+        ``secret:<name>`` by a kv row from before a restart is still scrubbed.
+        """
+        current = self._provider.get(name)
+        known = self._revealed.get(name, frozenset())
+        return known | {current} if current is not None else known
 
-        return Prepared(
-            Entity("Vak::Secret", name, {"name": name}), {}, ceiling, effect, {"name": name}
-        )
+    def revealed(self) -> frozenset[str]:
+        """Every value handed out so far, of any secret."""
+        return frozenset().union(*self._revealed.values())
+
+    def _record(self, name: str, value: str) -> None:
+        with self._lock:
+            known = self._revealed.get(name, frozenset())
+            if value in known:
+                return
+            self._revealed[name] = known | {value}
+        if self._on_new_value is not None:
+            self._on_new_value()
+
+    def perform(self, function: str, call: NormalCall, scope: EffectScope, /) -> dict[str, Any]:
+        name = call.target
+        value = self._provider.get(name)
+        if value is None:
+            return {"found": False}
+        self._record(name, value)
+        scope.mark((secret_label(name),))  # marked before the guest has the value
+        scope.reveal(value)
+        return {"found": True, "value": value}

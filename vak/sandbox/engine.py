@@ -551,7 +551,8 @@ def _call_export(ctx: Any, func: Any, input_json: bytes, limits: Limits,
     try:
         orjson.loads(output)
     except orjson.JSONDecodeError as exc:
-        raise ABIError(f"output is not UTF-8 JSON: {exc}", output_prefix=output[:64]) from None
+        # never the bytes themselves: they may hold a secret (issue 12)
+        raise ABIError(f"output is not UTF-8 JSON: {exc}", output_bytes=len(output)) from None
     return output
 
 

@@ -1,5 +1,8 @@
 """Normalisation of the targets a guest names: paths, URLs, hosts and IPs.
 
+Pure functions (no I/O, no DNS): the host-function normalisers
+(:mod:`vak.host.calls`) build every Cedar resource from their results.
+
 Policy decisions are only as good as the names they are made on. Every target
 is reduced to one canonical form *before* Cedar sees it, and the effect is then
 performed on exactly that form:
@@ -36,9 +39,9 @@ from urllib.parse import urlsplit
 __all__ = [
     "MAX_PATH",
     "MAX_URL",
+    "METADATA_ADDRESSES",
     "NormalizeError",
     "NormalizedUrl",
-    "ancestors",
     "classify_ip",
     "normalize_grants",
     "normalize_host",
@@ -107,17 +110,6 @@ def normalize_grants(paths: tuple[str, ...]) -> tuple[str, ...]:
             out.append(normalize_path(p))
         except NormalizeError:
             continue
-    return tuple(out)
-
-
-def ancestors(path: str) -> tuple[str, ...]:
-    """Every proper ancestor of a normalised path, nearest last: ``/a/b`` -> ``('/', '/a')``."""
-    if path == "/":
-        return ()
-    parts = path.split("/")[1:-1]
-    out = ["/"]
-    for i in range(len(parts)):
-        out.append("/" + "/".join(parts[: i + 1]))
     return tuple(out)
 
 
@@ -231,12 +223,28 @@ def normalize_url(url: str) -> NormalizedUrl:
     return NormalizedUrl(scheme, host, port, target)
 
 
-_METADATA = {
-    ipaddress.ip_address("169.254.169.254"),
-    ipaddress.ip_address("169.254.170.2"),
-    ipaddress.ip_address("100.100.100.200"),
-    ipaddress.ip_address("fd00:ec2::254"),
+#: cloud metadata, credential and platform ("wire server") endpoints, by provider.
+#: Each is forbidden outright (``vak.net.forbid-metadata``), whatever class its
+#: range has otherwise (several are link-local, private or CGNAT addresses).
+METADATA_ADDRESSES: dict[str, str] = {
+    "169.254.169.254": "instance metadata (AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle, ...)",
+    "fd00:ec2::254": "AWS instance metadata (IPv6)",
+    "169.254.170.2": "AWS ECS task metadata and credentials",
+    "169.254.170.23": "AWS EKS Pod Identity agent",
+    "fd00:ec2::23": "AWS EKS Pod Identity agent (IPv6)",
+    "169.254.169.253": "AWS VPC DNS resolver",
+    "fd00:ec2::253": "AWS VPC DNS resolver (IPv6)",
+    "169.254.169.123": "AWS Time Sync",
+    "fd00:ec2::123": "AWS Time Sync (IPv6)",
+    "168.63.129.16": "Azure wire server (platform endpoint)",
+    "100.100.100.200": "Alibaba Cloud instance metadata",
+    "192.0.0.192": "Oracle Cloud legacy instance metadata",
+    "169.254.0.23": "Tencent Cloud instance metadata",
+    "fd20:ce::254": "GCP instance metadata (IPv6)",
+    "169.254.42.42": "Scaleway instance metadata",
+    "fe80::a9fe:a9fe": "OpenStack instance metadata (IPv6)",
 }
+_METADATA = frozenset(ipaddress.ip_address(a) for a in METADATA_ADDRESSES)
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _ULA = ipaddress.ip_network("fc00::/7")
 _TRANSLATED = (
@@ -247,6 +255,24 @@ _TRANSLATED = (
 )
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embeds_metadata(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """A NAT64, IPv4-compatible, 6to4 or Teredo address carrying a metadata IPv4."""
+    if not isinstance(addr, ipaddress.IPv6Address):
+        return False
+    inner: list[ipaddress.IPv4Address] = []
+    if addr in _NAT64 or addr in _V4_COMPATIBLE:
+        inner.append(ipaddress.IPv4Address(int(addr) & 0xFFFF_FFFF))
+    if addr.sixtofour is not None:
+        inner.append(addr.sixtofour)
+    if addr.teredo is not None:
+        inner.append(addr.teredo[1])
+    return any(a in _METADATA for a in inner)
+
+
 def classify_ip(ip: str) -> str:
     """The class of an IP address, the ``ip_class`` attribute policies test.
 
@@ -254,7 +280,8 @@ def classify_ip(ip: str) -> str:
     ``private``, ``cgnat``, ``ula``, ``multicast``, ``broadcast``,
     ``ipv4_mapped`` (a mapped public address), ``translated`` (NAT64, 6to4,
     Teredo), ``reserved``, or ``public``. IPv4-mapped IPv6 addresses take the
-    class of the mapped address when that is not public.
+    class of the mapped address when that is not public; an address embedding a
+    metadata IPv4 (NAT64, IPv4-compatible, 6to4, Teredo) is ``metadata``.
 
     Raises:
         NormalizeError: ``ip`` is not an IP address literal.
@@ -266,7 +293,7 @@ def classify_ip(ip: str) -> str:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         inner = classify_ip(str(addr.ipv4_mapped))
         return inner if inner != "public" else "ipv4_mapped"
-    if addr in _METADATA:
+    if addr in _METADATA or _embeds_metadata(addr):
         return "metadata"
     if addr.is_loopback:
         return "loopback"
