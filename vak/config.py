@@ -94,6 +94,8 @@ class KernelConfig:
     # --- host functions ----------------------------------------------------
     fs_mounts: Mapping[str, Path] = field(default_factory=dict)
     kv_path: Path | None = None  # default: state_dir / "kv.sqlite3"
+    #: a kv store shared by replicas, "postgresql://..." ("" = the SQLite file kv_path)
+    kv: str = ""
     secrets_file: Path | None = None
     #: names of secrets read from the environment by the CLI's provider
     secrets_env: tuple[str, ...] = ()

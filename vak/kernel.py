@@ -607,7 +607,7 @@ def _make_mediator(config: KernelConfig, audit: Any) -> Any:
     policies = PolicyEngine.load(PolicySettings(
         policy_dirs=config.all_policy_dirs, decision_cache_size=config.decision_cache_size))
     host = HostSettings(
-        fs_mounts=config.fs_mounts, kv_path=config.resolved("kv_path"),
+        fs_mounts=config.fs_mounts, kv_path=config.resolved("kv_path"), kv=config.kv,
         secrets_file=config.secrets_file, secrets_env=config.secrets_env,
         http_max_response_bytes=config.http_max_response_bytes,
         http_timeout_ms=config.http_timeout_ms,

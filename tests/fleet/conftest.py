@@ -43,6 +43,10 @@ def conn(dsn: str) -> Iterator[Any]:
     c.close()
 
 
-def tmp_log(root: Path, name: str) -> tuple[Path, Path]:
-    """``(log, key)`` paths for a log named ``name`` under ``root``."""
-    return root / name / "vak.log", root / name / "log.key"
+@pytest.fixture(scope="session")
+def demo(built_skills: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The vak.toml of a signed, trusted demo workdir (the `vak demo` code path)."""
+    from vak.demo import _local_server, prepare_workdir
+
+    with _local_server() as port:
+        yield prepare_workdir(tmp_path_factory.mktemp("fleet-demo"), port)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +15,6 @@ from vak.fleet.settings import FleetSettings
 from vak.kernel import Kernel
 
 from .helpers import witness_processes
-
-
-@pytest.fixture(scope="module")
-def demo(built_skills: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from vak.demo import _local_server, prepare_workdir
-
-    with _local_server() as port:
-        yield prepare_workdir(tmp_path_factory.mktemp("fleet-demo"), port)
 
 
 def _kernel(demo: Path, root: Path, n: int, fleet: FleetSettings) -> Kernel:
