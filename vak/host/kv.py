@@ -8,8 +8,9 @@ shared by the replicas of a fleet; :func:`open_kv` picks one. ``kv_incr`` and
 PostgreSQL a row lock), so concurrent kernels sharing a store lose no update,
 which read-modify-write through ``kv_get``/``kv_put`` would.
 
-Every row is keyed by ``(namespace, key)`` and the namespace is always the calling skill's name, taken from its signed manifest,
-never from the guest's arguments, so one skill cannot read another's keys.
+Every row is keyed by ``(namespace, key)`` and the namespace is always the
+calling skill's name, taken from its signed manifest, never from the guest's
+arguments, so one skill cannot read another's keys.
 
 The catalog's normalisers (:mod:`vak.host.calls`) put the namespace into every
 call; :class:`KvFamily` performs allowed calls only. Arguments and replies:
