@@ -196,6 +196,8 @@ class KernelConfig:
                             field=f"{key}.{sub}", valid=sorted(sections[key]),
                         )
                     flat[sections[key][sub]] = sval
+            elif key == "fleet" and isinstance(value, Mapping):
+                flat["fleet"] = FleetSettings.from_mapping(value, base, source)
             elif key in ("engine", "host", "kernel") and isinstance(value, Mapping):
                 for sub, sval in value.items():
                     flat[sub] = sval

@@ -89,3 +89,19 @@ def test_a_kernel_sends_its_checkpoints_to_two_witnesses(demo: Path, tmp_path: P
     assert audit_main(["verify", "--fleet", dsn, *wargs, "--min-witnesses", "2"]) == 0
     assert audit_main(["verify", "--fleet", dsn, *wargs, "--min-witnesses", "3"]) == int(
         Code.UNVERIFIABLE)
+
+
+def test_fleet_settings_load_from_vak_toml(tmp_path: Path) -> None:
+    from vak.errors import ConfigError
+
+    cfg = tmp_path / "vak.toml"
+    cfg.write_text('[fleet]\nship_to = "postgresql://vak@db/audit"\n'
+                   'witnesses = ["http://127.0.0.1:7380"]\nwitness_keys = "w.pub"\n'
+                   'interval_ms = 50\n[host]\nkv = "postgresql://vak@db/audit"\n')
+    loaded = KernelConfig.from_toml(cfg)
+    assert loaded.fleet == FleetSettings("postgresql://vak@db/audit", ("http://127.0.0.1:7380",),
+                                         tmp_path / "w.pub", 50)
+    assert loaded.kv == "postgresql://vak@db/audit"
+    cfg.write_text("[fleet]\nship_too = 1\n")
+    with pytest.raises(ConfigError, match="fleet.ship_too"):
+        KernelConfig.from_toml(cfg)

@@ -129,6 +129,10 @@ def open_kv(settings: HostSettings) -> KvBackend | None:
         ConfigError: an unusable database (schema too new, unreachable server, ...).
     """
     if settings.kv:
+        if not isinstance(settings.kv, str) or not settings.kv.startswith(
+                ("postgresql://", "postgres://")):
+            raise ConfigError("[host] kv must be a postgresql:// URL (or unset for the SQLite "
+                              "file kv_path)", field="host.kv")
         from vak.fleet.kvstore import PostgresKV
 
         return PostgresKV(settings.kv)
