@@ -103,5 +103,5 @@ def test_fleet_settings_load_from_vak_toml(tmp_path: Path) -> None:
                                          tmp_path / "w.pub", 50)
     assert loaded.kv == "postgresql://vak@db/audit"
     cfg.write_text("[fleet]\nship_too = 1\n")
-    with pytest.raises(ConfigError, match="fleet.ship_too"):
+    with pytest.raises(ConfigError, match=r"fleet\.ship_too"):
         KernelConfig.from_toml(cfg)
