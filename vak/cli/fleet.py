@@ -181,7 +181,7 @@ def register(sub: Any, verify: argparse.ArgumentParser,
     s.add_argument("--checkpoints", help="checkpoint file (default: LOG.ckpt)")
     s.add_argument("--follow", action="store_true", help="keep shipping new entries")
     s.add_argument("--interval-ms", type=int, default=500, help="poll interval with --follow")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print one JSON object per step")
     s.set_defaults(fn=lambda a: _cmd_ship(a, resolve))
 
     verify.add_argument("--fleet", metavar="postgresql://...",
