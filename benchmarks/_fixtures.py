@@ -38,7 +38,7 @@ CALC_INPUT: dict[str, Any] = {"operation": "add", "a": 1, "b": 2}
 def _signing(ctx: Context) -> tuple[Any, Path]:
     """A fresh Ed25519 signing key for this run and its trust store file."""
     if "signing" not in ctx.cache:
-        from vak.keys import generate_key_file, load_signing_key
+        from vak.identity.keys import generate_key_file, load_signing_key
 
         keys = ctx.workdir / "keys"
         keys.mkdir(parents=True, exist_ok=True)
@@ -65,7 +65,7 @@ def signed_skill(ctx: Context, rel: str) -> Path:
     """
     key = f"skill:{rel}"
     if key not in ctx.cache:
-        from vak.signing import sign_skill
+        from vak.identity.signing import sign_skill
 
         source = SKILLS / rel
         if not (source / "skill.yaml").exists():

@@ -50,8 +50,8 @@ def _engine(ctx: Context, name: str, **changes: Any) -> Any:
 
 
 def _cold_load(ctx: Context, *, cached: bool) -> Figure:
-    from vak.signing import verify_skill
-    from vak.trust import TrustStore
+    from vak.identity.signing import verify_skill
+    from vak.identity.trust import TrustStore
 
     skill = signed_skill(ctx, "calculator")
     trust = TrustStore.load(ctx.workdir / "trust.yaml")
@@ -112,7 +112,7 @@ def _instantiate(ctx: Context) -> Figure:
 
 def _runaway(ctx: Context) -> Figure:
     from vak.errors import SkillTimeout
-    from vak.manifest import Limits
+    from vak.identity.manifest import Limits
     from vak.sandbox.engine import module_digest
 
     engine = _engine(ctx, "runaway")

@@ -35,7 +35,8 @@ from vak.host.fs import FsFamily
 from vak.host.mediation import Mediator
 from vak.host.principal import principal_for
 from vak.host.settings import HostSettings
-from vak.manifest import Capabilities, Limits, Manifest, ModuleRef
+from vak.identity.manifest import Capabilities, Limits, Manifest, ModuleRef
+from vak.identity.trust import Tier
 from vak.policy.engine import PolicyEngine
 from vak.policy.entities import CedarRequest, file_entity
 
@@ -82,7 +83,7 @@ def main(n: int = 2000) -> None:
         Limits(max_host_calls=10**9),
         (),
     )
-    ctx = CallContext(manifest, "sha256:" + "11" * 32, "00" * 32, "ed25519:x", "trusted", "inv")
+    ctx = CallContext(manifest, "sha256:" + "11" * 32, "00" * 32, "ed25519:x", Tier.TRUSTED, "inv")
     FsFamily._read = lambda self, path, max_bytes, ctx: {"content": ""}  # type: ignore[method-assign]
     args = orjson.dumps({"path": "/workspace/notes/today.txt"})
     key = b"k" * 32

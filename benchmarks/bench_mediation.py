@@ -51,7 +51,8 @@ def _setup(ctx: Context) -> dict[str, Any]:
     from vak.host.mediation import Mediator
     from vak.host.principal import principal_for
     from vak.host.settings import HostSettings
-    from vak.manifest import Capabilities, Limits, Manifest, ModuleRef
+    from vak.identity.manifest import Capabilities, Limits, Manifest, ModuleRef
+    from vak.identity.trust import Tier
     from vak.policy.engine import PolicyEngine
     from vak.policy.entities import CedarRequest, file_entity
 
@@ -62,7 +63,7 @@ def _setup(ctx: Context) -> dict[str, Any]:
     ctx.cache.setdefault("closers", []).append(log.close)
     manifest = Manifest("bench", "1.0.0", "", "", "", ModuleRef("m.wasm", "00" * 32),
                         Capabilities(fs_read=("/workspace",)), Limits(max_host_calls=10**9), ())
-    call_ctx = CallContext(manifest, "sha256:" + "11" * 32, "00" * 32, "ed25519:x", "trusted",
+    call_ctx = CallContext(manifest, "sha256:" + "11" * 32, "00" * 32, "ed25519:x", Tier.TRUSTED,
                            "inv")
 
     def handler(cache_size: int) -> Callable[[str, bytes], bytes]:

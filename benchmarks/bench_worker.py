@@ -49,7 +49,7 @@ def figures(ctx: Context) -> list[Figure]:
 
 
 def _case(ctx: Context, label: str, rel: str, export: str, data: bytes) -> Figure:
-    from vak.manifest import Limits
+    from vak.identity.manifest import Limits
     from vak.sandbox.engine import module_digest
 
     engine, pool = _parts(ctx)

@@ -18,7 +18,8 @@ from vak.config import SHIPPED_POLICY_DIR
 from vak.host.context import CallContext
 from vak.host.mediation import Mediator
 from vak.host.settings import HostSettings
-from vak.manifest import Capabilities, Limits, Manifest, ModuleRef
+from vak.identity.manifest import Capabilities, Limits, Manifest, ModuleRef
+from vak.identity.trust import Tier
 from vak.policy.engine import PolicyEngine
 
 LOOPBACK_POLICY = """
@@ -126,7 +127,7 @@ def context(m: Manifest, tier: str = "trusted") -> CallContext:
         manifest_digest="sha256:" + "11" * 32,
         module_sha256="00" * 32,
         signer_key_id="ed25519:" + "22" * 16,
-        trust_tier=tier,
+        trust_tier=Tier(tier),
         invocation_id=str(uuid.uuid4()),
         session_id="s1",
     )

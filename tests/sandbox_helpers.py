@@ -8,7 +8,7 @@ import orjson
 import yaml
 
 from vak.config import KernelConfig
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox.engine import Engine, module_digest
 
 SMALL_POOL = {"pool_total_instances": 32, "pool_total_memories": 32, "pool_total_tables": 32}

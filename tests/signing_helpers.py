@@ -9,11 +9,10 @@ from typing import Any
 
 import wasmtime
 import yaml
-from nacl.signing import SigningKey
 
-from vak.keys import public_key_id
-from vak.signing import sign_skill
-from vak.trust import TrustStore
+from vak.identity.keys import SigningKey, public_key_id
+from vak.identity.signing import sign_skill
+from vak.identity.trust import TrustStore
 
 TEMPLATE: dict[str, Any] = {
     "name": "adder",

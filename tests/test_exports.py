@@ -12,7 +12,8 @@ EXPECTED = [
     "InputValidationError", "Invocation", "Kernel", "KernelConfig", "KeyFileError",
     "ManifestError", "MemoryLimitExceeded", "OSSandboxUnavailableError", "OutputTooLarge",
     "OutputValidationError", "PolicyDeniedError", "PolicyError", "Principal",
-    "SignatureError", "SigningError", "SkillLoadError", "SkillTimeout", "SkillTrapError",
+    "SignatureError", "SigningError", "SkillDowngradeError", "SkillLoadError", "SkillTimeout",
+    "SkillTrapError",
     "StackOverflow", "ToolCallError", "ToolSpec", "UnknownToolError", "UntrustedSignerError",
     "VakError", "WorkerCrashedError",
 ]

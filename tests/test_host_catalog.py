@@ -16,7 +16,7 @@ from vak.host.catalog import HOST_FUNCTIONS, markdown
 from vak.host.ceiling import CAPABILITY_KEYS, ceiling_violation
 from vak.host.normalize import NormalizeError
 from vak.host.settings import HostSettings
-from vak.manifest import Capabilities
+from vak.identity.manifest import Capabilities
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "HOST-FUNCTIONS.md"
 ROWS = {f.name: f for f in HOST_FUNCTIONS}

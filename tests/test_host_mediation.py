@@ -12,7 +12,7 @@ from host_helpers import ListSink, LogSink, call, context, manifest, mediator
 from vak.errors import ABIError, HostCallLimitError, PolicyDeniedError
 from vak.host.catalog import HOST_FUNCTIONS
 from vak.host.secrets import EnvSecretProvider, FileSecretProvider
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 
 
 @pytest.fixture

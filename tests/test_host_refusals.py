@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from vak.errors import ABIError, HostCallLimitError, PolicyDeniedError
 from vak.host.guestjson import MAX_DEPTH, MAX_NODES, parse_args
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 
 
 def _denies(sink: LogSink) -> list[dict[str, object]]:

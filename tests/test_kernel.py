@@ -9,15 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vak._registry import WIRE_NAME_RE, LoadedSkill, Registry, wire_name
-from vak._validation import compile_validator
 from vak.errors import (
     InputValidationError,
     OutputValidationError,
     SkillLoadError,
     UnknownToolError,
 )
+from vak.identity.manifest import Capabilities, ExportSpec, Limits, Manifest, ModuleRef
+from vak.identity.trust import Tier
+from vak.identity.validation import compile_validator
 from vak.invocation import Invocation, Principal, freeze_mapping, thaw
-from vak.manifest import Capabilities, ExportSpec, Limits, Manifest, ModuleRef
 
 OBJ = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}
 
@@ -28,7 +29,7 @@ def skill(name: str, *exports: str, skill_dir: str = "/s") -> LoadedSkill:
         module=ModuleRef("m.wasm", "0" * 64), capabilities=Capabilities(), limits=Limits(),
         exports=tuple(ExportSpec(e, f"{e} it", OBJ, OBJ) for e in exports),
     )
-    return LoadedSkill(name, "1.0.0", manifest, "0" * 64, "ed25519:00", "trusted",
+    return LoadedSkill(name, "1.0.0", manifest, "0" * 64, "ed25519:00", Tier.TRUSTED,
                        skill_dir, False)
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from signing_helpers import TEMPLATE, make_skill
 
 from vak.errors import ManifestError
-from vak.manifest import (
+from vak.identity.manifest import (
     Capabilities,
     Limits,
     dump_manifest_yaml,
@@ -82,6 +82,7 @@ INVALID = [
     ("name-too-long", "name", "a" * 32, "name", "valid"),
     ("version-not-semver", "version", "1.0", "version", "semantic version"),
     ("version-float", "version", 1, "version", "expected string"),
+    ("version-too-long", "version", "1.0.0-" + "a" * 300, "version", "at most 256"),
     ("limit-string", "limits.max_fuel", "100", "limits.max_fuel", "expected integer"),
     ("limit-zero", "limits.max_memory_pages", 0, "limits.max_memory_pages", "65536"),
     ("limit-float", "limits.max_fuel", 1.5, "limits.max_fuel", "integer"),
@@ -245,3 +246,22 @@ def test_deep_nesting_refused(depth: int) -> None:
     text = "name: x\nexports: " + "[" * depth + "]" * depth + "\n"
     with pytest.raises(ManifestError, match="nested too deeply"):
         parse_manifest(load_yaml_mapping(text, "s"), "s")
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("description", "x" * 5000),
+    ("name", "\x1b[31m" + "A" * 3000),
+    ("module.path", "/" + "\n" * 3000),
+    ("license", "\u2028" * 2000),
+], ids=["long", "ansi-name", "newline-path", "line-separator"])
+def test_error_messages_are_bounded_and_escaped(path: str, value: str) -> None:
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(_set(doc(), path, value), "s.yaml")
+    message = info.value.message
+    assert len(message) < 400 and message.isprintable(), message
+
+
+def test_unknown_field_names_are_escaped() -> None:
+    with pytest.raises(ManifestError) as info:
+        parse_manifest({**doc(), "evil\nfield\x1b[2J" * 50: 1}, "s.yaml")
+    assert info.value.message.isprintable() and len(info.value.message) < 400

@@ -10,22 +10,23 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import vak.manifest as m
+import vak.identity._yaml as y
+import vak.identity.manifest as m
 from vak.errors import ManifestError
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _python_only(text: str) -> Any:
-    return yaml.load(text, Loader=m._StrictLoader)
+    return yaml.load(text, Loader=y._StrictLoader)
 
 
-@pytest.mark.skipif(m._CStrictLoader is None, reason="PyYAML without libyaml")
+@pytest.mark.skipif(y._CStrictLoader is None, reason="PyYAML without libyaml")
 @pytest.mark.parametrize("path", sorted(REPO.glob("skills/**/skill.yaml")),
                          ids=lambda p: str(p.parent.relative_to(REPO)))
 def test_shipped_manifests_take_the_c_path_with_the_same_result(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
-    assert m._simple_events(text)
+    assert y._simple_events(text)
     assert m.load_yaml_mapping(text, str(path)) == _python_only(text)
 
 
@@ -51,7 +52,7 @@ def test_strictness_on_either_path(text: str, hint: str) -> None:
     "a:\n" + "- " * 3000 + "x\n",
 ], ids=["flow", "block", "compact-block-bomb"])
 def test_deep_documents_never_reach_the_c_composer(text: str) -> None:
-    assert not m._simple_events(text)
+    assert not y._simple_events(text)
     with pytest.raises(ManifestError):
         m.parse_manifest(m.load_yaml_mapping(text, "s"), "s")
 

@@ -20,7 +20,7 @@ from vak.errors import (
     SkillTimeout,
     UnknownToolError,
 )
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox.engine import Engine, module_digest
 from vak.sandbox.types import CallOutcome, Runner
 

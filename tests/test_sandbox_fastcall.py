@@ -9,7 +9,7 @@ import pytest
 import wasmtime
 from sandbox_helpers import load_skill, small_config
 
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox import fastcall
 from vak.sandbox.engine import Engine
 

@@ -9,7 +9,7 @@ import pytest
 from sandbox_helpers import load_skill, no_host, small_config
 
 from vak.errors import CapacityError, FuelExhausted, SkillTimeout, ToolCallError, UnknownToolError
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox.engine import Engine
 
 ADD = orjson.dumps({"operation": "add", "a": 1, "b": 2})

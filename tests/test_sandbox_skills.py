@@ -90,7 +90,7 @@ REFUSED_AT_COMPILE = {"notoffered", "wasi", "noalloc"}
 def test_manifest_templates_are_valid_and_match_modules(
         engine: Engine, built_skills: Path, manifest: Path) -> None:
     from vak.errors import ABIError
-    from vak.manifest import load_yaml_mapping, parse_manifest
+    from vak.identity.manifest import load_yaml_mapping, parse_manifest
 
     parsed = parse_manifest(load_yaml_mapping(manifest.read_text(), str(manifest)), str(manifest))
     assert parsed.signature is None and parsed.module.sha256 is None  # unsigned templates

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vak._schemafast import compile_fast
-from vak._validation import compile_validator
 from vak.errors import InputValidationError
+from vak.identity._schemafast import compile_fast
+from vak.identity.validation import compile_validator
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | st.floats(-5, 5, allow_nan=False)

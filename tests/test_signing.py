@@ -1,4 +1,4 @@
-"""Keys, trust store, and sign -> verify round trips (vak.keys, vak.trust, vak.signing)."""
+"""Keys, trust store, and sign -> verify round trips (vak.identity: keys, trust, signing)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from nacl.signing import SigningKey
 from signing_helpers import key_id, make_skill, signed_skill, trust_of, wasm
 
 from vak.canonical import canonical_bytes
@@ -25,7 +24,8 @@ from vak.errors import (
     SignatureError,
     UntrustedSignerError,
 )
-from vak.keys import (
+from vak.identity.keys import (
+    SigningKey,
     format_public_key,
     generate_key_file,
     load_public_key,
@@ -33,9 +33,15 @@ from vak.keys import (
     parse_public_key,
     public_key_id,
 )
-from vak.manifest import load_manifest
-from vak.signing import VerifiedSkill, manifest_digest, sign_skill, signed_bytes, verify_skill
-from vak.trust import Tier, TrustedKey, TrustStore
+from vak.identity.manifest import load_manifest
+from vak.identity.signing import (
+    VerifiedSkill,
+    manifest_digest,
+    sign_skill,
+    signed_bytes,
+    verify_skill,
+)
+from vak.identity.trust import Tier, TrustedKey, TrustStore
 
 # --------------------------------------------------------------------------- key ids
 
@@ -332,7 +338,7 @@ def test_untrusted_tier_is_returned(tmp_path: Path) -> None:
 def test_trust_entry_restrictions(tmp_path: Path, entry: dict[str, object], hint: str) -> None:
     sk = SigningKey.generate()
     skill = signed_skill(tmp_path, sk)
-    trusted = TrustedKey(key_id(sk), sk.verify_key, **entry)  # type: ignore[arg-type]
+    trusted = TrustedKey(sk.verify_key, **entry)  # type: ignore[arg-type]
     with pytest.raises(UntrustedSignerError, match=hint):
         verify_skill(skill, TrustStore.from_keys(trusted))
 
@@ -341,7 +347,7 @@ def test_expiry_uses_given_now(tmp_path: Path) -> None:
     sk = SigningKey.generate()
     skill = signed_skill(tmp_path, sk)
     expires = datetime(2030, 1, 1, tzinfo=UTC)
-    trust = TrustStore.from_keys(TrustedKey(key_id(sk), sk.verify_key, expires=expires))
+    trust = TrustStore.from_keys(TrustedKey(sk.verify_key, expires=expires))
     verify_skill(skill, trust, now=expires - timedelta(seconds=1))
     with pytest.raises(UntrustedSignerError, match="expired"):
         verify_skill(skill, trust, now=expires)

@@ -12,7 +12,7 @@ import pytest
 
 from vak.config import KernelConfig
 from vak.errors import PolicyDeniedError, SkillTimeout
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox import oslock
 from vak.sandbox.engine import module_digest
 from vak.sandbox.pool import WorkerPool

@@ -19,7 +19,7 @@ from vak.errors import (
     PolicyDeniedError,
     WorkerCrashedError,
 )
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox import oslock
 from vak.sandbox.pool import WorkerPool
 from vak.sandbox.worker import error_from_wire, error_to_wire

@@ -15,12 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vak._validation import SchemaValidator, compile_validator
 from vak.errors import SkillLoadError, UnknownToolError
+from vak.identity.ref import SkillRef
+from vak.identity.trust import Tier
+from vak.identity.validation import SchemaValidator, compile_validator
 from vak.invocation import ToolSpec, freeze_mapping
 
 __all__ = [
-    "WIRE_NAME_RE", "LoadedSkill", "RegisteredTool", "Registry", "skill_ref", "wire_name",
+    "WIRE_NAME_RE", "LoadedSkill", "RegisteredTool", "Registry", "wire_name",
 ]
 
 WIRE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -47,25 +49,18 @@ class LoadedSkill:
 
     name: str
     version: str
-    manifest: Any  # vak.manifest.Manifest
+    manifest: Any  # vak.identity.manifest.Manifest
     module_sha256: str
     signer_key_id: str
-    tier: str
+    tier: Tier
     skill_dir: str
     use_worker: bool
     manifest_sha256: str = ""
 
-
-def skill_ref(skill: LoadedSkill) -> dict[str, Any]:
-    """The skill's identity as docs/AUDIT-FORMAT.md defines an entry's ``skill``."""
-    return {
-        "id": skill.name,
-        "version": skill.version,
-        "manifest_digest": f"sha256:{skill.manifest_sha256}",
-        "module_sha256": skill.module_sha256,
-        "signer": skill.signer_key_id,
-        "tier": skill.tier,
-    }
+    @property
+    def ref(self) -> SkillRef:
+        """How audit entries name this skill (docs/AUDIT-FORMAT.md, ``skill``)."""
+        return SkillRef.of(self.name, self.version, self.manifest_sha256, self.signer_key_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +71,7 @@ class RegisteredTool:
     skill: LoadedSkill
     input_validator: SchemaValidator
     output_validator: SchemaValidator
-    #: :func:`skill_ref` of ``skill``, built once (every audit entry of a call
+    #: ``skill.ref.to_audit()``, built once (every audit entry of a call
     #: carries it; the log encodes it and never mutates or keeps it)
     audit_skill: Mapping[str, Any] = field(default_factory=dict)
 
@@ -96,7 +91,7 @@ class Registry:
             SkillLoadError: a wire name or schema is invalid.
         """
         out = []
-        ref = skill_ref(skill)
+        ref = skill.ref.to_audit()
         for export in skill.manifest.exports:
             name = wire_name(skill.name, export.name)
             spec = ToolSpec(

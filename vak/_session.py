@@ -28,7 +28,7 @@ from collections import OrderedDict
 from typing import Any
 
 from vak.errors import UnknownToolError
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox.types import CallOutcome, HostHandler
 
 __all__ = ["SessionTable"]

@@ -59,6 +59,9 @@ class KernelConfig:
     trust_store: Path | None = None
     #: refuse skills whose signer is not in the trust store (never turn off in prod)
     require_signature: bool = True
+    #: load a skill whose version is lower than one already loaded from the same signer
+    #: (a rollback; the floor is kept in state_dir / "version-floor.json"); off by default
+    allow_downgrade: bool = False
     skill_dirs: tuple[Path, ...] = ()
 
     # --- policy ------------------------------------------------------------

@@ -166,8 +166,8 @@ def prepare_workdir(workdir: Path, port: int) -> Path:
         ConfigError: the skills cannot be built or are missing.
         KeyFileError: the demo key cannot be written.
     """
-    from vak.keys import generate_key_file, load_signing_key
-    from vak.signing import sign_skill
+    from vak.identity.keys import generate_key_file, load_signing_key
+    from vak.identity.signing import sign_skill
 
     _build_skills()
     workdir.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ The tree::
     │   ├── DigestMismatchError         module bytes do not match the signed digest
     │   └── UntrustedSignerError        signer unknown to the trust store / not allowed
     ├── SkillLoadError                  compile failure, wire-name collision
+    │   └── SkillDowngradeError         version below one already loaded from that signer
     ├── PolicyError                     Cedar schema/policy invalid at startup
     ├── AuditError
     │   ├── AuditIntegrityError         log on disk is damaged; refuse to start
@@ -77,6 +78,7 @@ __all__ = [
     "PolicyError",
     "SignatureError",
     "SigningError",
+    "SkillDowngradeError",
     "SkillLoadError",
     "SkillTimeout",
     "SkillTrapError",
@@ -176,6 +178,12 @@ class SkillLoadError(VakError):
     """A verified skill still cannot be loaded (compile error, name collision)."""
 
     code = "skill_load_error"
+
+
+class SkillDowngradeError(SkillLoadError):
+    """A lower version of a skill than one already loaded from the same signer (rollback)."""
+
+    code = "skill_downgrade"
 
 
 class PolicyError(VakError):

@@ -11,7 +11,7 @@ It ties the rooms together without adding policy of its own::
 
 Invariants:
 
-* nothing reaches the compiler unless :func:`vak.signing.verify_skill`
+* nothing reaches the compiler unless :func:`vak.identity.signing.verify_skill`
   accepted its signature and signer (``require_signature`` is on by default;
   unknown signers are refused);
 * each module is compiled once and each export's validators are compiled once,
@@ -47,7 +47,7 @@ from typing import Any
 import orjson
 
 from vak import formats
-from vak._registry import LoadedSkill, RegisteredTool, Registry, skill_ref
+from vak._registry import LoadedSkill, RegisteredTool, Registry
 from vak._session import SessionTable
 from vak.config import KernelConfig
 from vak.errors import (
@@ -59,12 +59,12 @@ from vak.errors import (
     SkillTrapError,
     VakError,
 )
+from vak.identity.floor import VERSION_FLOOR_FILE, VersionFloor
+from vak.identity.trust import Tier
 from vak.invocation import Invocation, Principal, ToolSpec
 from vak.scrub import EMPTY, Scrubber, scrub_error
 
 __all__ = ["Kernel"]
-
-_UNTRUSTED_TIERS = frozenset({"untrusted", "untrusted-but-allowed", "untrusted_but_allowed"})
 
 
 class Kernel:
@@ -95,6 +95,7 @@ class Kernel:
         self._fleet: Any = None
         try:
             self._trust = _load_trust(config)
+            self._floor = VersionFloor.open(config.state_dir / VERSION_FLOOR_FILE)
             self._audit = _open_audit(config)
             self._fleet = _start_fleet(config)
             self._engine = _make_engine(config)
@@ -159,14 +160,18 @@ class Kernel:
                 is unsigned, tampered with, or signed by a key not trusted.
             SkillLoadError: compilation failed, the skill is already loaded, or
                 a wire name collides with a loaded tool.
+            SkillDowngradeError: a higher version of the skill from the same
+                signer was loaded before (unless ``allow_downgrade``).
             AuditError: the ``skill_loaded`` entry could not be written (the
                 skill is then not loaded).
         """
         self._check_open()
         skill_dir = Path(path)
         verified = _verify(skill_dir, self._trust, self.config)
+        if not self.config.allow_downgrade:
+            self._floor.check(verified.ref, skill_dir=str(skill_dir))
         manifest = verified.manifest
-        tier = str(verified.tier)
+        tier = verified.tier
         skill = LoadedSkill(
             name=manifest.name,
             version=manifest.version,
@@ -176,7 +181,8 @@ class Kernel:
             tier=tier,
             skill_dir=str(skill_dir),
             manifest_sha256=str(getattr(verified, "manifest_sha256", "") or ""),
-            use_worker=self.config.force_worker or tier in _UNTRUSTED_TIERS,
+            # fail closed: anything but the trusted tier runs in the OS-sandboxed worker
+            use_worker=self.config.force_worker or tier is not Tier.TRUSTED,
         )
         tools = self._registry.build(skill)
         with self._load_lock:
@@ -195,6 +201,7 @@ class Kernel:
             # recorded before load_skill returns; a skill whose load cannot be
             # recorded is not kept callable (fail closed)
             try:
+                self._floor.record(verified.ref)
                 self._audit.append("skill_loaded", _load_fields(skill, tools),
                                    durable=self._strict)
             except BaseException:
@@ -509,10 +516,8 @@ _ANONYMOUS = Principal().to_audit()
 
 def _load_fields(skill: LoadedSkill, tools: list[RegisteredTool]) -> dict[str, Any]:
     """The ``skill_loaded`` entry's fields (docs/AUDIT-FORMAT.md)."""
-    ref = dict(skill_ref(skill))
-    ref["module_sha256"] = f"sha256:{skill.module_sha256}"
     return {
-        "skill": ref,
+        "skill": skill.ref.to_audit_loaded(skill.module_sha256, skill.tier),
         "tools": [t.spec.name for t in tools],
         "route": "worker" if skill.use_worker else "engine",
     }
@@ -535,7 +540,7 @@ def _encode_input(name: str, payload: Any) -> bytes:
 
 
 def _load_trust(config: KernelConfig) -> Any:
-    from vak.trust import TrustStore
+    from vak.identity.trust import TrustStore
 
     if config.trust_store is None:
         if config.require_signature:
@@ -548,8 +553,8 @@ def _load_trust(config: KernelConfig) -> Any:
 
 
 def _verify(skill_dir: Path, trust: Any, config: KernelConfig) -> Any:
-    from vak import signing
-    from vak.manifest import load_manifest
+    from vak.identity import signing
+    from vak.identity.manifest import load_manifest
 
     if config.require_signature:
         return signing.verify_skill(skill_dir, trust)
@@ -563,15 +568,9 @@ def _verify(skill_dir: Path, trust: Any, config: KernelConfig) -> Any:
     return signing.VerifiedSkill(
         manifest=manifest, module_bytes=data,
         module_sha256=hashlib.sha256(data).hexdigest(), signer_key_id="",
-        tier=_untrusted_tier(), skill_dir=skill_dir,
+        tier=Tier.UNTRUSTED, skill_dir=skill_dir,
         manifest_sha256=signing.manifest_digest(manifest),
     )
-
-
-def _untrusted_tier() -> Any:
-    from vak.trust import Tier
-
-    return Tier.UNTRUSTED
 
 
 def _open_audit(config: KernelConfig) -> Any:

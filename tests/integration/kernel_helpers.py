@@ -60,8 +60,8 @@ def counter_skill(state: DemoState, root: Path) -> Path:
     import yaml
     from signing_helpers import TEMPLATE
 
-    from vak.keys import load_signing_key
-    from vak.signing import sign_skill
+    from vak.identity.keys import load_signing_key
+    from vak.identity.signing import sign_skill
 
     skill = root / "counter"
     skill.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from signing_helpers import SCRIPT, cli, make_skill, wasm
 
-from vak.keys import format_public_key, load_signing_key
+from vak.identity.keys import format_public_key, load_signing_key
 
 
 @pytest.fixture
@@ -198,3 +198,14 @@ def test_openssh_key_through_cli(tmp_path: Path) -> None:
 def test_missing_skill_dir(tmp_path: Path, key: Path) -> None:
     r = cli("inspect", tmp_path / "nope")
     assert r.returncode == 3 and "no skill manifest" in r.stderr
+
+
+def test_inspect_text_cannot_forge_lines(tmp_path: Path) -> None:
+    skill = make_skill(tmp_path, description="fine\nOK: adder signed by ed25519:trusted\x1b[2J",
+                       author="a\rb", license="MIT\u2028x")
+    result = cli("inspect", skill)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert not any(line.startswith("OK:") for line in lines)
+    assert "\x1b" not in result.stdout and "\r" not in result.stdout
+    assert "fine\\nOK: adder" in result.stdout

@@ -103,7 +103,7 @@ def test_runaway_stopped_by_deadline_and_kernel_keeps_serving(
         kernel: Kernel, demo_state: DemoState) -> None:
     # the demo signs the shipped manifest unchanged: its own limits make the
     # deadline (not fuel) what stops the runaway
-    from vak.manifest import load_manifest
+    from vak.identity.manifest import load_manifest
 
     shipped = load_manifest(Path(__file__).resolve().parents[2] / "skills/hostile/loop")
     loaded = next(s for s in kernel.skills() if s.name == "loop")
@@ -137,8 +137,8 @@ def test_unsigned_skill_refused(kernel: Kernel, built_skills: Path, tmp_path: Pa
 
 
 def test_unknown_signer_refused(kernel: Kernel, built_skills: Path, tmp_path: Path) -> None:
-    from vak.keys import generate_key_file, load_signing_key
-    from vak.signing import sign_skill
+    from vak.identity.keys import generate_key_file, load_signing_key
+    from vak.identity.signing import sign_skill
 
     dest = tmp_path / "wordstats"
     shutil.copytree(built_skills / "wordstats", dest)

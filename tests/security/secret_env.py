@@ -108,8 +108,8 @@ class SecretEnv:
 
 def make_env(root: Path, relay_wasm: bytes, port: int, seen: list[str]) -> SecretEnv:
     """Write a signed, trusted workdir with the relay skill into ``root``."""
-    from vak.keys import generate_key_file, load_signing_key
-    from vak.signing import sign_skill
+    from vak.identity.keys import generate_key_file, load_signing_key
+    from vak.identity.signing import sign_skill
 
     root.mkdir(parents=True, exist_ok=True)
     keys = root / "keys"

@@ -18,7 +18,7 @@ from vak.errors import (
     SkillTimeout,
     StackOverflow,
 )
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox.engine import Engine
 
 # (skill, export, limits overrides, expected error)

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from vak.config import KernelConfig
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox import oslock
 from vak.sandbox.pool import WorkerPool
 

@@ -15,7 +15,6 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nacl.signing import SigningKey
 from signing_helpers import signed_skill, trust_of, wasm
 
 from vak.errors import (
@@ -25,8 +24,9 @@ from vak.errors import (
     SigningError,
     UntrustedSignerError,
 )
-from vak.manifest import load_yaml_mapping
-from vak.signing import verify_skill
+from vak.identity.keys import SigningKey
+from vak.identity.manifest import load_yaml_mapping
+from vak.identity.signing import verify_skill
 
 KEY = SigningKey(b"\x01" * 32)
 OTHER = SigningKey(b"\x02" * 32)

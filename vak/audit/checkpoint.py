@@ -147,7 +147,7 @@ def verify_checkpoint(signed: SignedCheckpoint, keys: Iterable[TrustedKey]) -> T
             or was used after its ``not_after`` time.
         CheckpointSignatureError: a trusted key's signature does not verify.
     """
-    by_id = {(k.name, k.key_id): k for k in keys}
+    by_id = {(k.name, k.note_key_id): k for k in keys}
     message = signed.checkpoint.body().encode()
     problem: AuditVerificationError | None = None
     for name, kid, sig in signed.signatures:

@@ -1,10 +1,13 @@
-"""Log signing keys: private key files, C2SP verifier keys, trust files.
+"""Log signing keys: the log's private key file, C2SP verifier keys, trust files.
 
-Invariants: a private key file is created on first use with mode 0600 and is
-refused if group/other can read it; the key id is the C2SP signed-note key
-hash ``SHA-256(name || 0x0A || 0x01 || pubkey)[:4]``; the exported public file
-``<key>.pub`` lists every verifier key the log has used, oldest first, so a
-verifier holding it can follow rotations.
+The key files themselves are :mod:`vak.identity.keyfile`'s (one story for
+every private file: created 0600 atomically, refused when group/other can
+read it) and a trusted log key is the one :class:`~vak.identity.trust.TrustedKey`
+type, with ``name`` the signed-note key name. This module adds only what is
+the log's own: the verifier key strings of C2SP signed notes, whose key id is
+``SHA-256(name || 0x0A || 0x01 || pubkey)[:4]``; the exported public file
+``<key>.pub``, which lists every verifier key the log has used, oldest first,
+so a verifier holding it can follow rotations; and key retirement.
 
 Example::
 
@@ -15,20 +18,24 @@ Example::
 from __future__ import annotations
 
 import base64
-import contextlib
+import binascii
 import os
-import stat
-from dataclasses import dataclass
-from hashlib import sha256
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vak.errors import KeyFileError
+from vak.identity.keyfile import (
+    load_or_create_pem_key,
+    load_or_create_secret,
+    read_key_file,
+    replace_pem_key,
+    write_private_file,
+)
+from vak.identity.keys import VerifyKey, note_key_id, verifier_key
+from vak.identity.trust import TrustedKey
 
 __all__ = [
     "TrustedKey",
@@ -47,65 +54,72 @@ __all__ = [
 ]
 
 _ED25519 = b"\x01"
-
-
-@dataclass(frozen=True, slots=True)
-class TrustedKey:
-    """A verifier key and what the trust file says about it."""
-
-    name: str
-    key_id: bytes
-    public: bytes
-    revoked: bool = False
-    #: RFC 3339; checkpoints stamped later than this are not trusted
-    not_after: str | None = None
-
-    @property
-    def vkey(self) -> str:
-        return verifier_key(self.name, self.public)
-
-    def verify(self, signature: bytes, message: bytes) -> None:
-        """Raises ``cryptography.exceptions.InvalidSignature`` when it does not verify."""
-        Ed25519PublicKey.from_public_bytes(self.public).verify(signature, message)
+#: the longest key name a verifier key may carry (C2SP names are short origins)
+_MAX_NAME = 256
 
 
 def key_id(name: str, public: bytes) -> bytes:
-    return sha256(name.encode() + b"\n" + _ED25519 + public).digest()[:4]
+    """The 4-byte signed-note key hash (see :func:`vak.identity.keys.note_key_id`)."""
+    return note_key_id(name, public)
 
 
-def verifier_key(name: str, public: bytes) -> str:
-    """C2SP note verifier key string ``name+hex(keyid)+base64(0x01||pub)``."""
-    encoded = base64.b64encode(_ED25519 + public).decode()
-    return f"{name}+{key_id(name, public).hex()}+{encoded}"
+def _not_after(value: str, name: str) -> datetime:
+    """``not-after=`` as an aware time: an RFC 3339 date-time or a date (midnight UTC)."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise KeyFileError(
+            f"verifier key {name!r}: not-after={value[:40]!r} is not a time",
+            valid="not-after=2027-01-01T00:00:00Z (RFC 3339) or not-after=2027-01-01",
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def parse_verifier_key(text: str) -> TrustedKey:
     """Parse ``name+keyid+key [revoked] [not-after=RFC3339]``.
 
     Raises:
-        KeyFileError: the string is not a valid Ed25519 verifier key.
+        KeyFileError: the string is not a valid, usable Ed25519 verifier key.
     """
+    if not isinstance(text, str):
+        raise KeyFileError("a verifier key must be a string")
     parts = text.split()
     if not parts:
         raise KeyFileError("empty verifier key")
     try:
         name, hexid, b64 = parts[0].split("+", 2)
         raw = base64.b64decode(b64, validate=True)
-    except ValueError:
+    except (ValueError, binascii.Error):
         raise KeyFileError(f"not a verifier key: {parts[0][:80]!r}") from None
+    if not name or len(name) > _MAX_NAME:
+        raise KeyFileError(f"verifier key name {name[:80]!r} is empty or too long")
     if len(raw) != 33 or raw[:1] != _ED25519:
         raise KeyFileError(f"verifier key {name!r} is not an Ed25519 key")
-    if key_id(name, raw[1:]).hex() != hexid:
-        raise KeyFileError(f"verifier key {name!r}: key id {hexid} does not match the key")
-    revoked, not_after = False, None
-    for flag in parts[1:]:
+    if note_key_id(name, raw[1:]).hex() != hexid:
+        raise KeyFileError(f"verifier key {name!r}: key id {hexid[:16]!r} does not match the key")
+    try:
+        public = VerifyKey(raw[1:])
+    except ValueError:
+        raise KeyFileError(
+            f"verifier key {name!r} is not usable (non-canonical or of small order: a key "
+            "that would accept forged signatures)",
+        ) from None
+    revoked, expires = _flags(parts[1:], name)
+    return TrustedKey(public, revoked=revoked, expires=expires, name=name)
+
+
+def _flags(flags: list[str], name: str) -> tuple[bool, datetime | None]:
+    """``revoked`` and ``not-after=`` of a verifier key line."""
+    revoked, expires = False, None
+    for flag in flags:
         if flag == "revoked":
             revoked = True
         elif flag.startswith("not-after="):
-            not_after = flag.split("=", 1)[1]
+            expires = _not_after(flag.split("=", 1)[1], name)
         else:
-            raise KeyFileError(f"verifier key {name!r}: unknown flag {flag!r}")
-    return TrustedKey(name, bytes.fromhex(hexid), raw[1:], revoked, not_after)
+            raise KeyFileError(f"verifier key {name!r}: unknown flag {flag[:40]!r}",
+                               valid="revoked, not-after=RFC3339")
+    return revoked, expires
 
 
 def load_trusted_keys(path: str | Path) -> list[TrustedKey]:
@@ -116,10 +130,9 @@ def load_trusted_keys(path: str | Path) -> list[TrustedKey]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read key file: {exc.strerror}",
-                           file=str(path)) from None
+        text = read_key_file(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise KeyFileError(f"{path}: not UTF-8 text", file=str(path)) from None
     keys = []
     for n, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
@@ -127,9 +140,11 @@ def load_trusted_keys(path: str | Path) -> list[TrustedKey]:
             try:
                 keys.append(parse_verifier_key(line))
             except KeyFileError as exc:
-                raise KeyFileError(f"{path}:{n}: {exc.message}", file=str(path), line=n) from None
+                raise KeyFileError(f"{path}:{n}: {exc.message}", file=str(path), line=n,
+                                   valid=exc.details.get("valid")) from None
     if not keys:
-        raise KeyFileError(f"{path}: no verifier key in file", file=str(path))
+        raise KeyFileError(f"{path}: no verifier key in file", file=str(path),
+                           fix="point at the log's <key>.pub (written when the log opens)")
     return keys
 
 
@@ -146,72 +161,19 @@ def public_path_for(key_path: str | Path) -> Path:
     return key_path.with_name(key_path.name + ".pub")
 
 
-def write_private_file(path: Path, data: bytes, *, exclusive: bool = True) -> None:
-    """Create ``path`` with mode 0600 atomically (never world-readable, not even briefly).
-
-    With ``exclusive`` an existing file wins (two processes racing to create the
-    key end up sharing one), signalled by ``FileExistsError``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if not exclusive:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
-
-
-def _read_private_file(path: Path) -> bytes:
-    st = path.stat()
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(
-            f"{path}: private key file is readable by group or others",
-            file=str(path), fix=f"chmod 600 {path}",
-        )
-    return path.read_bytes()
-
-
 def load_or_create_private_key(path: str | Path) -> Ed25519PrivateKey:
     """The log key at ``path``, generated on first use.
 
     Raises:
         KeyFileError: the file is too permissive or is not an unencrypted Ed25519 PEM key.
     """
-    path = Path(path)
-    if not path.exists():
-        key = generate_private_key()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        with contextlib.suppress(FileExistsError):
-            write_private_file(path, pem)
-    try:
-        loaded = serialization.load_pem_private_key(_read_private_file(path), password=None)
-    except (ValueError, TypeError, OSError) as exc:
-        raise KeyFileError(f"{path}: not a usable Ed25519 private key: {exc}",
-                           file=str(path)) from None
-    if not isinstance(loaded, Ed25519PrivateKey):
-        raise KeyFileError(f"{path}: key is not Ed25519", file=str(path))
-    return loaded
+    return load_or_create_pem_key(path)
 
 
 def retire_private_key(path: Path, new_key: Ed25519PrivateKey, old_id: bytes) -> None:
     """Keep the old key as ``<key>.retired-<id>`` (0600), then install ``new_key``."""
     os.replace(path, path.with_name(f"{path.name}.retired-{old_id.hex()}"))
-    pem = new_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    write_private_file(path, pem, exclusive=False)
+    replace_pem_key(path, new_key)
 
 
 def export_public(key_path: Path, vkey: str) -> Path:
@@ -222,19 +184,3 @@ def export_public(key_path: Path, vkey: str) -> Path:
         with pub.open("a", encoding="utf-8") as f:
             f.write(vkey + "\n")
     return pub
-
-
-def load_or_create_secret(path: str | Path, size: int = 32) -> bytes:
-    """A random secret (e.g. the argument HMAC key) in a private file, made on first use.
-
-    Raises:
-        KeyFileError: the file is too permissive or too short.
-    """
-    path = Path(path)
-    if not path.exists():
-        with contextlib.suppress(FileExistsError):
-            write_private_file(path, os.urandom(size))
-    data = _read_private_file(path)
-    if len(data) < 16:
-        raise KeyFileError(f"{path}: secret is shorter than 16 bytes", file=str(path))
-    return data

@@ -516,7 +516,7 @@ class _Verifier:
         leaf the log holds at its seq; entries written while ``log_opened`` said
         ``entry_sigs`` must each have one.
         """
-        keys = {(k.key_id): k for k in self.trusted if k.name == self.origin
+        keys = {k.note_key_id: k for k in self.trusted if k.name == self.origin
                 and not k.revoked}
         leaves = self._leaves_by_seq(n)
         signed: set[int] = set()  # seqs with a good record, or already reported bad

@@ -17,8 +17,9 @@ and prints the decision and the determining policies::
 capabilities; the declared-capability ceiling is reported too) or a bare name
 (no capabilities). ``--resource`` is the target as the guest would name it: a
 path (fs), a URL (http_request: the URL decision, then the address decision on
-``--ip`` or, without it, on what this tool resolves the name to), a key (kv), a
-secret name, or nothing (log, clock_now, random_bytes). ``--context`` is merged
+``--ip`` or, without it and only when the URL decision and the ceiling allow,
+on what this tool resolves the name to), a key (kv), a secret name, or nothing
+(log, clock_now, random_bytes). ``--context`` is merged
 over the action's context.
 """
 
@@ -37,7 +38,8 @@ from vak.host.http import SystemResolver
 from vak.host.mediation import Mediator
 from vak.host.normalize import NormalizeError, normalize_url
 from vak.host.settings import HostSettings
-from vak.manifest import Capabilities, Limits, Manifest, ModuleRef, load_manifest
+from vak.identity.manifest import Capabilities, Limits, Manifest, ModuleRef, load_manifest
+from vak.identity.trust import Tier
 from vak.policy.engine import PolicyEngine
 
 __all__ = ["register"]
@@ -79,7 +81,7 @@ def register(subparsers: Any) -> None:
         help="operator policy dirs (default: the config's policy_dirs)",
     )
     t.add_argument("--config", default="vak.toml", metavar="vak.toml")
-    t.add_argument("--tier", default="trusted", choices=["trusted", "untrusted"])
+    t.add_argument("--tier", default=Tier.TRUSTED.value, choices=[tier.value for tier in Tier])
     t.add_argument("--json", action="store_true", help="print JSON instead of text")
     t.set_defaults(func=cmd_test)
 
@@ -153,16 +155,9 @@ def _args(function: str, resource: str) -> dict[str, Any]:
     return {}
 
 
-def _addresses(function: str, resource: str, ip: str | None) -> tuple[str, ...] | None:
-    """The address decision's input: ``--ip``, else this tool's own lookup of the host."""
-    if function != "http_request":
-        return None
-    if ip:
-        return (ip,)
-    try:
-        n = normalize_url(resource)
-    except NormalizeError:
-        return None  # explain reports the refusal
+def _lookup(resource: str) -> tuple[str, ...]:
+    """This tool's own lookup of the URL's host (made only after the URL decision allows)."""
+    n = normalize_url(resource)
     try:
         return SystemResolver().resolve(n.host, n.port)
     except (OSError, UnicodeError):
@@ -185,11 +180,16 @@ def cmd_test(args: argparse.Namespace) -> int:
     mediator = Mediator(HostSettings(kv_path=Path(":memory:")), engine, _NoAudit(),
                         args_digest=lambda data: "")
     manifest = _manifest(args.skill)
-    ctx = CallContext(manifest, "sha256:cli", manifest.module.sha256 or "", "", args.tier, "cli")
+    ctx = CallContext(manifest, "sha256:cli", manifest.module.sha256 or "", "", Tier(args.tier),
+                      "cli")
+    call_args = _args(function, args.resource)
     try:
-        why = mediator.explain(ctx, function, _args(function, args.resource),
-                               addresses=_addresses(function, args.resource, args.ip),
-                               extra_context=extra)
+        why = mediator.explain(ctx, function, call_args,
+                               addresses=(args.ip,) if args.ip else None, extra_context=extra)
+        if why.address_pending and why.ceiling is None:
+            # as in the kernel: a name is looked up only once its URL decision allows it
+            why = mediator.explain(ctx, function, call_args,
+                                   addresses=_lookup(args.resource), extra_context=extra)
     except (NormalizeError, ABIError) as exc:
         raise ConfigError(f"--resource refused: {exc}", field="--resource") from None
     finally:

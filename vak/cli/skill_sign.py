@@ -1,7 +1,8 @@
 """``vak-skill-sign``: create keys, sign, verify and inspect skills.
 
-All logic lives in :mod:`vak.keys`, :mod:`vak.signing` and :mod:`vak.trust`;
-this module only maps flags onto them and errors onto exit codes.
+All logic lives in :mod:`vak.identity.keys`, :mod:`vak.identity.signing` and
+:mod:`vak.identity.trust`; this module only maps flags onto them and errors onto
+exit codes.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from vak.errors import (
     SignatureError,
     UntrustedSignerError,
 )
-from vak.keys import generate_key_file, load_public_key, load_signing_key, public_key_id
-from vak.manifest import load_manifest
-from vak.signing import manifest_digest, read_module, sign_skill, verify_skill
-from vak.trust import TrustStore
+from vak.identity.keys import generate_key_file, load_public_key, load_signing_key, public_key_id
+from vak.identity.manifest import load_manifest
+from vak.identity.signing import manifest_digest, read_module, sign_skill, verify_skill
+from vak.identity.text import printable
+from vak.identity.trust import TrustStore
 
 __all__ = ["EXIT_CODES", "main"]
 
@@ -160,17 +162,19 @@ def _inspect_text(d: dict[str, Any]) -> str:
     else:
         state = "matches" if mod["matches"] else "DOES NOT MATCH"
     granted = [k for k, v in d["capabilities"].items() if v]
+    # the manifest is not verified here: its text must not be able to forge an output line
+    p = printable
     lines = [
-        f"{d['name']} {d['version']} by {d['author']} ({d['license']})",
-        f"  {d['description']}",
-        f"module:   {mod['path']}",
+        f"{d['name']} {d['version']} by {p(d['author'])} ({p(d['license'])})",
+        f"  {p(d['description'])}",
+        f"module:   {p(mod['path'])}",
         f"  signed sha256: {mod['signed_sha256'] or '-'}",
         f"  actual sha256: {mod['actual_sha256'] or '-'}  [{state}]",
         f"signer:   {d['signer_key_id'] or 'UNSIGNED'} (inspect does not check the signature;"
         " use verify)",
         "exports:  " + ", ".join(e["name"] for e in d["exports"]),
         "capabilities: " + (", ".join(
-            f"{k}={v}" if not isinstance(v, bool) else k
+            p(f"{k}={v}") if not isinstance(v, bool) else k
             for k, v in d["capabilities"].items() if v
         ) if granted else "none"),
         "limits:   " + ", ".join(f"{k}={v}" for k, v in d["limits"].items()),

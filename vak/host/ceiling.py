@@ -26,7 +26,7 @@ from vak.host.normalize import (
     normalize_host,
     path_within,
 )
-from vak.manifest import Capabilities
+from vak.identity.manifest import Capabilities
 
 __all__ = ["CAPABILITY_KEYS", "ceiling_violation", "host_allowed"]
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from vak.manifest import Manifest
+from vak.identity.manifest import Manifest
+from vak.identity.ref import SkillRef
+from vak.identity.trust import Tier
 
 __all__ = ["COUNTER_MAX", "CallContext", "CallCounters"]
 
@@ -50,7 +52,7 @@ class CallContext:
     manifest_digest: str  # "sha256:<hex>" of the canonical signed manifest
     module_sha256: str
     signer_key_id: str  # "ed25519:<hex>" or "" for unsigned dev skills
-    trust_tier: str  # "trusted" | "untrusted"
+    trust_tier: Tier
     invocation_id: str
     session_id: str = ""
     counters: CallCounters = field(default_factory=CallCounters, compare=False)
@@ -60,3 +62,9 @@ class CallContext:
     #: sees them at ``context.session.labels`` and decision entries record them. The
     #: kernel passes the session's own set, which lives as long as the session.
     labels: set[str] = field(default_factory=set, compare=False)
+
+    @property
+    def skill(self) -> SkillRef:
+        """How audit entries of this call name the skill (docs/AUDIT-FORMAT.md)."""
+        return SkillRef(self.manifest.name, self.manifest.version, self.manifest_digest,
+                        self.signer_key_id)

@@ -341,12 +341,7 @@ class MediatedHandler:
         self.principal = principal
         #: the session's data-flow labels (shared by all its invocations, any route)
         self._flow: SessionFlow = mediator._flows.open(ctx.session_id)
-        self._skill = {
-            "id": ctx.manifest.name,
-            "version": ctx.manifest.version,
-            "manifest_digest": ctx.manifest_digest,
-            "signer": ctx.signer_key_id,
-        }
+        self._skill = ctx.skill.to_audit()
         #: the audit fields every entry of this invocation shares (never mutated)
         self._head = {"invocation": ctx.invocation_id, "session": ctx.session_id,
                       "skill": self._skill}

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from vak.host.normalize import normalize_grants
-from vak.manifest import Manifest
+from vak.identity.manifest import Manifest
+from vak.identity.trust import Tier
 from vak.policy.entities import Entity, Principal
 
 __all__ = ["principal_for"]
@@ -22,7 +23,8 @@ def _dir_ref(path: str) -> dict[str, Any]:
 
 
 def principal_for(
-    manifest: Manifest, *, manifest_digest: str, module_sha256: str, signer: str, trust_tier: str
+    manifest: Manifest, *, manifest_digest: str, module_sha256: str, signer: str,
+    trust_tier: Tier | str,
 ) -> Principal:
     """The ``Vak::Skill`` entity for a verified manifest."""
     caps = manifest.capabilities
@@ -30,7 +32,7 @@ def principal_for(
         "name": manifest.name,
         "version": manifest.version,
         "signer": signer,
-        "trust_tier": trust_tier,
+        "trust_tier": str(trust_tier),
         "manifest_digest": manifest_digest,
         "module_sha256": module_sha256,
         "fs_read": [_dir_ref(p) for p in sorted(normalize_grants(caps.fs_read))],

@@ -58,7 +58,7 @@ from vak.errors import (
     UnknownToolError,
 )
 from vak.host.catalog import HOST_FUNCTIONS
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox import fastcall
 from vak.sandbox.abi import GuestMemory, pack, unpack
 from vak.sandbox.cache import ModuleCache

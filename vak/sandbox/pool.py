@@ -48,7 +48,7 @@ from vak.errors import (
     WorkerCrashedError,
 )
 from vak.host.catalog import host_function
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox.oslock import barrier_status
 from vak.sandbox.protocol import Frame, FrameReader, encode_frame, write_all
 from vak.sandbox.types import CallOutcome, HostHandler

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 
 __all__ = ["CallOutcome", "HostHandler", "Runner"]
 

@@ -44,7 +44,7 @@ import orjson
 
 from vak import errors as _errors
 from vak.errors import ToolCallError, WorkerCrashedError
-from vak.manifest import Limits
+from vak.identity.manifest import Limits
 from vak.sandbox.oslock import restrict_current_process
 from vak.sandbox.protocol import DEFAULT_MAX_BODY, Frame, FrameReader, encode_frame, write_all
 from vak.sandbox.types import CallOutcome, HostHandler, Runner

@@ -2,7 +2,7 @@
 
 Example::
 
-    >>> from vak.keys import load_signing_key, load_public_key
+    >>> from vak.identity.keys import load_signing_key, load_public_key
     >>> sign_skill("skills/calc", load_signing_key("signer.key"))         # doctest: +SKIP
     >>> trust = TrustStore.from_keys(load_public_key("signer.key.pub"))    # doctest: +SKIP
     >>> skill = verify_skill("skills/calc", trust)                         # doctest: +SKIP
@@ -34,19 +34,18 @@ import binascii
 import hashlib
 import hmac
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import nacl.exceptions
-from nacl.signing import SigningKey
+from cryptography.exceptions import InvalidSignature
 
 from vak.canonical import canonical_bytes
 from vak.errors import DigestMismatchError, ManifestError, SignatureError
-from vak.keys import public_key_id
-from vak.manifest import (
+from vak.identity.keyfile import write_file_atomic
+from vak.identity.keys import SigningKey, public_key_id
+from vak.identity.manifest import (
     MANIFEST_FILE,
     Manifest,
     dump_manifest_yaml,
@@ -55,7 +54,8 @@ from vak.manifest import (
     read_manifest_bytes,
     resolve_module_path,
 )
-from vak.trust import Tier, TrustStore
+from vak.identity.ref import SkillRef
+from vak.identity.trust import Tier, TrustStore
 
 __all__ = [
     "MAX_MODULE_BYTES",
@@ -89,6 +89,12 @@ class VerifiedSkill:
     skill_dir: Path
     #: sha256 hex of the signed canonical manifest bytes (for the audit log)
     manifest_sha256: str = ""
+
+    @property
+    def ref(self) -> SkillRef:
+        """How audit entries name this skill."""
+        return SkillRef.of(self.manifest.name, self.manifest.version, self.manifest_sha256,
+                           self.signer_key_id)
 
 
 def signed_bytes(mapping: dict[str, Any]) -> bytes:
@@ -145,21 +151,6 @@ def _ordered(mapping: dict[str, Any], sha256: str) -> dict[str, Any]:
     return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def sign_skill(skill_dir: str | Path, signing_key: SigningKey) -> Manifest:
     """Fill in ``module.sha256``, sign, and rewrite ``skill.yaml`` atomically.
 
@@ -174,14 +165,14 @@ def sign_skill(skill_dir: str | Path, signing_key: SigningKey) -> Manifest:
     manifest = parse_manifest(load_yaml_mapping(data, source), source)
     module = read_module(skill_dir, manifest)
     mapping = _ordered(manifest.raw, hashlib.sha256(module).hexdigest())
-    signature = signing_key.sign(signed_bytes(mapping)).signature
+    signature = signing_key.sign(signed_bytes(mapping))
     mapping["signature"] = {
         "algorithm": "ed25519",
         "key_id": public_key_id(signing_key.verify_key),
         "value": base64.b64encode(signature).decode("ascii"),
     }
     signed = parse_manifest(mapping, source)
-    _atomic_write(path, _HEADER + dump_manifest_yaml(mapping))
+    write_file_atomic(path, (_HEADER + dump_manifest_yaml(mapping)).encode("utf-8"))
     return signed
 
 
@@ -229,8 +220,8 @@ def verify_skill(
     trusted = trust.lookup(manifest.signature.key_id)
     message = signed_bytes(manifest.raw)
     try:
-        trusted.verify_key.verify(message, signature)
-    except nacl.exceptions.BadSignatureError:
+        trusted.verify(signature, message)
+    except InvalidSignature:
         raise SignatureError(
             f"{source}: signature does not verify: the manifest or module digest was "
             f"changed after signing by {trusted.key_id}",

@@ -15,9 +15,12 @@ from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import best_match
+from jsonschema.protocols import Validator
 
-from vak._schemafast import Check, compile_fast
 from vak.errors import InputValidationError, OutputValidationError, SkillLoadError
+from vak.identity._schemafast import Check, compile_fast
+from vak.identity._yaml import type_name
+from vak.identity.text import excerpt
 
 __all__ = ["SchemaValidator", "compile_validator"]
 
@@ -28,8 +31,8 @@ class SchemaValidator:
 
     tool: str
     direction: str  # "input" | "output"
-    validator: Any
-    #: a subset checker trusted only to say "valid" (see vak._schemafast), or None
+    validator: Validator
+    #: a subset checker trusted only to say "valid" (see vak.identity._schemafast), or None
     fast: Check | None = None
 
     def check(self, instance: Any) -> None:
@@ -53,13 +56,53 @@ class SchemaValidator:
         if error is None:  # pragma: no cover - is_valid said invalid: fail closed
             raise cls(f"{self.tool}: {self.direction} does not match its schema",
                       tool=self.tool, path="/")
-        where = "/" + "/".join(str(p) for p in error.absolute_path)
+        where = "/" + "/".join(excerpt(p, quote=False, limit=64) for p in error.absolute_path)
         raise cls(
-            f"{self.tool}: {self.direction} at {where}: {error.message}",
+            f"{self.tool}: {self.direction} at {where}: {_problem(error)}",
             tool=self.tool,
             path=where,
             schema_path="/" + "/".join(str(p) for p in error.absolute_schema_path),
         )
+
+
+def _problem(error: jsonschema.ValidationError) -> str:
+    """What is wrong, told from the schema's side: never the offending value itself.
+
+    The value came from the model (input) or the guest (output); it may hold a
+    secret, and this message reaches the model, the CLI and the audit log.
+    """
+    if error.validator == "required":
+        return error.message  # "'a' is a required property": the name is the schema's
+    if error.validator == "type":
+        return f"expected {excerpt(error.validator_value)}, got {type_name(error.instance)}"
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        return "a property the schema does not allow"
+    rule = excerpt(error.validator_value, limit=80)
+    wording = _WORDING.get(str(error.validator))
+    if wording is not None:
+        return wording.format(rule=rule)
+    return f"does not satisfy {error.validator!s}: {rule}"
+
+
+#: jsonschema's wording for the common keywords, minus the offending value
+_WORDING = {
+    "enum": "is not one of {rule}",
+    "const": "{rule} was expected",
+    "pattern": "does not match {rule}",
+    "format": "is not a {rule}",
+    "maximum": "is greater than the maximum of {rule}",
+    "minimum": "is less than the minimum of {rule}",
+    "exclusiveMaximum": "is greater than or equal to the maximum of {rule}",
+    "exclusiveMinimum": "is less than or equal to the minimum of {rule}",
+    "maxLength": "is longer than {rule} characters",
+    "minLength": "is shorter than {rule} characters",
+    "maxItems": "has more than {rule} items",
+    "minItems": "has fewer than {rule} items",
+    "maxProperties": "has more than {rule} properties",
+    "minProperties": "has fewer than {rule} properties",
+    "multipleOf": "is not a multiple of {rule}",
+    "uniqueItems": "has non-unique items",
+}
 
 
 def compile_validator(tool: str, direction: str, schema: Mapping[str, Any]) -> SchemaValidator:

@@ -83,7 +83,8 @@ def _count(v: Any) -> int:
 def _number(v: Any) -> int | float:
     if type(v) not in (int, float):
         raise _Unsupported
-    return v
+    number: int | float = v
+    return number
 
 
 def _compile(schema: Any, depth: int) -> Check:
@@ -155,6 +156,12 @@ def _object_checks(schema: Mapping[str, Any], depth: int) -> list[Check]:
 
     if not (props or req or not extra_any or lo or hi is not None):
         return []
+    return [_object_check(props, req, extra, extra_any, lo, hi)]
+
+
+def _object_check(props: Mapping[str, Check], req: tuple[str, ...], extra: Check,
+                  extra_any: bool, lo: int, hi: int | None) -> Check:
+    """The closure checking one object against compiled ``properties`` and bounds."""
 
     def check(x: Any) -> bool:
         if type(x) is not dict:
@@ -174,7 +181,7 @@ def _object_checks(schema: Mapping[str, Any], depth: int) -> list[Check]:
                 return False
         return True
 
-    return [check]
+    return check
 
 
 def _array_checks(schema: Mapping[str, Any], depth: int) -> list[Check]:

@@ -4,7 +4,7 @@ These frozen dataclasses are what the rest of the kernel sees of a skill: the
 sandbox reads ``limits``, the host mediation reads ``capabilities`` (the
 ceiling of what any policy may allow), the kernel reads ``exports``. They are
 only ever built from a manifest that passed the JSON Schema in
-``vak/schemas/`` (see ``load_manifest``), so their invariants hold:
+``vak/identity/schemas/`` (see ``load_manifest``), so their invariants hold:
 
 * ``name`` and every export name match ``[a-z][a-z0-9_-]{0,30}``, so the wire
   name ``<skill>__<export>`` is at most 64 characters of ``[A-Za-z0-9_-]``;
@@ -22,7 +22,7 @@ keys, every value must be inside the canonical JSON profile (``vak.canonical``:
 no floats, no dates), and every failure is a :class:`~vak.errors.ManifestError`
 whose ``details`` name the ``file``, the ``field`` path (``exports[1].name``)
 and what would be ``valid``. Loading does **not** check the signature or the
-module digest; that is :func:`vak.signing.verify_skill`.
+module digest; that is :func:`vak.identity.signing.verify_skill`.
 """
 
 from __future__ import annotations
@@ -37,10 +37,19 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jsonschema
-import yaml
 
 from vak.canonical import CanonicalError, canonical_bytes
 from vak.errors import ManifestError
+from vak.identity._yaml import (
+    MAX_DEPTH,
+    depth,
+    dump_manifest_yaml,
+    load_yaml_mapping,
+    too_deep,
+    type_name,
+)
+from vak.identity.semver import MAX_VERSION_LENGTH, Version
+from vak.identity.text import excerpt
 
 __all__ = [
     "MANIFEST_FILE",
@@ -63,8 +72,6 @@ __all__ = [
 
 #: the manifest's file name inside a skill directory
 MANIFEST_FILE = "skill.yaml"
-#: deeper nesting is refused (JSON Schemas need far less; recursion stays bounded)
-MAX_DEPTH = 64
 #: a manifest larger than this is refused before parsing (fail closed on huge input)
 MAX_MANIFEST_BYTES = 1 << 20
 
@@ -151,186 +158,14 @@ class Manifest:
         return None
 
 
-# --------------------------------------------------------------------------- YAML
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that keeps to JSON: duplicate keys are an error, dates stay strings.
-
-    YAML 1.1's ``yes``/``on``/``off`` booleans are not recognised either, so
-    what an author reads is what gets signed. Aliases are refused: they add
-    nothing a manifest needs and let a small file expand exponentially.
-    """
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.events.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "YAML aliases (*name) are not allowed", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-
-_StrictLoader.yaml_implicit_resolvers = {
-    first: [
-        (tag, regexp)
-        for tag, regexp in resolvers
-        if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
-
-
-def _construct_mapping(loader: Any, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    out: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str):
-            raise yaml.constructor.ConstructorError(
-                None, None, f"mapping key {key!r} is not a string", key_node.start_mark
-            )
-        if key in out:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        out[key] = loader.construct_object(value_node, deep=True)
-    return out
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping  # type: ignore[arg-type]
-)
-
-_CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)
-if _CSafeLoader is not None:
-
-    class _CStrictLoader(_CSafeLoader):  # type: ignore[misc, valid-type]
-        """libyaml parses and composes; the same strict resolvers and constructors build.
-
-        Only used on documents :func:`_simple_events` has cleared (no alias,
-        nesting within ``MAX_DEPTH``): libyaml's composer cannot refuse
-        aliases itself and recurses in C, so anything else takes the
-        pure-Python :class:`_StrictLoader`, whose checks are the reference.
-        """
-
-        yaml_implicit_resolvers = _StrictLoader.yaml_implicit_resolvers
-
-    _CStrictLoader.add_constructor(
-        yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-    )
-else:  # pragma: no cover - PyYAML built without libyaml
-    _CStrictLoader = None
-
-
-def _simple_events(text: str) -> bool:
-    """Whether libyaml may compose ``text``: it parses, has no alias, nests <= MAX_DEPTH.
-
-    libyaml's parser is iterative, so this pass is safe on any input; a
-    ``False`` sends the document to the pure-Python loader, which reports
-    the problem exactly as it always has.
-    """
-    depth = 0
-    try:
-        for event in yaml.parse(text, Loader=_CSafeLoader):
-            kind = type(event)
-            if kind is _START_SEQ or kind is _START_MAP:
-                depth += 1
-                if depth > MAX_DEPTH:
-                    return False
-            elif kind is _END_SEQ or kind is _END_MAP:
-                depth -= 1
-            elif kind is yaml.events.AliasEvent:
-                return False
-    except yaml.YAMLError:
-        return False
-    return True
-
-
-_START_SEQ, _START_MAP = yaml.events.SequenceStartEvent, yaml.events.MappingStartEvent
-_END_SEQ, _END_MAP = yaml.events.SequenceEndEvent, yaml.events.MappingEndEvent
-
-
-def load_yaml_mapping(data: bytes | str, source: str) -> dict[str, Any]:
-    """Parse YAML that must be a single mapping with unique string keys.
-
-    Raises:
-        ManifestError: not UTF-8, not YAML, a duplicate or non-string key, or
-            the document is not a mapping.
-    """
-    try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-    except UnicodeDecodeError as exc:
-        raise ManifestError(
-            f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})",
-            file=source, fix="save the file as UTF-8",
-        ) from None
-    # libyaml is ~10x faster; the same strictness holds either way (see _CStrictLoader)
-    fast = _CStrictLoader is not None and _simple_events(text)
-    try:
-        value = yaml.load(text, Loader=_CStrictLoader if fast else _StrictLoader)
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ManifestError(
-            f"{source}: invalid YAML{where}: {problem}", file=source,
-            fix="fix the YAML syntax; keys must be unique strings",
-        ) from None
-    except RecursionError:
-        raise _too_deep(source) from None
-    if not isinstance(value, dict):
-        raise ManifestError(
-            f"{source}: the document must be a mapping of fields, got "
-            f"{_type_name(value)}",
-            file=source, field="$", valid="a mapping such as 'name: my-skill'",
-        )
-    return value
-
-
-def _too_deep(source: str) -> ManifestError:
-    return ManifestError(
-        f"{source}: nested too deeply", file=source, valid=f"at most {MAX_DEPTH} levels",
-    )
-
-
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth of ``value``, giving up (returning > limit) past ``limit``."""
-    stack = [(value, 1)]
-    deepest = 0
-    while stack:
-        item, level = stack.pop()
-        deepest = max(deepest, level)
-        if deepest > limit:
-            return deepest
-        if isinstance(item, dict):
-            stack.extend((v, level + 1) for v in item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend((v, level + 1) for v in item)
-    return deepest
-
-
-def dump_manifest_yaml(mapping: Mapping[str, Any]) -> str:
-    """Render a manifest mapping as block YAML, keeping the mapping's field order."""
-    return yaml.safe_dump(
-        dict(mapping), sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
-    )
-
-
 # --------------------------------------------------------------------------- schema
 
 
 @cache
 def manifest_schema() -> dict[str, Any]:
-    """The manifest's JSON Schema (Draft 2020-12), shipped in ``vak/schemas``."""
-    text = resources.files("vak.schemas").joinpath("manifest.schema.json").read_text("utf-8")
+    """The manifest's JSON Schema (Draft 2020-12), shipped in ``vak/identity/schemas``."""
+    schema_file = resources.files("vak.identity").joinpath("schemas", "manifest.schema.json")
+    text = schema_file.read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 
@@ -340,16 +175,12 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(manifest_schema())
 
 
-def _type_name(value: Any) -> str:
-    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
-             int: "an integer", float: "a float", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
-
-
 def _field_path(parts: Any) -> str:
+    """``exports[1].name``; keys from the file are escaped and bounded (they are its text)."""
     out = ""
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        name = excerpt(part, quote=False, limit=64)
+        out += f"[{part}]" if isinstance(part, int) else (f".{name}" if out else name)
     return out or "$"
 
 
@@ -362,7 +193,7 @@ def _schema_error(error: jsonschema.ValidationError, source: str) -> ManifestErr
         extra = sorted(k for k in error.instance if k not in allowed)
         field_ = _field_path([*path, extra[0]]) if extra else _field_path(path)
         return ManifestError(
-            f"{source}: {field_}: unknown field {extra[0]!r}" if extra
+            f"{source}: {field_}: unknown field {excerpt(extra[0])}" if extra
             else f"{source}: {field_}: unknown field",
             file=source, field=field_, valid="one of: " + ", ".join(allowed),
             fix="remove the field or fix its spelling",
@@ -377,15 +208,27 @@ def _schema_error(error: jsonschema.ValidationError, source: str) -> ManifestErr
         )
     field_ = _field_path(path)
     if error.validator == "type":
-        what = f"expected {error.validator_value}, got {_type_name(error.instance)}"
+        what = f"expected {error.validator_value}, got {type_name(error.instance)}"
     elif error.validator in ("pattern", "const", "enum"):
-        what = f"{error.instance!r} is not allowed"
+        what = f"{excerpt(error.instance)} is not allowed"
     else:
-        what = error.message
+        what = excerpt(error.message, quote=False)
     return ManifestError(
         f"{source}: {field_}: {what}" + (f"; valid: {valid}" if valid else ""),
         file=source, field=field_, valid=valid,
     )
+
+
+def _check_version(version: str, source: str) -> None:
+    """The version must be comparable (the version floor orders versions by precedence)."""
+    try:
+        Version.parse(version)
+    except ValueError:
+        raise ManifestError(
+            f"{source}: version: longer than {MAX_VERSION_LENGTH} characters", file=source,
+            field="version", valid=f"a semantic version of at most {MAX_VERSION_LENGTH} "
+            "characters such as \"1.0.0\"",
+        ) from None
 
 
 def _check_module_path(path: str, source: str) -> None:
@@ -401,7 +244,7 @@ def _check_module_path(path: str, source: str) -> None:
         bad = "names a directory"
     if bad:
         raise ManifestError(
-            f"{source}: {fld}: {path!r} {bad}; valid: a relative path inside the skill "
+            f"{source}: {fld}: {excerpt(path)} {bad}; valid: a relative path inside the skill "
             "directory such as 'skill.wasm' or 'build/skill.wasm'",
             file=source, field=fld, valid="a relative path inside the skill directory",
         )
@@ -448,12 +291,12 @@ def parse_manifest(mapping: Mapping[str, Any], source: str = "<manifest>") -> Ma
     """
     if not isinstance(mapping, Mapping):
         raise ManifestError(
-            f"{source}: the manifest must be a mapping, got {_type_name(mapping)}",
+            f"{source}: the manifest must be a mapping, got {type_name(mapping)}",
             file=source, field="$",
         )
     raw = dict(mapping)
-    if _depth(raw, MAX_DEPTH) > MAX_DEPTH:
-        raise _too_deep(source)
+    if depth(raw, MAX_DEPTH) > MAX_DEPTH:
+        raise too_deep(source)
     errors = sorted(
         _validator().iter_errors(raw),
         key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))),
@@ -470,6 +313,7 @@ def parse_manifest(mapping: Mapping[str, Any], source: str = "<manifest>") -> Ma
             "(strings, integers, booleans, null, lists, mappings; no floats or dates)",
             file=source, field=fld, fix="use integers instead of floats, quote dates",
         ) from None
+    _check_version(raw["version"], source)
     _check_module_path(raw["module"]["path"], source)
     _check_exports(raw["exports"], source)
     return _build(raw)
