@@ -99,8 +99,8 @@ def test_keys_prefix_is_literal(make_store: Any) -> None:
 
 # ------------------------------------------------------------------ real kernels
 def _kvstore_skill(demo: Path, root: Path) -> Path:
-    from vak.keys import load_signing_key
-    from vak.signing import sign_skill
+    from vak.identity.keys import load_signing_key
+    from vak.identity.signing import sign_skill
 
     dest = root / "kvstore"
     shutil.copytree(REPO / "skills" / "kvstore", dest)
