@@ -48,11 +48,8 @@ class FleetAgent:
         self._stop = threading.Event()
         self._round = threading.Lock()
         keys = load_witness_keys(settings.witness_keys) if settings.witness_keys else []
-        endpoints = []
-        for url in settings.witnesses:
-            mine = [k for k in keys if k.name in url] or keys
-            endpoints.append(WitnessEndpoint(url, mine[0] if len(mine) == 1 else None))
-        self.pusher = CheckpointPusher(self.log, endpoints) if endpoints else None
+        endpoints = [WitnessEndpoint(url) for url in settings.witnesses]
+        self.pusher = CheckpointPusher(self.log, endpoints, keys) if endpoints else None
         self._thread = threading.Thread(target=self._loop, name="vak-fleet-agent", daemon=True)
 
     @classmethod

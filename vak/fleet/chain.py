@@ -184,7 +184,7 @@ class KeyRing:
 
     @classmethod
     def of(cls, origin: str, keys: Iterable[TrustedKey]) -> KeyRing:
-        mine = {(k.name, k.key_id): k for k in keys if k.name == origin}
+        mine = {(k.name, k.note_key_id): k for k in keys if k.name == origin}
         return cls(origin, mine)
 
     def note_rotation(self, checked: CheckedEntry) -> None:
@@ -232,7 +232,7 @@ class KeyRing:
         ready = [(s, k) for s, k in self.pending if s < size]
         self.pending = [(s, k) for s, k in self.pending if s >= size]
         for s, k in ready:
-            if (k.name, k.key_id) not in self.keys:
-                self.keys[(k.name, k.key_id)] = k
+            if (k.name, k.note_key_id) not in self.keys:
+                self.keys[(k.name, k.note_key_id)] = k
                 self.promoted.append((s, k))
         return bool(ready)

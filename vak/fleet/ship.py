@@ -112,7 +112,7 @@ def load_ring(conn: Any, origin: str, given: Sequence[TrustedKey]) -> KeyRing:
             key = parse_verifier_key(vkey)
         except KeyFileError:
             continue  # a damaged key row vouches for nothing
-        ring.keys.setdefault((key.name, key.key_id), key)
+        ring.keys.setdefault((key.name, key.note_key_id), key)
     return ring
 
 

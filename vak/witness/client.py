@@ -28,7 +28,7 @@ from pathlib import Path
 from vak.audit.checkpoint import SignedCheckpoint
 from vak.audit.merkle import MerkleTree
 from vak.errors import WitnessError
-from vak.witness.cosignature import WitnessKey, verify_cosignatures
+from vak.witness.cosignature import WitnessKey, parse_cosignature, verify_cosignatures
 from vak.witness.note import log_checkpoint
 from vak.witness.sidecar import append_cosigned, sidecar_for
 
@@ -108,6 +108,8 @@ class CheckpointPusher:
 
     log: Path
     witnesses: Sequence[WitnessEndpoint]
+    #: witness keys for endpoints configured without their own key
+    keys: Sequence[WitnessKey] = ()
     timeout: float = 5.0
     errors: list[str] = field(default_factory=list)
     _tree: MerkleTree = field(default_factory=MerkleTree)
@@ -147,9 +149,12 @@ class CheckpointPusher:
                 w.known_size = int(known)
                 continue
             w.known_size = size
-            if w.key is not None:
-                verify_cosignatures(cp.checkpoint.body(), lines, [w.key], 1)
-                lines = [ln for ln in lines if ln.startswith(f"\u2014 {w.key.name} ")]
+            keys = [w.key] if w.key is not None else list(self.keys)
+            if keys:  # keep only cosignatures that verify by a configured key
+                good = {(k.name, k.key_id) for k in
+                        verify_cosignatures(cp.checkpoint.body(), lines, keys, 1)}
+                lines = [ln for ln in lines
+                         if (c := parse_cosignature(ln)) and (c.name, c.key_id) in good]
             return lines
         raise WitnessError(f"witness {w.url} keeps changing its size", status=409)
 
