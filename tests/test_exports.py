@@ -8,14 +8,14 @@ import vak.errors
 EXPECTED = [
     "ABIError", "AuditError", "AuditIntegrityError", "AuditVerificationError", "CapacityError",
     "ConfigError",
-    "DigestMismatchError", "FuelExhausted", "GuestTrap", "HostCallLimitError",
+    "DigestMismatchError", "FleetError", "FleetRefusedError", "FuelExhausted", "GuestTrap", "HostCallLimitError",
     "InputValidationError", "Invocation", "Kernel", "KernelConfig", "KeyFileError",
     "ManifestError", "MemoryLimitExceeded", "OSSandboxUnavailableError", "OutputTooLarge",
     "OutputValidationError", "PolicyDeniedError", "PolicyError", "Principal",
     "SignatureError", "SigningError", "SkillDowngradeError", "SkillLoadError", "SkillTimeout",
     "SkillTrapError",
     "StackOverflow", "ToolCallError", "ToolSpec", "UnknownToolError", "UntrustedSignerError",
-    "VakError", "WorkerCrashedError",
+    "VakError", "WitnessError", "WorkerCrashedError",
 ]
 
 

@@ -21,6 +21,8 @@ from vak.errors import (
     CapacityError,
     ConfigError,
     DigestMismatchError,
+    FleetError,
+    FleetRefusedError,
     FuelExhausted,
     GuestTrap,
     HostCallLimitError,
@@ -44,6 +46,7 @@ from vak.errors import (
     UnknownToolError,
     UntrustedSignerError,
     VakError,
+    WitnessError,
     WorkerCrashedError,
 )
 from vak.invocation import Invocation, Principal, ToolSpec
@@ -57,6 +60,8 @@ __all__ = [
     "CapacityError",
     "ConfigError",
     "DigestMismatchError",
+    "FleetError",
+    "FleetRefusedError",
     "FuelExhausted",
     "GuestTrap",
     "HostCallLimitError",
@@ -85,5 +90,6 @@ __all__ = [
     "UnknownToolError",
     "UntrustedSignerError",
     "VakError",
+    "WitnessError",
     "WorkerCrashedError",
 ]
