@@ -98,23 +98,37 @@ class PostgresKV:
                            "FOR UPDATE", (ns, key)).fetchone()
         return None if row is None else (str(row[0]), list(row[1]))
 
+    _INCR = (
+        "INSERT INTO vak_kv AS t (ns, key, value, labels) VALUES (%(ns)s, %(key)s, %(by)s, "
+        "%(labels)s) ON CONFLICT (ns, key) DO UPDATE SET "
+        "value = (t.value::bigint + %(by)s)::text, "
+        "labels = ARRAY(SELECT DISTINCT x FROM unnest(t.labels || EXCLUDED.labels) AS x "
+        "ORDER BY 1) "
+        "WHERE t.value ~ '^-?(0|[1-9][0-9]{0,15})$' AND t.value <> '-0' "
+        "AND abs(t.value::bigint + %(by)s) <= %(limit)s "
+        "RETURNING value, labels")
+
     def incr(self, ns: str, key: str, by: int,
              labels: Iterable[str]) -> tuple[int, frozenset[str]]:
-        """See :meth:`vak.host.kv.KvBackend.incr`."""
-        mine = set(labels)
+        """See :meth:`vak.host.kv.KvBackend.incr`.
+
+        One statement (the upsert locks the row, so concurrent increments queue on
+        it); the returned labels are the row's after the write, a superset of
+        the ones before by the writer's own, which the reader already carries.
+        When the stored value is no counter or the sum out of range, nothing is
+        written and the error says which.
+        """
+        params = {"ns": ns, "key": key, "by": by, "labels": sorted(set(labels)),
+                  "limit": (1 << 53) - 1}
 
         def step(conn: Any) -> tuple[int, frozenset[str]]:
-            # insert-or-lock in one statement: two kernels creating the counter at once
-            # both end up updating the one row (the loser waits for the winner's lock)
-            conn.execute("INSERT INTO vak_kv (ns, key, value) VALUES (%s, %s, '0') "
-                         "ON CONFLICT (ns, key) DO NOTHING", (ns, key))
-            row = self._locked(conn, ns, key)
-            assert row is not None  # inserted above or already there, and locked now
-            value, before = row
-            total = counter_value(value, by)
-            conn.execute("UPDATE vak_kv SET value = %s, labels = %s WHERE ns = %s AND key = %s",
-                         (str(total), sorted(set(before) | mine), ns, key))
-            return total, frozenset(before)
+            row = conn.execute(self._INCR, params).fetchone()
+            if row is not None:
+                return int(row[0]), frozenset(row[1])
+            stored = conn.execute("SELECT value FROM vak_kv WHERE ns = %s AND key = %s",
+                                  (ns, key)).fetchone()
+            counter_value(None if stored is None else str(stored[0]), by)  # raises why
+            raise HostEffectError("host_failure", "the counter changed during the increment")
 
         result: tuple[int, frozenset[str]] = self._run(step)
         return result

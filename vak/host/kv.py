@@ -82,9 +82,11 @@ class KvBackend(Protocol):
 
     def incr(self, ns: str, key: str, by: int,
              labels: Iterable[str]) -> tuple[int, frozenset[str]]:
-        """Add ``by`` atomically; ``(new value, labels of the row before)``.
+        """Add ``by`` atomically; ``(new value, labels the caller must now carry)``.
 
-        The row keeps its labels plus the writer's (the new value derives from both).
+        Those are the row's labels before the write, possibly with the writer's
+        own (which it carries already); the row keeps its labels plus the
+        writer's, since the new value derives from both.
         """
         ...
 
