@@ -8,7 +8,8 @@ import vak.errors
 EXPECTED = [
     "ABIError", "AuditError", "AuditIntegrityError", "AuditVerificationError", "CapacityError",
     "ConfigError",
-    "DigestMismatchError", "FleetError", "FleetRefusedError", "FuelExhausted", "GuestTrap", "HostCallLimitError",
+    "DigestMismatchError", "FleetError", "FleetRefusedError", "FuelExhausted", "GuestTrap",
+    "HostCallLimitError",
     "InputValidationError", "Invocation", "Kernel", "KernelConfig", "KeyFileError",
     "ManifestError", "MemoryLimitExceeded", "OSSandboxUnavailableError", "OutputTooLarge",
     "OutputValidationError", "PolicyDeniedError", "PolicyError", "Principal",
