@@ -45,8 +45,8 @@ from vak.witness.sidecar import read_cosigned, sidecar_for
 
 __all__ = ["MAX_UNCOVERED", "ShipReport", "checkpoint_file", "load_ring", "ship_log"]
 
-#: most entries held in memory waiting for a checkpoint that covers them
-MAX_UNCOVERED = 2_000_000
+#: most entries held in memory (as COPY rows) waiting for a checkpoint that covers them
+MAX_UNCOVERED = 200_000
 _READ = 1 << 20
 _COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -180,20 +180,16 @@ def _copy_text(value: Any) -> bytes:
     return value.replace("\x00", "\ufffd").translate(_COPY_ESCAPE).encode()
 
 
-def _copy_rows(origin: str, batch: Sequence[tuple[CheckedEntry, bytes]]) -> bytes:
-    """COPY text rows. A checked line is canonical JSON, so it holds no raw control
-    character (those are escaped inside strings) and only ``\\`` needs escaping."""
-    o = _copy_text(origin)
-    out = []
-    for e, raw in batch:
-        line = raw.replace(b"\\", b"\\\\") if b"\\" in raw else raw
-        skill = e.entry.get("skill")
-        decision = e.entry.get("decision")
-        out.append(b"%s\t%d\t\\\\x%s\t%s\t%s\t%s\t%s\n" % (
-            o, e.seq, e.leaf.hex().encode(), e.kind.encode(),
-            _copy_text(skill.get("id") if type(skill) is dict else None),
-            _copy_text(decision.get("effect") if type(decision) is dict else None), line))
-    return b"".join(out)
+def _copy_row(origin: bytes, e: CheckedEntry, raw: bytes) -> bytes:
+    """One COPY text row (``origin`` already escaped). A checked line is canonical JSON,
+    so it holds no raw control character and only ``\\`` needs escaping."""
+    line = raw.replace(b"\\", b"\\\\") if b"\\" in raw else raw
+    skill = e.entry.get("skill")
+    decision = e.entry.get("decision")
+    return b"%s\t%d\t\\\\x%s\t%s\t%s\t%s\t%s\n" % (
+        origin, e.seq, e.leaf.hex().encode(), e.kind.encode(),
+        _copy_text(skill.get("id") if type(skill) is dict else None),
+        _copy_text(decision.get("effect") if type(decision) is dict else None), line)
 
 
 class _Step:
@@ -257,7 +253,8 @@ class _Step:
         for _, _, cp in new:
             groups.setdefault(cp.checkpoint.size, []).append(cp)
         sizes = sorted(groups)
-        waiting: list[tuple[CheckedEntry, bytes]] = []
+        waiting: list[bytes] = []  # COPY rows: the parsed entries are not kept
+        origin = _copy_text(state.origin)
         covered = (state.size, state.last_leaf, state.frontier.to_bytes())
         with contextlib.ExitStack() as stack:
             f = stack.enter_context(self.log.open("rb"))
@@ -273,7 +270,7 @@ class _Step:
                     checked = check_line(state, raw)
                 if checked.kind == "key_rotated":
                     self.ring.note_rotation(checked)
-                waiting.append((checked, raw))
+                waiting.append(_copy_row(origin, checked, raw))
                 if len(waiting) > MAX_UNCOVERED:
                     raise ChainProblem("malformed", state.size,
                                        f"more than {MAX_UNCOVERED} entries without a checkpoint")
@@ -326,7 +323,7 @@ class _Step:
         f.seek(saved)
         return check_line(state, line.rstrip(b"\n"))
 
-    def _insert(self, rows: Sequence[tuple[CheckedEntry, bytes]]) -> None:
+    def _insert(self, rows: Sequence[bytes]) -> None:
         """COPY covered rows; one COPY per step, fed by a writer thread (overlaps the checks)."""
         if not rows:
             return
@@ -338,7 +335,7 @@ class _Step:
                 "COPY vak_fleet_entries (origin, seq, leaf, kind, skill, effect, line) FROM STDIN",
                 writer=QueuedLibpqWriter(cur)))
         for i in range(0, len(rows), 2000):
-            self._copy.write(_copy_rows(self.o.state.origin, rows[i:i + 2000]))
+            self._copy.write(b"".join(rows[i:i + 2000]))
         self.shipped += len(rows)
 
     def _ensure_origin(self) -> None:
