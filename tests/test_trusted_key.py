@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -57,3 +58,11 @@ def test_verifier_keys_parse_into_the_one_trusted_key() -> None:
 def test_bad_verifier_keys(text: object, hint: str) -> None:
     with pytest.raises(KeyFileError, match=hint):
         audit_keys.parse_verifier_key(text)  # type: ignore[arg-type]
+
+
+def test_a_long_rotation_history_loads(tmp_path: Path) -> None:
+    lines = [verifier_key(ORIGIN, bytes(SigningKey(i.to_bytes(32, "big")).verify_key))
+             for i in range(1, 1001)]
+    pub = tmp_path / "log.key.pub"
+    pub.write_text("\n".join(lines) + "\n")
+    assert [k.vkey for k in audit_keys.load_trusted_keys(pub)] == lines

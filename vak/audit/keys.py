@@ -56,6 +56,8 @@ __all__ = [
 _ED25519 = b"\x01"
 #: the longest key name a verifier key may carry (C2SP names are short origins)
 _MAX_NAME = 256
+#: a .pub or trust file lists every key a log has used: room for years of daily rotations
+_MAX_KEY_LIST_BYTES = 16 << 20
 
 
 def key_id(name: str, public: bytes) -> bytes:
@@ -130,7 +132,7 @@ def load_trusted_keys(path: str | Path) -> list[TrustedKey]:
     """
     path = Path(path)
     try:
-        text = read_key_file(path).decode("utf-8")
+        text = read_key_file(path, limit=_MAX_KEY_LIST_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         raise KeyFileError(f"{path}: not UTF-8 text", file=str(path)) from None
     keys = []

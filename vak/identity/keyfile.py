@@ -128,8 +128,9 @@ def file_lock(path: Path, what: str = "file") -> Iterator[None]:
         os.close(fd)
 
 
-def read_key_file(path: Path, *, private: bool = False) -> bytes:
-    """The bytes of a key file, bounded; ``private`` also refuses group/other access.
+def read_key_file(path: Path, *, private: bool = False,
+                  limit: int = MAX_KEY_FILE_BYTES) -> bytes:
+    """The bytes of a key file, at most ``limit``; ``private`` also refuses group/other access.
 
     Raises:
         KeyFileError: missing, unreadable, too large, or (``private``) readable
@@ -142,7 +143,7 @@ def read_key_file(path: Path, *, private: bool = False) -> bytes:
                     f"{path}: private key file is readable by group or others",
                     file=str(path), fix=f"chmod 600 {path}",
                 )
-            data = fh.read(MAX_KEY_FILE_BYTES + 1)
+            data = fh.read(limit + 1)
     except FileNotFoundError:
         raise KeyFileError(
             f"{path}: key file not found", file=str(path),
@@ -152,9 +153,9 @@ def read_key_file(path: Path, *, private: bool = False) -> bytes:
         raise KeyFileError(
             f"{path}: cannot read key file: {exc.strerror}", file=str(path)
         ) from None
-    if len(data) > MAX_KEY_FILE_BYTES:
+    if len(data) > limit:
         raise KeyFileError(f"{path}: too large to be a key file", file=str(path),
-                           valid=f"at most {MAX_KEY_FILE_BYTES} bytes")
+                           valid=f"at most {limit} bytes")
     return data
 
 
