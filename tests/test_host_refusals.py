@@ -174,3 +174,38 @@ def test_a_log_line_cannot_forge_lines_or_escapes(tmp_path: Path,
     text = record.getMessage()
     assert "\n" not in text and "\x1b" not in text and "\u2028" not in text
     assert text.startswith("ok\\x0a2026") and "\\x1b[2J" in text
+
+
+MARK = "ZqXjWvK7"  # stands for a secret the guest put into a refused argument
+REFUSED_ARGS = [
+    ("bad-port", "http_request", {"url": f"http://a.example:{MARK}/"}),
+    ("numeric-port", "http_request", {"url": "http://a.example:99999/"}),
+    ("scheme", "http_request", {"url": f"{MARK}://a.example/"}),
+    ("idna-host", "http_request", {"url": f"http://{MARK}\u00df\u0301..x/"}),
+    ("dns-host", "http_request", {"url": f"http://{MARK}!.example/"}),
+    ("numeric-host", "http_request", {"url": "http://a.99999999/"}),
+    ("ipv6", "http_request", {"url": f"http://[{MARK}::1]/"}),
+    ("method", "http_request", {"url": "http://a.example/", "method": MARK}),
+    ("header-name", "http_request", {"url": "http://a.example/", "headers": {f"{MARK}:": "v"}}),
+    ("header-value", "http_request", {"url": "http://a.example/", "headers": {"x": f"{MARK}\r\n"}}),
+    ("relative-path", "fs_read", {"path": f"{MARK}/a"}),
+    ("nul-path", "fs_read", {"path": f"/w/{MARK}\x00"}),
+    ("kv-key", "kv_get", {"key": f"{MARK}\x00"}),
+    ("secret-name", "secret_get", {"name": f"{MARK}!"}),
+    ("log-level", "log", {"message": "m", "level": MARK}),
+]
+
+
+@pytest.mark.parametrize(("fn", "args"), [c[1:] for c in REFUSED_ARGS],
+                         ids=[c[0] for c in REFUSED_ARGS])
+def test_a_refused_argument_is_never_quoted(tmp_path: Path, fn: str,
+                                            args: dict[str, object]) -> None:
+    sink = LogSink(tmp_path)
+    mf = manifest(http=("*.example",), fs_read=("/w",), kv=True, secrets=("S",), log=True)
+    h = mediator(tmp_path, sink).handler(context(mf))
+    with pytest.raises((PolicyDeniedError, ABIError)) as err:
+        h(fn, orjson.dumps(args))
+    seen = (str(err.value) + orjson.dumps(err.value.details).decode()
+            + sink.path.read_text()).lower()
+    assert MARK.lower() not in seen and "99999" not in seen
+    assert [d["decision"]["effect"] for d in sink.decisions()] == ["deny"]

@@ -124,7 +124,7 @@ def http_request(args: Mapping[str, Any], skill: str, s: HostSettings) -> Normal
     n = normalize_url(arg_str(args, "url", max_len=_MAX_PATH_ARG))
     method = arg_str(args, "method", default="GET", max_len=16).upper()
     if method not in _METHODS:
-        raise NormalizeError(f"method {method!r} not allowed")
+        raise NormalizeError(f"method not allowed (one of {', '.join(HTTP_METHODS)})")
     headers = _headers(args.get("headers", {}))
     body = arg_str(args, "body", default="", max_len=MAX_BODY).encode("utf-8", "surrogatepass")
     timeout_ms = arg_int(args, "timeout_ms", default=s.http_timeout_ms, lo=1,

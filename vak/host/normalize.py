@@ -24,7 +24,9 @@ Example::
     >>> classify_ip("::ffff:127.0.0.1")
     'loopback'
 
-Every function raises :class:`NormalizeError` on input it refuses.
+Every function raises :class:`NormalizeError` on input it refuses; its message
+says what is wrong and never quotes the input (which may hold a secret, in a
+form -- lower-cased, IDNA-encoded -- that no scrubber would recognise).
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ def _ipv4_from_aton(text: str) -> str | None:
     try:
         return socket.inet_ntoa(socket.inet_aton(text))
     except OSError:
-        raise NormalizeError(f"invalid IPv4 literal {text!r}") from None
+        raise NormalizeError("invalid IPv4 literal (an inet_aton part out of range)") from None
 
 
 def normalize_host(host: str) -> str:
@@ -145,7 +147,7 @@ def normalize_host(host: str) -> str:
         try:
             addr = ipaddress.IPv6Address(host)  # zone ids ('%eth0') are refused here
         except ValueError:
-            raise NormalizeError(f"invalid IPv6 literal {host!r}") from None
+            raise NormalizeError("invalid IPv6 literal") from None
         return addr.compressed
     host = host.rstrip(".").lower()
     v4 = _ipv4_from_aton(host)
@@ -154,12 +156,13 @@ def normalize_host(host: str) -> str:
     try:
         ascii_host = host.encode("idna").decode("ascii")
     except UnicodeError:
-        raise NormalizeError(f"host {host!r} is not a valid IDNA name") from None
+        raise NormalizeError("host is not a valid IDNA name") from None
     labels = ascii_host.split(".")
     if len(ascii_host) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
-        raise NormalizeError(f"host {host!r} is not a valid DNS name")
+        raise NormalizeError(
+            "host is not a valid DNS name (labels of a-z, 0-9, _ and -; at most 253 characters)")
     if labels[-1].isdigit():
-        raise NormalizeError(f"host {host!r} looks numeric but is not an IPv4 address")
+        raise NormalizeError("host looks numeric but is not an IPv4 address")
     return ascii_host
 
 
@@ -200,11 +203,11 @@ def normalize_url(url: str) -> NormalizedUrl:
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        raise NormalizeError(f"malformed url: {exc}") from None
+    except ValueError:  # its message quotes the url: never echoed
+        raise NormalizeError("malformed url (a bad port or unbalanced brackets)") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
-        raise NormalizeError(f"scheme {scheme!r} not allowed (http and https only)")
+        raise NormalizeError("scheme not allowed (http and https only)")
     if "@" in parts.netloc:
         raise NormalizeError("userinfo in url is not allowed")
     if parts.hostname is None:
@@ -216,7 +219,7 @@ def normalize_url(url: str) -> NormalizedUrl:
     if port is None:
         port = _DEFAULT_PORTS[scheme]
     if not 0 < port < 65536:
-        raise NormalizeError(f"port {port} out of range")
+        raise NormalizeError("port out of range (1-65535)")
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
@@ -289,7 +292,7 @@ def classify_ip(ip: str) -> str:
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
-        raise NormalizeError(f"not an IP address: {ip!r}") from None
+        raise NormalizeError("not an IP address literal") from None
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         inner = classify_ip(str(addr.ipv4_mapped))
         return inner if inner != "public" else "ipv4_mapped"
