@@ -48,6 +48,7 @@ __all__ = ["MAX_UNCOVERED", "ShipReport", "checkpoint_file", "load_ring", "ship_
 #: most entries held in memory (as COPY rows) waiting for a checkpoint that covers them
 MAX_UNCOVERED = 200_000
 _READ = 1 << 20
+_FIRST_LINE = 8 << 20
 _COPY_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -78,8 +79,11 @@ class _Origin:
 
 def _first_origin(log: Path) -> str | None:
     with log.open("rb") as f:
-        line = f.readline()
+        line = f.readline(_FIRST_LINE)
     if not line.endswith(b"\n"):
+        if len(line) >= _FIRST_LINE:
+            raise FleetRefusedError(f"{log}: the first line is longer than {_FIRST_LINE} bytes",
+                                    file=str(log), problem="malformed")
         return None
     try:
         origin = orjson.loads(line).get("origin")

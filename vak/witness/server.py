@@ -205,6 +205,7 @@ def make_server(witness: Witness, host: str, port: int, prefix: str = "") -> Thr
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = 10  # a peer that stalls mid-request loses its connection
 
         def log_message(self, format: str, *args: object) -> None:
             return  # peers' bytes never reach the operator's terminal unscrubbed
