@@ -97,7 +97,7 @@ class Kernel:
             self._trust = _load_trust(config)
             self._floor = VersionFloor.open(config.state_dir / VERSION_FLOOR_FILE)
             self._audit = _open_audit(config)
-            self._fleet = _start_fleet(config)
+            self._fleet = _start_fleet(config, self._audit)
             self._engine = _make_engine(config)
             self._mediator = _make_mediator(config, self._audit)
             if config.session_reuse:
@@ -579,15 +579,19 @@ def _open_audit(config: KernelConfig) -> Any:
     return AuditLog.from_config(config)
 
 
-def _start_fleet(config: KernelConfig) -> Any:
+def _start_fleet(config: KernelConfig, audit: Any) -> Any:
     """The background shipper / witness client; a reader of the log, never on the call path."""
     if not config.fleet.active:
         return None
     from vak.audit.keys import public_path_for
     from vak.fleet.agent import FleetAgent
 
-    return FleetAgent.start(config.fleet, config.resolved("audit_log"),
-                            public_path_for(config.resolved("audit_key")))
+    agent = FleetAgent.start(config.fleet, config.resolved("audit_log"),
+                             public_path_for(config.resolved("audit_key")))
+    listen = getattr(audit, "add_checkpoint_listener", None)
+    if listen is not None:  # the writer's hook, where it exists: no wait for the next poll
+        listen(agent.notify)
+    return agent
 
 
 def _make_engine(config: KernelConfig) -> Any:

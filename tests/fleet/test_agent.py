@@ -51,3 +51,23 @@ def test_agent_retries_after_the_store_comes_back(dsn: str, conn: Any, tmp_path:
     log.close()
     up.close()
     assert _size(conn) == len(log.path.read_bytes().splitlines())
+
+
+def test_a_notified_checkpoint_is_pushed_once(tmp_path: Path) -> None:
+    from vak.witness.sidecar import sidecar_for
+
+    from .helpers import witness_processes
+
+    log = open_log(tmp_path, "k1")
+    pub = tmp_path / "k1" / "log.key.pub"
+    with witness_processes(tmp_path, pub, n=1) as found:
+        agent = FleetAgent(FleetSettings(witnesses=(found[0][0],)), log.path, pub)
+        log.append("heartbeat", {})
+        agent.notify(log.checkpoint())  # as the writer's checkpoint listener would
+        agent.run_once()
+        agent.run_once()  # nothing new: not sent again
+        assert agent.error is None, agent.error
+        assert len(sidecar_for(log.path).read_bytes().splitlines()) == 1
+        log.close()
+        agent.close()  # the final round sends the closing checkpoint
+        assert len(sidecar_for(log.path).read_bytes().splitlines()) == 2

@@ -1,7 +1,8 @@
 """The kernel's background fleet agent: ship the log, send checkpoints to witnesses.
 
 It is a *reader* of the kernel's files (``LOG``, ``LOG.ckpt``), never part of
-the write path: one daemon thread wakes every ``interval_ms``, ships what is
+the write path: one daemon thread wakes every ``interval_ms`` (or at once when
+the writer's checkpoint listener calls :meth:`FleetAgent.notify`), ships what is
 new (:func:`vak.fleet.ship.ship_log`) and sends the newest checkpoint to the
 witnesses (:class:`vak.witness.client.CheckpointPusher`). An invocation never
 waits for it. A store or witness that is down is retried on the next tick; a
@@ -30,6 +31,7 @@ from vak.fleet.settings import FleetSettings
 from vak.fleet.ship import checkpoint_file, ship_log
 from vak.witness.client import CheckpointPusher, WitnessEndpoint
 from vak.witness.cosignature import load_witness_keys
+from vak.witness.note import log_checkpoint
 
 __all__ = ["FleetAgent"]
 
@@ -46,7 +48,9 @@ class FleetAgent:
         self._ckpt_offset = 0
         self._pushed_size = -1
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._round = threading.Lock()
+        self._notified: str | None = None
         keys = load_witness_keys(settings.witness_keys) if settings.witness_keys else []
         endpoints = [WitnessEndpoint(url) for url in settings.witnesses]
         self.pusher = CheckpointPusher(self.log, endpoints, keys) if endpoints else None
@@ -58,9 +62,20 @@ class FleetAgent:
         agent._thread.start()
         return agent
 
+    def notify(self, signed: Any) -> None:
+        """A checkpoint listener (``AuditLog.add_checkpoint_listener``): wake the agent.
+
+        Runs on the writer's notifier thread, so it only records the note.
+        """
+        self._notified = signed.note
+        self._wake.set()
+
     def _loop(self) -> None:
-        while not self._stop.wait(self.settings.interval_ms / 1000):
-            self.run_once()
+        while not self._stop.is_set():
+            self._wake.wait(self.settings.interval_ms / 1000)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self.run_once()
 
     def run_once(self) -> None:
         """One round: push the newest checkpoint, then ship (its cosignatures too).
@@ -115,16 +130,23 @@ class FleetAgent:
     def _push(self) -> None:
         assert self.pusher is not None
         try:
-            note = self._newest_note()
-            if note is None:
+            candidates = [n for n in (self._notified, self._newest_note()) if n is not None]
+            self._notified = None
+            sized = [(log_checkpoint(n)[0].checkpoint.size, n) for n in candidates]
+            if not sized:
                 return
-            self.pusher.push(note)
+            size, note = max(sized)
+            if size <= self._pushed_size:
+                return  # already cosigned (a witness would only repeat itself)
+            if self.pusher.push(note):
+                self._pushed_size = size
         except (WitnessError, orjson.JSONDecodeError) as exc:
             self.error = str(exc)
 
     def close(self) -> None:
         """Stop the thread, run one final round (the log is closed by now), disconnect."""
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
         self.run_once()
