@@ -18,6 +18,7 @@ import pytest
 from vak.audit.keys import load_trusted_keys
 from vak.audit.log import AuditLog, Receipt, verify_receipt
 from vak.audit.merkle import verify_consistency
+from vak.audit.settings import AuditSettings
 from vak.audit.verify import Code, verify_log
 from vak.canonical import CanonicalError
 from vak.config import KernelConfig
@@ -178,7 +179,8 @@ def test_torn_line_inside_checkpointed_prefix_refuses_to_start(tmp_path: Path) -
 
 def test_from_config(tmp_path: Path) -> None:
     cfg = KernelConfig(state_dir=tmp_path, audit_origin="cfg.vak/k")
-    log = AuditLog.from_config(cfg)
+    log = AuditLog.open(AuditSettings(cfg.resolved("audit_log"), cfg.resolved("audit_key"),
+                                      cfg.resolved("audit_hmac_key"), origin=cfg.audit_origin))
     log.append("heartbeat", {})
     log.close()
     assert cfg.resolved("audit_log").exists() and cfg.resolved("audit_hmac_key").exists()

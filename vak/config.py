@@ -77,6 +77,8 @@ class KernelConfig:
     audit_fsync: str = "strict"
     #: HMAC key file for argument digests; default: state_dir / "audit" / "args.hmac"
     audit_hmac_key: Path | None = None
+    #: trust file pinning the log's key for ``vak-audit verify --config``
+    audit_trust: Path | None = None
     #: shipping to a fleet store and witnesses (vak/fleet/settings.py); off by default
     fleet: FleetSettings = field(default_factory=FleetSettings)
 
@@ -183,7 +185,8 @@ class KernelConfig:
         flat: dict[str, Any] = {}
         sections = {
             "audit": {"log": "audit_log", "key": "audit_key", "origin": "audit_origin",
-                      "fsync": "audit_fsync", "hmac_key": "audit_hmac_key"},
+                      "fsync": "audit_fsync", "hmac_key": "audit_hmac_key",
+                      "trust": "audit_trust"},
             "worker": {"force": "force_worker", "require_os_sandbox": "require_os_sandbox",
                        "pool_size": "worker_pool_size", "recycle_after": "worker_recycle_after",
                        "cpu_seconds": "worker_cpu_seconds",
@@ -220,7 +223,7 @@ class KernelConfig:
 
 
 _PATH_FIELDS = {
-    "state_dir", "trust_store", "audit_log", "audit_key", "audit_hmac_key",
+    "state_dir", "trust_store", "audit_log", "audit_key", "audit_hmac_key", "audit_trust",
     "module_cache_dir", "kv_path", "secrets_file",
 }
 _PATH_TUPLE_FIELDS = {"skill_dirs", "policy_dirs"}

@@ -210,6 +210,8 @@ def prepare_workdir(workdir: Path, port: int) -> Path:
         'key = "audit/log.key"\n'
         'origin = "vak.demo/kernel"\n'
         'fsync = "batched:5"\n'
+        "# the log's key, pinned outside the audit directory (vak-audit verify --config)\n"
+        'trust = "audit-pin.pub"\n'
         "\n[host.fs_mounts]\n"
         '"/workspace" = "workspace"\n',
         encoding="utf-8",
@@ -327,6 +329,9 @@ def run_demo(workdir: str | Path | None = None,
         with Kernel.from_config(config) as kernel:
             log_path = Path(kernel.audit.path)
             pub_path = Path(kernel.audit.public_key_path)
+            pin = wd / "audit-pin.pub"
+            if not pin.exists():  # trust on first use: later runs verify against this copy
+                shutil.copyfile(pub_path, pin)
             report.steps = _play(kernel, port, emit)
     report.verification = _verify(log_path, pub_path)
     return report

@@ -203,7 +203,7 @@ class Kernel:
             try:
                 self._floor.record(verified.ref)
                 self._audit.append("skill_loaded", _load_fields(skill, tools),
-                                   durable=self._strict)
+                                   durable=self._strict, flush=True)
             except BaseException:
                 self._registry.discard(tools)
                 raise
@@ -416,9 +416,11 @@ class Kernel:
         elif exc is not None:
             result.update(status="error", error="internal_error", message=type(exc).__name__)
         # Under "strict" the caller sees a result only once its record is
-        # durable; under "batched" the group commit makes it durable within
-        # the batch window (no effect depends on this entry, so no wait).
-        ref = self._audit.append("invocation_finished", fields, durable=self._strict)
+        # durable; under "batched" it is at least handed to the OS (a crash of
+        # this process cannot lose it) and the group commit makes it durable
+        # within the batch window (no effect depends on this entry, so no wait).
+        ref = self._audit.append("invocation_finished", fields, durable=self._strict,
+                                 flush=True)
         if isinstance(exc, VakError):
             # the caller (and the model) can point an auditor at the exact entry
             exc.details.setdefault("invocation", inv_id)
@@ -575,8 +577,12 @@ def _verify(skill_dir: Path, trust: Any, config: KernelConfig) -> Any:
 
 def _open_audit(config: KernelConfig) -> Any:
     from vak.audit.log import AuditLog
+    from vak.audit.settings import AuditSettings
 
-    return AuditLog.from_config(config)
+    return AuditLog.open(AuditSettings(
+        config.resolved("audit_log"), config.resolved("audit_key"),
+        config.resolved("audit_hmac_key"), origin=config.audit_origin, fsync=config.audit_fsync,
+    ))
 
 
 def _start_fleet(config: KernelConfig, audit: Any) -> Any:

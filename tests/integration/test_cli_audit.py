@@ -21,7 +21,6 @@ SKILL = {"id": "calc", "version": "1.0.0", "manifest_digest": "sha256:" + "ab" *
 @pytest.fixture()
 def cfg(tmp_path: Path) -> Path:
     toml = tmp_path / "vak.toml"
-    toml.write_text('state_dir = "state"\n[audit]\norigin = "cli.vak/k1"\n')
     log = AuditLog.open(tmp_path / "state/audit/vak.log", key_path=tmp_path / "state/audit/log.key",
                         origin="cli.vak/k1")
     for i in range(4):
@@ -32,6 +31,10 @@ def cfg(tmp_path: Path) -> Path:
                          "policy_set": "sha256:00"},
         }, durable=True)
     log.close()
+    # the operator pins the log's key outside the log's directory
+    (tmp_path / "pinned.pub").write_bytes((tmp_path / "state/audit/log.key.pub").read_bytes())
+    toml.write_text('state_dir = "state"\n[audit]\norigin = "cli.vak/k1"\n'
+                    'trust = "pinned.pub"\n')
     return toml
 
 

@@ -239,6 +239,17 @@ def test_codes_are_distinct() -> None:
     assert wanted | {Code.USAGE} == set(Code)
 
 
+def flip_one_byte(log: Path, data: st.DataObject) -> int:
+    """Change one byte of ``log`` (drawn); returns the index of the line it was on."""
+    raw = bytearray(log.read_bytes())
+    pos = data.draw(st.integers(0, len(raw) - 1))
+    new = data.draw(st.integers(0, 255).filter(lambda b: b != raw[pos]))
+    index = raw[:pos].count(b"\n")
+    raw[pos] = new
+    log.write_bytes(bytes(raw))
+    return index
+
+
 def _located(report: Report, index: int) -> bool:
     return any((f.file == "log" and f.line in (index + 1, index + 2)) or f.seq == index
                for f in report.findings)
@@ -253,12 +264,7 @@ _HYP = settings(max_examples=80, deadline=None,
 def test_any_single_byte_change_is_detected_and_located(base: Path, tmp_path: Path,
                                                         data: st.DataObject) -> None:
     log = _copy(base, tmp_path)
-    raw = bytearray(log.read_bytes())
-    pos = data.draw(st.integers(0, len(raw) - 1))
-    new = data.draw(st.integers(0, 255).filter(lambda b: b != raw[pos]))
-    index = raw[:pos].count(b"\n")
-    raw[pos] = new
-    log.write_bytes(bytes(raw))
+    index = flip_one_byte(log, data)
     report = verify_log(log, load_trusted_keys(tmp_path / "log.key.pub"))
     assert report.result > Code.WARNINGS, report.render()
     assert _located(report, index), (index, report.render())

@@ -22,9 +22,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -36,12 +40,94 @@ __all__ = [
     "CheckpointSignatureError",
     "SignedCheckpoint",
     "UntrustedKeyError",
+    "checkpoint_line",
+    "checkpoint_path_for",
+    "parse_checkpoint_line",
     "parse_note",
+    "read_checkpoints",
     "sign_checkpoint",
     "verify_checkpoint",
 ]
 
 _DASH = "\u2014 "
+#: C2SP signed notes carry no control character but the newline (nor DEL / C1 controls)
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_MAX_SIZE_DIGITS = 19  # a tree size fits in 63 bits
+
+
+def checkpoint_path_for(log_path: str | Path) -> Path:
+    """The checkpoint file of ``log_path``: ``<log>.ckpt``."""
+    log_path = Path(log_path)
+    return log_path.with_name(log_path.name + ".ckpt")
+
+
+def checkpoint_line(cp: SignedCheckpoint) -> bytes:
+    """The ``.ckpt`` line of ``cp``: canonical JSON ``{"note": ...}`` and a newline."""
+    return orjson.dumps({"note": cp.note}) + b"\n"
+
+
+def parse_checkpoint_line(raw: bytes) -> SignedCheckpoint:
+    """Parse one complete ``.ckpt`` line (with its newline).
+
+    The line must be canonical JSON (so a duplicated key, a reordering or a
+    re-spelt escape is refused) of an object whose ``"note"`` is a string.
+
+    Raises:
+        CheckpointSignatureError: anything else, whatever the JSON types.
+    """
+    if not raw.endswith(b"\n"):
+        raise CheckpointSignatureError("checkpoint line is torn (no final newline)")
+    body = raw[:-1]
+    try:
+        obj: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise CheckpointSignatureError("checkpoint line is not valid JSON") from None
+    if type(obj) is not dict or type(obj.get("note")) is not str:
+        raise CheckpointSignatureError('checkpoint line is not an object with a string "note"')
+    try:
+        canonical = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS) == body
+    except TypeError:  # nesting orjson will not re-encode
+        canonical = False
+    if not canonical:
+        raise CheckpointSignatureError("checkpoint line is not in canonical form")
+    return parse_note(obj["note"])
+
+
+def read_checkpoints(path: str | Path) -> list[tuple[int, SignedCheckpoint | None, str]]:
+    """Every ``(byte offset, checkpoint or None if malformed or torn, raw line)`` of a file.
+
+    A missing file has no checkpoints. The raw line is decoded with
+    replacement characters (for messages only); a torn final line is the one
+    whose raw text lacks the trailing newline.
+
+    Raises:
+        OSError: the file exists but cannot be read.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    out: list[tuple[int, SignedCheckpoint | None, str]] = []
+    offset = 0
+    data = path.read_bytes()
+    for raw in (data[i:j] for i, j in _line_spans(data)):
+        cp: SignedCheckpoint | None
+        try:
+            cp = parse_checkpoint_line(raw)
+        except CheckpointSignatureError:
+            cp = None
+        out.append((offset, cp, raw.decode("utf-8", "replace")))
+        offset += len(raw)
+    return out
+
+
+def _line_spans(data: bytes) -> Iterable[tuple[int, int]]:
+    """``(start, end)`` of each line, newline included; only ``\\n`` ends a line."""
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end + 1
+        yield start, end
+        start = end
 
 
 class CheckpointSignatureError(AuditVerificationError):
@@ -100,17 +186,25 @@ def parse_note(text: str) -> SignedCheckpoint:
     """Parse a checkpoint note.
 
     Raises:
-        CheckpointSignatureError: the note is not a well-formed checkpoint.
+        CheckpointSignatureError: the note is not a well-formed checkpoint (also
+            for a value that is not a string, control characters, a size that
+            is not plain ASCII decimal).
     """
+    if not isinstance(text, str):
+        raise CheckpointSignatureError("checkpoint note is not a string")
+    if _CONTROL.search(text):
+        raise CheckpointSignatureError("checkpoint note contains a control character")
     body, sep, sigs = text.partition("\n\n")
     lines = body.split("\n")
     if not sep or len(lines) < 3 or not sigs.endswith("\n"):
         raise CheckpointSignatureError("checkpoint note is malformed (missing lines or signature)")
     origin, size_text, root_text = lines[:3]
     try:
-        if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+        if not (size_text.isascii() and size_text.isdigit()) \
+                or len(size_text) > _MAX_SIZE_DIGITS \
+                or (size_text != "0" and size_text.startswith("0")):
             raise ValueError(size_text)
-        root = base64.b64decode(root_text, validate=True)
+        root = base64.b64decode(root_text.encode("ascii"), validate=True)
     except (ValueError, binascii.Error):
         raise CheckpointSignatureError(f"checkpoint of {origin!r}: bad size or root") from None
     stamp = ""
@@ -127,7 +221,7 @@ def parse_note(text: str) -> SignedCheckpoint:
             raise CheckpointSignatureError("checkpoint signature line lacks the em dash")
         try:
             name, b64 = line[len(_DASH):].split(" ")
-            raw = base64.b64decode(b64, validate=True)
+            raw = base64.b64decode(b64.encode("ascii"), validate=True)
         except (ValueError, binascii.Error):
             raise CheckpointSignatureError("checkpoint signature line is malformed") from None
         if len(raw) != 68:

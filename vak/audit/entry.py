@@ -31,15 +31,19 @@ __all__ = [
     "HEADER_FIELDS",
     "KINDS",
     "LINE_OPTS",
+    "MAX_DEPTH",
     "SKILL_ROUTES",
     "ZERO_HASH",
     "check_fields",
     "encode_checked",
     "encode_entry",
     "entry_leaf_hash",
+    "entry_problem",
     "has_float",
     "needs_exact",
+    "nesting_depth",
     "rfc3339_now",
+    "short_repr",
 ]
 
 FORMAT_VERSION = 1
@@ -60,7 +64,18 @@ KINDS: dict[str, tuple[str, ...]] = {
     "log_closed": (),
     "skill_loaded": ("skill", "tools", "route"),
     "worker_crashed": ("skill", "exit"),
+    "sandbox_degraded": ("missing",),
+    "skill_refused": ("error",),
+    "policy_set": ("policy_set", "text"),
 }
+
+#: deepest nesting of objects/arrays an entry may have (the entry object itself is 1);
+#: the writer refuses deeper entries and the verifier reports them ``MALFORMED``
+MAX_DEPTH = 32
+
+#: required fields the format itself reads (key binding, recovery): they must be
+#: strings (checked by :func:`entry_problem`); the writer makes these entries itself
+_STRING_FIELDS = frozenset({"key_id", "old_key_id", "new_key_id", "new_vkey", "dropped_sha256"})
 
 #: the ``route`` values of ``skill_loaded`` (where the skill's calls run)
 SKILL_ROUTES = ("engine", "worker")
@@ -83,23 +98,47 @@ def needs_exact(fields: Mapping[str, Any]) -> bool:
     :func:`vak.canonical.canonical_bytes`, which either accepts or raises. A
     recursive function beats an explicit stack here (about 1 us per host entry).
     """
-    return _values_need_exact(fields.values())
+    return _values_need_exact(fields.values(), 2)
 
 
-def _values_need_exact(items: Iterable[Any]) -> bool:
+def _values_need_exact(items: Iterable[Any], depth: int) -> bool:
     for x in items:
         c = x.__class__
         if c is str or c is int or c is bool or x is None:
             continue
+        if depth > MAX_DEPTH:
+            return True  # the exact path names the depth problem
         if c is dict:
-            if _values_need_exact(x.values()):
+            if _values_need_exact(x.values(), depth + 1):
                 return True
         elif c is list or c is tuple:
-            if _values_need_exact(x):
+            if _values_need_exact(x, depth + 1):
                 return True
         else:
             return True
     return False
+
+
+def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """Container nesting depth of ``value`` (a scalar is 0), counted up to ``limit + 1``.
+
+    Iterative, so a hostile structure cannot exhaust the interpreter's stack.
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if type(v) is dict:
+            items: Iterable[Any] = v.values()
+        elif type(v) in (list, tuple):
+            items = v
+        else:
+            continue
+        deepest = max(deepest, d)
+        if d > limit:
+            return d
+        stack += [(x, d + 1) for x in items if type(x) in _NESTED]
+    return deepest
 
 
 def encode_entry(entry: Mapping[str, Any]) -> bytes:
@@ -124,12 +163,63 @@ def encode_checked(fields: Mapping[str, Any], header: dict[str, Any]) -> bytes:
     try:
         line = orjson.dumps(header, option=LINE_OPTS)
     except TypeError:  # big int, non-str key, unsupported type: let the exact check explain
-        return canonical_bytes(header) + b"\n"
+        return _exact_line(header)
     # orjson sorts keys by code point, which equals RFC 8785's UTF-16 order for ASCII
     # keys; non-ASCII output (or any non-plain value) takes the exact path.
     if line.isascii() and not needs_exact(fields):
         return line
-    return canonical_bytes(header) + b"\n"
+    return _exact_line(header)
+
+
+def _exact_line(entry: Mapping[str, Any]) -> bytes:
+    """The exact (slow) encoding, after the depth bound the fast path leaves to it."""
+    if nesting_depth(entry) > MAX_DEPTH:
+        raise CanonicalError(f"audit entry nests deeper than {MAX_DEPTH} levels")
+    return canonical_bytes(entry) + b"\n"
+
+
+def entry_problem(e: Any) -> str | None:
+    """Why a parsed line is not a valid entry of the profile, or None (types included).
+
+    Checks the header's exact JSON types, a known kind with its required
+    fields (string-valued ones as strings) and the nesting bound; canonical
+    bytes and floats are the caller's second step. Never raises, whatever
+    ``e`` is.
+    """
+    if type(e) is not dict:
+        return "line is not a JSON object"
+    v = e.get("v")
+    if type(v) is not int or v != FORMAT_VERSION:
+        return f"unsupported format version {short_repr(v)}"
+    seq, prev, kind = e.get("seq"), e.get("prev"), e.get("kind")
+    if type(seq) is not int or seq < 0:
+        return "seq is not a non-negative integer"
+    if type(prev) is not str or len(prev) != 64:
+        return "prev is not a 64-character hex hash"
+    if type(e.get("origin")) is not str or type(e.get("time")) is not str:
+        return "origin or time is missing or not a string"
+    if type(kind) is not str or kind not in KINDS:
+        return f"unknown kind {short_repr(kind)}"
+    for name in KINDS[kind]:
+        if name not in e:
+            return f"{kind} entry lacks field {name!r}"
+        if name in _STRING_FIELDS and type(e[name]) is not str:
+            return f"{kind} entry field {name!r} is not a string"
+    if nesting_depth(e) > MAX_DEPTH:
+        return f"entry nests deeper than {MAX_DEPTH} levels"
+    return None
+
+
+def short_repr(value: Any) -> str:
+    """A bounded, escaped rendering of a hostile value for a message (never raises).
+
+    Containers are named, not rendered (their ``repr`` could recurse without
+    bound); strings are cut before ``repr`` escapes their control characters.
+    """
+    if type(value) in _NESTED:
+        return f"<{type(value).__name__}>"
+    text = repr(value) if not isinstance(value, str) or len(value) < 100 else repr(value[:60])
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 _NESTED = frozenset({dict, list, tuple})

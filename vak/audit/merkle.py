@@ -23,6 +23,8 @@ __all__ = [
     "EMPTY_ROOT",
     "CompactRange",
     "MerkleTree",
+    "ProofTree",
+    "fold_frontier",
     "join_levels",
     "leaf_hash",
     "node_hash",
@@ -122,83 +124,36 @@ class CompactRange:
         self.size += 1
 
     def root(self) -> bytes:
-        if not self._stack:
-            return EMPTY_ROOT
-        acc = self._stack[-1]
-        for h in reversed(self._stack[:-1]):
-            acc = node_hash(h, acc)
-        return acc
+        return fold_frontier(self._stack)
 
 
-class MerkleTree:
-    """Leaf hashes in one bytearray plus lazily filled levels of perfect subtrees.
+def fold_frontier(stack: Sequence[bytes]) -> bytes:
+    """Root of a tree from its frontier: perfect-subtree roots, largest (leftmost) first."""
+    if not stack:
+        return EMPTY_ROOT
+    acc = stack[-1]
+    for h in reversed(stack[:-1]):
+        acc = node_hash(h, acc)
+    return acc
 
-    ``append`` only stores 32 bytes (the hot path stays cheap); proofs fill the
-    cached levels on demand, so a proof costs O(log^2 n) hashes at most.
+
+class ProofTree:
+    """RFC 9162 roots and proofs over any store of perfect-subtree hashes.
+
+    A subclass says how many leaves it holds (``__len__``) and how to get the
+    hash of a perfect subtree (``_perfect``); the recursion over ranges and the
+    proof algorithms live here once, for the in-memory tree of the verifier
+    and the on-disk tree of the writer (:mod:`vak.audit.treefile`).
     """
 
-    __slots__ = ("_levels",)
-
-    def __init__(self) -> None:
-        self._levels: list[bytearray] = [bytearray()]
+    __slots__ = ()
 
     def __len__(self) -> int:
-        return len(self._levels[0]) // 32
-
-    def append(self, leaf: bytes) -> None:
-        self._levels[0] += leaf
-
-    @property
-    def leaves_buffer(self) -> bytearray:
-        """The leaf level itself; appending 32 bytes to it appends a leaf (hot path)."""
-        return self._levels[0]
-
-    def truncate(self, size: int) -> None:
-        """Forget leaves beyond ``size`` (used when another process's tail is re-read)."""
-        for h, level in enumerate(self._levels):
-            del level[(size >> h) * 32 :]
-
-    @classmethod
-    def from_leaves(cls, leaves: bytes | bytearray) -> MerkleTree:
-        """A tree over concatenated 32-byte leaf hashes (bulk load for verifiers)."""
-        if len(leaves) % 32:
-            raise ValueError("leaf buffer is not a multiple of 32 bytes")
-        tree = cls()
-        tree._levels[0] += leaves
-        return tree
-
-    @classmethod
-    def from_levels(cls, levels: Sequence[bytes | bytearray]) -> MerkleTree:
-        """A tree from precomputed levels (level 0 the leaves, each as :func:`perfect_levels`).
-
-        Raises:
-            ValueError: a level does not hold ``len(leaves) // 2**h`` whole nodes.
-        """
-        tree = cls.from_leaves(levels[0])
-        n = len(tree)
-        for h, level in enumerate(levels[1:], 1):
-            if len(level) != (n >> h) * 32:
-                raise ValueError(f"merkle level {h} holds {len(level)} bytes, want "
-                                 f"{(n >> h) * 32}")
-            tree._levels.append(bytearray(level))
-        return tree
-
-    def leaf(self, index: int) -> bytes:
-        return bytes(self._levels[0][index * 32 : index * 32 + 32])
+        raise NotImplementedError
 
     def _perfect(self, height: int, index: int) -> bytes:
         """Hash of the perfect subtree of 2**height leaves starting at index << height."""
-        levels = self._levels
-        while len(levels) <= height:
-            levels.append(bytearray())
-        level = levels[height]
-        if len(level) < index * 32 + 32:
-            for h in range(1, height + 1):  # bottom-up, tight loop: one hash per new node
-                below, above = levels[h - 1], levels[h]
-                start, end = len(above) * 2, len(below) // 64 * 64
-                if start < end:
-                    above += b"".join([_node(below[j : j + 64]) for j in range(start, end, 64)])
-        return bytes(level[index * 32 : index * 32 + 32])
+        raise NotImplementedError
 
     def _subtree(self, start: int, end: int) -> bytes:
         """MTH of leaves [start, end); ``start`` is aligned as in RFC 9162 recursion."""
@@ -257,6 +212,78 @@ class MerkleTree:
                 complete = False
         proof.reverse()
         return proof
+
+
+class MerkleTree(ProofTree):
+    """Leaf hashes in one bytearray plus lazily filled levels of perfect subtrees.
+
+    ``append`` only stores 32 bytes (the hot path stays cheap); proofs fill the
+    cached levels on demand, so a proof costs O(log^2 n) hashes at most. Memory
+    grows with the leaves: the verifier's tree; the writer keeps an O(log n)
+    frontier and its nodes on disk instead (:mod:`vak.audit.treefile`).
+    """
+
+    __slots__ = ("_levels",)
+
+    def __init__(self) -> None:
+        self._levels: list[bytearray] = [bytearray()]
+
+    def __len__(self) -> int:
+        return len(self._levels[0]) // 32
+
+    def append(self, leaf: bytes) -> None:
+        self._levels[0] += leaf
+
+    @property
+    def leaves_buffer(self) -> bytearray:
+        """The leaf level itself; appending 32 bytes to it appends a leaf (hot path)."""
+        return self._levels[0]
+
+    def truncate(self, size: int) -> None:
+        """Forget leaves beyond ``size`` (used when another process's tail is re-read)."""
+        for h, level in enumerate(self._levels):
+            del level[(size >> h) * 32 :]
+
+    @classmethod
+    def from_leaves(cls, leaves: bytes | bytearray) -> MerkleTree:
+        """A tree over concatenated 32-byte leaf hashes (bulk load for verifiers)."""
+        if len(leaves) % 32:
+            raise ValueError("leaf buffer is not a multiple of 32 bytes")
+        tree = cls()
+        tree._levels[0] += leaves
+        return tree
+
+    @classmethod
+    def from_levels(cls, levels: Sequence[bytes | bytearray]) -> MerkleTree:
+        """A tree from precomputed levels (level 0 the leaves, each as :func:`perfect_levels`).
+
+        Raises:
+            ValueError: a level does not hold ``len(leaves) // 2**h`` whole nodes.
+        """
+        tree = cls.from_leaves(levels[0])
+        n = len(tree)
+        for h, level in enumerate(levels[1:], 1):
+            if len(level) != (n >> h) * 32:
+                raise ValueError(f"merkle level {h} holds {len(level)} bytes, want "
+                                 f"{(n >> h) * 32}")
+            tree._levels.append(bytearray(level))
+        return tree
+
+    def leaf(self, index: int) -> bytes:
+        return bytes(self._levels[0][index * 32 : index * 32 + 32])
+
+    def _perfect(self, height: int, index: int) -> bytes:
+        levels = self._levels
+        while len(levels) <= height:
+            levels.append(bytearray())
+        level = levels[height]
+        if len(level) < index * 32 + 32:
+            for h in range(1, height + 1):  # bottom-up, tight loop: one hash per new node
+                below, above = levels[h - 1], levels[h]
+                start, end = len(above) * 2, len(below) // 64 * 64
+                if start < end:
+                    above += b"".join([_node(below[j : j + 64]) for j in range(start, end, 64)])
+        return bytes(level[index * 32 : index * 32 + 32])
 
 
 def _fail(message: str) -> AuditVerificationError:

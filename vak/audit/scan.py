@@ -34,15 +34,18 @@ import marshal
 import operator
 import os
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from hashlib import sha256
+from typing import Any
 
 import orjson
 
 from vak.audit.entry import FORMAT_VERSION, KINDS, ZERO_HASH
 from vak.audit.merkle import MerkleTree, join_levels, perfect_levels
 
-__all__ = ["PARALLEL_MIN_BYTES", "CleanLog", "RangeScan", "scan_log", "scan_range"]
+__all__ = ["PARALLEL_MIN_BYTES", "CleanLog", "RangeScan", "StreamScan", "scan_log",
+           "scan_range", "scan_stream"]
 
 #: below this many bytes a log is scanned in-process (~20,000 typical entries)
 PARALLEL_MIN_BYTES = 8 << 20
@@ -101,16 +104,24 @@ def _leaf(raw: bytes) -> bytes:
 
 
 class _Scanner:
-    """Chunk-by-chunk bulk checks of consecutive lines (see :func:`scan_range`)."""
+    """Chunk-by-chunk bulk checks of consecutive lines (see :func:`scan_range`).
 
-    def __init__(self, lo: int, origin: str | None) -> None:
+    With ``on_leaves`` each chunk's leaf hashes go there instead of being kept
+    (the writer's constant-memory recovery), and ``key_events`` keeps the
+    ``log_opened`` / ``key_rotated`` entries themselves (they bind the key).
+    """
+
+    def __init__(self, lo: int, origin: str | None,
+                 on_leaves: Callable[[bytes], None] | None = None) -> None:
         self.lo, self.next, self.origin = lo, lo, origin
         self.prev: str | None = None
         self.first_prev = ""
         self.last_raw = b""
         self.leaves = bytearray()
+        self.on_leaves = on_leaves
         self.opened: list[tuple[int, bool]] = []
         self.rotations: list[tuple[int, str, int]] = []
+        self.key_events: list[dict[str, Any]] = []
 
     def feed(self, raws: list[bytes]) -> bool:
         """Check one chunk of lines; False at any anomaly."""
@@ -140,16 +151,21 @@ class _Scanner:
         if "log_opened" in kind:
             self.opened += [(start + i, entries[i].get("entry_sigs") is True)
                             for i, k in enumerate(kind) if k == "log_opened"]
+            self.key_events += [entries[i] for i, k in enumerate(kind) if k == "log_opened"]
         if "key_rotated" in kind:
             for i, k in enumerate(kind):
                 if k == "key_rotated":
                     vkey = entries[i].get("new_vkey")
-                    if type(vkey) is not str:
+                    if type(vkey) is not str or type(entries[i].get("old_key_id")) is not str:
                         return False
                     self.rotations.append((start + i, vkey, start + i))
+                    self.key_events.append(entries[i])
         self.prev = hexes[-1]
         self.last_raw = raws[-1]
-        self.leaves += b"".join(chunk)
+        if self.on_leaves is None:
+            self.leaves += b"".join(chunk)
+        else:
+            self.on_leaves(b"".join(chunk))
         self.next = start + len(raws)
         return True
 
@@ -192,13 +208,18 @@ def scan_range(fd: int, start: int, end: int, origin: str | None) -> RangeScan |
     if lo is None:
         return None
     scanner = _Scanner(lo, origin)
+    return scanner.finish() if _feed_range(scanner, fd, start, end) else None
+
+
+def _feed_range(scanner: _Scanner, fd: int, start: int, end: int) -> bool:
+    """Feed the lines in bytes ``[start, end)`` block by block; False at any anomaly."""
     carry = b""
     pos = start
     try:
         while pos < end:
             buf = os.pread(fd, min(_BLOCK, end - pos), pos)
             if not buf:
-                return None
+                return False
             pos += len(buf)
             lines = buf.split(b"\n")
             if len(lines) == 1:
@@ -207,10 +228,41 @@ def scan_range(fd: int, start: int, end: int, origin: str | None) -> RangeScan |
             lines[0] = carry + lines[0]
             carry = lines.pop()
             if not scanner.feed(lines):
-                return None
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                return False
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError):
+        return False
+    return not carry
+
+
+@dataclass(slots=True)
+class StreamScan:
+    """What the writer learns from checking a stretch of its own log (see :func:`scan_stream`)."""
+
+    size: int  # seq after the last line
+    last_hex: str  # leaf hash (hex) of the last line, or the given prev
+    last_raw: bytes
+    key_events: list[dict[str, Any]] = field(default_factory=list)
+    opened: list[tuple[int, bool]] = field(default_factory=list)
+
+
+def scan_stream(fd: int, start: int, end: int, *, first_seq: int, prev: str, origin: str,
+                on_leaves: Callable[[bytes], None]) -> StreamScan | None:
+    """Bulk-check lines ``[start, end)`` that must continue a chain at ``first_seq``/``prev``.
+
+    The writer's recovery (and, with ``multiprocess``, its catch-up on lines
+    another process wrote): every check of :func:`scan_range` plus the first
+    line's ``prev``, with each block's leaf hashes handed to ``on_leaves`` and
+    not kept, so memory stays constant. None at any anomaly (the caller then
+    locates it line by line).
+    """
+    scanner = _Scanner(first_seq, origin, on_leaves)
+    if start == end:
+        return StreamScan(first_seq, prev, b"")
+    if not _feed_range(scanner, fd, start, end) or scanner.first_prev != prev \
+            or scanner.prev is None:
         return None
-    return None if carry else scanner.finish()
+    return StreamScan(scanner.next, scanner.prev, scanner.last_raw, scanner.key_events,
+                      scanner.opened)
 
 
 def _boundaries(fd: int, size: int, workers: int) -> list[int]:

@@ -4,7 +4,9 @@ Everything that writes to the audit log goes through :class:`AuditSink`; the
 real implementation is :class:`vak.audit.log.AuditLog`. ``durable=True`` means
 *do not return until the entry is durable under the log's fsync policy*: the
 mediation uses it for decision entries so that an effect never happens before
-its record ("record, then act").
+its record ("record, then act"). ``flush=True`` means *handed to the OS*: the
+kernel uses it before acknowledging an invocation, so a crash of the kernel
+process never loses an entry of a call whose result was returned.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ class AuditRef:
 class AuditSink(Protocol):
     """Append-only audit writer."""
 
-    def append(self, kind: str, fields: Mapping[str, Any], *, durable: bool = False) -> AuditRef:
-        """Append one entry of ``kind`` with ``fields`` (canonical-JSON values)."""
+    def append(self, kind: str, fields: Mapping[str, Any], *, durable: bool = False,
+               flush: bool = False) -> AuditRef:
+        """Append one entry of ``kind`` with ``fields`` (canonical-JSON values).
+
+        ``durable``: on stable storage before returning; ``flush``: at least handed
+        to the OS (survives a crash of this process) before returning.
+        """
         ...

@@ -38,12 +38,13 @@ from vak.audit.checkpoint import (
     CheckpointSignatureError,
     SignedCheckpoint,
     UntrustedKeyError,
+    checkpoint_path_for,
+    read_checkpoints,
     verify_checkpoint,
 )
-from vak.audit.entry import FORMAT_VERSION, KINDS, ZERO_HASH, has_float
+from vak.audit.entry import KINDS, ZERO_HASH, entry_problem, has_float, short_repr
 from vak.audit.entrysig import EntrySig, entry_message, read_entry_sigs, sigs_path_for
 from vak.audit.keys import TrustedKey, parse_verifier_key
-from vak.audit.log import checkpoint_path_for, read_checkpoints
 from vak.audit.merkle import CompactRange
 from vak.audit.scan import scan_log
 from vak.audit.state import VerifierState
@@ -114,6 +115,13 @@ class Report:
     latest: SignedCheckpoint | None = None
     latest_root_hex: str = ""
     notes: tuple[str, ...] = field(default=())
+    #: whether the keys were pinned by the verifier (``--key``, ``--trust``, a state
+    #: file, ``[audit] trust``) rather than found beside the log
+    pinned: bool = True
+    key_source: str = ""
+    #: the origin's keys trusted at the end (given keys plus vouched rotations), as
+    #: trust-file lines: what ``--update-state`` pins
+    keys: tuple[str, ...] = field(default=())
 
     @property
     def result(self) -> Code:
@@ -134,6 +142,7 @@ class Report:
             "trusted_prefix": self.trusted_prefix, "tail": self.tail,
             "latest_checkpoint": self.latest.note if self.latest else None,
             "findings": [f.to_json() for f in self.findings], "notes": list(self.notes),
+            "keys": {"pinned": self.pinned, "source": self.key_source, "trusted": list(self.keys)},
         }
 
     def render(self) -> str:
@@ -144,6 +153,10 @@ class Report:
         lines.append(f"last trustworthy prefix: {self.trusted_prefix} entries"
                      + (f" (seq 0..{self.trusted_prefix - 1})" if self.trusted_prefix else ""))
         lines.append(f"tail: {self.tail}")
+        if self.pinned:
+            lines.append(f"keys: pinned{f' ({self.key_source})' if self.key_source else ''}")
+        else:
+            lines.append(f"keys: NOT PINNED, found beside the log ({self.key_source})")
         lines.append(f"RESULT: {self.result.name}")
         return "\n".join(lines)
 
@@ -161,28 +174,6 @@ class _Line:
 
 
 _OPT = orjson.OPT_SORT_KEYS
-def _entry_problem(e: Any) -> str | None:
-    """Why a parsed line is not a valid entry, or None."""
-    if type(e) is not dict:
-        return "line is not a JSON object"
-    if e.get("v") != FORMAT_VERSION:
-        return f"unsupported format version {e.get('v')!r}"
-    seq, prev, kind = e.get("seq"), e.get("prev"), e.get("kind")
-    if type(seq) is not int or seq < 0:
-        return "seq is not a non-negative integer"
-    if type(prev) is not str or len(prev) != 64:
-        return "prev is not a 64-character hex hash"
-    if type(e.get("origin")) is not str or type(e.get("time")) is not str:
-        return "origin or time is missing"
-    required = KINDS.get(kind)  # type: ignore[arg-type]
-    if required is None:
-        return f"unknown kind {kind!r}"
-    for name in required:
-        if name not in e:
-            return f"{kind} entry lacks field {name!r}"
-    return None
-
-
 def _canonical_problem(e: Any, raw: bytes) -> str | None:
     try:
         if canonical_bytes(e) != raw:
@@ -279,7 +270,7 @@ class _Verifier:
                 perfect = False
                 prev_hex = leaf.hex()
                 continue
-            problem = _entry_problem(e)
+            problem = entry_problem(e)
             if problem is None and dumps(e, option=_OPT) != raw:
                 problem = _canonical_problem(e, raw)
             if problem is None:
@@ -291,8 +282,14 @@ class _Verifier:
                 if type(e) is not dict or type(e.get("seq")) is not int:
                     continue
                 # still a placeholder for its seq, so it is not also reported missing
-            ln.seq, ln.prev, ln.origin, ln.kind = e["seq"], e.get("prev"), e.get("origin"), \
-                e.get("kind")
+            # a malformed line keeps only what has the right type (a list as prev or
+            # origin must not reach the set and dict operations of classify())
+            ln.seq = e["seq"]
+            ln.prev = _str_or_none(e.get("prev"))
+            ln.origin = _str_or_none(e.get("origin"))
+            ln.kind = _str_or_none(e.get("kind"))
+            if problem is not None and ln.origin is None:
+                ln.origin = origin
             ln.entry = e
             if ln.kind == "key_rotated" and isinstance(e.get("new_vkey"), str):
                 self.rotations.append((ln.seq, e["new_vkey"], i))
@@ -315,7 +312,8 @@ class _Verifier:
         picks: list[str] = []
         for raw in {0: 0, len(raw_lines) // 2: 0, len(raw_lines) - 1: 0}:
             with contextlib.suppress(orjson.JSONDecodeError, AttributeError, IndexError):
-                picks.append(str(orjson.loads(raw_lines[raw]).get("origin", "")))
+                picked = orjson.loads(raw_lines[raw]).get("origin", "")
+                picks.append(picked if type(picked) is str else "")
         if self.origin and self.origin in picks:
             return self.origin
         return max(picks, key=picks.count, default=self.origin)
@@ -348,8 +346,8 @@ class _Verifier:
         kept: list[_Line] = []
         for ln in good:
             if ln.origin != self.origin:
-                self.add(Code.SPLICED, f"entry of origin {ln.origin!r} spliced into log of "
-                         f"{self.origin!r}", ln)
+                self.add(Code.SPLICED, f"entry of origin {short_repr(ln.origin)} spliced into "
+                         f"log of {short_repr(self.origin)}", ln)
             else:
                 kept.append(ln)
         by_seq: dict[int, list[_Line]] = {}
@@ -454,11 +452,16 @@ class _Verifier:
         covered = 0  # largest size of a verified checkpoint that matches the log
         signed_upto = 0  # largest size of any verified checkpoint
         first_bad = min(self.first_disturbed, len(self.lines))
-        self.valid: list[SignedCheckpoint] = []
+        self.valid = []
         matching: list[int] = []
         n = len(self.lines)
-        for number, (offset, cp, _raw) in enumerate(cps, 1):
+        for number, (offset, cp, raw) in enumerate(cps, 1):
             if cp is None:
+                if number == len(cps) and not raw.endswith("\n"):
+                    self.add(Code.WARNINGS, f"torn final checkpoint line ({len(raw)} "
+                             "characters without newline); the kernel cuts it on open",
+                             offset=offset, line=number, file="checkpoint")
+                    continue
                 self.add(Code.MALFORMED, "checkpoint line is malformed", offset=offset,
                          line=number, file="checkpoint")
                 continue
@@ -471,9 +474,9 @@ class _Verifier:
                     with contextlib.suppress(KeyFileError):
                         trusted.append(parse_verifier_key(vkey))
             if c.origin != self.origin:
-                self.add(Code.SPLICED, f"checkpoint of origin {c.origin!r} in log of "
-                         f"{self.origin!r}", seq=c.size, offset=offset, line=number,
-                         file="checkpoint")
+                self.add(Code.SPLICED, f"checkpoint of origin {short_repr(c.origin)} in log "
+                         f"of {short_repr(self.origin)}", seq=c.size, offset=offset,
+                         line=number, file="checkpoint")
                 continue
             try:
                 verify_checkpoint(cp, trusted)
@@ -502,6 +505,11 @@ class _Verifier:
                      f"checkpoint of size {c.size} (a change after the last good checkpoint of "
                      f"size {covered})", seq=c.size - 1 if c.size else None, offset=offset,
                      line=number, file="checkpoint")
+        while rotations and rotations[0][0] < signed_upto:  # vouched by the last checkpoint
+            _seq, vkey, index = rotations.pop(0)
+            if index not in self.bad_lines:
+                with contextlib.suppress(KeyFileError):
+                    trusted.append(parse_verifier_key(vkey))
         self._forks(matching)
         self.covered = covered
         self.signed_upto = signed_upto
@@ -556,7 +564,7 @@ class _Verifier:
         """seq -> (leaf hash, line index) for the entries the log holds."""
         if self.leaf_blob is not None:
             blob = self.leaf_blob
-            return {i: (blob[32 * i: 32 * i + 32], i) for i in range(n)}
+            return {i: (bytes(blob[32 * i: 32 * i + 32]), i) for i in range(n)}
         out: dict[int, tuple[bytes, int]] = {}
         for ln in self.lines:
             if ln.seq is not None and ln.origin == self.origin:
@@ -605,7 +613,8 @@ class _Verifier:
         if st is None:
             return
         if st.origin != self.origin:
-            self.add(Code.SPLICED, f"state file is for origin {st.origin!r}", file="state")
+            self.add(Code.SPLICED, f"state file is for origin {short_repr(st.origin)}",
+                     file="state")
             return
         newest = max((cp.checkpoint.size for cp in self.valid), default=0)
         root = self.roots.get(st.size)
@@ -637,6 +646,10 @@ class _LazyLines(list):  # type: ignore[type-arg]
         return _Line(self._n - 1, 0, b"", e["seq"], e["prev"], e["origin"], e["kind"], e)
 
 
+def _str_or_none(value: Any) -> str | None:
+    return value if type(value) is str else None
+
+
 def _float_problem(e: Any) -> str | None:
     return "floats are not allowed in audit entries" if has_float(e) else None
 
@@ -645,8 +658,13 @@ def verify_log(
     path: str | Path, keys: Iterable[TrustedKey], *, checkpoint_path: str | Path | None = None,
     state: VerifierState | None = None, origin: str | None = None,
     sigs_path: str | Path | None = None, workers: int | None = None,
+    pinned: bool = True, key_source: str = "",
 ) -> Report:
     """Verify the log at ``path`` against ``keys``; never raises for a bad log.
+
+    ``pinned=False`` says the keys were found beside the log (whoever can write
+    there can replace the history *and* the key): the report then carries a
+    ``WARNINGS`` finding, so such a result is never a plain OK.
 
     The checkpoints come from ``<log>.ckpt`` and the optional per-entry
     signatures from ``<log>.sigs`` unless other paths are given.
@@ -701,6 +719,11 @@ def verify_log(
                        "chained but not yet covered by a checkpoint")
         v.add(Code.WARNINGS, f"{n - v.signed_upto} entries at the tail are not covered by a "
               "signed checkpoint", seq=v.signed_upto)
+    if not pinned:
+        v.add(Code.WARNINGS, "verified only against keys found beside the log"
+              f"{f' ({key_source})' if key_source else ''}; whoever can write that directory "
+              "can replace the history and the key: pin the key with --key, --trust, a --state "
+              "file or [audit] trust", file="keys")
     if v.torn:
         if n >= v.signed_upto:
             v.add(Code.WARNINGS, f"torn final line ({len(v.torn)} bytes without newline) beyond "
@@ -718,11 +741,17 @@ def verify_log(
     elif last.kind == "log_closed":
         tail = f"closed cleanly at seq {last.seq}"
     else:
-        tail = f"open (last entry seq {last.seq}, kind {last.kind}); a kernel may still be writing"
+        kind = last.kind if last.kind in KINDS else short_repr(last.kind)
+        tail = f"open (last entry seq {last.seq}, kind {kind}); a kernel may still be writing"
     latest = max(v.valid, key=lambda cp: cp.checkpoint.size, default=None)
     valid_entries = n - len({i for i in v.bad_lines if i < n})
     order = sorted(v.findings, key=lambda f: (-int(f.code), f.offset or 0))
     return Report(
         str(path), v.origin, n, valid_entries, tuple(order), len(v.valid), trusted, tail,
-        latest, notes=tuple(v.notes),
+        latest, notes=tuple(v.notes), pinned=pinned, key_source=key_source,
+        keys=tuple(_trust_line(k) for k in v.trusted if k.name == v.origin and not k.revoked),
     )
+
+
+def _trust_line(key: TrustedKey) -> str:
+    return key.vkey + (f" not-after={key.not_after}" if key.not_after else "")

@@ -9,15 +9,20 @@ Example::
     vak-audit verify-receipt receipt.json --key audit/log.key.pub
 
 Exit codes are :class:`vak.audit.verify.Code` (0 verified ... 14 fork; 2 usage
-or I/O error); docs/AUDIT-FORMAT.md lists them.
+or I/O error) plus :data:`EXIT_INTERNAL` (70, a defect in vak-audit itself);
+docs/AUDIT-FORMAT.md lists them. Everything printed has its control and
+invisible formatting characters escaped (:func:`safe_text`): log content can
+never forge a line, move the cursor or recolour the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -28,17 +33,50 @@ from vak.audit.checkpoint import (
     CheckpointSignatureError,
     SignedCheckpoint,
     UntrustedKeyError,
+    checkpoint_path_for,
+    read_checkpoints,
 )
-from vak.audit.keys import TrustedKey, load_trusted_keys, public_path_for
-from vak.audit.log import Receipt, checkpoint_path_for, read_checkpoints, verify_receipt
+from vak.audit.keys import TrustedKey, load_trusted_keys, parse_verifier_key, public_path_for
 from vak.audit.merkle import MerkleTree, verify_consistency
+from vak.audit.receipt import Receipt, verify_receipt
+from vak.audit.settings import AuditSettings
 from vak.audit.state import VerifierState, load_state, save_state
 from vak.audit.verify import Code, verify_log
 from vak.cli import fleet as fleet_cli
-from vak.config import KernelConfig
-from vak.errors import AuditVerificationError, VakError
+from vak.errors import AuditVerificationError, KeyFileError, VakError
 
-__all__ = ["main"]
+__all__ = ["EXIT_INTERNAL", "main", "safe_text"]
+
+#: exit code of a defect in ``vak-audit`` itself (not a verdict on the log); distinct
+#: from every :class:`~vak.audit.verify.Code` (0..14), so it never reads as OK or WARNINGS
+EXIT_INTERNAL = 70
+
+# Control characters (C0 but newline, DEL, C1), bidi overrides and isolates,
+# zero-width and line/paragraph separators: anything that lets log content move
+# the cursor, recolour the terminal or forge what looks like another line.
+_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
+                     "\u2060-\u2069\ufeff]")
+_UNSAFE_OR_NEWLINE = re.compile(_UNSAFE.pattern[:-1] + "\n]")
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = m.group()
+    return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(c, f"\\u{ord(c):04x}")
+
+
+def safe_text(text: str, *, keep_newlines: bool = True) -> str:
+    """``text`` with every control and invisible formatting character escaped.
+
+    Every line ``vak-audit`` prints goes through here; with ``keep_newlines``
+    False a newline is escaped too (one field must stay on one line).
+    """
+    pattern = _UNSAFE if keep_newlines else _UNSAFE_OR_NEWLINE
+    return pattern.sub(_escape_char, text)
+
+
+def _json_text(value: Any, **opts: Any) -> str:
+    """JSON for the terminal: orjson escapes C0 controls; C1 and bidi are escaped here."""
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", orjson.dumps(value, **opts).decode())
 
 
 class _Usage(Exception):
@@ -46,84 +84,155 @@ class _Usage(Exception):
 
 
 def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(safe_text(text) + "\n")
 
 
-def _log_and_keys(args: argparse.Namespace, *, need_keys: bool) -> tuple[Path, list[TrustedKey]]:
+def _err(text: str) -> None:
+    sys.stderr.write(safe_text(text) + "\n")
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    """The keys to verify with, and whether the verifier pinned them."""
+
+    keys: list[TrustedKey]
+    pinned: bool
+    source: str
+
+
+def _load_keys(path: Path) -> list[TrustedKey]:
+    try:
+        return load_trusted_keys(path)
+    except (UnicodeDecodeError, ValueError) as exc:
+        if isinstance(exc, VakError):
+            raise
+        raise _Usage(f"{path}: not a key file (not UTF-8 text)") from None
+
+
+def _settings(config: str) -> AuditSettings:
+    """The audit settings of a ``vak.toml`` (imported lazily: only ``--config`` needs it)."""
+    from vak.config import KernelConfig
+
+    cfg = KernelConfig.from_toml(config)
+    composed = getattr(cfg, "audit_settings", None)  # the composed config (paths resolved)
+    if callable(composed):
+        settings = composed()
+        if isinstance(settings, AuditSettings):
+            return settings
+    return AuditSettings(cfg.resolved("audit_log"), cfg.resolved("audit_key"),
+                         cfg.resolved("audit_hmac_key"), origin=cfg.audit_origin,
+                         trust=getattr(cfg, "audit_trust", None))
+
+
+def _state_keys(state: VerifierState | None, source: str) -> list[TrustedKey] | None:
+    if state is None or not state.keys:
+        return None
+    try:
+        return [parse_verifier_key(line) for line in state.keys]
+    except KeyFileError as exc:
+        raise _Usage(f"{source}: a pinned key is malformed: {exc.message}") from None
+
+
+def _log_and_keys(args: argparse.Namespace, *, need_keys: bool,
+                  state: VerifierState | None = None) -> tuple[Path, _Keys]:
+    """The log, and the keys in order of precedence: --key/--trust, state, config trust, .pub."""
     log: Path | None = Path(args.log) if getattr(args, "log", None) else None
-    key_file: Path | None = None
-    if getattr(args, "config", None):
-        cfg = KernelConfig.from_toml(args.config)
-        log = log or cfg.resolved("audit_log")
-        key_file = public_path_for(cfg.resolved("audit_key"))
-    if getattr(args, "trust", None):
-        key_file = Path(args.trust)
-    if getattr(args, "key", None):
-        key_file = Path(args.key)
+    settings = _settings(args.config) if getattr(args, "config", None) else None
+    if settings is not None:
+        log = log or settings.log
     if log is None:
         raise _Usage("no log given: pass LOG or --config vak.toml")
     if not log.exists():
         raise _Usage(f"{log}: audit log not found")
     if not need_keys:
-        return log, []
-    if key_file is None:
-        raise _Usage("no trusted key: pass --key PUB, --trust FILE or --config vak.toml")
-    return log, load_trusted_keys(key_file)
+        return log, _Keys([], True, "")
+    explicit = getattr(args, "key", None) or getattr(args, "trust", None)
+    if explicit:
+        return log, _Keys(_load_keys(Path(explicit)), True, f"key file {explicit}")
+    pinned = _state_keys(state, getattr(args, "state", None) or "state")
+    if pinned is not None:
+        return log, _Keys(pinned, True, f"state file {args.state}")
+    if settings is not None and settings.trust is not None:
+        return log, _Keys(_load_keys(settings.trust), True, f"[audit] trust {settings.trust}")
+    if settings is not None:
+        beside = public_path_for(settings.key)
+        return log, _Keys(_load_keys(beside), False, str(beside))
+    raise _Usage("no trusted key: pass --key PUB, --trust FILE or --config vak.toml")
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    log, keys = _log_and_keys(args, need_keys=True)
     state = load_state(args.state) if args.state else None
-    report = verify_log(log, keys, checkpoint_path=args.checkpoints, state=state,
-                        sigs_path=args.sigs)
+    log, keys = _log_and_keys(args, need_keys=True, state=state)
+    report = verify_log(log, keys.keys, checkpoint_path=args.checkpoints, state=state,
+                        sigs_path=args.sigs, pinned=keys.pinned, key_source=keys.source)
     if args.json:
-        _out(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
+        _out(_json_text(report.to_json(), option=orjson.OPT_INDENT_2))
     else:
         _out(report.render())
     if args.update_state and args.state and report.result <= Code.WARNINGS and report.latest:
         cp = report.latest.checkpoint
-        save_state(args.state, VerifierState(cp.origin, cp.size, cp.root.hex(), cp.time))
+        save_state(args.state, VerifierState(cp.origin, cp.size, cp.root.hex(), cp.time,
+                                             report.keys))
     return int(report.result)
 
 
 def _entries(log: Path, start: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(bytes, entry)`` of each complete line; anything not an object is a placeholder."""
     with log.open("rb") as f:
         f.seek(start)
         for raw in f:
             if not raw.endswith(b"\n"):
                 return
             try:
-                yield len(raw), orjson.loads(raw)
+                e = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                yield len(raw), {"kind": "<malformed>", "raw": raw[:200].decode("utf-8", "replace")}
+                e = None
+            if type(e) is not dict:
+                e = {"kind": "<malformed>", "raw": raw[:200].decode("utf-8", "replace")}
+            yield len(raw), e
+
+
+def _obj(e: dict[str, Any], name: str) -> dict[str, Any]:
+    value = e.get(name)
+    return value if type(value) is dict else {}
 
 
 def _match(e: dict[str, Any], args: argparse.Namespace) -> bool:
-    skill = e.get("skill") if isinstance(e.get("skill"), dict) else {}
-    decision = e.get("decision") if isinstance(e.get("decision"), dict) else {}
     checks = (
         (args.kind, e.get("kind")),
-        (args.skill, skill.get("id")),
+        (args.skill, _obj(e, "skill").get("id")),
         (args.session, e.get("session")),
-        (args.decision, decision.get("effect")),
+        (args.decision, _obj(e, "decision").get("effect")),
     )
     if any(want is not None and want != got for want, got in checks):
         return False
-    stamp = str(e.get("time", ""))
+    stamp = e.get("time") if type(e.get("time")) is str else ""
     return not ((args.since and stamp < args.since) or (args.until and stamp > args.until))
+
+
+def _field(value: Any) -> str:
+    """One value of the text format: on one line, escaped, bounded; containers named."""
+    if type(value) is str:
+        text = value if len(value) <= 300 else value[:300] + "..."
+        return safe_text(text, keep_newlines=False)
+    if value is None or type(value) in (int, bool):
+        return str(value)
+    return f"<{type(value).__name__}>"
 
 
 def _fmt(e: dict[str, Any], as_json: bool) -> str:
     if as_json:
-        return orjson.dumps(e, option=orjson.OPT_SORT_KEYS).decode()
-    skill = e.get("skill") if isinstance(e.get("skill"), dict) else {}
-    decision = e.get("decision") if isinstance(e.get("decision"), dict) else {}
-    outcome = e.get("outcome") if isinstance(e.get("outcome"), dict) else {}
-    parts = [f"{e.get('seq', '?'):>6}", str(e.get("time", "")), f"{e.get('kind', '?'):<19}"]
-    for value in (skill.get("id"), e.get("host_function"), e.get("resource"),
-                  decision.get("effect"), outcome.get("status")):
+        try:
+            return _json_text(e, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # nesting orjson will not re-encode
+            return _json_text({"seq": e.get("seq") if type(e.get("seq")) is int else None,
+                               "kind": "<too deeply nested to print>"})
+    parts = [f"{_field(e.get('seq', '?')):>6}", _field(e.get("time", "")),
+             f"{_field(e.get('kind', '?')):<19}"]
+    for value in (_obj(e, "skill").get("id"), e.get("host_function"), e.get("resource"),
+                  _obj(e, "decision").get("effect"), _obj(e, "outcome").get("status")):
         if value is not None:
-            parts.append(str(value))
+            parts.append(_field(value))
     return "  ".join(parts)
 
 
@@ -143,7 +252,7 @@ def _cmd_tail(args: argparse.Namespace) -> int:
         offset += size
         if _match(e, args):
             matched.append(e)
-    for e in matched[-args.n:] if args.n else []:
+    for e in matched[-args.n:] if args.n > 0 else []:
         _out(_fmt(e, args.json))
     sys.stdout.flush()
     while args.follow:
@@ -186,7 +295,7 @@ def _cmd_prove(args: argparse.Namespace) -> int:
     cp = _matching_checkpoint(log, tree, args.seq)
     receipt = Receipt(args.seq, tree.leaf(args.seq),
                       tuple(tree.inclusion_proof(args.seq, cp.checkpoint.size)), cp)
-    _out(orjson.dumps(receipt.to_json(), option=orjson.OPT_INDENT_2).decode())
+    _out(_json_text(receipt.to_json(), option=orjson.OPT_INDENT_2))
     return 0
 
 
@@ -215,10 +324,10 @@ def _cmd_verify_receipt(args: argparse.Namespace) -> int:
 
 def _keys_only(args: argparse.Namespace) -> list[TrustedKey]:
     if args.key or args.trust:
-        return load_trusted_keys(args.key or args.trust)
+        return _load_keys(Path(args.key or args.trust))
     if args.config:
-        return load_trusted_keys(public_path_for(KernelConfig.from_toml(args.config)
-                                                 .resolved("audit_key")))
+        settings = _settings(args.config)
+        return _load_keys(settings.trust or public_path_for(settings.key))
     raise _Usage("no trusted key: pass --key PUB, --trust FILE or --config vak.toml")
 
 
@@ -230,8 +339,8 @@ def _cmd_consistency(args: argparse.Namespace) -> int:
     proof = tree.consistency_proof(args.a, args.b)
     r1, r2 = tree.root(args.a), tree.root(args.b)
     verify_consistency(args.a, args.b, proof, r1, r2)
-    _out(orjson.dumps({"size1": args.a, "size2": args.b, "root1": r1.hex(), "root2": r2.hex(),
-                       "proof": [p.hex() for p in proof]}, option=orjson.OPT_INDENT_2).decode())
+    _out(_json_text({"size1": args.a, "size2": args.b, "root1": r1.hex(), "root2": r2.hex(),
+                     "proof": [p.hex() for p in proof]}, option=orjson.OPT_INDENT_2))
     return 0
 
 
@@ -240,7 +349,7 @@ def _cmd_checkpoint(args: argparse.Namespace) -> int:
     cps = [cp for _, cp, _ in read_checkpoints(checkpoint_path_for(log)) if cp is not None]
     if not cps:
         raise _Usage(f"{checkpoint_path_for(log)}: no checkpoint")
-    sys.stdout.write(max(cps, key=lambda c: c.checkpoint.size).note)
+    sys.stdout.write(safe_text(max(cps, key=lambda c: c.checkpoint.size).note))
     return 0
 
 
@@ -311,7 +420,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (see module docstring)."""
+    """Entry point; returns the exit code (see module docstring).
+
+    Every failure ends here as one escaped message and a ``RESULT:`` line:
+    usage and I/O problems exit ``USAGE`` (2), a proof that does not verify its
+    own code, and a defect in ``vak-audit`` itself :data:`EXIT_INTERNAL` (70),
+    never a traceback and never a code that reads as OK or WARNINGS.
+    """
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -320,21 +435,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.fn(args))
     except _Usage as exc:
-        sys.stderr.write(f"vak-audit: {exc}\nRESULT: USAGE\n")
+        _fail(str(exc))
         return int(Code.USAGE)
     except AuditVerificationError as exc:
         code = _verification_code(exc)
-        sys.stderr.write(f"vak-audit: {exc.message}\n")
-        _out(f"RESULT: {Code(code).name}")
+        _fail(exc.message, Code(code).name, to_stdout=True)
         return code
     except VakError as exc:
-        sys.stderr.write(f"vak-audit: {exc.diagnostics()}\nRESULT: USAGE\n")
+        _fail(exc.message, details=exc.details)
         return int(Code.USAGE)
     except OSError as exc:
-        sys.stderr.write(f"vak-audit: {exc}\nRESULT: USAGE\n")
+        _fail(str(exc))
         return int(Code.USAGE)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a defect: say so, with its own exit code, and no traceback
+        _fail(f"internal error ({type(exc).__name__}): {str(exc)[:500]}", "INTERNAL",
+              to_stdout=True)
+        return EXIT_INTERNAL
+
+
+def _fail(message: str, result: str = "USAGE", *, to_stdout: bool = False,
+          details: Mapping[str, Any] | None = None) -> None:
+    """One escaped message per line (a newline inside a value never starts a line)."""
+    lines = [f"vak-audit: {message}"]
+    lines += [f"  {k}: {v}" for k, v in (details or {}).items() if v is not None]
+    for line in lines:
+        sys.stderr.write(safe_text(line, keep_newlines=False) + "\n")
+    (sys.stdout if to_stdout else sys.stderr).write(f"RESULT: {result}\n")
 
 
 if __name__ == "__main__":

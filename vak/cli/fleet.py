@@ -57,7 +57,8 @@ def _cmd_ship(args: argparse.Namespace, resolve: Callable[..., Any]) -> int:
     from vak.fleet.ship import ship_log
     from vak.fleet.store import connect, migrate
 
-    log, keys = resolve(args, need_keys=True)
+    log, found = resolve(args, need_keys=True)
+    keys = getattr(found, "keys", found)  # vak-audit's key lookup: a list, or one with .keys
     conn = connect(args.to)
     try:
         migrate(conn)
