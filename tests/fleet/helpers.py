@@ -46,10 +46,16 @@ def keys_of(root: Path, name: str) -> list[Any]:
     return load_trusted_keys(root / name / "log.key.pub")
 
 
-def rewrite(log: Path, key_path: Path, seq: int, *, keep_checkpoints: bool = True) -> None:
+def rewrite(log: Path, key_path: Path, seq: int, *, keep_checkpoints: bool = True,
+            extend: int = 0) -> None:
     """Change entry ``seq``, re-chain everything after it and re-sign one checkpoint with the
     log's own key: a history only consistency with what others saw can expose."""
     lines = log.read_bytes().split(b"\n")[:-1]
+    last = orjson.loads(lines[-1])
+    for n in range(extend):  # a longer forged history: heartbeats after the last entry
+        lines.append(orjson.dumps({**{k: last[k] for k in ("v", "origin", "time")},
+                                   "seq": last["seq"] + 1 + n, "kind": "heartbeat",
+                                   "prev": ""}))
     key = load_or_create_private_key(key_path)
     out, prev = [], "0" * 64
     tree = MerkleTree()

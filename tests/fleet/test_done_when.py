@@ -59,9 +59,7 @@ def test_rewritten_origin_is_caught_by_the_fleet_and_the_witnesses(conn: Any,
         assert fresh.push(forged) == []
         assert len(fresh.errors) == 2 and all("409" in e for e in fresh.errors)
         # nor a longer rewritten history (its consistency proof fails: 422)
-        longer = open_log(tmp_path, "k1")
-        longer.append("heartbeat", {})
-        longer.close()
+        rewrite(victim, tmp_path / "k1" / "log.key", 3, extend=2)
         note = orjson.loads(victim.with_name("vak.log.ckpt").read_bytes()
                             .splitlines()[-1])["note"]
         again = CheckpointPusher(victim, [WitnessEndpoint(u) for u, _ in found])
