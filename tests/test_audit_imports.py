@@ -12,7 +12,23 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from vak.audit.log import AuditLog
+
+
+def _facade_is_eager() -> bool:
+    """Whether ``import vak`` still loads the kernel (before compose's lazy ``vak/__init__``)."""
+    out = subprocess.run([sys.executable, "-c", "import sys, vak; print('vak.kernel' in "
+                          "sys.modules)"], capture_output=True, text=True, timeout=60)
+    return out.stdout.strip() == "True"
+
+
+# Until the lazy facade lands every `import vak.<x>` runs vak/__init__, which then loads
+# the kernel; strict, so this marker fails loudly once the facade is lazy and must go.
+_needs_lazy_facade = pytest.mark.xfail(
+    _facade_is_eager(), strict=True,
+    reason="vak/__init__ still imports the kernel eagerly (helper compose makes it lazy)")
 
 FORBIDDEN = ("wasmtime", "cedarpy", "jsonschema", "vak.kernel", "vak.config", "vak.audit.log",
              "vak.audit.treefile", "vak.sandbox", "vak.policy", "vak.host")
@@ -31,6 +47,7 @@ _PROBE = textwrap.dedent("""
 """)
 
 
+@_needs_lazy_facade
 def test_verifier_and_vak_audit_verify_import_only_the_format_part(tmp_path: Path) -> None:
     log = AuditLog.open(tmp_path / "vak.log", key_path=tmp_path / "log.key", origin="imp.vak/k")
     log.append("heartbeat", {}, durable=True)
@@ -42,6 +59,7 @@ def test_verifier_and_vak_audit_verify_import_only_the_format_part(tmp_path: Pat
     assert "LOADED [] CODE 0" in out.stdout, out.stdout
 
 
+@_needs_lazy_facade
 def test_vak_audit_verify_with_config_loads_no_kernel_or_engine(tmp_path: Path) -> None:
     state = tmp_path / "state" / "audit"
     log = AuditLog.open(state / "vak.log", key_path=state / "log.key", origin="imp.vak/c")
