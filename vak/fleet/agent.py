@@ -103,6 +103,8 @@ class FleetAgent:
         except FleetError as exc:
             self.error = exc.message
             self._drop()
+        except OSError as exc:  # the log or its key file is unreadable right now: next round
+            self.error = f"{exc.filename or self.log}: {exc.strerror or exc}"
         except driver_errors() as exc:  # server gone, network: retry with a fresh connection
             self.error = f"fleet store: {type(exc).__name__}"
             self._drop()
@@ -142,6 +144,8 @@ class FleetAgent:
                 self._pushed_size = size
         except (WitnessError, orjson.JSONDecodeError) as exc:
             self.error = str(exc)
+        except OSError as exc:
+            self.error = f"{exc.filename or self.log}: {exc.strerror or exc}"
 
     def close(self) -> None:
         """Stop the thread, run one final round (the log is closed by now), disconnect."""
