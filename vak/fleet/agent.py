@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from vak.audit.keys import load_trusted_keys
-from vak.errors import FleetError, FleetRefusedError, WitnessError
+from vak.errors import FleetError, FleetRefusedError, KeyFileError, WitnessError
 from vak.fleet.settings import FleetSettings
 from vak.fleet.ship import checkpoint_file, ship_log
 from vak.witness.client import CheckpointPusher, WitnessEndpoint
@@ -103,6 +103,8 @@ class FleetAgent:
         except FleetError as exc:
             self.error = exc.message
             self._drop()
+        except KeyFileError as exc:  # the .pub file is being rewritten or was removed
+            self.error = exc.message
         except OSError as exc:  # the log or its key file is unreadable right now: next round
             self.error = f"{exc.filename or self.log}: {exc.strerror or exc}"
         except driver_errors() as exc:  # server gone, network: retry with a fresh connection
