@@ -25,7 +25,8 @@ invocation, another session, after a restart -- is marked with them.
 Invariants:
 
 * labels only accumulate: nothing a guest does removes one; only the end of
-  the session (:meth:`FlowTable.end`) or of the kernel drops them;
+  the session (:meth:`FlowTable.end`, or its eviction past ``max_sessions``,
+  which ends the session) or of the kernel drops them;
 * a session is marked *before* the data is handed to the guest, so a
   decision taken after any reply already sees the label;
 * one :class:`SessionFlow` per session id, shared by every invocation of the
@@ -35,9 +36,10 @@ Invariants:
   the invocation).
 
 The secret labels are the first use: the values of the secrets a session
-holds (``secret:<name>``) make the session's :class:`vak.scrub.Scrubber`.
-Cedar sees the labels at ``context.session.labels`` (a Set of String) and the
-``host_decision`` entry records them (``labels``).
+holds (``secret:<name>``), with every value the kernel has handed out,
+make the session's :class:`vak.scrub.Scrubber`. Cedar sees the labels at
+``context.session.labels`` (a Set of String; sent when a policy mentions
+``labels``) and the ``host_decision`` entry records them (``labels``).
 """
 
 from __future__ import annotations
