@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from vak.audit.sink import AuditRef
 from vak.config import SHIPPED_POLICY_DIR, KernelConfig
 from vak.errors import ABIError, ConfigError
 from vak.host.catalog import host_function
@@ -117,7 +119,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 class _NoAudit:
     """The audit sink of an offline explanation: nothing may be recorded."""
 
-    def append(self, kind: str, fields: Any, *, durable: bool = False) -> Any:
+    def append(self, kind: str, fields: Mapping[str, Any], *, durable: bool = False,
+               flush: bool = False) -> AuditRef:
         raise AssertionError("Mediator.explain recorded an entry")
 
 
