@@ -9,7 +9,8 @@ EXPECTED = [
     "ABIError", "ApprovalDeniedError", "ApprovalError", "ApprovalPendingError", "AuditError",
     "AuditIntegrityError", "AuditVerificationError", "CapacityError",
     "ConfigError",
-    "DigestMismatchError", "FuelExhausted", "GuestTrap", "HostCallLimitError",
+    "DigestMismatchError", "FleetError", "FleetRefusedError", "FuelExhausted", "GuestTrap",
+    "HostCallLimitError",
     "InputValidationError", "Invocation", "Kernel", "KernelConfig", "KeyFileError",
     "ManifestError", "MemoryLimitExceeded", "OSSandboxUnavailableError",
     "OutputStructureError", "OutputTooLarge",
@@ -17,7 +18,7 @@ EXPECTED = [
     "SignatureError", "SigningError", "SkillDowngradeError", "SkillLoadError", "SkillTimeout",
     "SkillTrapError",
     "StackOverflow", "ToolCallError", "ToolSpec", "UnknownToolError", "UntrustedSignerError",
-    "VakError", "WorkerCrashedError",
+    "VakError", "WitnessError", "WorkerCrashedError",
 ]
 
 

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
         CapacityError,
         ConfigError,
         DigestMismatchError,
+        FleetError,
+        FleetRefusedError,
         FuelExhausted,
         GuestTrap,
         HostCallLimitError,
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
         UnknownToolError,
         UntrustedSignerError,
         VakError,
+        WitnessError,
         WorkerCrashedError,
     )
     from vak.invocation import Invocation, Principal, ToolSpec
@@ -74,6 +77,8 @@ __all__ = [
     "CapacityError",
     "ConfigError",
     "DigestMismatchError",
+    "FleetError",
+    "FleetRefusedError",
     "FuelExhausted",
     "GuestTrap",
     "HostCallLimitError",
@@ -103,6 +108,7 @@ __all__ = [
     "UnknownToolError",
     "UntrustedSignerError",
     "VakError",
+    "WitnessError",
     "WorkerCrashedError",
 ]
 

@@ -81,6 +81,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 from vak._resources import policy_dir
 from vak.audit.settings import AuditSettings
 from vak.errors import ConfigError
+from vak.fleet.settings import FleetSettings
 
 if TYPE_CHECKING:
     # the other rooms' settings load on first use: reading only the [audit] table
@@ -186,6 +187,8 @@ class KernelConfig:
     host: HostSettings = field(default_factory=_host_default)
     policy: PolicySettings = field(default_factory=_policy_default)
     audit: AuditSettings = field(default_factory=_audit_default)
+    #: shipping to a fleet store and witnesses (vak/fleet/settings.py); off by default
+    fleet: FleetSettings = field(default_factory=FleetSettings)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -213,6 +216,10 @@ class KernelConfig:
         """The audit writer's settings, relative paths under ``state_dir``."""
         return _rebase(self.audit, self.state_dir)
 
+    def fleet_settings(self) -> FleetSettings:
+        """The fleet agent's settings (shipping, witnesses), paths under ``state_dir``."""
+        return _rebase(self.fleet, self.state_dir)
+
     @property
     def all_policy_dirs(self) -> tuple[Path, ...]:
         """Shipped policies first, then the operator's."""
@@ -237,6 +244,7 @@ class KernelConfig:
     secrets_env = _Flat[tuple[str, ...]]("host", "secrets_env")
     http_max_response_bytes = _Flat[int]("host", "http_max_response_bytes")
     http_timeout_ms = _Flat[int]("host", "http_timeout_ms")
+    kv = _Flat[str]("host", "kv")
     force_worker = _Flat[bool]("worker", "force")
     require_os_sandbox = _Flat[bool]("worker", "require_os_sandbox")
     worker_allow_unsandboxed = _Flat[bool]("worker", "allow_unsandboxed")

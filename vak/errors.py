@@ -26,7 +26,10 @@ The tree::
     ├── PolicyError                     Cedar schema/policy invalid at startup
     ├── AuditError
     │   ├── AuditIntegrityError         log on disk is damaged; refuse to start
-    │   └── AuditVerificationError      a proof/receipt/checkpoint does not verify
+    │   ├── AuditVerificationError      a proof/receipt/checkpoint does not verify
+    │   ├── FleetError                  the fleet store (PostgreSQL) is unusable
+    │   │   └── FleetRefusedError       a shipped batch is a gap, fork or rollback
+    │   └── WitnessError                a witness refused or could not be reached
     ├── OSSandboxUnavailableError       require_os_sandbox set but barriers missing
     └── ToolCallError                   one call failed; the kernel keeps serving
         ├── UnknownToolError
@@ -63,6 +66,8 @@ __all__ = [
     "CapacityError",
     "ConfigError",
     "DigestMismatchError",
+    "FleetError",
+    "FleetRefusedError",
     "FuelExhausted",
     "GuestTrap",
     "HostCallLimitError",
@@ -87,6 +92,7 @@ __all__ = [
     "UnknownToolError",
     "UntrustedSignerError",
     "VakError",
+    "WitnessError",
     "WorkerCrashedError",
 ]
 
@@ -214,6 +220,28 @@ class AuditVerificationError(AuditError):
     """A checkpoint, receipt or proof does not verify."""
 
     code = "audit_verification"
+
+
+class FleetError(AuditError):
+    """The fleet store cannot be used: driver missing, server unreachable, bad schema."""
+
+    code = "fleet_error"
+
+
+class FleetRefusedError(FleetError):
+    """A batch of one origin was refused: it does not extend the chain already stored.
+
+    ``details["problem"]`` is ``gap``, ``fork``, ``rollback``, ``spliced``,
+    ``malformed`` or ``bad_signature``; nothing of the batch was inserted.
+    """
+
+    code = "fleet_refused"
+
+
+class WitnessError(AuditError):
+    """A witness refused a checkpoint or could not be reached (``details["status"]``)."""
+
+    code = "witness_error"
 
 
 class OSSandboxUnavailableError(VakError):

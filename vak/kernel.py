@@ -71,6 +71,7 @@ from vak.sandbox.types import CallOutcome, Runner
 from vak.seams import KernelAudit, Mediation, ModuleEngine, ModuleWorkers, ScrubbingHandler
 
 if TYPE_CHECKING:
+    from vak.fleet.agent import FleetAgent
     from vak.sandbox.engine import Resident
 from vak.scrub import Scrubber, scrub_error
 
@@ -116,10 +117,12 @@ class Kernel:
         self._engine_obj: ModuleEngine[Resident] | None = None
         self._mediator_obj: Mediation | None = None
         self._sessions: SessionTable[Resident] | None = None
+        self._fleet: FleetAgent | None = None
         try:
             self._trust = _load_trust(config)
             self._floor = VersionFloor.open(config.state_dir / VERSION_FLOOR_FILE)
             self._audit_log = _open_audit(config)
+            self._fleet = _start_fleet(config, self._audit_log)
             _record_sandbox_state(self._audit_log, config)
             self._engine_obj = _make_engine(config)
             self._approval_gate = ApprovalGate(
@@ -166,8 +169,9 @@ class Kernel:
         self._closed = True
         with contextlib.ExitStack() as stack:
             # ExitStack closes in reverse order and keeps going if one fails
-            for part in (self._audit_log, self._mediator_obj, self._engine_obj, self._pool,
-                         self._sessions):
+            # the fleet agent closes last: the log's final checkpoint is shipped too
+            for part in (self._fleet, self._audit_log, self._mediator_obj, self._engine_obj,
+                         self._pool, self._sessions):
                 if part is not None:
                     stack.callback(part.close)
 
@@ -679,6 +683,20 @@ def _record_sandbox_state(audit: KernelAudit, config: KernelConfig) -> None:
     report = sandbox_report(config.worker.allow_unsandboxed)
     if report["degraded"]:
         audit.append("sandbox_degraded", report)
+
+
+def _start_fleet(config: KernelConfig, audit: KernelAudit) -> FleetAgent | None:
+    """The background shipper / witness client; a reader of the log, never on the call path."""
+    fleet = config.fleet_settings()
+    if not fleet.active:
+        return None
+    from vak.audit.keys import public_path_for
+    from vak.fleet.agent import FleetAgent
+
+    settings = config.audit_settings()
+    agent = FleetAgent.start(fleet, settings.log, public_path_for(settings.key))
+    audit.add_checkpoint_listener(agent.notify)  # no wait for the next poll
+    return agent
 
 
 def _make_engine(config: KernelConfig) -> ModuleEngine[Resident]:

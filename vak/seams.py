@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from vak.audit.checkpoint import SignedCheckpoint
 from vak.audit.sink import AuditSink
 from vak.host.context import CallContext
 from vak.identity.manifest import Limits
@@ -50,6 +51,10 @@ class KernelAudit(AuditSink, Protocol):
 
     def receipt(self, seq: int, /) -> object:
         """Checkpoint + inclusion proof of entry ``seq``."""
+        ...
+
+    def add_checkpoint_listener(self, callback: Callable[[SignedCheckpoint], None], /) -> None:
+        """Have ``callback`` called with each new signed checkpoint (off the append path)."""
         ...
 
     def close(self) -> None:

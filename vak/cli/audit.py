@@ -42,6 +42,7 @@ from vak.audit.receipt import Receipt, verify_receipt
 from vak.audit.settings import AuditSettings
 from vak.audit.state import VerifierState, load_state, save_state
 from vak.audit.verify import Code, verify_log
+from vak.cli import fleet as fleet_cli
 from vak.cli._common import add_standard_flags, debug_requested, guarded
 from vak.errors import AuditVerificationError, KeyFileError, VakError
 
@@ -439,6 +440,7 @@ def _parser() -> argparse.ArgumentParser:
     ck = sub.add_parser("checkpoint", help="print the newest signed checkpoint")
     common(ck)
     ck.set_defaults(fn=_cmd_checkpoint)
+    fleet_cli.register(sub, v, _log_and_keys)  # ship, verify --fleet / --witness
     return p
 
 

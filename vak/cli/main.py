@@ -33,6 +33,7 @@ from vak.cli import policy as policy_cli
 from vak.cli import skill as skill_cli
 from vak.cli import status as status_cli
 from vak.cli import trust as trust_cli
+from vak.cli import witness as witness_cli
 from vak.cli._common import ERROR_CODES, EXIT_ERROR, EXIT_OK, add_standard_flags, run
 from vak.cli._vak import add, group, invocation_dict, open_kernel, print_json, read_input
 from vak.errors import ConfigError
@@ -251,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "and sign the answer with this key (an approver in the trust store)")
 
     status_cli.register(sub)
+    witness_cli.register(sub)
 
     p = add(sub, "demo", cmd_demo,
             "Build, sign and load the example skills, play a scripted agent session, "

@@ -30,6 +30,7 @@ __all__ = [
     "HTTP_METHODS",
     "LOG_LEVELS",
     "MAX_BODY",
+    "MAX_COUNTER",
     "MAX_HEADERS",
     "MAX_KEY",
     "MAX_LIST",
@@ -51,6 +52,8 @@ MAX_WRITE = 1 << 20
 MAX_LIST = 1000
 MAX_KEY = 256
 MAX_VALUE = 64 << 10
+#: counters stay exact canonical-JSON integers (docs/AUDIT-FORMAT.md: |n| < 2**53)
+MAX_COUNTER = (1 << 53) - 1
 MAX_BODY = 1 << 20
 MAX_HEADERS = 64
 MAX_MESSAGE = 8192
@@ -227,6 +230,29 @@ def kv_put(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
                       {"namespace": skill, "key": key, "value": value})
 
 
+def kv_incr(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
+    """``{"key", "by"?}``: add ``by`` (default 1) to a decimal counter, atomically."""
+    key = _key(args, "key")
+    by = arg_int(args, "by", default=1, lo=-MAX_COUNTER, hi=MAX_COUNTER)
+    return NormalCall(_kv_key(skill, key), {"by": by},
+                      {"namespace": skill, "key": key, "by": by}, key,
+                      {"namespace": skill, "key": key, "by": by})
+
+
+def kv_cas(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
+    """``{"key", "expected"?, "value"}``: replace only if the stored value is ``expected``
+    (absent or null: only if the key does not exist)."""
+    key = _key(args, "key")
+    expected = args.get("expected")
+    if expected is not None:
+        expected = arg_str(args, "expected", max_len=MAX_VALUE)
+    value = arg_str(args, "value", max_len=MAX_VALUE)
+    return NormalCall(_kv_key(skill, key), {"size": len(value), "expects": expected is not None},
+                      {"namespace": skill, "key": key, "size": len(value),
+                       "expects": expected is not None}, key,
+                      {"namespace": skill, "key": key, "expected": expected, "value": value})
+
+
 def kv_list(args: Mapping[str, Any], skill: str, s: HostSettings) -> NormalCall:
     """``{"prefix"?, "limit"?}``: the caller's namespace, never another's."""
     prefix = _key(args, "prefix", allow_empty=True)
@@ -282,5 +308,7 @@ NORMALISERS: dict[str, Normaliser] = {
     "kv_put": kv_put,
     "kv_delete": _kv_keyed,
     "kv_list": kv_list,
+    "kv_incr": kv_incr,
+    "kv_cas": kv_cas,
     "secret_get": secret_get,
 }

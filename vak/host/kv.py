@@ -1,8 +1,16 @@
-"""The kv family: ``kv_get``, ``kv_put``, ``kv_delete``, ``kv_list`` on SQLite.
+"""The kv family: ``kv_get``, ``_put``, ``_delete``, ``_list``, ``_incr``, ``_cas``.
 
-One SQLite file per kernel; every row is keyed by ``(namespace, key)`` and the
-namespace is always the calling skill's name, taken from its signed manifest,
-never from the guest's arguments, so one skill cannot read another's keys.
+Two stores implement :class:`KvBackend`: :class:`KvStore`, one SQLite file
+(the embedded default, ``[host] kv_path``), and
+:class:`vak.fleet.kvstore.PostgresKV` (``[host] kv = "postgresql://..."``),
+shared by the replicas of a fleet; :func:`open_kv` picks one. ``kv_incr`` and
+``kv_cas`` are single atomic steps of the store (SQLite ``BEGIN IMMEDIATE``,
+PostgreSQL a row lock), so concurrent kernels sharing a store lose no update,
+which read-modify-write through ``kv_get``/``kv_put`` would.
+
+Every row is keyed by ``(namespace, key)`` and the namespace is always the
+calling skill's name, taken from its signed manifest, never from the guest's
+arguments, so one skill cannot read another's keys.
 
 The catalog's normalisers (:mod:`vak.host.calls`) put the namespace into every
 call; :class:`KvFamily` performs allowed calls only. Arguments and replies:
@@ -22,18 +30,20 @@ from a newer VAK is refused rather than guessed at.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from vak.errors import ConfigError
 from vak.host.base import EffectScope, HostEffectError, NormalCall
+from vak.host.settings import HostSettings
 
-__all__ = ["SCHEMA_VERSION", "KvFamily", "KvStore"]
+__all__ = ["SCHEMA_VERSION", "KvBackend", "KvFamily", "KvStore", "counter_value", "open_kv"]
 
 #: ``PRAGMA user_version`` of the current schema (1: no labels column)
 SCHEMA_VERSION = 2
@@ -58,6 +68,79 @@ def _decode_labels(raw: object) -> frozenset[str]:
     return frozenset(labels)
 
 
+class KvBackend(Protocol):
+    """What the kv family needs of a store (rows keyed by namespace and key, with labels)."""
+
+    def get_labeled(self, ns: str, key: str) -> tuple[str, frozenset[str]] | None: ...
+
+    def put(self, ns: str, key: str, value: str, labels: Iterable[str] = ()) -> None: ...
+
+    def delete(self, ns: str, key: str) -> bool: ...
+
+    def keys_labeled(self, ns: str, prefix: str,
+                     limit: int) -> tuple[list[str], frozenset[str]]: ...
+
+    def incr(self, ns: str, key: str, by: int,
+             labels: Iterable[str]) -> tuple[int, frozenset[str]]:
+        """Add ``by`` atomically; ``(new value, labels the caller must now carry)``.
+
+        Those are the row's labels before the write, possibly with the writer's
+        own (which it carries already); the row keeps its labels plus the
+        writer's, since the new value derives from both.
+        """
+        ...
+
+    def cas(self, ns: str, key: str, expected: str | None, value: str,
+            labels: Iterable[str]) -> tuple[bool, str | None, frozenset[str]]:
+        """Write ``value`` only if the row holds ``expected`` (None: no row); atomically.
+
+        Returns ``(written, current value if not written, labels of that value)``.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+_COUNTER = re.compile(r"-?(0|[1-9][0-9]{0,15})")
+
+
+def counter_value(stored: str | None, by: int, limit: int = (1 << 53) - 1) -> int:
+    """``stored`` (a decimal integer, None counting as 0) plus ``by``.
+
+    Raises:
+        HostEffectError: ``kv_not_integer`` when the stored value is not a plain
+            decimal integer, ``kv_overflow`` when the sum leaves ``[-limit, limit]``.
+    """
+    if stored is None:
+        current = 0
+    elif _COUNTER.fullmatch(stored) and stored != "-0":
+        current = int(stored)
+    else:
+        raise HostEffectError("kv_not_integer", "the stored value is not a decimal integer")
+    total = current + by
+    if not -limit <= total <= limit:
+        raise HostEffectError("kv_overflow", f"the counter would leave [-{limit}, {limit}]")
+    return total
+
+
+def open_kv(settings: HostSettings) -> KvBackend | None:
+    """The kv store the settings name: PostgreSQL for ``kv = "postgresql://..."``, else
+    the SQLite file ``kv_path``; None when neither is set (kv calls are refused).
+
+    Raises:
+        ConfigError: an unusable database (schema too new, unreachable server, ...).
+    """
+    if settings.kv:
+        if not isinstance(settings.kv, str) or not settings.kv.startswith(
+                ("postgresql://", "postgres://")):
+            raise ConfigError("[host] kv must be a postgresql:// URL (or unset for the SQLite "
+                              "file kv_path)", field="host.kv")
+        from vak.fleet.kvstore import PostgresKV
+
+        return PostgresKV(settings.kv)
+    return KvStore(settings.kv_path) if settings.kv_path is not None else None
+
+
 class KvStore:
     """A thread-safe SQLite key-value store with per-namespace, labelled rows.
 
@@ -70,6 +153,8 @@ class KvStore:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         with self._lock:
+            # kernels sharing the file wait for each other's write transactions
+            self._db.execute("PRAGMA busy_timeout=10000")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._migrate(Path(path))
 
@@ -150,6 +235,53 @@ class KvStore:
                 labels |= _decode_labels(raw)
         return [str(r[0]) for r in rows], frozenset(labels)
 
+    def _atomic(self, ns: str, key: str) -> tuple[str, str] | None:
+        """Inside ``BEGIN IMMEDIATE``: the row as ``(value, labels column)``, or None."""
+        row = self._db.execute("SELECT value, labels FROM kv WHERE ns=? AND key=?",
+                               (ns, key)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def incr(self, ns: str, key: str, by: int,
+             labels: Iterable[str]) -> tuple[int, frozenset[str]]:
+        """See :meth:`KvBackend.incr`; one ``BEGIN IMMEDIATE`` transaction (other
+        processes sharing the file wait for it)."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._atomic(ns, key)
+                old = _decode_labels(row[1]) if row else _NONE
+                total = counter_value(row[0] if row else None, by)
+                db.execute("INSERT OR REPLACE INTO kv (ns, key, value, labels) "
+                           "VALUES (?, ?, ?, ?)",
+                           (ns, key, str(total), _encode_labels(old | set(labels))))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return total, old
+
+    def cas(self, ns: str, key: str, expected: str | None, value: str,
+            labels: Iterable[str]) -> tuple[bool, str | None, frozenset[str]]:
+        """See :meth:`KvBackend.cas`; one ``BEGIN IMMEDIATE`` transaction."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._atomic(ns, key)
+                current = row[0] if row else None
+                if current != expected:
+                    db.execute("ROLLBACK")
+                    return False, current, _decode_labels(row[1]) if row else _NONE
+                db.execute("INSERT OR REPLACE INTO kv (ns, key, value, labels) "
+                           "VALUES (?, ?, ?, ?)", (ns, key, value, _encode_labels(labels)))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return True, None, _NONE
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -163,7 +295,7 @@ class KvFamily:
     labels of what they return before returning it.
     """
 
-    def __init__(self, store: KvStore) -> None:
+    def __init__(self, store: KvBackend) -> None:
         self._store = store
 
     def perform(self, function: str, call: NormalCall, scope: EffectScope, /) -> dict[str, Any]:
@@ -182,4 +314,16 @@ class KvFamily:
         if function == "kv_put":
             self._store.put(ns, p["key"], p["value"], scope.labels)
             return {"ok": True}
+        if function == "kv_incr":
+            total, before = self._store.incr(ns, p["key"], p["by"], scope.labels)
+            scope.mark(before)
+            return {"value": total}
+        if function == "kv_cas":
+            ok, current, labels = self._store.cas(ns, p["key"], p["expected"], p["value"],
+                                                  scope.labels)
+            if ok:
+                return {"ok": True}
+            scope.mark(labels)
+            return {"ok": False, "found": False} if current is None else {
+                "ok": False, "found": True, "value": current}
         return {"deleted": self._store.delete(ns, p["key"])}

@@ -96,7 +96,7 @@ from vak.host.dataflow import FlowTable, LabelMap, ScrubberCache, SessionFlow
 from vak.host.fs import FsFamily
 from vak.host.guestjson import parse_args
 from vak.host.http import HttpFamily, Resolver
-from vak.host.kv import KvFamily, KvStore
+from vak.host.kv import KvFamily, open_kv
 from vak.host.log import LogFamily
 from vak.host.normalize import NormalizeError
 from vak.host.principal import principal_for
@@ -215,7 +215,7 @@ class Mediator:
         self.engine = authorizer
         self._audit = audit
         self._digest = args_digest
-        self._kv_store = KvStore(settings.kv_path) if settings.kv_path is not None else None
+        self._kv_store = open_kv(settings)
         self._http = HttpFamily(resolver, tls_context=tls_context)
         fs = FsFamily(settings.fs_mounts)
         kv = KvFamily(self._kv_store) if self._kv_store is not None else None

@@ -21,6 +21,8 @@ class HostSettings:
     fs_mounts: Mapping[str, Path] = field(default_factory=dict)
     #: the SQLite kv database; ``None``: no kv store (kv calls are refused)
     kv_path: Path | None = None
+    #: a shared kv store instead of ``kv_path``: "postgresql://..." ("" = the SQLite file)
+    kv: str = ""
     secrets_file: Path | None = None
     #: names of secrets the CLI's provider reads from the environment
     secrets_env: tuple[str, ...] = ()

@@ -323,6 +323,8 @@ VAK__HOST(kv_get)
 VAK__HOST(kv_put)
 VAK__HOST(kv_delete)
 VAK__HOST(kv_list)
+VAK__HOST(kv_incr)
+VAK__HOST(kv_cas)
 VAK__HOST(secret_get)
 
 #endif /* VAK_H */

@@ -135,6 +135,8 @@ extern "vak" fn kv_get(ptr: u32, len: u32) u64;
 extern "vak" fn kv_put(ptr: u32, len: u32) u64;
 extern "vak" fn kv_delete(ptr: u32, len: u32) u64;
 extern "vak" fn kv_list(ptr: u32, len: u32) u64;
+extern "vak" fn kv_incr(ptr: u32, len: u32) u64;
+extern "vak" fn kv_cas(ptr: u32, len: u32) u64;
 extern "vak" fn secret_get(ptr: u32, len: u32) u64;
 
 fn call(comptime f: fn (u32, u32) callconv(.c) u64, args: []const u8) []const u8 {
@@ -152,4 +154,6 @@ pub fn hostKvGet(args: []const u8) []const u8 { return call(kv_get, args); }
 pub fn hostKvPut(args: []const u8) []const u8 { return call(kv_put, args); }
 pub fn hostKvDelete(args: []const u8) []const u8 { return call(kv_delete, args); }
 pub fn hostKvList(args: []const u8) []const u8 { return call(kv_list, args); }
+pub fn hostKvIncr(args: []const u8) []const u8 { return call(kv_incr, args); }
+pub fn hostKvCas(args: []const u8) []const u8 { return call(kv_cas, args); }
 pub fn hostSecretGet(args: []const u8) []const u8 { return call(secret_get, args); }
