@@ -23,6 +23,8 @@ __all__ = [
     "CALC_INPUT",
     "REPO",
     "SKILLS",
+    "engine_settings",
+    "host_names",
     "kernel_config",
     "naive_caller",
     "rss_bytes",
@@ -77,6 +79,22 @@ def signed_skill(ctx: Context, rel: str) -> Path:
         sign_skill(dest, _signing(ctx)[0])
         ctx.cache[key] = dest
     return ctx.cache[key]
+
+
+def engine_settings(ctx: Context, name: str, *, module_cache: bool = True,
+                    **changes: Any) -> Any:
+    """``EngineSettings`` with a module cache under the workdir (or none)."""
+    from vak.sandbox.settings import EngineSettings
+
+    cache = ctx.workdir / "state" / name / "cache"
+    return EngineSettings(module_cache_dir=cache if module_cache else None, **changes)
+
+
+def host_names() -> tuple[str, ...]:
+    """The import names the kernel offers a module (the host catalog)."""
+    from vak.host.catalog import HOST_FUNCTIONS
+
+    return tuple(f.name for f in HOST_FUNCTIONS)
 
 
 def kernel_config(ctx: Context, name: str, **changes: Any) -> Any:

@@ -26,12 +26,13 @@ def measure(kind: str, n: int) -> int:
     wasm = (SKILLS / "calculator" / "calculator.wasm").read_bytes()
     with tempfile.TemporaryDirectory() as tmp:
         if kind == "pooled":
-            from vak.config import KernelConfig
             from vak.sandbox.engine import Engine
+            from vak.sandbox.settings import EngineSettings
 
-            vak_engine = Engine(KernelConfig(state_dir=Path(tmp), pool_total_instances=n + 8,
-                                             pool_total_memories=n + 8,
-                                             pool_total_tables=n + 8))
+            vak_engine = Engine(EngineSettings(module_cache_dir=Path(tmp) / "cache",
+                                               pool_total_instances=n + 8,
+                                               pool_total_memories=n + 8,
+                                               pool_total_tables=n + 8), ())
             engine = vak_engine.wasmtime_engine
         else:
             cfg = wasmtime.Config()

@@ -22,7 +22,7 @@ from typing import Any
 
 import wasmtime
 
-from benchmarks._fixtures import SKILLS, kernel_config, signed_skill
+from benchmarks._fixtures import SKILLS, engine_settings, host_names, signed_skill
 from benchmarks._harness import Context, Figure, Sample, guarded, interleaved, sample
 
 LOOP_DEADLINE_MS = 20
@@ -44,7 +44,7 @@ def figures(ctx: Context) -> list[Figure]:
 def _engine(ctx: Context, name: str, **changes: Any) -> Any:
     from vak.sandbox.engine import Engine
 
-    engine = Engine(kernel_config(ctx, name, **changes))
+    engine = Engine(engine_settings(ctx, name, **changes), host_names())
     ctx.cache.setdefault("closers", []).append(engine.close)
     return engine
 
@@ -90,7 +90,7 @@ def _instantiate(ctx: Context) -> Figure:
     pooled = engine.wasmtime_engine
     cfg = wasmtime.Config()
     cfg.epoch_interruption = True
-    cfg.consume_fuel = bool(engine.config.fuel)
+    cfg.consume_fuel = bool(engine.settings.fuel)
     default = wasmtime.Engine(cfg)
 
     def maker(raw: wasmtime.Engine) -> Any:
@@ -120,7 +120,7 @@ def _runaway(ctx: Context) -> Figure:
     digest = module_digest(wasm)
     engine.compile(wasm, digest)
     limits = Limits(max_execution_time_ms=LOOP_DEADLINE_MS, max_fuel=2**62)
-    tick = engine.config.epoch_tick_ms
+    tick = engine.settings.epoch_tick_ms
     deadline_ns = LOOP_DEADLINE_MS * 1_000_000
     late: list[float] = []
     bare_late: list[float] = []

@@ -16,7 +16,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from benchmarks._fixtures import SKILLS, kernel_config
+from benchmarks._fixtures import SKILLS, engine_settings, host_names
 from benchmarks._harness import Context, Figure, guarded, interleaved
 
 EXTRA_BUDGET_NS = 500_000
@@ -35,9 +35,11 @@ def _parts(ctx: Context) -> tuple[Any, Any]:
     if "worker" not in ctx.cache:
         from vak.sandbox.engine import Engine
         from vak.sandbox.pool import WorkerPool
+        from vak.sandbox.settings import WorkerSettings
 
-        cfg = kernel_config(ctx, "worker", worker_pool_size=1)
-        engine, pool = Engine(cfg), WorkerPool(cfg)
+        settings = engine_settings(ctx, "worker")
+        engine = Engine(settings, host_names())
+        pool = WorkerPool(WorkerSettings(pool_size=1), settings, host_names())
         ctx.cache.setdefault("closers", []).extend((pool.close, engine.close))
         ctx.cache["worker"] = (engine, pool)
     return ctx.cache["worker"]

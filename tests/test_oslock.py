@@ -64,7 +64,8 @@ def test_every_denied_syscall_answers_eperm(arch: str) -> None:
 @pytest.mark.parametrize("arch", sorted(ARCHES))
 def test_jumps_stay_inside_the_program(arch: str) -> None:
     prog = oslock.build_seccomp_filter(arch, SELF)
-    assert prog[-1] == (0x06, 0, 0, ALLOW)
+    # issue 11: the filter is an allow-list, so it ends in refusal (it used to end in ALLOW)
+    assert prog[-1] == (0x06, 0, 0, EPERM)
     for pc, (code, jt, jf, _k) in enumerate(prog):
         if code in (0x15, 0x35):
             assert pc + 1 + max(jt, jf) < len(prog)
@@ -110,18 +111,88 @@ def test_x32_syscalls_are_refused() -> None:
     assert run_bpf(prog, table["audit_arch"], 0x40000000 | 0) == EPERM
 
 
-@settings(max_examples=150, deadline=None)
-@given(arch=st.sampled_from(sorted(ARCHES)), nr=st.integers(0, 470))
-def test_other_syscalls_are_allowed(arch: str, nr: int) -> None:
+_CHECKED = ("clone", "clone3", "kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
+            "prctl", "ioctl")
+
+
+@settings(max_examples=300, deadline=None)
+@given(arch=st.sampled_from(sorted(ARCHES)), nr=st.integers(0, 1 << 12))
+def test_only_listed_syscalls_are_allowed(arch: str, nr: int) -> None:
+    """Default deny: a syscall passes only if it is on the allow-list (or
+    argument-checked); every other number, known or not yet invented, is EPERM."""
     table = ARCHES[arch]
-    special = {table["nr"][n] for n in (*oslock.DENIED_SYSCALLS, "clone", "clone3", "kill",
-                                        "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
-                                        "prctl", "ioctl") if n in table["nr"]}
-    prog = oslock.build_seccomp_filter(arch, SELF)
-    got = run_bpf(prog, table["audit_arch"], nr)
-    assert got == (ALLOW if nr not in special else got)
-    if nr in {table["nr"][n] for n in oslock.DENIED_SYSCALLS if n in table["nr"]}:
+    allowed = {table["nr"][n] for n in oslock.ALLOWED_SYSCALLS if n in table["nr"]}
+    checked = {table["nr"][n] for n in _CHECKED}
+    got = run_bpf(oslock.build_seccomp_filter(arch, SELF), table["audit_arch"], nr)
+    if nr in allowed:
+        assert got == ALLOW
+    elif nr not in checked:
         assert got == EPERM
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHES))
+def test_allow_list_and_deny_list_are_disjoint_and_known(arch: str) -> None:
+    table = ARCHES[arch]["nr"]
+    assert not set(oslock.ALLOWED_SYSCALLS) & set(oslock.DENIED_SYSCALLS)
+    assert not set(oslock.ALLOWED_SYSCALLS) & set(_CHECKED)
+    # every allowed name exists on x86_64; aarch64 lacks only the legacy calls
+    missing = [n for n in oslock.ALLOWED_SYSCALLS if n not in table]
+    assert missing == ([] if arch == "x86_64" else
+                       ["poll", "select", "open", "stat", "lstat", "readlink"])
+    assert len(set(table.values())) == len(table)  # no number used twice
+
+
+#: where each arch's numbers are defined in the system headers (aarch64 uses
+#: the generic table, whose 64-bit names carry a __NR3264_ prefix for some calls)
+_HEADERS = {
+    "x86_64": ("/usr/include/x86_64-linux-gnu/asm/unistd_64.h", "/usr/include/asm/unistd_64.h"),
+    "aarch64": ("/usr/include/asm-generic/unistd.h",),
+}
+_GENERIC_ALIASES = {"newfstatat": "fstatat"}
+
+
+def _header_numbers(arch: str) -> dict[str, int]:
+    import re
+    from pathlib import Path
+
+    for candidate in _HEADERS[arch]:
+        path = Path(candidate)
+        if path.exists():
+            text = path.read_text()
+            return {name: int(nr) for name, nr in
+                    re.findall(r"#define __NR(?:3264)?_(\w+)\s+(\d+)\b", text)}
+    pytest.skip(f"no system header with the {arch} syscall table")
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHES))
+def test_syscall_numbers_match_system_headers(arch: str) -> None:
+    headers = _header_numbers(arch)
+    table = {**ARCHES[arch]["nr"], **{f"landlock_{k}": v for k, v in oslock._LANDLOCK_NR.items()}}
+    checked = 0
+    for name, nr in table.items():
+        key = _GENERIC_ALIASES.get(name, name) if arch == "aarch64" else name
+        assert key in headers, f"{arch}: {name} not in the system header"
+        assert headers[key] == nr, f"{arch}: {name} is {headers[key]} in the header, not {nr}"
+        checked += 1
+    assert checked == len(table)
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "aarch64"), reason="table arches only")
+def test_native_numbers_match_libc_syscall_h() -> None:
+    """The running arch's numbers, asked of the C preprocessor (<sys/syscall.h>)."""
+    import shutil
+
+    if shutil.which("gcc") is None:
+        pytest.skip("no C compiler")
+    table = ARCHES[platform.machine()]["nr"]
+    names = sorted(table)
+    src = "#include <sys/syscall.h>\n" + "\n".join(f"{n} SYS_{n}" for n in names)
+    out = subprocess.run(["gcc", "-E", "-P", "-x", "c", "-"], input=src, text=True,
+                         capture_output=True, check=True).stdout
+    pairs = (line.split() for line in out.splitlines())
+    seen = dict(p for p in pairs if len(p) == 2)
+    for name in names:
+        assert int(seen[name]) == table[name], name
 
 
 def test_unknown_arch_raises() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sandbox_helpers import load_skill, no_host, small_config
+from sandbox_helpers import HOST_NAMES, load_skill, no_host, small_settings
 
 from vak.sandbox.cache import ModuleCache
 from vak.sandbox.engine import Engine
@@ -55,7 +55,7 @@ def test_world_readable_dir_disables_cache(tmp_path: Path) -> None:
 
 def test_engine_restart_loads_from_cache(tmp_path: Path, built_skills: Path) -> None:
     for expect_cached in (False, True):
-        with Engine(small_config(tmp_path)) as eng:
+        with Engine(small_settings(tmp_path), HOST_NAMES) as eng:
             digest, limits = load_skill(eng, built_skills / "calculator")
             assert eng.compiled(digest).from_cache is expect_cached
             out = eng.call(digest, "execute", b'{"operation":"add","a":1,"b":2}', limits, no_host)
@@ -64,7 +64,7 @@ def test_engine_restart_loads_from_cache(tmp_path: Path, built_skills: Path) -> 
 
 def test_cache_can_be_turned_off(tmp_path: Path, built_skills: Path) -> None:
     for _ in range(2):
-        with Engine(small_config(tmp_path, module_cache=False)) as eng:
+        with Engine(small_settings(tmp_path, module_cache=False), HOST_NAMES) as eng:
             assert not eng.cache_enabled
             digest, _ = load_skill(eng, built_skills / "calculator")
             assert eng.compiled(digest).from_cache is False

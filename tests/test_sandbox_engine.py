@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sandbox_helpers import Echo, load_skill, no_host, small_config
+from sandbox_helpers import HOST_NAMES, Echo, load_skill, no_host, small_settings
 
 from vak.errors import (
     ABIError,
@@ -27,7 +27,7 @@ from vak.sandbox.types import CallOutcome, Runner
 
 @pytest.fixture
 def engine(tmp_path: Path):
-    with Engine(small_config(tmp_path)) as eng:
+    with Engine(small_settings(tmp_path), HOST_NAMES) as eng:
         yield eng
 
 
@@ -140,14 +140,15 @@ def test_host_handler_must_return_bytes(engine: Engine, built_skills: Path) -> N
 
 def test_max_host_calls(engine: Engine, built_skills: Path) -> None:
     digest, _ = load_skill(engine, built_skills / "hostile" / "hostspin")
-    echo = Echo()
+    # the handler counts and refuses (RULES contract 3); the engine raises its error
+    echo = Echo(max_host_calls=5)
     with pytest.raises(HostCallLimitError):
         engine.call(digest, "execute", b"{}", Limits(max_host_calls=5), echo)
     assert len(echo.calls) == 5
 
 
 def test_fuel_off_reports_zero(tmp_path: Path, built_skills: Path) -> None:
-    with Engine(small_config(tmp_path, fuel=False)) as eng:
+    with Engine(small_settings(tmp_path, fuel=False), HOST_NAMES) as eng:
         digest, limits = load_skill(eng, built_skills / "calculator")
         out = eng.call(digest, "execute", b'{"operation":"add","a":1,"b":1}', limits, no_host)
         assert out.fuel_used == 0 and _json(out) == {"result": 2}
@@ -177,7 +178,7 @@ def test_unknown_digest_and_export(engine: Engine, built_skills: Path) -> None:
 
 
 def test_close_is_idempotent_and_stops_ticker(tmp_path: Path, built_skills: Path) -> None:
-    eng = Engine(small_config(tmp_path))
+    eng = Engine(small_settings(tmp_path), HOST_NAMES)
     digest, limits = load_skill(eng, built_skills / "calculator")
     assert eng._ticker.running
     eng.close()
@@ -191,7 +192,8 @@ def test_close_is_idempotent_and_stops_ticker(tmp_path: Path, built_skills: Path
 
 def test_two_engines_in_one_process(tmp_path: Path, built_skills: Path) -> None:
     """FuncTypes bind to the first engine that uses them: each engine has its own."""
-    with Engine(small_config(tmp_path / "a")) as a, Engine(small_config(tmp_path / "b")) as b:
+    with Engine(small_settings(tmp_path / "a"), HOST_NAMES) as a, \
+            Engine(small_settings(tmp_path / "b"), HOST_NAMES) as b:
         for eng in (a, b, a):
             digest, limits = load_skill(eng, built_skills / "kvstore")
             gc.collect()
@@ -267,7 +269,7 @@ def test_zig_sdk_skill(engine: Engine, built_skills: Path, text: str, log: bool)
 
 def test_close_waits_for_calls_in_flight_to_hit_their_deadline(tmp_path: Path,
                                                                built_skills: Path) -> None:
-    eng = Engine(small_config(tmp_path))
+    eng = Engine(small_settings(tmp_path), HOST_NAMES)
     loop, _ = load_skill(eng, built_skills / "hostile" / "loop")
     errors: list[BaseException] = []
     started = threading.Event()

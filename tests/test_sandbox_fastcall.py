@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-from sandbox_helpers import load_skill, small_config
+from sandbox_helpers import HOST_NAMES, load_skill, small_settings
 
 from vak.identity.manifest import Limits
 from vak.sandbox import fastcall
@@ -70,8 +70,8 @@ def test_store_close_is_idempotent() -> None:
 
 def test_functype_per_engine(tmp_path: Path, built_skills: Path) -> None:
     """A FuncType used by one engine must not be reused by another: each Engine owns its own."""
-    a = Engine(small_config(tmp_path / "a"))
-    b = Engine(small_config(tmp_path / "b"))
+    a = Engine(small_settings(tmp_path / "a"), HOST_NAMES)
+    b = Engine(small_settings(tmp_path / "b"), HOST_NAMES)
     try:
         assert a._tool_type is not b._tool_type
         for eng in (b, a):
@@ -88,7 +88,7 @@ def test_host_call_outside_a_call_traps(tmp_path: Path, built_skills: Path) -> N
     from vak.sandbox import engine as engine_mod
 
     assert getattr(engine_mod._tls, "state", None) is None
-    with Engine(small_config(tmp_path)) as eng:
+    with Engine(small_settings(tmp_path), HOST_NAMES) as eng:
         digest, _ = load_skill(eng, built_skills / "kvstore")
         eng.call(digest, "get", b"{}", Limits(), lambda f, x: b"{}")
     assert engine_mod._tls.state is None

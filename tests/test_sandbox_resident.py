@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sandbox_helpers import load_skill, no_host, small_config
+from sandbox_helpers import HOST_NAMES, load_skill, no_host, small_settings
 
 from vak.errors import CapacityError, FuelExhausted, SkillTimeout, ToolCallError, UnknownToolError
 from vak.identity.manifest import Limits
@@ -16,7 +16,7 @@ ADD = orjson.dumps({"operation": "add", "a": 1, "b": 2})
 
 
 def test_resident_serves_many_calls_on_one_store(tmp_path: Path, built_skills: Path) -> None:
-    with Engine(small_config(tmp_path)) as engine:
+    with Engine(small_settings(tmp_path), HOST_NAMES) as engine:
         digest, limits = load_skill(engine, built_skills / "calculator")
         resident = engine.open_resident(digest, limits)
         store = resident.store.ptr
@@ -40,7 +40,7 @@ def test_resident_serves_many_calls_on_one_store(tmp_path: Path, built_skills: P
 def test_resident_limits_apply_per_call_and_failure_closes_it(
         tmp_path: Path, built_skills: Path, skill: str, limits: Limits,
         error: type[Exception]) -> None:
-    with Engine(small_config(tmp_path)) as engine:
+    with Engine(small_settings(tmp_path), HOST_NAMES) as engine:
         digest, _ = load_skill(engine, built_skills / skill)
         resident = engine.open_resident(digest, limits)
         with pytest.raises(error):
@@ -49,9 +49,9 @@ def test_resident_limits_apply_per_call_and_failure_closes_it(
 
 
 def test_pool_exhaustion_is_a_capacity_error(tmp_path: Path, built_skills: Path) -> None:
-    cfg = small_config(tmp_path, pool_total_instances=2, pool_total_memories=2,
+    cfg = small_settings(tmp_path, pool_total_instances=2, pool_total_memories=2,
                        pool_total_tables=2)
-    with Engine(cfg) as engine:
+    with Engine(cfg, HOST_NAMES) as engine:
         digest, limits = load_skill(engine, built_skills / "calculator")
         held = [engine.open_resident(digest, limits) for _ in range(2)]
         with pytest.raises(CapacityError) as info:
@@ -65,3 +65,22 @@ def test_pool_exhaustion_is_a_capacity_error(tmp_path: Path, built_skills: Path)
         held[1].close()
         assert engine.call(digest, "execute", ADD, limits, no_host).output == b'{"result":3}'
         held[0].close()
+
+
+@pytest.mark.parametrize("backend", ["fastcall", "public"])
+def test_resident_on_each_backend_keeps_guest_state(tmp_path: Path, built_skills: Path,
+                                                    backend: str) -> None:
+    """Session reuse works on the public-API fallback as on the fast path."""
+    with Engine(small_settings(tmp_path), HOST_NAMES, backend=backend) as engine:
+        digest, limits = load_skill(engine, built_skills / "calculator")
+        resident = engine.open_resident(digest, limits)
+        outs = [engine.call_resident(resident, "execute", ADD, limits, no_host)
+                for _ in range(3)]
+        assert {o.output for o in outs} == {b'{"result":3}'} and resident.calls == 3
+        loop, _ = load_skill(engine, built_skills / "hostile" / "loop")
+        trapped = engine.open_resident(loop, limits)
+        with pytest.raises(SkillTimeout):
+            engine.call_resident(trapped, "execute", b"{}",
+                                 Limits(max_execution_time_ms=30, max_fuel=10**12), no_host)
+        assert trapped.closed  # a trapped instance is never reused
+        resident.close()

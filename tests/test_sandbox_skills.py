@@ -8,7 +8,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sandbox_helpers import load_skill, no_host, small_config
+from sandbox_helpers import HOST_NAMES, load_skill, no_host, small_settings
 
 from vak.sandbox.engine import Engine
 
@@ -18,7 +18,7 @@ PROPS = settings(max_examples=150, deadline=None,
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory):
-    with Engine(small_config(tmp_path_factory.mktemp("skills"))) as eng:
+    with Engine(small_settings(tmp_path_factory.mktemp("skills")), HOST_NAMES) as eng:
         yield eng
 
 

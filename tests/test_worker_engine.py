@@ -9,9 +9,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from sandbox_helpers import Echo, worker_pool
 
-from vak.config import KernelConfig
-from vak.errors import PolicyDeniedError, SkillTimeout
+from vak.errors import ABIError, OutputStructureError, PolicyDeniedError, SkillTimeout
 from vak.identity.manifest import Limits
 from vak.sandbox import oslock
 from vak.sandbox.engine import module_digest
@@ -24,11 +24,14 @@ pytestmark = pytest.mark.skipif(not oslock.barrier_status().complete,
 @pytest.fixture(scope="module")
 def pool(built_skills: Path) -> Iterator[tuple[WorkerPool, dict[str, str]]]:
     digests: dict[str, str] = {}
-    cfg = KernelConfig(worker_pool_size=1, require_os_sandbox=True, worker_hang_margin_ms=500)
-    with WorkerPool(cfg) as p:
+    cfg = dict(pool_size=1, require_os_sandbox=True, hang_margin_ms=500)
+    with worker_pool(**cfg) as p:
         for name, wasm in [("calculator", "calculator/calculator.wasm"),
                            ("kvstore", "kvstore/kvstore.wasm"),
-                           ("loop", "hostile/loop/loop.wasm")]:
+                           ("loop", "hostile/loop/loop.wasm"),
+                           ("oob", "hostile/oob/oob.wasm"),
+                           ("deepnest", "hostile/deepnest/deepnest.wasm"),
+                           ("reenter", "hostile/reenter/reenter.wasm")]:
             data = (built_skills / wasm).read_bytes()
             digests[name] = module_digest(data)
             p.register(digests[name], data)
@@ -87,8 +90,52 @@ def test_invalid_module_fails_typed_and_retries(built_skills: Path) -> None:
     from vak.errors import SkillLoadError
 
     bad = b"\x00asm\x01\x00\x00\x00\xff"
-    with WorkerPool(KernelConfig(worker_pool_size=1)) as p:
+    with worker_pool(pool_size=1) as p:
         p.register(module_digest(bad), bad)
         for _ in range(2):  # the failure is not sticky: each call tries a fresh worker
             with pytest.raises(SkillLoadError):
                 p.call(module_digest(bad), "execute", b"{}", Limits(), lambda f, a: b"{}")
+
+
+@pytest.mark.parametrize("export", ["execute", "deep100k", "wide"])
+def test_worker_reports_its_engines_typed_error(pool: tuple[WorkerPool, dict[str, str]],
+                                                export: str) -> None:
+    """The error the worker's engine raised crosses the pipe as itself, and the
+    worker is kept (a guest failure is not a worker failure)."""
+    p, d = pool
+    before = p.pids(d["deepnest"])
+    with pytest.raises(OutputStructureError) as info:
+        p.call(d["deepnest"], export, b"{}", Limits(max_memory_pages=64), Echo())
+    assert info.value.details["bound"] in ("max_depth", "max_items")
+    assert p.pids(d["deepnest"]) == before
+
+
+@pytest.mark.parametrize(("skill", "export"), [
+    ("oob", "hostarg"), ("oob", "hostlen"), ("reenter", "execute"),
+])
+def test_refusals_reach_the_parents_handler(pool: tuple[WorkerPool, dict[str, str]],
+                                            skill: str, export: str) -> None:
+    """A span the worker's engine refuses is decided by the parent's handler
+    (``refuse``), exactly once, and its error is what the caller sees."""
+    p, d = pool
+    handler = Echo()
+    with pytest.raises(ABIError) as info:
+        p.call(d[skill], export, b"{}", Limits(), handler)
+    assert [r[:2] for r in handler.refusals] == [("log", "vak.invalid-args")]
+    assert info.value.details["policy_id"] == "vak.invalid-args"
+    p.wait_ready(d[skill])
+
+
+def test_unrecordable_refusal_is_the_cause_on_the_worker_route(
+    pool: tuple[WorkerPool, dict[str, str]],
+) -> None:
+    from vak.errors import AuditError
+
+    class Unrecordable(Echo):
+        def refuse(self, function: str, policy_id: str, reason: str) -> BaseException:
+            raise AuditError("audit log poisoned")
+
+    p, d = pool
+    with pytest.raises(AuditError, match="poisoned"):
+        p.call(d["oob"], "hostarg", b"{}", Limits(), Unrecordable())
+    p.wait_ready(d["oob"])

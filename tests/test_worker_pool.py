@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
+from sandbox_helpers import Echo, worker_pool
 
-from vak.config import KernelConfig
 from vak.errors import (
     ABIError,
     HostCallLimitError,
@@ -35,8 +35,8 @@ def no_host(function: str, args: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[WorkerPool]:
-    cfg = KernelConfig(worker_pool_size=1, worker_hang_margin_ms=300)
-    with WorkerPool(cfg, probe=True) as p:
+    cfg = dict(pool_size=1, hang_margin_ms=300)
+    with worker_pool(probe=True, **cfg) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
         yield p
@@ -86,9 +86,10 @@ def test_guest_error_is_typed(pool: WorkerPool) -> None:
 
 
 def test_host_call_limit_enforced_by_parent(pool: WorkerPool) -> None:
+    # the parent's handler counts and refuses (RULES contract 3), as the mediation does
     calls = {"calls": [["log", {}]] * 3}
     with pytest.raises(HostCallLimitError):
-        call(pool, "host", calls, lambda f, a: b"{}", max_host_calls=2)
+        call(pool, "host", calls, Echo(max_host_calls=2), max_host_calls=2)
 
 
 def test_unknown_host_function_kills_worker(pool: WorkerPool) -> None:
@@ -136,8 +137,8 @@ def test_worker_killed_mid_call_by_sigkill(pool: WorkerPool) -> None:
 
 
 def test_recycle_after_n_calls() -> None:
-    cfg = KernelConfig(worker_pool_size=1, worker_recycle_after=3)
-    with WorkerPool(cfg, probe=True) as p:
+    cfg = dict(pool_size=1, recycle_after=3)
+    with worker_pool(probe=True, **cfg) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
         first = p.pids(DIGEST)
@@ -156,8 +157,8 @@ def test_unregistered_digest_is_refused(pool: WorkerPool) -> None:
 
 
 def test_concurrent_calls_each_get_a_worker() -> None:
-    cfg = KernelConfig(worker_pool_size=2)
-    with WorkerPool(cfg, probe=True) as p:
+    cfg = dict(pool_size=2)
+    with worker_pool(probe=True, **cfg) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
         results: list[bytes] = []
@@ -172,7 +173,7 @@ def test_concurrent_calls_each_get_a_worker() -> None:
 
 @pytest.mark.skipif(not oslock.barrier_status().complete, reason="kernel lacks barriers")
 def test_require_os_sandbox_reports_applied_barriers() -> None:
-    with WorkerPool(KernelConfig(worker_pool_size=1, require_os_sandbox=True), probe=True) as p:
+    with worker_pool(probe=True, pool_size=1, require_os_sandbox=True) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
         barriers = p.barriers()
@@ -215,4 +216,51 @@ def test_require_os_sandbox_refuses_loudly_without_barriers(
     )
     monkeypatch.setattr(pool_mod, "barrier_status", lambda: missing)
     with pytest.raises(OSSandboxUnavailableError, match="landlock_fs"):
-        WorkerPool(KernelConfig(require_os_sandbox=True), probe=True)
+        worker_pool(probe=True, require_os_sandbox=True)
+
+
+def test_unexpected_worker_exception_keeps_its_cause() -> None:
+    err = error_from_wire(error_to_wire(KeyError("boom")))
+    assert type(err) is WorkerCrashedError
+    assert "KeyError" in err.message and err.details["cause"] == "KeyError"
+
+
+def _degraded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vak.sandbox import pool as pool_mod
+
+    missing = oslock.BarrierStatus(
+        platform="linux-x86_64", arch_supported=True, no_new_privs=True, seccomp=False,
+        seccomp_tsync=False, landlock_abi=0, landlock_fs=False, landlock_net=False,
+        landlock_scopes=(), missing=("seccomp", "landlock_fs"),
+    )
+    monkeypatch.setattr(pool_mod, "barrier_status", lambda: missing)
+    monkeypatch.setattr(oslock, "barrier_status", lambda: missing)
+
+
+def test_untrusted_skills_refused_on_a_host_without_barriers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vak.errors import OSSandboxUnavailableError
+
+    _degraded(monkeypatch)
+    with worker_pool(probe=True) as p, pytest.raises(OSSandboxUnavailableError) as info:
+        p.register(DIGEST, b"")
+    assert "allow_unsandboxed" in info.value.message
+    report = oslock.sandbox_report(allow_unsandboxed=False)
+    assert report["degraded"] and report["untrusted"] == "refused"
+    assert report["missing"] == ["seccomp", "landlock_fs"]
+
+
+def test_operator_may_opt_out_of_the_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    _degraded(monkeypatch)
+    with worker_pool(probe=True, pool_size=1, allow_unsandboxed=True) as p:
+        p.register(DIGEST, b"")
+        p.wait_ready(DIGEST)
+        assert call(p, "echo", 3) == b"3"
+    assert oslock.sandbox_report(allow_unsandboxed=True)["untrusted"] == "unsandboxed"
+
+
+def test_sandbox_report_on_this_host() -> None:
+    report = oslock.sandbox_report(allow_unsandboxed=False)
+    assert report["degraded"] is (not oslock.barrier_status().complete)
+    assert report["untrusted"] in ("sandboxed", "refused")

@@ -59,6 +59,12 @@ BAD = [
     ("string_counter", raw({"type": "result", "id": 1, "fuel_used": "1", "duration_ns": 1,
                             "host_calls": 0})),
     ("missing_field", raw({"type": "invoke", "id": 1, "export": "x"})),
+    ("refuse_without_reason", raw({"type": "host_refuse", "id": 1, "function": "log",
+                                   "policy_id": "vak.invalid-args"})),
+    ("refuse_reason_not_text", raw({"type": "host_refuse", "id": 1, "function": "log",
+                                    "policy_id": "vak.invalid-args", "reason": 7})),
+    ("init_without_host_functions", raw({"type": "init", "digest": "d", "config": {},
+                                         "require": False, "cpu_seconds": 1})),
     ("zero_header", raw(b"", hlen=0)),
     ("header_too_long", raw({"type": "ready"}, hlen=MAX_HEADER_BYTES + 1)),
     ("body_over_limit", raw({"type": "ready", "barriers": {}}, blen=(64 << 20) + 1)),
@@ -130,3 +136,12 @@ def test_write_all_times_out_when_peer_stops_reading() -> None:
         write_all(w, b"x" * (4 << 20), time.monotonic() + 0.1)
     os.close(r)
     os.close(w)
+
+
+@settings(max_examples=50, deadline=None)
+@given(call_id=st.integers(0, (1 << 63) - 1), reason=st.text(max_size=200))
+def test_refusal_round_trip(call_id: int, reason: str) -> None:
+    fields = {"id": call_id, "function": "log", "policy_id": "vak.invalid-args",
+              "reason": reason}
+    frame = decode_frame(encode_frame("host_refuse", fields))
+    assert frame.kind == "host_refuse" and frame.header["reason"] == reason

@@ -105,6 +105,8 @@ class KernelConfig:
     # --- OS-sandboxed worker ------------------------------------------------
     force_worker: bool = False
     require_os_sandbox: bool = False
+    #: run untrusted skills on a host without Landlock or seccomp (recorded as degraded)
+    worker_allow_unsandboxed: bool = False
     worker_pool_size: int = 2
     worker_recycle_after: int = 1000
     #: RLIMIT_CPU of a worker over its whole life (SIGXCPU ends it; the pool replaces it)
@@ -183,6 +185,7 @@ class KernelConfig:
                       "fsync": "audit_fsync", "hmac_key": "audit_hmac_key",
                       "trust": "audit_trust"},
             "worker": {"force": "force_worker", "require_os_sandbox": "require_os_sandbox",
+                       "allow_unsandboxed": "worker_allow_unsandboxed",
                        "pool_size": "worker_pool_size", "recycle_after": "worker_recycle_after",
                        "cpu_seconds": "worker_cpu_seconds",
                        "start_timeout_ms": "worker_start_timeout_ms",

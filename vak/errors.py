@@ -43,6 +43,7 @@ The tree::
             ├── StackOverflow
             ├── GuestTrap               any other trap, with the wasm backtrace
             ├── ABIError                bad pointer/length/JSON, missing export
+            │   └── OutputStructureError  JSON too deep / a string or container too large
             └── OutputTooLarge          output over max_output_bytes
 """
 
@@ -67,6 +68,7 @@ __all__ = [
     "ManifestError",
     "MemoryLimitExceeded",
     "OSSandboxUnavailableError",
+    "OutputStructureError",
     "OutputTooLarge",
     "OutputValidationError",
     "PolicyDeniedError",
@@ -316,6 +318,18 @@ class ABIError(SkillTrapError):
     """The guest broke the ABI: bad pointer/length, bad JSON, missing export."""
 
     code = "abi_error"
+
+
+class OutputStructureError(ABIError):
+    """Guest JSON is valid but structurally over a bound (nesting depth, string
+    length, items of one array or object).
+
+    Raised at the ABI, before anything recursive (schema validation, adapters,
+    ``json.dumps``) sees the value; ``details`` name the bound and its limit,
+    never the guest's text.
+    """
+
+    code = "output_structure"
 
 
 class OutputTooLarge(SkillTrapError):

@@ -95,6 +95,7 @@ class Kernel:
             self._trust = _load_trust(config)
             self._floor = VersionFloor.open(config.state_dir / VERSION_FLOOR_FILE)
             self._audit = _open_audit(config)
+            _record_sandbox_state(self._audit, config)
             self._engine = _make_engine(config)
             self._mediator = _make_mediator(config, self._audit)
             if config.session_reuse:
@@ -220,6 +221,14 @@ class Kernel:
     def skills(self) -> tuple[LoadedSkill, ...]:
         """Every loaded skill (name, version, digest, signer, tier, route)."""
         return self._registry.skills()
+
+    def sandbox_status(self) -> dict[str, Any]:
+        """The sandbox as it runs (``vak status``): OS barriers and what they mean
+        for untrusted skills, and which wasmtime call path the self-test chose."""
+        from vak.sandbox.oslock import sandbox_report
+
+        return {**sandbox_report(self.config.worker_allow_unsandboxed),
+                "wasmtime": self._engine.fast_paths}
 
     # ------------------------------------------------------------------ invoking
     def invoke(
@@ -547,10 +556,53 @@ def _open_audit(config: KernelConfig) -> Any:
     ))
 
 
+#: composed settings field -> flat ``KernelConfig`` field, per room (until
+#: ``KernelConfig`` holds the settings objects themselves)
+_ENGINE_FIELDS = {name: name for name in (
+    "pool_total_instances", "pool_total_memories", "pool_max_memory_bytes",
+    "pool_total_tables", "pool_table_elements", "epoch_tick_ms", "wasm_stack_bytes", "fuel")}
+_WORKER_FIELDS = {
+    "force": "force_worker", "require_os_sandbox": "require_os_sandbox",
+    "allow_unsandboxed": "worker_allow_unsandboxed", "pool_size": "worker_pool_size",
+    "recycle_after": "worker_recycle_after", "cpu_seconds": "worker_cpu_seconds",
+    "start_timeout_ms": "worker_start_timeout_ms", "hang_margin_ms": "worker_hang_margin_ms",
+}
+
+
+def _engine_settings(config: KernelConfig) -> Any:
+    from vak.sandbox.settings import EngineSettings
+
+    cache = config.resolved("module_cache_dir") if config.module_cache else None
+    return EngineSettings(**{k: getattr(config, v) for k, v in _ENGINE_FIELDS.items()},
+                          module_cache_dir=cache)
+
+
+def _worker_settings(config: KernelConfig) -> Any:
+    from vak.sandbox.settings import WorkerSettings
+
+    return WorkerSettings(**{k: getattr(config, v) for k, v in _WORKER_FIELDS.items()})
+
+
+def _host_names() -> tuple[str, ...]:
+    from vak.host.catalog import HOST_FUNCTIONS
+
+    return tuple(f.name for f in HOST_FUNCTIONS)
+
+
+def _record_sandbox_state(audit: Any, config: KernelConfig) -> None:
+    """Record at start that this host lacks OS barriers (untrusted skills refused
+    or, by the operator's choice, run with fewer barriers)."""
+    from vak.sandbox.oslock import sandbox_report
+
+    report = sandbox_report(config.worker_allow_unsandboxed)
+    if report["degraded"]:
+        audit.append("sandbox_degraded", report)
+
+
 def _make_engine(config: KernelConfig) -> Any:
     from vak.sandbox.engine import Engine
 
-    return Engine(config)
+    return Engine(_engine_settings(config), _host_names())
 
 
 def _make_mediator(config: KernelConfig, audit: Any) -> Any:
@@ -579,7 +631,7 @@ def _make_sessions(config: KernelConfig, engine: Any) -> SessionTable:
 def _make_pool(config: KernelConfig) -> Any:
     from vak.sandbox.pool import WorkerPool
 
-    return WorkerPool(config)
+    return WorkerPool(_worker_settings(config), _engine_settings(config), _host_names())
 
 
 def _handler(mediator: Any, tool: RegisteredTool, inv_id: str, session: str | None) -> Any:

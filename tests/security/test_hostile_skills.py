@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sandbox_helpers import Echo, load_skill, small_config
+from sandbox_helpers import HOST_NAMES, Echo, load_skill, small_settings
 
 from vak.errors import (
     ABIError,
@@ -14,6 +14,7 @@ from vak.errors import (
     GuestTrap,
     HostCallLimitError,
     MemoryLimitExceeded,
+    OutputStructureError,
     OutputTooLarge,
     SkillTimeout,
     StackOverflow,
@@ -38,12 +39,20 @@ CASES = [
     ("crash", "execute", {}, GuestTrap),
     ("noexport", "execute", {}, ABIError),
     ("hostspin", "execute", {"max_host_calls": 3}, HostCallLimitError),
+    ("deepnest", "execute", {}, OutputStructureError),
+    ("deepnest", "deep300", {}, OutputStructureError),
+    ("deepnest", "deep100k", {}, OutputStructureError),
+    ("deepnest", "objects", {}, OutputStructureError),
+    ("deepnest", "wide", {}, OutputStructureError),
+    ("reenter", "execute", {}, ABIError),
 ]
+#: cases whose host call the engine cannot serve: it asks the handler to refuse
+REFUSED = {("oob", "hostarg"), ("oob", "hostlen"), ("reenter", "execute")}
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory):
-    with Engine(small_config(tmp_path_factory.mktemp("hostile"))) as eng:
+    with Engine(small_settings(tmp_path_factory.mktemp("hostile")), HOST_NAMES) as eng:
         yield eng
 
 
@@ -51,15 +60,80 @@ def engine(tmp_path_factory: pytest.TempPathFactory):
                          ids=[f"{c[0]}-{c[1]}-{c[3].__name__}" for c in CASES])
 def test_hostile_call_fails_typed(engine: Engine, built_skills: Path, skill: str, export: str,
                                   overrides: dict, error: type[Exception]) -> None:
+    _assert_fails_typed(engine, built_skills, skill, export, overrides, error)
+
+
+@pytest.fixture(scope="module")
+def public_engine(tmp_path_factory: pytest.TempPathFactory):
+    """The same engine on wasmtime-py's public API (the self-test's fallback)."""
+    with Engine(small_settings(tmp_path_factory.mktemp("hostile-public")), HOST_NAMES,
+                backend="public") as eng:
+        yield eng
+
+
+@pytest.mark.parametrize(("skill", "export", "overrides", "error"), CASES,
+                         ids=[f"{c[0]}-{c[1]}-{c[3].__name__}" for c in CASES])
+def test_hostile_call_fails_typed_on_public_api(
+    public_engine: Engine, built_skills: Path, skill: str, export: str, overrides: dict,
+    error: type[Exception],
+) -> None:
+    assert public_engine.fast_paths["backend"] == "public"
+    _assert_fails_typed(public_engine, built_skills, skill, export, overrides, error)
+
+
+def _assert_fails_typed(engine: Engine, built_skills: Path, skill: str, export: str,
+                        overrides: dict, error: type[Exception]) -> None:
     digest, limits = load_skill(engine, built_skills / "hostile" / skill)
     limits = Limits(**{**_fields(limits), **overrides})
+    handler = Echo(limits.max_host_calls)  # the handler enforces max_host_calls (contract 3)
     with pytest.raises(error) as info:
-        engine.call(digest, export, b'{"x":1}', limits, Echo())
+        engine.call(digest, export, b'{"x":1}', limits, handler)
     assert info.type is error
+    if (skill, export) in REFUSED:  # handed to refuse exactly once, its error raised
+        assert [r[1] for r in handler.refusals] == ["vak.invalid-args"]
+        assert info.value.details.get("policy_id") == "vak.invalid-args"
+    elif skill == "hostspin":
+        assert [r[1] for r in handler.refusals] == ["vak.host-call-limit"]
+    else:
+        assert handler.refusals == []
     # the engine keeps serving
     calc, calc_limits = load_skill(engine, built_skills / "calculator")
     out = engine.call(calc, "execute", b'{"operation":"add","a":2,"b":2}', calc_limits, Echo())
     assert orjson.loads(out.output) == {"result": 4}
+
+
+def test_reentrant_allocator_reports_its_real_cause(engine: Engine, built_skills: Path) -> None:
+    """The refusal is the cause, not "vak_alloc failed"; no Python recursion."""
+    digest, limits = load_skill(engine, built_skills / "hostile" / "reenter")
+    with pytest.raises(ABIError) as info:
+        engine.call(digest, "execute", b"{}", limits, Echo())
+    assert "re-entrant" in info.value.message
+    assert "vak_alloc failed" not in info.value.message
+
+
+@pytest.mark.parametrize(("skill", "export"), [("oob", "hostarg"), ("reenter", "execute")])
+def test_a_refusal_that_cannot_be_recorded_is_the_cause(engine: Engine, built_skills: Path,
+                                                        skill: str, export: str) -> None:
+    """If ``refuse`` itself fails (e.g. the audit log is poisoned), that failure is
+    what the caller sees: fail closed, with the real cause."""
+    from vak.errors import AuditError
+
+    class Unrecordable(Echo):
+        def refuse(self, function: str, policy_id: str, reason: str) -> BaseException:
+            raise AuditError("audit log poisoned")
+
+    digest, limits = load_skill(engine, built_skills / "hostile" / skill)
+    with pytest.raises(AuditError, match="poisoned"):
+        engine.call(digest, export, b"{}", limits, Unrecordable())
+
+
+def test_output_structure_error_never_quotes_the_output(engine: Engine,
+                                                         built_skills: Path) -> None:
+    digest, limits = load_skill(engine, built_skills / "hostile" / "deepnest")
+    with pytest.raises(OutputStructureError) as info:
+        engine.call(digest, "execute", b"{}", limits, Echo())
+    assert "[[" not in str(info.value.to_dict())
+    assert info.value.details == {"bound": "max_depth", "limit": 64}
 
 
 def test_guest_trap_carries_backtrace(engine: Engine, built_skills: Path) -> None:
@@ -77,7 +151,7 @@ def test_guest_trap_carries_backtrace(engine: Engine, built_skills: Path) -> Non
 ], ids=["not-offered-import", "wasi-import", "missing-allocator"])
 def test_hostile_module_refused_at_compile(tmp_path: Path, built_skills: Path, skill: str,
                                            needle: str) -> None:
-    with Engine(small_config(tmp_path)) as eng, pytest.raises(ABIError) as info:
+    with Engine(small_settings(tmp_path), HOST_NAMES) as eng, pytest.raises(ABIError) as info:
         load_skill(eng, built_skills / "hostile" / skill)
     assert needle in str(info.value)
 

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
+from sandbox_helpers import worker_pool
 
-from vak.config import KernelConfig
 from vak.identity.manifest import Limits
 from vak.sandbox import oslock
-from vak.sandbox.pool import WorkerPool
 
 pytestmark = pytest.mark.skipif(
     not oslock.barrier_status().complete, reason="kernel offers no Landlock+seccomp"
@@ -72,7 +71,7 @@ def probe_result(listener: tuple[socket.socket, list[object]]) -> dict[str, str]
     marker = "/tmp/vak-probe-escape"
     if os.path.exists(marker):
         os.unlink(marker)
-    with WorkerPool(KernelConfig(worker_pool_size=1, require_os_sandbox=True), probe=True) as p:
+    with worker_pool(probe=True, pool_size=1, require_os_sandbox=True) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
         arg = {"parent_pid": os.getpid(), "port": srv.getsockname()[1]}
@@ -105,7 +104,7 @@ def test_loopback_server_saw_no_connection(
 
 
 def test_worker_status_shows_nnp_and_seccomp_filter() -> None:
-    with WorkerPool(KernelConfig(worker_pool_size=1), probe=True) as p:
+    with worker_pool(probe=True, pool_size=1) as p:
         p.register(DIGEST, b"")
         p.wait_ready(DIGEST)
         (pid,) = p.pids(DIGEST)

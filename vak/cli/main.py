@@ -221,6 +221,8 @@ def status_dict(kernel: Any, config_path: str) -> dict[str, Any]:
             status if isinstance(status, dict) else repr(status))
     except ImportError:
         out["os_sandbox"] = {"available": False, "reason": "vak.sandbox.oslock not installed"}
+    if hasattr(kernel, "sandbox_status"):
+        out["sandbox"] = kernel.sandbox_status()
     versions = {}
     for mod in ("wasmtime", "cedarpy"):
         with contextlib.suppress(Exception):
@@ -239,6 +241,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{key:<18} {data[key]}")
     print(f"{'tools':<18} {', '.join(data['tools']) or '(none)'}")
     print(f"{'os_sandbox':<18} {json.dumps(data['os_sandbox'], default=str)}")
+    if "sandbox" in data:
+        print(f"{'sandbox':<18} {json.dumps(data['sandbox'], default=str)}")
     print(f"{'versions':<18} {data['versions']}")
     return EXIT_OK
 

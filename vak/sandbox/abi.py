@@ -21,10 +21,10 @@ Every pointer and length that comes from a guest is untrusted. The rules:
 from __future__ import annotations
 
 import ctypes
-
-from wasmtime import _ffi as ffi
+from typing import Any
 
 from vak.errors import ABIError
+from vak.sandbox import fastcall
 
 __all__ = ["GuestMemory", "check_span", "pack", "unpack"]
 
@@ -71,16 +71,15 @@ class GuestMemory:
 
     __slots__ = ("_context", "_memory")
 
-    def __init__(self, context: object, memory: ffi.wasmtime_memory_t) -> None:
+    def __init__(self, context: Any, memory: Any) -> None:
         self._context = context
         self._memory = memory
 
     def size(self) -> int:
-        return int(ffi.wasmtime_memory_data_size(self._context, ctypes.byref(self._memory)))
+        return fastcall.memory_size(self._context, self._memory)
 
     def _base(self) -> int:
-        data = ffi.wasmtime_memory_data(self._context, ctypes.byref(self._memory))
-        return ctypes.cast(data, ctypes.c_void_p).value or 0
+        return fastcall.memory_base(self._context, self._memory)
 
     def read(self, ptr: int, length: int, what: str) -> bytes:
         """Copy ``length`` bytes at ``ptr`` out of the guest.

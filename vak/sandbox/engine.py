@@ -1,14 +1,13 @@
 """``Engine``: one wasmtime engine per kernel, and the in-process ``Runner``.
 
-Configured in one place: pooling allocator (sized from ``KernelConfig``),
-epoch interruption with a ticker thread, fuel metering (``config.fuel``), a
-bounded wasm stack, no WASI. Modules are compiled once per digest (with an
-on-disk cache) and instantiated through ``InstancePre``; every call gets a
-fresh Store with the manifest's limits and ends in a :class:`CallOutcome` or a
-typed :class:`vak.errors.ToolCallError`::
+Configured in one place from :class:`EngineSettings`: pooling allocator,
+epoch interruption with a ticker thread, fuel metering, a bounded wasm stack,
+no WASI. Modules are compiled once per digest (with an on-disk cache) and
+instantiated through ``InstancePre``; every call gets a fresh Store with the
+manifest's limits and ends in a :class:`CallOutcome` or a typed
+:class:`vak.errors.ToolCallError`::
 
-    >>> from vak.config import KernelConfig                    # doctest: +SKIP
-    >>> with Engine(KernelConfig(state_dir=tmp)) as engine:   # doctest: +SKIP
+    >>> with Engine(EngineSettings(), ("log", "kv_get")) as engine:  # doctest: +SKIP
     ...     engine.compile(wasm, sha256_hex(wasm))
     ...     out = engine.call(digest, "execute", b'{"operation":"add","a":1,"b":2}',
     ...                       Limits(), host=lambda fn, args: b'{}')
@@ -16,9 +15,21 @@ typed :class:`vak.errors.ToolCallError`::
     b'{"result":3}'
 
 Invariants:
-* a module is callable only if every import is ``vak.<catalog name>`` of type
-  ``(i32, i32) -> i64`` and it exports ``memory`` and ``vak_alloc`` (checked at
-  compile, before anything unchecked touches it);
+* a module is callable only if every import is ``vak.<name>`` for a name in
+  ``host_functions`` (the host catalog, handed in by the composition root) of
+  type ``(i32, i32) -> i64`` and it exports ``memory`` and ``vak_alloc``
+  (checked at compile, before anything unchecked touches it);
+* the engine enforces wasm-level limits only (memory, fuel, epochs, pointer
+  spans); it counts host calls but the handler decides them. A host call
+  whose argument span it cannot read goes to ``handler.refuse(fn,
+  "vak.invalid-args", reason)`` and what that returns is the trap, so the
+  refusal is recorded like any other decision;
+* output JSON is bounded (depth, string length, items) by
+  :mod:`vak.jsonbound` before anything recursive sees it;
+* the fast paths (:mod:`vak.sandbox.fastcall`) are used only after a
+  known-answer self-test agreed with wasmtime-py's public API at start
+  (:mod:`vak.sandbox.selftest`); otherwise the engine runs on the public API
+  and says so (a warning log and :attr:`Engine.fast_paths`);
 * an export is called only after its type was checked to be ``(i32, i32) -> i64``;
 * host callbacks find their call's state in a thread-local: a ``HostHandler``
   is only ever invoked on the thread running its call;
@@ -29,18 +40,17 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import logging
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import wasmtime
-from wasmtime import _ffi as ffi
 
-from vak.config import KernelConfig
 from vak.errors import (
     ABIError,
     CapacityError,
@@ -48,7 +58,6 @@ from vak.errors import (
     DigestMismatchError,
     FuelExhausted,
     GuestTrap,
-    HostCallLimitError,
     MemoryLimitExceeded,
     OutputTooLarge,
     SkillLoadError,
@@ -57,12 +66,14 @@ from vak.errors import (
     StackOverflow,
     UnknownToolError,
 )
-from vak.host.catalog import HOST_FUNCTIONS
 from vak.identity.manifest import Limits
-from vak.sandbox import fastcall
-from vak.sandbox.abi import GuestMemory, pack, unpack
+from vak.jsonbound import JsonBounds, check
+from vak.sandbox import fastcall, selftest
+from vak.sandbox.abi import pack, unpack
+from vak.sandbox.backend import Access, Backend, Store, backend_named
 from vak.sandbox.cache import ModuleCache
 from vak.sandbox.pooling import apply_pooling
+from vak.sandbox.settings import EngineSettings
 from vak.sandbox.ticker import EpochTicker
 from vak.sandbox.types import CallOutcome, HostHandler
 
@@ -80,7 +91,9 @@ PAGE = 65536
 
 #: read at import: an OS-sandboxed worker cannot read package metadata later
 _WASMTIME_VERSION = importlib.metadata.version("wasmtime")
-_HOST_NAMES = tuple(f.name for f in HOST_FUNCTIONS)
+#: the refusal policy id for a host call whose arguments cannot be read
+INVALID_ARGS = "vak.invalid-args"
+_log = logging.getLogger("vak.sandbox")
 _TC = wasmtime.TrapCode
 #: the pooling allocator out of slots, e.g.
 #: "maximum concurrent limit of 2 for core instances reached"
@@ -108,14 +121,16 @@ class CompiledModule:
 class _CallState:
     """Mutable per-call state, reachable from host callbacks via a thread-local."""
 
-    __slots__ = ("alloc", "host", "host_calls", "limit_bytes", "max_host_calls", "memory",
+    __slots__ = ("alloc", "host", "host_calls", "in_host", "limit_bytes", "memory", "names",
                  "pending")
 
-    def __init__(self, host: HostHandler, limits: Limits, limit_bytes: int) -> None:
+    def __init__(self, host: HostHandler, names: tuple[str, ...], limit_bytes: int) -> None:
         self.host = host
-        self.max_host_calls = limits.max_host_calls
+        self.names = names
         self.limit_bytes = limit_bytes
         self.host_calls = 0
+        #: a host call is being served (its reply placed by the guest allocator)
+        self.in_host = False
         self.pending: BaseException | None = None
         self.memory: Any = None
         self.alloc: Any = None
@@ -131,23 +146,36 @@ class Engine:
     threads at once, each with its own Store.
     """
 
-    def __init__(self, config: KernelConfig) -> None:
-        """Build the engine from ``config`` and start the ticker.
+    def __init__(self, settings: EngineSettings, host_functions: Sequence[str], *,
+                 backend: str | None = None) -> None:
+        """Build the engine from ``settings`` and start the ticker.
+
+        ``host_functions`` are the import names a module may use (``vak.<name>``);
+        ``backend`` forces ``"fastcall"`` or ``"public"`` (tests); by default
+        the self-test picks.
 
         Raises:
-            ConfigError: a pool, tick or stack setting is invalid.
+            ConfigError: a pool, tick, stack or output-bound setting is invalid.
         """
-        if config.epoch_tick_ms <= 0:
+        if settings.epoch_tick_ms <= 0:
             raise ConfigError("epoch_tick_ms must be positive", field="epoch_tick_ms")
-        if config.wasm_stack_bytes < 64 << 10:
+        if settings.wasm_stack_bytes < 64 << 10:
             raise ConfigError("wasm_stack_bytes must be at least 64 KiB", field="wasm_stack_bytes")
-        self.config = config
+        for name in ("output_max_depth", "output_max_string_chars", "output_max_items"):
+            value = getattr(settings, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}",
+                                  field=f"engine.{name}")
+        self.settings = settings
+        self._names = tuple(host_functions)
+        self._bounds = JsonBounds(settings.output_max_depth, settings.output_max_string_chars,
+                                  settings.output_max_items)
         wcfg = wasmtime.Config()
         wcfg.epoch_interruption = True
-        wcfg.consume_fuel = bool(config.fuel)
+        wcfg.consume_fuel = bool(settings.fuel)
         wcfg.wasm_threads = False
-        ffi.wasmtime_config_max_wasm_stack_set(wcfg.ptr(), config.wasm_stack_bytes)
-        apply_pooling(wcfg, config)
+        wcfg.max_wasm_stack = settings.wasm_stack_bytes
+        apply_pooling(wcfg, settings)
         try:
             self._engine = wasmtime.Engine(wcfg)
         except wasmtime.WasmtimeError as exc:
@@ -156,15 +184,21 @@ class Engine:
         i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
         self._tool_type = wasmtime.FuncType([i32, i32], [i64])
         self._alloc_type = wasmtime.FuncType([i32], [i32])
-        self._linker = fastcall.RawLinker(self._engine)
-        self._callback = fastcall.host_callback(_host_call)
-        for index, name in enumerate(_HOST_NAMES):
-            self._linker.define_unchecked(HOST_MODULE, name, self._tool_type, self._callback, index)
+        if backend is None:
+            self._report = selftest.run(self._engine, bool(settings.fuel))
+            if not self._report.agreed:
+                _log.warning("wasmtime fast paths disagree with the public API (%s); "
+                             "running on the public API", "; ".join(self._report.mismatches))
+            self._backend: Backend = backend_named(self._report.backend)
+        else:
+            self._backend = backend_named(backend)
+            self._report = selftest.Report(self._backend.name, {}, (), forced=True)
+        self._linker = self._backend.linker(self._engine, self._names, HOST_MODULE,
+                                            self._tool_type, _host_entry)
         self._modules: dict[str, CompiledModule] = {}
         self._lock = threading.Lock()
-        cache_dir = config.resolved("module_cache_dir") if config.module_cache else None
-        self._cache = ModuleCache(cache_dir, self._fingerprint())
-        self._ticker = EpochTicker(self._engine.ptr(), config.epoch_tick_ms)
+        self._cache = ModuleCache(settings.module_cache_dir, self._fingerprint())
+        self._ticker = EpochTicker(self._engine.increment_epoch, settings.epoch_tick_ms)
         self._ticker.start()
         self._closed = False
 
@@ -192,8 +226,13 @@ class Engine:
     def cache_enabled(self) -> bool:
         return self._cache.enabled
 
+    @property
+    def fast_paths(self) -> dict[str, Any]:
+        """Which call path runs and what the start self-test found (``vak status``)."""
+        return self._report.to_dict()
+
     def _fingerprint(self) -> str:
-        c = self.config
+        c = self.settings
         parts = (
             _WASMTIME_VERSION, f"fuel={bool(c.fuel)}", "epoch=1",
             f"stack={c.wasm_stack_bytes}", f"mem={c.pool_max_memory_bytes}", "pooling=1",
@@ -256,7 +295,7 @@ class Engine:
         for imp in module.imports:
             where = f"{imp.module}.{imp.name}"
             ty = imp.type
-            if imp.module != HOST_MODULE or imp.name not in _HOST_NAMES:
+            if imp.module != HOST_MODULE or imp.name not in self._names:
                 raise ABIError(
                     f"module imports {where}, which the kernel does not offer "
                     f"(only {HOST_MODULE}.<host function>; no WASI)", import_name=where)
@@ -303,27 +342,29 @@ class Engine:
             UnknownToolError: the digest was never compiled, or the engine is closed.
             ABIError: missing export, wrong signature, bad pointer/length, output
                 not UTF-8 JSON.
+            OutputStructureError: output JSON over a structural bound.
             OutputTooLarge: output longer than ``limits.max_output_bytes``.
             CapacityError: every pooled instance slot is in use.
             SkillTimeout, FuelExhausted, MemoryLimitExceeded, StackOverflow,
             GuestTrap: the guest trapped for that reason.
-            HostCallLimitError: more than ``limits.max_host_calls`` host calls.
-            ToolCallError: whatever the ``HostHandler`` raised, unchanged.
+            ToolCallError: whatever the ``HostHandler`` raised or its ``refuse``
+                returned, unchanged (e.g. ``HostCallLimitError``).
         """
         compiled = self._callable(module_digest, export)
         limit_bytes = self._memory_limit(limits)
-        state = _CallState(host, limits, limit_bytes)
-        store = fastcall.RawStore(self._engine)
+        state = _CallState(host, self._names, limit_bytes)
+        store = self._backend.new_store(self._engine)
         try:
-            store.limit(limit_bytes, self.config.pool_table_elements)
+            store.limit(limit_bytes, self.settings.pool_table_elements)
             outer = self._enter(state, module_digest)
             try:
                 self._arm(store, limits)
                 start = time.perf_counter_ns()
                 instance = store.instantiate(compiled.pre)
-                _bind(store.context, instance, state)
-                func = _export_func(store.context, instance, export)
-                output = _call_export(store.context, func, input_json, limits, state, None)
+                access = store.access()
+                _bind(access, instance, state)
+                func = _export_func(access, instance, export)
+                output = self._call_export(access, func, input_json, limits, state, None)
                 return self._outcome(store, limits, output, start, state)
             except fastcall.GuestTrapped as trapped:
                 raise _classify(trapped, state, store, export) from None
@@ -334,12 +375,12 @@ class Engine:
 
     def _memory_limit(self, limits: Limits) -> int:
         """Bytes one store may grow to: the manifest's pages, capped by the pool's slot size."""
-        return min(limits.max_memory_pages * PAGE, self.config.pool_max_memory_bytes)
+        return min(limits.max_memory_pages * PAGE, self.settings.pool_max_memory_bytes)
 
     def open_resident(self, module_digest: str, limits: Limits) -> Resident:
         """A Store with one live instance of the module, kept for later calls.
 
-        For the opt-in per-session reuse mode (``KernelConfig.session_reuse``):
+        For the opt-in per-session reuse mode (``session_reuse``):
         guest state (globals, heap) persists between calls made through
         :meth:`call_resident`, which is exactly what the operator opted into.
         The instance holds a pooled slot until :meth:`Resident.close`.
@@ -351,15 +392,15 @@ class Engine:
         """
         compiled = self._callable(module_digest, None)
         limit_bytes = self._memory_limit(limits)
-        state = _CallState(_no_host, limits, limit_bytes)
-        store = fastcall.RawStore(self._engine)
+        state = _CallState(_no_host, self._names, limit_bytes)
+        store = self._backend.new_store(self._engine)
         try:
-            store.limit(limit_bytes, self.config.pool_table_elements)
+            store.limit(limit_bytes, self.settings.pool_table_elements)
             outer = self._enter(state, module_digest)
             try:
                 self._arm(store, limits)  # a start function runs under the same limits
                 instance = store.instantiate(compiled.pre)
-                _bind(store.context, instance, state)
+                _bind(store.access(), instance, state)
             except fastcall.GuestTrapped as trapped:
                 raise _classify(trapped, state, store, "<start>") from None
             finally:
@@ -367,7 +408,8 @@ class Engine:
         except BaseException:
             store.close()
             raise
-        return Resident(module_digest, store, instance, state.memory, state.alloc, limit_bytes)
+        return Resident(module_digest, store, instance, state.memory, state.alloc, limit_bytes,
+                        self._backend.new_buffer())
 
     def call_resident(
         self,
@@ -391,10 +433,10 @@ class Engine:
             The same errors as :meth:`call`; UnknownToolError also when
             ``resident`` is closed.
         """
-        if resident.store.ptr is None:
+        if resident.closed:
             raise UnknownToolError("the session's instance is closed", digest=resident.digest)
         self._callable(resident.digest, export)
-        state = _CallState(host, limits, resident.limit_bytes)
+        state = _CallState(host, self._names, resident.limit_bytes)
         state.memory, state.alloc = resident.memory, resident.alloc
         store = resident.store
         ok = False
@@ -403,18 +445,19 @@ class Engine:
             try:
                 self._arm(store, limits)
                 start = time.perf_counter_ns()
+                access = store.access()
                 func = resident.funcs.get(export)
                 if func is None:
                     func = resident.funcs[export] = _export_func(
-                        store.context, resident.instance, export)
-                output = _call_export(store.context, func, input_json, limits, state,
-                                      resident.buf)
+                        access, resident.instance, export)
+                output = self._call_export(access, func, input_json, limits, state,
+                                           resident.buf)
                 outcome = self._outcome(store, limits, output, start, state)
             except fastcall.GuestTrapped as trapped:
                 raise _classify(trapped, state, store, export) from None
             finally:
                 self._leave(outer)
-            ok = GuestMemory(store.context, resident.memory).size() * 2 <= resident.limit_bytes
+            ok = access.memory(resident.memory).size() * 2 <= resident.limit_bytes
             resident.calls += 1
             return outcome
         finally:
@@ -457,17 +500,50 @@ class Engine:
         _tls.state = outer
         self._ticker.leave()
 
-    def _arm(self, store: fastcall.RawStore, limits: Limits) -> None:
+    def _arm(self, store: Store, limits: Limits) -> None:
         """Fuel and epoch deadline for one call (reset on every call)."""
-        if self.config.fuel:
+        if self.settings.fuel:
             store.set_fuel(limits.max_fuel)
-        tick = self.config.epoch_tick_ms
+        tick = self.settings.epoch_tick_ms
         store.set_epoch_deadline(-(-limits.max_execution_time_ms // tick) + 1)
 
-    def _outcome(self, store: fastcall.RawStore, limits: Limits, output: bytes, start: int,
+    def _call_export(self, access: Access, func: Any, input_json: bytes, limits: Limits,
+                     state: _CallState, buf: Any) -> bytes:
+        """Place the input, call the export, read and check the output."""
+        memory = access.memory(state.memory)
+        in_ptr = _guest_alloc(access, state, len(input_json), "input")
+        memory.write(in_ptr, input_json, "input")
+        if buf is None:
+            buf = self._backend.new_buffer()
+        packed = access.call_tool(func, in_ptr, len(input_json), buf)
+        if state.pending is not None:  # a host error swallowed by a guest that kept going
+            raise state.pending
+        out_ptr, out_len = unpack(packed)
+        if out_len > limits.max_output_bytes:
+            raise OutputTooLarge(
+                f"output of {out_len} bytes exceeds max_output_bytes={limits.max_output_bytes}",
+                size=out_len, limit=limits.max_output_bytes)
+        output = memory.read(out_ptr, out_len, "output")
+        check_output(output, self._bounds)
+        return output
+
+    def _outcome(self, store: Store, limits: Limits, output: bytes, start: int,
                  state: _CallState) -> CallOutcome:
-        fuel_used = limits.max_fuel - store.fuel() if self.config.fuel else 0
+        fuel_used = limits.max_fuel - store.fuel() if self.settings.fuel else 0
         return CallOutcome(output, fuel_used, time.perf_counter_ns() - start, state.host_calls)
+
+
+def check_output(output: bytes, bounds: JsonBounds) -> None:
+    """The ABI's check of a guest's output bytes (also run by the worker pool's parent).
+
+    Raises:
+        ABIError: not UTF-8 JSON (the message never quotes the output).
+        OutputStructureError: over a structural bound.
+    """
+    try:
+        check(output, bounds, "output")
+    except orjson.JSONDecodeError as exc:
+        raise ABIError(f"output is not UTF-8 JSON: {exc}", output_bytes=len(output)) from None
 
 
 class Resident:
@@ -479,8 +555,8 @@ class Resident:
     __slots__ = ("alloc", "buf", "calls", "digest", "funcs", "instance", "limit_bytes",
                  "memory", "store")
 
-    def __init__(self, digest: str, store: fastcall.RawStore, instance: Any, memory: Any,
-                 alloc: Any, limit_bytes: int) -> None:
+    def __init__(self, digest: str, store: Store, instance: Any, memory: Any,
+                 alloc: Any, limit_bytes: int, buf: Any) -> None:
         self.digest = digest
         self.store = store
         self.instance = instance
@@ -489,22 +565,31 @@ class Resident:
         self.limit_bytes = limit_bytes
         self.funcs: dict[str, Any] = {}
         #: raw argument/result slots reused by every call (calls are serialised)
-        self.buf = fastcall.raw_values(2)
+        self.buf = buf
         #: successful calls served so far
         self.calls = 0
 
     @property
     def closed(self) -> bool:
-        return self.store.ptr is None
+        return self.store.closed
 
     def close(self) -> None:
         """Delete the Store (frees the pooled slot); idempotent."""
         self.store.close()
 
 
-def _no_host(name: str, payload: bytes) -> bytes:
-    raise ABIError(f"host call {name} during instantiation (start function)",
-                   host_function=name)
+class _NoHost:
+    """The handler of a resident's instantiation: a start function may not call the host."""
+
+    def __call__(self, function: str, args: bytes, /) -> bytes:
+        raise self.refuse(function, INVALID_ARGS, "start function")
+
+    def refuse(self, function: str, policy_id: str, reason: str, /) -> BaseException:
+        return ABIError(f"host call {function} during instantiation (start function)",
+                        host_function=function, policy_id=policy_id)
+
+
+_no_host = _NoHost()
 
 
 def _same_type(a: wasmtime.FuncType, b: wasmtime.FuncType) -> bool:
@@ -512,63 +597,35 @@ def _same_type(a: wasmtime.FuncType, b: wasmtime.FuncType) -> bool:
         [str(t) for t in a.results] == [str(t) for t in b.results]
 
 
-def _bind(ctx: Any, instance: Any, state: _CallState) -> None:
+def _bind(access: Access, instance: Any, state: _CallState) -> None:
     """Find the ABI exports of a fresh instance and keep them in ``state``."""
-    mem_ext = fastcall.export_get(ctx, instance, _MEMORY_NAME)
-    alloc_ext = fastcall.export_get(ctx, instance, _ALLOC_NAME)
-    if mem_ext is None or alloc_ext is None:  # checked at compile
+    memory = access.export(instance, _MEMORY_NAME, "memory")
+    alloc = access.export(instance, _ALLOC_NAME, "func")
+    if memory is None or alloc is None:  # checked at compile
         raise ABIError("instance lacks an ABI export")
-    state.memory = mem_ext.of.memory
-    state.alloc = alloc_ext.of.func
+    state.memory = memory
+    state.alloc = alloc
 
 
-def _export_func(ctx: Any, instance: Any, export: str) -> Any:
-    func_ext = fastcall.export_get(ctx, instance, export.encode())
-    if func_ext is None:  # checked at compile
+def _export_func(access: Access, instance: Any, export: str) -> Any:
+    func = access.export(instance, export.encode(), "func")
+    if func is None:  # checked at compile
         raise ABIError("instance lacks an ABI export", export=export)
-    return func_ext.of.func
+    return func
 
 
-def _call_export(ctx: Any, func: Any, input_json: bytes, limits: Limits,
-                 state: _CallState, buf: Any) -> bytes:
-    """Place the input, call the export, read and check the output."""
-    memory = GuestMemory(ctx, state.memory)
-    in_ptr = _guest_alloc(ctx, state, len(input_json), "input")
-    memory.write(in_ptr, input_json, "input")
-    if buf is None:
-        buf = fastcall.raw_values(2)
-    buf[0].i32 = in_ptr
-    buf[1].i32 = len(input_json)
-    fastcall.call_raw(ctx, func, buf, 2)
-    if state.pending is not None:  # a host error swallowed by a guest that kept going
-        raise state.pending
-    out_ptr, out_len = unpack(buf[0].i64)
-    if out_len > limits.max_output_bytes:
-        raise OutputTooLarge(
-            f"output of {out_len} bytes exceeds max_output_bytes={limits.max_output_bytes}",
-            size=out_len, limit=limits.max_output_bytes)
-    output = memory.read(out_ptr, out_len, "output")
-    try:
-        orjson.loads(output)
-    except orjson.JSONDecodeError as exc:
-        raise ABIError(f"output is not UTF-8 JSON: {exc}", output_prefix=output[:64]) from None
-    return output
-
-
-def _guest_alloc(ctx: Any, state: _CallState, size: int, what: str) -> int:
+def _guest_alloc(access: Access, state: _CallState, size: int, what: str) -> int:
     """Call the guest's ``vak_alloc(size)``; 0 means it could not allocate.
 
     Raises:
         MemoryLimitExceeded: the allocator failed with memory at the store limit.
         ABIError: the allocator failed otherwise.
-        fastcall.GuestTrapped: the allocator trapped.
+        fastcall.GuestTrapped: the allocator trapped (or re-entered the host,
+            which failed): the original cause stays in ``state.pending``.
     """
-    buf = fastcall.raw_values(1)
-    buf[0].i32 = size
-    fastcall.call_raw(ctx, state.alloc, buf, 1)
-    ptr = buf[0].i32 & 0xFFFF_FFFF
+    ptr = access.call_alloc(state.alloc, size)
     if ptr == 0 and size:
-        if GuestMemory(ctx, state.memory).size() + max(size, PAGE) > state.limit_bytes:
+        if access.memory(state.memory).size() + max(size, PAGE) > state.limit_bytes:
             raise MemoryLimitExceeded(
                 f"{ALLOCATOR_EXPORT}({size}) for {what} failed at the memory limit "
                 f"of {state.limit_bytes} bytes", limit_bytes=state.limit_bytes)
@@ -576,47 +633,71 @@ def _guest_alloc(ctx: Any, state: _CallState, size: int, what: str) -> int:
     return ptr
 
 
-def _host_call(env: int, caller: Any, args: Any) -> int:
-    """The one raw callback behind every ``vak.<fn>`` import.
+def refusal(host: HostHandler, name: str, policy_id: str, reason: str) -> BaseException:
+    """Hand a refused host call to the handler, which records the decision.
 
-    Returns 0 on success (reply packed into ``args[0].i64``) or a trap address;
-    the reason for a trap is left in ``state.pending`` for ``Engine.call``.
+    A handler without ``refuse`` (a plain callable in tests) gets the ABI's own
+    error: the call is refused either way.
+    """
+    refuse = getattr(host, "refuse", None)
+    if refuse is None:
+        return ABIError(reason, host_function=name, policy_id=policy_id)
+    error = refuse(name, policy_id, reason)
+    if not isinstance(error, BaseException):
+        return TypeError(f"HostHandler.refuse for {name} returned {type(error).__name__}")
+    return error
+
+
+def _host_entry(index: int, access: Access, ptr: int, length: int) -> int:
+    """The one entry behind every ``vak.<fn>`` import; returns the packed reply.
+
+    Whatever fails is recorded in ``state.pending`` (the first failure wins: a
+    host call made by the guest allocator that failed must not be reported as
+    an allocator failure) and raised, which the backend turns into a trap.
     """
     state: _CallState | None = getattr(_tls, "state", None)
     if state is None:
-        return fastcall.new_trap("host call outside a VAK call")
-    name = _HOST_NAMES[env]
+        raise RuntimeError("host call outside a VAK call")
+    name = state.names[index]
+    state.host_calls += 1
+    reentrant = state.in_host
+    state.in_host = True
     try:
-        ctx = ffi.wasmtime_caller_context(caller)
-        ptr, length = args[0].i32 & 0xFFFF_FFFF, args[1].i32 & 0xFFFF_FFFF
-        state.host_calls += 1
-        if state.host_calls > state.max_host_calls:
-            raise HostCallLimitError(
-                f"host call {name} exceeds max_host_calls={state.max_host_calls}",
-                host_function=name, limit=state.max_host_calls)
+        if reentrant:
+            # only the guest allocator runs while a host call is served: an allocator
+            # that calls the host is hostile (unbounded recursion through Python)
+            raise refusal(state.host, name, INVALID_ARGS,
+                          f"host call {name} made by {ALLOCATOR_EXPORT} while the kernel "
+                          "placed a host-call reply (re-entrant host calls are refused)")
         if state.memory is None:
-            raise ABIError(f"host call {name} during instantiation (start function)",
-                           host_function=name)
-        memory = GuestMemory(ctx, state.memory)
-        payload = memory.read(ptr, length, f"arguments of host call {name}")
+            raise refusal(state.host, name, INVALID_ARGS,
+                           f"host call {name} during instantiation (start function): "
+                           "no guest memory to read its arguments from")
+        memory = access.memory(state.memory)
+        try:
+            payload = memory.read(ptr, length, f"arguments of host call {name}")
+        except ABIError as exc:
+            raise refusal(state.host, name, INVALID_ARGS, exc.message) from None
         reply = state.host(name, payload)
         if not isinstance(reply, bytes | bytearray):
             raise TypeError(f"HostHandler for {name} returned {type(reply).__name__}")
-        reply_ptr = _guest_alloc(ctx, state, len(reply), f"reply of host call {name}")
+        reply_ptr = _guest_alloc(access, state, len(reply), f"reply of host call {name}")
         memory.write(reply_ptr, bytes(reply), f"reply of host call {name}")
-        args[0].i64 = pack(reply_ptr, len(reply))
-        return 0
-    except fastcall.GuestTrapped as trapped:  # the guest allocator itself trapped
-        if trapped.trap is not None:
-            return fastcall.release_trap(trapped.trap)
-        state.pending = ABIError(f"{ALLOCATOR_EXPORT} failed: {trapped}")
-        return fastcall.new_trap(str(state.pending))
-    except BaseException as exc:  # becomes a trap, re-raised by call()
-        state.pending = exc
-        return fastcall.new_trap(f"host call {name} failed: {type(exc).__name__}")
+        return pack(reply_ptr, len(reply))
+    except fastcall.GuestTrapped as trapped:  # the guest allocator itself failed
+        if state.pending is None and trapped.trap is None:
+            state.pending = ABIError(f"{ALLOCATOR_EXPORT} failed in host call {name}: "
+                                     f"{trapped}", host_function=name)
+        raise
+    except BaseException as exc:
+        if state.pending is None:
+            state.pending = exc
+        raise
+    finally:
+        state.in_host = reentrant
 
 
-def _classify(trapped: fastcall.GuestTrapped, state: _CallState, store: fastcall.RawStore,
+def _classify(trapped: fastcall.GuestTrapped, state: _CallState, store: Store,
               export: str) -> BaseException:
     """Map a trap to the typed error the caller sees."""
     if state.pending is not None:
@@ -631,8 +712,8 @@ def _classify(trapped: fastcall.GuestTrapped, state: _CallState, store: fastcall
         return FuelExhausted(f"{export}: fuel exhausted", **where)
     if code is _TC.STACK_OVERFLOW:
         return StackOverflow(f"{export}: wasm stack exhausted", **where)
-    if state.memory is not None and store.context is not None:
-        size = GuestMemory(store.context, state.memory).size()
+    if state.memory is not None and not store.closed:
+        size = store.access().memory(state.memory).size()
         if size + PAGE > state.limit_bytes:
             return MemoryLimitExceeded(
                 f"{export}: trapped with memory at the limit of {state.limit_bytes} bytes",

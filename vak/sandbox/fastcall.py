@@ -1,4 +1,13 @@
-"""The raw wasmtime C entry points behind VAK's hot path (internal).
+"""The one adapter to wasmtime-py's private API: raw C entry points (internal).
+
+Every use of ``wasmtime._ffi`` and of underscored wasmtime-py names in VAK is
+in this module, so an upgrade of wasmtime-py (pinned ``>=50,<51`` in
+``pyproject.toml``) is reviewed in one file. What it holds: the unchecked call
+and callback entry points of the hot path, raw stores, guest-memory access,
+the caller's store context, and the pooling allocator's setters (wasmtime-py
+50 has no public ``Config`` API for pooling). Everything here has a public
+twin in :mod:`vak.sandbox.backend` (except pooling), and
+:mod:`vak.sandbox.selftest` compares the two at engine start.
 
 wasmtime-py's ``Func.__call__`` and ``Linker.define_func`` spend almost all of
 their time converting values in Python. This module uses the *unchecked*
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
@@ -28,14 +38,19 @@ from wasmtime import _ffi as ffi
 
 __all__ = [
     "GuestTrapped",
+    "PoolSizes",
     "RawLinker",
     "RawStore",
     "call_raw",
+    "caller_context",
     "export_get",
     "host_callback",
+    "memory_base",
+    "memory_size",
     "new_trap",
     "raw_values",
     "release_trap",
+    "set_pooling",
 ]
 
 _TrapPtr = ctypes.POINTER(ffi.wasm_trap_t)
@@ -115,8 +130,8 @@ class RawStore:
     __slots__ = ("context", "ptr")
 
     def __init__(self, engine: wasmtime.Engine) -> None:
-        self.ptr = ffi.wasmtime_store_new(engine.ptr(), None, _NO_FINALIZER)
-        self.context = ffi.wasmtime_store_context(self.ptr)
+        self.ptr: Any = ffi.wasmtime_store_new(engine.ptr(), None, _NO_FINALIZER)
+        self.context: Any = ffi.wasmtime_store_context(self.ptr)
 
     def limit(self, memory_bytes: int, table_elements: int) -> None:
         ffi.wasmtime_store_limiter(self.ptr, memory_bytes, table_elements, 1, 1, 1)
@@ -189,3 +204,52 @@ def call_raw(context: Any, func: ffi.wasmtime_func_t, buf: Any, n: int) -> None:
 def raw_values(n: int) -> Any:
     """A zeroed buffer of ``n`` raw values."""
     return (_ValRaw * n)()
+
+
+def caller_context(caller: Any) -> Any:
+    """The store context of a raw callback's ``caller`` (valid during the callback)."""
+    return ffi.wasmtime_caller_context(caller)
+
+
+def memory_size(context: Any, memory: Any) -> int:
+    """Current byte size of a ``wasmtime_memory_t`` in ``context``."""
+    return int(ffi.wasmtime_memory_data_size(context, ctypes.byref(memory)))
+
+
+def memory_base(context: Any, memory: Any) -> int:
+    """Current base address of a memory (growth may move it: re-read per access)."""
+    data = ffi.wasmtime_memory_data(context, ctypes.byref(memory))
+    return ctypes.cast(data, ctypes.c_void_p).value or 0
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSizes:
+    """What the pooling allocator reserves (already validated by the caller)."""
+
+    total_instances: int
+    total_memories: int
+    total_tables: int
+    max_memory_bytes: int
+    table_elements: int
+
+
+def set_pooling(config: wasmtime.Config, sizes: PoolSizes) -> None:
+    """Switch ``config`` to the pooling allocator (no public API in wasmtime-py 50).
+
+    One skill instance owns at most one memory and one table (the ABI needs no
+    more), so per-module maxima are 1.
+    """
+    pool = ffi.wasmtime_pooling_allocation_config_new()
+    try:
+        ffi.wasmtime_pooling_allocation_config_total_core_instances_set(
+            pool, sizes.total_instances)
+        ffi.wasmtime_pooling_allocation_config_total_memories_set(pool, sizes.total_memories)
+        ffi.wasmtime_pooling_allocation_config_total_tables_set(pool, sizes.total_tables)
+        ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, sizes.max_memory_bytes)
+        ffi.wasmtime_pooling_allocation_config_table_elements_set(pool, sizes.table_elements)
+        ffi.wasmtime_pooling_allocation_config_max_memories_per_module_set(pool, 1)
+        ffi.wasmtime_pooling_allocation_config_max_tables_per_module_set(pool, 1)
+        # the strategy setter copies the pool config, so it is freed right after
+        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
+    finally:
+        ffi.wasmtime_pooling_allocation_config_delete(pool)

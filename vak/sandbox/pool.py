@@ -1,23 +1,30 @@
 """``WorkerPool``: the :class:`vak.sandbox.types.Runner` that runs calls in OS-sandboxed workers.
 
-Warm workers are pre-started per module digest (``config.worker_pool_size``
+Warm workers are pre-started per module digest (``WorkerSettings.pool_size``
 each) so no process starts on the hot path; a worker serves one call at a
-time and is retired after ``config.worker_recycle_after`` calls. The parent
-keeps the real mediation: every ``host_call`` a worker forwards is answered by
-the ``HostHandler`` passed to :meth:`WorkerPool.call`, in the calling thread.
+time and is retired after ``recycle_after`` calls. The parent keeps the real
+mediation: every ``host_call`` a worker forwards is answered by the
+``HostHandler`` passed to :meth:`WorkerPool.call`, in the calling thread, and
+every ``host_refuse`` (a span the worker's engine could not read) goes to the
+handler's ``refuse``, so the decision is recorded in the parent. The handler
+counts host calls and enforces ``max_host_calls`` (RULES contract 3); the
+limits the worker gets are the call's limits as the kernel passed them.
 
 A worker that dies, hangs past its deadline (``max_execution_time_ms`` +
-``config.worker_hang_margin_ms``, not counting time spent in the parent's host
-handler), sends a malformed or unexpected frame, or exceeds ``max_host_calls``
-is killed and replaced in the background; the call raises
-:class:`WorkerCrashedError` (or :class:`HostCallLimitError`).
+``hang_margin_ms``, not counting time spent in the parent's host handler), or
+sends a malformed or unexpected frame is killed and replaced in the
+background; the call raises :class:`WorkerCrashedError`. A failure the worker
+reports (its engine's typed error) is raised as that error.
+
+On a host without Landlock or seccomp, :meth:`WorkerPool.register` refuses
+(``OSSandboxUnavailableError``) unless ``WorkerSettings.allow_unsandboxed``.
 
 Workers are spawned from one long-lived thread owned by the pool because
 ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the worker exits.
 
 Example::
 
-    >>> pool = WorkerPool(KernelConfig())                     # doctest: +SKIP
+    >>> pool = WorkerPool(WorkerSettings(), EngineSettings(), names)  # doctest: +SKIP
     >>> pool.register(digest, module_bytes)                   # doctest: +SKIP
     >>> pool.call(digest, "execute", b'{"a":1}', Limits(), host)  # doctest: +SKIP
 """
@@ -25,48 +32,50 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import queue
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from vak.config import KernelConfig
 from vak.errors import (
     ABIError,
+    CapacityError,
     DigestMismatchError,
     HostCallLimitError,
     OSSandboxUnavailableError,
     SkillLoadError,
     SkillTrapError,
+    UnknownToolError,
     VakError,
     WorkerCrashedError,
 )
-from vak.host.catalog import host_function
 from vak.identity.manifest import Limits
+from vak.jsonbound import JsonBounds
+from vak.sandbox.engine import check_output, refusal
 from vak.sandbox.oslock import barrier_status
 from vak.sandbox.protocol import Frame, FrameReader, encode_frame, write_all
+from vak.sandbox.settings import EngineSettings, WorkerSettings
 from vak.sandbox.types import CallOutcome, HostHandler
 from vak.sandbox.worker import error_from_wire, error_to_wire, limits_to_wire
 
 __all__ = ["WorkerPool"]
 
-#: engine settings a worker needs (paths and host settings stay in the parent)
-_ENGINE_FIELDS = (
-    "pool_max_memory_bytes", "pool_table_elements", "epoch_tick_ms", "wasm_stack_bytes", "fuel",
-)
+#: a worker runs one call at a time: a few pooled slots are plenty
+_WORKER_POOL_SLOTS = 2
 #: errors a worker may report for failing to start (others: WorkerCrashedError)
 _FATAL_ERRORS: dict[str, type[VakError]] = {
     cls.__name__: cls
     for cls in (OSSandboxUnavailableError, SkillLoadError, ABIError, DigestMismatchError)
 }
-#: errors a worker may report for a call; anything else is a misbehaving worker
-_WORKER_ERRORS = (SkillTrapError, HostCallLimitError)
+#: errors a worker's engine may report for a call (WorkerCrashedError is accepted
+#: too, and retires the worker); anything else is a misbehaving worker
+_WORKER_ERRORS = (SkillTrapError, CapacityError, UnknownToolError, HostCallLimitError)
 
 
 @dataclass(slots=True, eq=False)
@@ -87,9 +96,11 @@ class _Worker:
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
         self.proc.wait()
-        for closable in (self.in_fd, self.proc.stdout):
+        with contextlib.suppress(OSError):
+            os.close(self.in_fd)
+        if self.proc.stdout is not None:
             with contextlib.suppress(OSError):
-                closable.close() if hasattr(closable, "close") else os.close(closable)  # type: ignore[union-attr]
+                self.proc.stdout.close()
 
 
 def _successor_lead(recycle_after: int) -> int:
@@ -106,28 +117,37 @@ class WorkerPool:
 
     def __init__(
         self,
-        config: KernelConfig,
+        settings: WorkerSettings,
+        engine: EngineSettings,
+        host_functions: Sequence[str],
         *,
-        python: str = sys.executable,
-        probe: bool = False,
+        command: Sequence[str] | None = None,
         stderr: int | None = subprocess.DEVNULL,
     ) -> None:
-        """``probe`` (tests only) starts workers with the escape-probe runner.
+        """``engine`` configures each worker's engine (its pool is shrunk and
+        its module cache dropped: a worker cannot open files); ``command``
+        (tests only) replaces ``python -I -m vak.sandbox.worker``.
 
         Raises:
-            OSSandboxUnavailableError: ``config.require_os_sandbox`` is set and
-                this kernel lacks Landlock or seccomp (refuse loudly, up front).
+            OSSandboxUnavailableError: ``require_os_sandbox`` is set and this
+                kernel lacks Landlock or seccomp (refuse loudly, up front).
         """
         self._offered = barrier_status()
-        if config.require_os_sandbox and not self._offered.complete:
+        if settings.require_os_sandbox and not self._offered.complete:
             raise OSSandboxUnavailableError(
                 "require_os_sandbox is set but this kernel lacks: "
                 + ", ".join(self._offered.missing),
                 missing=list(self._offered.missing), barriers=self._offered.to_dict(),
             )
-        self._config = config
-        self._python = python
-        self._probe = probe
+        self._config = settings
+        self._engine = dataclasses.replace(
+            engine, pool_total_instances=_WORKER_POOL_SLOTS,
+            pool_total_memories=_WORKER_POOL_SLOTS, pool_total_tables=_WORKER_POOL_SLOTS,
+            module_cache_dir=None)
+        self._bounds = JsonBounds(engine.output_max_depth, engine.output_max_string_chars,
+                                  engine.output_max_items)
+        self._names = tuple(host_functions)
+        self._command = tuple(command or (sys.executable, "-I", "-m", "vak.sandbox.worker"))
         self._stderr = stderr
         self._modules: dict[str, bytes] = {}
         self._idle: dict[str, list[_Worker]] = {}
@@ -144,14 +164,27 @@ class WorkerPool:
 
     # --- public -------------------------------------------------------------
     def register(self, digest: str, module: bytes) -> None:
-        """Make ``module`` (already signature-verified) callable; starts its warm workers."""
+        """Make ``module`` (already signature-verified) callable; starts its warm workers.
+
+        Raises:
+            OSSandboxUnavailableError: this host lacks Landlock or seccomp and
+                the operator did not set ``allow_unsandboxed`` (fail closed).
+        """
+        if not self._offered.complete and not self._config.allow_unsandboxed:
+            raise OSSandboxUnavailableError(
+                "this host lacks OS barriers the worker needs ("
+                + ", ".join(self._offered.missing) + "), so skills routed to the worker "
+                "(untrusted tier) are refused; run on a kernel with Landlock and seccomp, or "
+                "set [worker] allow_unsandboxed = true to run them with fewer barriers",
+                missing=list(self._offered.missing), barriers=self._offered.to_dict(),
+                field="worker.allow_unsandboxed")
         with self._cond:
             if digest in self._modules:
                 return
             self._modules[digest] = bytes(module)
             self._alive[digest] = 0
             self._idle[digest] = []
-            for _ in range(max(1, self._config.worker_pool_size)):
+            for _ in range(max(1, self._config.pool_size)):
                 self._request_spawn(digest)
 
     def barriers(self) -> dict[str, Any] | None:
@@ -171,7 +204,7 @@ class WorkerPool:
             WorkerCrashedError: not ready in time.
             OSSandboxUnavailableError: the workers cannot restrict themselves.
         """
-        want = max(1, self._config.worker_pool_size) if count is None else count
+        want = max(1, self._config.pool_size) if count is None else count
         end = time.monotonic() + timeout
         with self._cond:
             while len(self._idle.get(digest, ())) < want:
@@ -186,9 +219,10 @@ class WorkerPool:
         """Run one export call in a worker (see :class:`vak.sandbox.types.Runner`).
 
         Raises:
-            ToolCallError: the guest's failure (SkillTrapError subclasses), the
-                host handler's own error (re-raised unchanged), HostCallLimitError,
-                or WorkerCrashedError (the worker was killed and replaced).
+            ToolCallError: the guest's failure as the worker's engine typed it
+                (SkillTrapError subclasses, CapacityError), the host handler's own
+                error or its ``refuse`` result (re-raised unchanged), or
+                WorkerCrashedError (the worker was killed and replaced).
             OSSandboxUnavailableError: workers cannot start with the required barriers.
         """
         worker, call_id = self._acquire(module_digest)
@@ -244,9 +278,8 @@ class WorkerPool:
                 self._cond.notify_all()
 
     def _start(self, digest: str) -> _Worker:
-        cmd = [self._python, "-I", "-m", "vak.sandbox.worker", *(["--probe"] * self._probe)]
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+            self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
             close_fds=True, start_new_session=True, env={"PATH": "/usr/bin:/bin"},
         )
         assert proc.stdin is not None and proc.stdout is not None
@@ -258,15 +291,11 @@ class WorkerPool:
         init = {
             "digest": digest,
             "require": cfg.require_os_sandbox,
-            "config": {
-                **{k: getattr(cfg, k) for k in _ENGINE_FIELDS},
-                "pool_total_instances": 2, "pool_total_memories": 2, "pool_total_tables": 2,
-                "worker_cpu_seconds": cfg.worker_cpu_seconds,
-                # the worker cannot open files anyway; say so instead of failing over
-                **({"module_cache": False} if hasattr(cfg, "module_cache") else {}),
-            },
+            "config": dataclasses.asdict(self._engine),
+            "host_functions": list(self._names),
+            "cpu_seconds": cfg.cpu_seconds,
         }
-        deadline = time.monotonic() + cfg.worker_start_timeout_ms / 1000
+        deadline = time.monotonic() + cfg.start_timeout_ms / 1000
         try:
             write_all(in_fd, encode_frame("init", init, self._modules[digest]), deadline)
             ready = worker.reader.read(deadline)
@@ -321,7 +350,7 @@ class WorkerPool:
             raise failure
 
     def _acquire(self, digest: str) -> tuple[_Worker, int]:
-        end = time.monotonic() + self._config.worker_start_timeout_ms / 1000
+        end = time.monotonic() + self._config.start_timeout_ms / 1000
         with self._cond:
             while True:
                 self._raise_failure(digest)
@@ -335,7 +364,7 @@ class WorkerPool:
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
         worker.calls += 1
-        recycle_after = self._config.worker_recycle_after
+        recycle_after = self._config.recycle_after
         retire = not healthy or worker.calls >= recycle_after
         if retire:
             worker.kill()
@@ -364,7 +393,7 @@ class WorkerPool:
 
         Raises (and so retires the worker) on any misbehaviour.
         """
-        budget = (limits.max_execution_time_ms + self._config.worker_hang_margin_ms) / 1000
+        budget = (limits.max_execution_time_ms + self._config.hang_margin_ms) / 1000
         # host-call arguments cannot exceed guest memory, output its own limit
         w.reader.max_body = max(limits.max_output_bytes, limits.max_memory_pages << 16)
         deadline = time.monotonic() + budget
@@ -377,10 +406,10 @@ class WorkerPool:
             frame = w.reader.read(deadline)
             if frame.header.get("id") != call_id:
                 raise WorkerCrashedError("worker answered a call it was not given", pid=w.pid)
-            if frame.kind == "host_call":
+            if frame.kind in ("host_call", "host_refuse"):
                 host_calls += 1
                 started = time.monotonic()
-                host_error = self._host_call(w, frame, host, host_calls, limits, host_error)
+                host_error = self._host_call(w, frame, host, host_error)
                 deadline += time.monotonic() - started  # parent time is not the worker's
             elif frame.kind == "result":
                 if host_error is not None:
@@ -397,38 +426,48 @@ class WorkerPool:
                 raise WorkerCrashedError(f"unexpected {frame.kind!r} frame", pid=w.pid)
 
     def _host_call(
-        self, w: _Worker, frame: Frame, host: HostHandler, count: int, limits: Limits,
-        previous: Exception | None,
+        self, w: _Worker, frame: Frame, host: HostHandler, previous: Exception | None,
     ) -> Exception | None:
+        """Answer one forwarded host call or refusal; returns the call's error, if any.
+
+        After a failed host call the guest must trap: a further call is not
+        performed, it gets the first error again.
+        """
         function = str(frame.header["function"])
-        if host_function(function) is None:
+        if function not in self._names:
             raise WorkerCrashedError(f"worker forwarded unknown host function {function!r}",
                                      pid=w.pid)
         error: Exception | None = previous
         reply = b""
-        if error is None and count > limits.max_host_calls:
-            error = HostCallLimitError(f"more than {limits.max_host_calls} host calls",
-                                       max_host_calls=limits.max_host_calls)
-        if error is None:
-            try:
+        try:
+            if error is None and frame.kind == "host_refuse":
+                refused = refusal(host, function, str(frame.header["policy_id"]),
+                                  str(frame.header["reason"]))
+                error = refused if isinstance(refused, Exception) else WorkerCrashedError(
+                    f"refusal of {function} produced {type(refused).__name__}")
+            elif error is None:
                 reply = host(function, frame.body)
-            except Exception as exc:
-                error = exc
+        except Exception as exc:  # the handler's own failure is the call's cause
+            error = exc
         fields: dict[str, Any] = {"id": frame.header["id"], "ok": error is None}
         if error is not None:
             fields["error"] = error_to_wire(error)
         write_all(w.in_fd, encode_frame("host_reply", fields, reply),
-                  time.monotonic() + self._config.worker_hang_margin_ms / 1000)
+                  time.monotonic() + self._config.hang_margin_ms / 1000)
         return error
 
-    @staticmethod
-    def _outcome(w: _Worker, frame: Frame, limits: Limits, host_calls: int) -> CallOutcome:
+    def _outcome(self, w: _Worker, frame: Frame, limits: Limits,
+                 host_calls: int) -> CallOutcome:
+        """The worker's result, checked again here: the worker is not trusted.
+
+        Raises:
+            WorkerCrashedError: output over its limit or a miscounted call.
+            ABIError, OutputStructureError: output not JSON or over a bound
+                (the worker's engine should have refused it: retired).
+        """
         if len(frame.body) > limits.max_output_bytes:
             raise WorkerCrashedError("worker returned output over max_output_bytes", pid=w.pid)
-        try:
-            orjson.loads(frame.body)
-        except orjson.JSONDecodeError:
-            raise WorkerCrashedError("worker returned output that is not JSON", pid=w.pid) from None
+        check_output(frame.body, self._bounds)
         if int(frame.header["host_calls"]) != host_calls:
             raise WorkerCrashedError("worker miscounted its host calls", pid=w.pid)
         return CallOutcome(frame.body, int(frame.header["fuel_used"]),

@@ -14,10 +14,12 @@ here, and any failure means "kill and replace the worker".
 
 Conversation (P = parent, W = worker)::
 
-    P→W init        {digest, config, require}          body: module bytes
+    P→W init        {digest, config, require, host_functions, cpu_seconds}
+                                                        body: module bytes
     W→P ready       {barriers}                          (or W→P fatal {error})
     P→W invoke      {id, export, limits}                body: input JSON
       W→P host_call   {id, function}                    body: argument JSON
+       or host_refuse {id, function, policy_id, reason} (engine refused the span)
       P→W host_reply  {id, ok, error?}                  body: result JSON
     W→P result      {id, fuel_used, duration_ns, host_calls}   body: output JSON
      or W→P error   {id, error: {class, message, details}}
@@ -62,11 +64,13 @@ _PREFIX = struct.Struct(">II")
 _INT = (int,)
 #: required header fields per frame type (``error`` of host_reply is optional)
 _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
-    "init": {"digest": (str,), "config": (dict,), "require": (bool,)},
+    "init": {"digest": (str,), "config": (dict,), "require": (bool,),
+             "host_functions": (list,), "cpu_seconds": _INT},
     "ready": {"barriers": (dict,)},
     "fatal": {"error": (dict,)},
     "invoke": {"id": _INT, "export": (str,), "limits": (dict,)},
     "host_call": {"id": _INT, "function": (str,)},
+    "host_refuse": {"id": _INT, "function": (str,), "policy_id": (str,), "reason": (str,)},
     "host_reply": {"id": _INT, "ok": (bool,)},
     "result": {"id": _INT, "fuel_used": _INT, "duration_ns": _INT, "host_calls": _INT},
     "error": {"id": _INT, "error": (dict,)},
@@ -123,7 +127,7 @@ def _validate(header: Any) -> None:
         # bool is an int subclass; an id or a counter must be a real int
         if not isinstance(value, types) or (types is _INT and isinstance(value, bool)):
             raise FrameError(f"{kind} frame: field {name!r} missing or of the wrong type")
-        if types is _INT and not 0 <= value < 1 << 63:
+        if isinstance(value, int) and types is _INT and not 0 <= value < 1 << 63:
             raise FrameError(f"{kind} frame: field {name!r} out of range")
 
 

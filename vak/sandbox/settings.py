@@ -28,6 +28,12 @@ class EngineSettings:
     fuel: bool = True
     #: where compiled modules are kept; ``None`` keeps none on disk
     module_cache_dir: Path | None = None
+    #: deepest nesting of arrays/objects a skill's output JSON may have
+    output_max_depth: int = 64
+    #: longest string or object key (characters) in a skill's output JSON
+    output_max_string_chars: int = 1 << 20
+    #: most items of one array or members of one object in a skill's output JSON
+    output_max_items: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +44,8 @@ class WorkerSettings:
     force: bool = False
     #: refuse to start a worker whose OS barriers cannot all be applied
     require_os_sandbox: bool = False
+    #: run untrusted skills even on a host without Landlock or seccomp (degraded)
+    allow_unsandboxed: bool = False
     pool_size: int = 2
     recycle_after: int = 1000
     #: RLIMIT_CPU of a worker over its whole life (SIGXCPU ends it; the pool replaces it)

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-
-from wasmtime import _ffi as ffi
+from collections.abc import Callable
 
 __all__ = ["LINGER_S", "EpochTicker"]
 
@@ -32,13 +31,14 @@ LINGER_S = 0.05
 class EpochTicker:
     """Increments an engine's epoch every ``tick_ms`` while calls are active.
 
-    ``wasmtime_engine_increment_epoch`` is a single atomic add, safe from any
-    thread while other threads run wasm. The engine must outlive the ticker
-    (the owning :class:`vak.sandbox.engine.Engine` stops it first).
+    ``increment`` is the public ``wasmtime.Engine.increment_epoch`` of the
+    engine, a single atomic add, safe from any thread while other threads run
+    wasm. The engine must outlive the ticker (the owning
+    :class:`vak.sandbox.engine.Engine` stops it first).
     """
 
-    def __init__(self, engine_ptr: object, tick_ms: int) -> None:
-        self._engine_ptr = engine_ptr
+    def __init__(self, increment: Callable[[], None], tick_ms: int) -> None:
+        self._increment = increment
         self._tick_s = tick_ms / 1000.0
         self._lock = threading.Lock()
         self._active = 0
@@ -87,8 +87,7 @@ class EpochTicker:
             self._last_leave = time.monotonic()
 
     def _run(self) -> None:
-        increment = ffi.wasmtime_engine_increment_epoch
-        engine = self._engine_ptr
+        increment = self._increment
         clock = time.monotonic
         sleep = time.sleep
         tick = self._tick_s
@@ -112,4 +111,4 @@ class EpochTicker:
                 delay = base + ticks * tick - clock()
                 if delay > 0:
                     sleep(delay)
-                increment(engine)
+                increment()

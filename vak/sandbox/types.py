@@ -8,6 +8,14 @@ returns JSON bytes to give back to the guest, or raises a
 :class:`vak.errors.ToolCallError` (e.g. ``PolicyDeniedError``), which the
 sandbox turns into a trap and re-raises from :meth:`Runner.call` unchanged.
 
+The handler decides every call, including the ones the sandbox cannot serve:
+the sandbox keeps only wasm-level limits (memory, fuel, epochs, pointer
+spans) and counts calls for :attr:`CallOutcome.host_calls`; the handler
+enforces the host-call limit. A call whose arguments the sandbox cannot read
+(a span outside memory, a call during instantiation, a call re-entered from
+the guest's allocator) goes to :meth:`HostHandler.refuse`, which records the
+refusal and returns the error the sandbox raises as the trap.
+
 Invariants:
 * one Store per call; nothing of one call is visible to the next;
 * a ``HostHandler`` is called only from the thread running that call;
@@ -29,6 +37,16 @@ class HostHandler(Protocol):
     """Mediates one guest host call: ``function`` is the import name (``fs_read``)."""
 
     def __call__(self, function: str, args: bytes, /) -> bytes: ...
+
+    def refuse(self, function: str, policy_id: str, reason: str, /) -> BaseException:
+        """Record that the sandbox refused a call of ``function`` and return the
+        error to raise as its trap.
+
+        ``policy_id`` is ``"vak.invalid-args"`` (arguments the sandbox cannot
+        read); ``reason`` names spans and sizes, never guest bytes. The kernel's
+        mediation records exactly one ``host_decision`` deny before returning.
+        """
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,27 +18,28 @@ Started by :class:`vak.sandbox.pool.WorkerPool`; speaks
    ``ready`` reports ``threads_at_restrict`` so tests can hold us to it;
 5. build the engine, compile the module, send ``ready`` with the barriers;
 6. serve ``invoke`` frames one at a time; each guest host call is forwarded
-   to the parent as ``host_call`` and blocks for ``host_reply``. The worker
-   performs no effect itself. EOF on stdin means "exit".
+   to the parent as ``host_call`` and blocks for ``host_reply``; a call the
+   engine refuses (arguments it cannot read) is forwarded as ``host_refuse``
+   so the parent's mediation records that decision too. The worker performs
+   no effect itself. EOF on stdin means "exit".
 
-``--probe`` swaps the wasm engine for :class:`ProbeRunner`, a test-only
-runner whose exports try to escape (open files, sockets, fork, exec, signal
-the parent) and report what the kernel refused.
+Errors cross the pipe typed (:func:`error_to_wire`): the parent sees the error
+the worker's engine raised, and an unexpected exception in the worker arrives
+as a :class:`WorkerCrashedError` that carries the exception's class and
+bounded message (the worker then exits and is replaced).
+
+Tests start workers through their own entry point that calls :func:`main`
+with a different runner (``make_runner``); no test code lives here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
-import socket
-import stat
 import sys
-import threading
-import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 import orjson
 
@@ -47,21 +48,27 @@ from vak.errors import ToolCallError, WorkerCrashedError
 from vak.identity.manifest import Limits
 from vak.sandbox.oslock import restrict_current_process
 from vak.sandbox.protocol import DEFAULT_MAX_BODY, Frame, FrameReader, encode_frame, write_all
-from vak.sandbox.types import CallOutcome, HostHandler, Runner
+from vak.sandbox.types import Runner
 
-__all__ = ["ProbeRunner", "error_from_wire", "error_to_wire", "limits_from_wire", "main"]
+__all__ = ["RunnerFactory", "error_from_wire", "error_to_wire", "limits_from_wire", "main"]
+
+#: longest error message taken from a worker (or sent by one)
+_MAX_MESSAGE = 4096
 
 
 # --- error and limits transport (shared with the pool) ------------------------
 def error_to_wire(exc: BaseException) -> dict[str, Any]:
-    """A ToolCallError as a JSON-ready dict; anything else as WorkerCrashedError."""
+    """A ToolCallError as a JSON-ready dict; anything else as WorkerCrashedError
+    naming the exception's class (its message bounded)."""
     if isinstance(exc, ToolCallError):
         details = orjson.loads(orjson.dumps(exc.to_dict(), default=str))
         details.pop("error", None)
         details.pop("message", None)
-        return {"class": type(exc).__name__, "message": exc.message, "details": details}
-    return {"class": "WorkerCrashedError", "message": f"{type(exc).__name__}: {exc}",
-            "details": {}}
+        return {"class": type(exc).__name__, "message": exc.message[:_MAX_MESSAGE],
+                "details": details}
+    return {"class": "WorkerCrashedError",
+            "message": f"{type(exc).__name__}: {exc}"[:_MAX_MESSAGE],
+            "details": {"cause": type(exc).__name__}}
 
 
 def error_from_wire(
@@ -73,17 +80,19 @@ def error_from_wire(
     message = data.get("message")
     details = data.get("details")
     cls = getattr(_errors, name, None) if isinstance(name, str) else None
+    if not isinstance(message, str) or not isinstance(details, dict):
+        return WorkerCrashedError("the worker reported a malformed error",
+                                  reported_class=str(name)[:64])
     if (
         not isinstance(cls, type)
-        or not issubclass(cls, allowed)
-        or not isinstance(message, str)
-        or not isinstance(details, dict)
+        or not issubclass(cls, (*allowed, WorkerCrashedError))
     ):
         return WorkerCrashedError(
             "the worker reported an error the kernel does not accept from it",
             reported_class=str(name)[:64],
         )
-    return cls(message[:4096], **{str(k)[:64]: v for k, v in details.items()})
+    error_cls = cast("type[ToolCallError]", cls)
+    return error_cls(message[:_MAX_MESSAGE], **{str(k)[:64]: v for k, v in details.items()})
 
 
 def limits_to_wire(limits: Limits) -> dict[str, int]:
@@ -107,113 +116,9 @@ def limits_from_wire(data: Mapping[str, Any]) -> Limits:
     return Limits(**values)
 
 
-# --- the test-only probe runner -------------------------------------------------
-def _attempt(action: Callable[[], object]) -> str:
-    try:
-        action()
-    except OSError as exc:
-        return f"refused:{exc.errno}"
-    return "allowed"
-
-
-def _libc_call(name: str, *args: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if getattr(libc, name)(*args) < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-def _is_socket(fd: int) -> bool:
-    try:
-        return stat.S_ISSOCK(os.fstat(fd).st_mode)
-    except OSError:
-        return False
-
-
-class ProbeRunner:
-    """Test-only :class:`Runner` (``--probe``): escape attempts and misbehaviour."""
-
-    def __init__(self, out_fd: int) -> None:
-        self._out_fd = out_fd
-
-    def call(
-        self, module_digest: str, export: str, input_json: bytes, limits: Limits,
-        host: HostHandler,
-    ) -> CallOutcome:
-        start = time.monotonic_ns()
-        arg = orjson.loads(input_json) if input_json else {}
-        hosts = 0
-        if export == "probe":
-            out: Any = self._probe(int(arg.get("parent_pid", os.getppid())),
-                                   int(arg.get("port", 9)))
-        elif export == "echo":
-            out = arg
-        elif export == "host":
-            replies = []
-            for fn, fargs in arg["calls"]:
-                replies.append(orjson.loads(host(fn, orjson.dumps(fargs))))
-                hosts += 1
-            out = {"replies": replies}
-        elif export == "sleep":
-            time.sleep(float(arg["seconds"]))
-            out = {}
-        elif export == "garbage":
-            os.write(self._out_fd, b"\x00\x00\x00\x05\x00\x00\x00\x00{bad}")
-            time.sleep(60)
-            out = {}
-        elif export == "exit":
-            os._exit(3)
-        else:
-            raise _errors.ABIError(f"probe runner has no export {export!r}", export=export)
-        return CallOutcome(orjson.dumps(out), 0, time.monotonic_ns() - start, hosts)
-
-    @staticmethod
-    def _probe(parent_pid: int, port: int) -> dict[str, str]:
-        results: dict[str, str] = {}
-
-        def connect() -> None:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.connect(("127.0.0.1", port))
-
-        def fork() -> None:
-            pid = os.fork()
-            if pid == 0:
-                os._exit(0)
-            os.waitpid(pid, 0)
-
-        def thread() -> None:
-            t = threading.Thread(target=lambda: None)
-            t.start()
-            t.join()
-
-        probes: dict[str, Callable[[], object]] = {
-            "read_file": lambda: open("/etc/passwd", "rb").close(),
-            "read_proc_self": lambda: open("/proc/self/status", "rb").close(),
-            "write_tmp": lambda: open("/tmp/vak-probe-escape", "wb").close(),
-            "list_root": lambda: os.listdir("/"),
-            "tcp_connect_loopback": connect,
-            "unix_socket": lambda: socket.socket(socket.AF_UNIX).close(),
-            "socketpair": lambda: [s.close() for s in socket.socketpair()],
-            "fork": fork,
-            "exec": lambda: os.execv("/bin/true", ["true"]),
-            "signal_parent": lambda: os.kill(parent_pid, 0),
-            "signal_group": lambda: os.kill(0, 0),
-            "unshare_user": lambda: _libc_call("unshare", 0x10000000),
-            "ptrace_parent": lambda: _libc_call("ptrace", 16, parent_pid, 0, 0),
-            "thread": thread,
-        }
-        for name, action in probes.items():
-            results[name] = _attempt(action)
-        # what a compromised guest could find in memory or among inherited fds
-        results["environ"] = ",".join(sorted(os.environ))
-        results["inherited_sockets"] = ",".join(
-            str(fd) for fd in range(256) if _is_socket(fd))
-        return results
-
-
 # --- the worker loop -------------------------------------------------------------
 class _ForwardingHost:
-    """HostHandler that forwards each call to the parent and waits for its reply."""
+    """HostHandler that forwards each call (and each refusal) to the parent."""
 
     def __init__(self, reader: FrameReader, out_fd: int, call_id: int) -> None:
         self._reader = reader
@@ -221,15 +126,27 @@ class _ForwardingHost:
         self._id = call_id
 
     def __call__(self, function: str, args: bytes, /) -> bytes:
-        write_all(self._out_fd, encode_frame("host_call", {"id": self._id, "function": function},
-                                             args))
+        ok, body, error = self._ask("host_call", {"function": function}, args)
+        if ok:
+            return body
+        raise error
+
+    def refuse(self, function: str, policy_id: str, reason: str, /) -> BaseException:
+        ok, _body, error = self._ask("host_refuse", {
+            "function": function, "policy_id": policy_id, "reason": reason[:_MAX_MESSAGE]})
+        if ok:
+            return WorkerCrashedError("parent accepted a refused host call")
+        return error
+
+    def _ask(self, kind: str, fields: Mapping[str, Any],
+             body: bytes = b"") -> tuple[bool, bytes, BaseException]:
+        write_all(self._out_fd, encode_frame(kind, {"id": self._id, **fields}, body))
         reply = self._reader.read()
         if reply.kind != "host_reply" or reply.header["id"] != self._id:
             raise WorkerCrashedError("parent sent an unexpected frame during a host call")
-        if reply.header["ok"]:
-            return reply.body
         error = reply.header.get("error")
-        raise error_from_wire(error if isinstance(error, dict) else {})
+        return bool(reply.header["ok"]), reply.body, error_from_wire(
+            error if isinstance(error, dict) else {})
 
 
 def _serve(runner: Runner, digest: str, reader: FrameReader, out_fd: int) -> None:
@@ -258,13 +175,20 @@ def _serve(runner: Runner, digest: str, reader: FrameReader, out_fd: int) -> Non
         write_all(out_fd, reply)
 
 
-def _build_engine_runner(config: Mapping[str, Any], module: bytes, digest: str) -> Runner:
-    from vak.config import KernelConfig
-    from vak.sandbox.engine import Engine  # type: ignore[import-not-found,unused-ignore]
+#: builds the worker's runner from the init frame: ``(out_fd, header, module) -> Runner``
+RunnerFactory = Callable[[int, Mapping[str, Any], bytes], Runner]
 
-    engine = Engine(KernelConfig(**config))
-    engine.compile(module, digest)
-    return engine  # type: ignore[no-any-return]
+
+def _build_engine_runner(out_fd: int, header: Mapping[str, Any], module: bytes) -> Runner:
+    from vak.sandbox.engine import Engine
+    from vak.sandbox.settings import EngineSettings
+
+    names = header["host_functions"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise WorkerCrashedError("init frame: host_functions must be a list of names")
+    engine = Engine(EngineSettings(**header["config"]), names)
+    engine.compile(module, str(header["digest"]))
+    return engine
 
 
 def _pin_package_versions(names: tuple[str, ...]) -> None:
@@ -279,16 +203,19 @@ def _pin_package_versions(names: tuple[str, ...]) -> None:
     known = {n: md.version(n) for n in names}
     original = md.version
 
-    def version(name: str) -> str:
-        return known[name] if name in known else original(name)
+    def version(distribution_name: str) -> str:
+        if distribution_name in known:
+            return known[distribution_name]
+        return original(distribution_name)
 
     md.version = version
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Worker entry point; returns the exit status."""
-    argv = sys.argv[1:] if argv is None else argv
-    probe = "--probe" in argv
+def main(argv: Sequence[str] | None = None, make_runner: RunnerFactory | None = None) -> int:
+    """Worker entry point; returns the exit status.
+
+    ``make_runner`` replaces the wasm engine (test entry points only).
+    """
     in_fd, out_fd = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
@@ -296,14 +223,15 @@ def main(argv: list[str] | None = None) -> int:
     os.close(devnull)
     sys.stdout = sys.stderr
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's Ctrl-C is the parent's
-    if not probe:
+    if make_runner is None:
         import wasmtime  # noqa: F401  (imported before the sandbox forbids opening files)
 
         with contextlib.suppress(ImportError):
             import vak.sandbox.engine
-        import vak.config  # noqa: F401
+            import vak.sandbox.settings  # noqa: F401
 
         _pin_package_versions(("wasmtime",))
+        make_runner = _build_engine_runner
     reader = FrameReader(in_fd, DEFAULT_MAX_BODY)
     try:
         init: Frame = reader.read()
@@ -314,15 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     header = init.header
     try:
         status = restrict_current_process(
-            require=bool(header["require"]),
-            cpu_seconds=int(header["config"].get("worker_cpu_seconds", 3600)),
-        )
-        runner: Runner
-        if probe:
-            runner = ProbeRunner(out_fd)
-        else:
-            cfg = {k: v for k, v in header["config"].items() if k != "worker_cpu_seconds"}
-            runner = _build_engine_runner(cfg, init.body, str(header["digest"]))
+            require=bool(header["require"]), cpu_seconds=int(header["cpu_seconds"]))
+        runner = make_runner(out_fd, header, init.body)
     except Exception as exc:
         err = error_to_wire(exc)
         if isinstance(exc, _errors.VakError) and not isinstance(exc, ToolCallError):
