@@ -22,7 +22,8 @@ def _python_only(text: str) -> Any:
 
 
 @pytest.mark.skipif(y._CStrictLoader is None, reason="PyYAML without libyaml")
-@pytest.mark.parametrize("path", sorted(REPO.glob("skills/**/skill.yaml")),
+@pytest.mark.parametrize("path", sorted([*REPO.glob("skills/**/skill.yaml"),
+                                         *REPO.glob("vak/examples/*/skill.yaml")]),
                          ids=lambda p: str(p.parent.relative_to(REPO)))
 def test_shipped_manifests_take_the_c_path_with_the_same_result(path: Path) -> None:
     text = path.read_text(encoding="utf-8")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from vak.cli._common import Exit
 from vak.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,14 +39,14 @@ def test_policy_test_allow_and_deny(tmp_path: Path, capsys: pytest.CaptureFixtur
     rc = main(["policy", "test", "--skill", notes, "--action", "fs_read",
                "--resource", "/workspace/../etc/passwd"])
     text = capsys.readouterr().out
-    assert rc == 3 and "DENY" in text and "vak.capability-ceiling" in text
+    assert rc == Exit.POLICY_DENIED and "DENY" in text and "vak.capability-ceiling" in text
 
 
 def test_policy_test_http_pinned_metadata(capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["policy", "test", "--skill", "anon", "--action", "http_request",
                "--resource", "http://meta.test/", "--ip", "169.254.169.254", "--json"])
     out = json.loads(capsys.readouterr().out)
-    assert rc == 3 and "vak.net.forbid-metadata" in out["policy_ids"]
+    assert rc == Exit.POLICY_DENIED and "vak.net.forbid-metadata" in out["policy_ids"]
     assert out["request"]["resource"]["attrs"]["ip_class"] == "metadata"
 
 

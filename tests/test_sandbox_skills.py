@@ -82,7 +82,10 @@ def test_wordstats_matches_python(engine: Engine, built_skills: Path,
     assert out["longest_word"] == longest
 
 
-MANIFESTS = sorted((Path(__file__).resolve().parent.parent / "skills").rglob("skill.yaml"))
+# skills/ (hostile test skills) and vak/examples (the packaged examples it links to)
+_REPO = Path(__file__).resolve().parent.parent
+MANIFESTS = sorted([*(_REPO / "skills").rglob("skill.yaml"),
+                    *(_REPO / "vak" / "examples").glob("*/skill.yaml")])
 REFUSED_AT_COMPILE = {"notoffered", "wasi", "noalloc"}
 
 

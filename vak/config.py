@@ -41,12 +41,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from vak._resources import policy_dir
 from vak.errors import ConfigError
 
 __all__ = ["SHIPPED_POLICY_DIR", "KernelConfig"]
 
-#: base policies and the Cedar schema shipped with the kernel
-SHIPPED_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+#: base policies and the Cedar schema shipped inside the package (vak/policies)
+SHIPPED_POLICY_DIR = policy_dir()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,11 @@
 
 What it does, in order (everything local; no network beyond 127.0.0.1, no model):
 
-1. builds the example skills if their modules are missing or stale;
-2. copies them into ``DIR/skills``, generates a fresh demo signing key,
-   signs the copies and writes a trust store that trusts only that key;
+1. copies the example skills shipped in the package (``vak/examples``) into
+   ``DIR/skills`` and builds their modules there with the packaged SDK (Zig
+   from the ``build`` extra; a module already built and up to date is reused);
+2. generates a fresh demo signing key, signs the copies and writes a trust
+   store that trusts only that key;
 3. writes ``DIR/vak.toml`` (audit log and key, an fs mount ``/workspace`` ->
    ``DIR/workspace`` with a sample file, a policy dir with one demo policy
    that lets the ``fetch`` skill reach the demo's own HTTP server on
@@ -24,7 +26,6 @@ Afterwards ``vak run --config DIR/vak.toml ...`` and
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import json
 import shutil
 import tempfile
@@ -39,10 +40,8 @@ from vak.errors import ConfigError, PolicyDeniedError, ToolCallError
 
 __all__ = ["DemoReport", "DemoStep", "prepare_workdir", "run_demo"]
 
-REPO = Path(__file__).resolve().parent.parent
-#: (source dir under skills/, name in the demo)
-DEMO_SKILLS = (("calculator", "calculator"), ("notes", "notes"), ("fetch", "fetch"),
-               ("hostile/loop", "loop"))
+#: the packaged examples (vak/examples) the demo builds, signs and loads
+DEMO_SKILLS = ("calculator", "notes", "fetch", "loop")
 SAMPLE_TEXT = "Hello from the VAK demo workspace.\n"
 METADATA_URL = "http://169.254.169.254/latest/meta-data/"
 
@@ -129,22 +128,24 @@ class DemoReport:
 
 
 # ---------------------------------------------------------------------- setup
-def _build_skills() -> None:
-    """Build stale example modules with ``tools/build_skills.py`` (a script, not a package)."""
-    script = REPO / "tools" / "build_skills.py"
-    if not script.exists():
-        return  # installed without the repo: the modules must already be there
-    spec = importlib.util.spec_from_file_location("_vak_build_skills", script)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"{script}: cannot import the skill builder")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    try:
-        module.build_all(REPO / "skills")
-    except Exception as exc:
-        raise ConfigError(f"building the example skills failed: {exc}",
-                          fix="run `python tools/build_skills.py` to see the compiler output",
-                          ) from None
+def _copy_examples(skills: Path) -> list[str]:
+    """Copy the packaged example sources (and any up-to-date build) into ``skills``."""
+    from vak._resources import example_dir
+
+    names = []
+    for name in DEMO_SKILLS:
+        try:
+            source = example_dir(name)
+        except KeyError:
+            raise ConfigError(f"example skill {name!r} is missing from the installed package",
+                              skill=name, fix="reinstall vak: pip install --force-reinstall vak",
+                              ) from None
+        dest = skills / name
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(source, dest, ignore=shutil.ignore_patterns("*.tmp", "__pycache__"))
+        names.append(f"skills/{name}")
+    return names
 
 
 def _write_policy(path: Path, port: int) -> None:
@@ -163,30 +164,24 @@ def prepare_workdir(workdir: Path, port: int) -> Path:
     """Build, copy, sign and trust the demo skills; write vak.toml. Returns its path.
 
     Raises:
-        ConfigError: the skills cannot be built or are missing.
+        ConfigError: an example is missing from the package, or Zig is not installed.
+        SkillLoadError: an example does not compile.
         KeyFileError: the demo key cannot be written.
     """
     from vak.identity.keys import generate_key_file, load_signing_key
     from vak.identity.signing import sign_skill
+    from vak.skillbuild import build_all
 
-    _build_skills()
     workdir.mkdir(parents=True, exist_ok=True)
+    skill_dirs = _copy_examples(workdir / "skills")
+    build_all(workdir / "skills")
     keys = workdir / "keys"
     keys.mkdir(exist_ok=True)
     key_path = keys / "demo-signer.key"
     generate_key_file(key_path, force=True, comment="vak-demo-signer")
     signing_key = load_signing_key(key_path)
-    skill_dirs = []
-    for src, name in DEMO_SKILLS:
-        source = REPO / "skills" / src
-        if not (source / "skill.yaml").exists():
-            raise ConfigError(f"{source}: example skill missing", skill=name)
-        dest = workdir / "skills" / name
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(source, dest)
-        sign_skill(dest, signing_key)
-        skill_dirs.append(f"skills/{name}")
+    for rel in skill_dirs:
+        sign_skill(workdir / rel, signing_key)
     pub = (keys / "demo-signer.key.pub").read_text(encoding="utf-8").strip()
     (workdir / "trust.yaml").write_text(
         "# Trust store written by `vak demo`: only the demo key, trusted tier.\n"
@@ -272,7 +267,7 @@ def _model_calls(script: list[tuple[str, str, dict[str, Any], str]]) -> list[dic
 def _play(kernel: Any, port: int, emit: Callable[[DemoStep], None] | None) -> list[DemoStep]:
     offered = {t["function"]["name"] for t in kernel.tool_specs("openai")}
     script = _script(port)
-    steps = []
+    steps: list[DemoStep] = []
     for (title, _, _, expected), call in zip(script, _model_calls(script), strict=True):
         name = call["function"]["name"]
         args = json.loads(call["function"]["arguments"])

@@ -489,11 +489,15 @@ _ANONYMOUS = Principal().to_audit()
 
 def _load_fields(skill: LoadedSkill, tools: list[RegisteredTool]) -> dict[str, Any]:
     """The ``skill_loaded`` entry's fields (docs/AUDIT-FORMAT.md)."""
-    return {
+    fields: dict[str, Any] = {
         "skill": skill.ref.to_audit_loaded(skill.module_sha256, skill.tier),
         "tools": [t.spec.name for t in tools],
         "route": "worker" if skill.use_worker else "engine",
     }
+    if not skill.signer_key_id:
+        # loaded unsigned on the development path (require_signature = false)
+        fields["dev_mode"] = True
+    return fields
 
 
 def _status_of(exc: VakError) -> str:

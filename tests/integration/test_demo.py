@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from vak.cli._common import Exit
 from vak.demo import run_demo
 
 VAK = [sys.executable, "-m", "vak.cli.main"]
@@ -64,12 +65,13 @@ def test_vak_audit_verify_on_demo_state(demo_dir: Path) -> None:
     assert "RESULT: OK" in proc.stdout
 
 
+# issue 13: one exit-code table (docs/CLI.md); bad input and a denial no longer share a code
 @pytest.mark.parametrize(("args", "code", "needle"), [
-    (["run", "calculator__execute", "--input", "{bad"], 3, "input is not JSON"),
-    (["run", "nope__x", "--input", "{}"], 3, "unknown tool"),
-    (["run", "calculator__execute", "--input", '{"operation":"pow","a":1,"b":1}'], 3,
-     "is not one of"),
-    (["run", "notes__read", "--input", '{"path":"/etc/passwd"}'], 3, "denied"),
+    (["run", "calculator__execute", "--input", "{bad"], Exit.INPUT_INVALID, "input is not JSON"),
+    (["run", "nope__x", "--input", "{}"], Exit.UNKNOWN_TOOL, "unknown tool"),
+    (["run", "calculator__execute", "--input", '{"operation":"pow","a":1,"b":1}'],
+     Exit.INPUT_INVALID, "is not one of"),
+    (["run", "notes__read", "--input", '{"path":"/etc/passwd"}'], Exit.POLICY_DENIED, "denied"),
 ], ids=["bad-json", "unknown-tool", "schema", "denied"])
 def test_vak_run_user_mistakes_have_no_traceback(
     demo_dir: Path, args: list[str], code: int, needle: str
@@ -82,7 +84,7 @@ def test_vak_run_user_mistakes_have_no_traceback(
 
 def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
     proc = _cli("status", "--config", str(tmp_path / "nope.toml"))
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == Exit.CONFIG and "Traceback" not in proc.stderr
     assert "nope.toml" in proc.stderr and "vak demo" in proc.stderr
 
 

@@ -12,10 +12,15 @@ __all__ = ["AuditSettings"]
 class AuditSettings:
     """One log, one signing key, one origin; ``fsync`` is "strict" or "batched:<ms>"."""
 
+    #: the append-only, hash-chained log file
     log: Path
+    #: the kernel's Ed25519 log signing key (created at first start; ``.pub`` beside it)
     key: Path
+    #: the secret keying the argument digests in entries (created at first start)
     hmac_key: Path
+    #: this kernel's name in every entry and checkpoint (e.g. "example.com/kernel-1")
     origin: str = "vak.local/kernel"
+    #: "strict" (fsync before every effect) or "batched:<ms>" (group commit)
     fsync: str = "strict"
     #: sign every entry into the ``<log>.sigs`` sidecar (one Ed25519 signature an entry)
     sign_entries: bool = False

@@ -1,17 +1,18 @@
-"""``vak``: run signed skills, inspect them, serve them over MCP, play the demo.
+"""``vak``: set up a kernel, write and test skills, run them, serve them, play the demo.
 
 Every subcommand that needs kernel state takes ``--config vak.toml`` (default:
-``./vak.toml``); ``vak demo`` writes one. The command holds no logic the
-library lacks: it maps flags onto :class:`vak.KernelConfig` and
-:class:`vak.Kernel` calls and prints the result. A :class:`vak.VakError` is
-caught once and printed as a message naming what and where (exit 1; a failed
-tool call exits 3), never as a traceback.
+``./vak.toml``); ``vak init`` and ``vak demo`` write one. The command holds no
+logic the library lacks: it maps flags onto :class:`vak.KernelConfig` and
+:class:`vak.Kernel` calls and prints the result. Failures exit with the codes
+of the one table all three commands share (docs/CLI.md, :class:`vak.cli._common.Exit`),
+never with a traceback (``--debug`` shows one for an internal error).
 
 Examples::
 
     vak demo --workdir /tmp/vak-demo
     vak run --config /tmp/vak-demo/vak.toml calculator__execute \\
         --input '{"operation": "add", "a": 1, "b": 2}'
+    vak init mykernel --author && vak skill new hello --dir mykernel/skills
     vak skills list --config /tmp/vak-demo/vak.toml
     vak mcp serve --config /tmp/vak-demo/vak.toml            # stdio
     vak mcp serve --config /tmp/vak-demo/vak.toml --http 8765
@@ -20,85 +21,40 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vak.cli._common import EXIT_ERROR, EXIT_OK, run
-from vak.errors import ConfigError, InputValidationError, ToolCallError
+from vak.cli import init as init_cli
+from vak.cli import policy as policy_cli
+from vak.cli import skill as skill_cli
+from vak.cli import status as status_cli
+from vak.cli import trust as trust_cli
+from vak.cli._common import ERROR_CODES, EXIT_ERROR, EXIT_OK, add_standard_flags, run
+from vak.cli._vak import add, group, invocation_dict, open_kernel, print_json, read_input
+from vak.errors import ConfigError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "invocation_dict", "main", "status_dict"]
 
-EXIT_TOOL_FAILED = 3
-
-
-def _kernel(args: argparse.Namespace) -> Any:
-    from vak.kernel import Kernel
-
-    path = Path(args.config)
-    if not path.exists():
-        raise ConfigError(
-            f"{path}: config file not found", file=str(path),
-            fix="pass --config DIR/vak.toml (run `vak demo` to create one)",
-        )
-    return Kernel.from_config(path)
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-def _read_input(text: str) -> Any:
-    where = "--input"
-    if text.startswith("@"):
-        where = text[1:]
-        try:
-            text = Path(where).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{where}: cannot read input file: {exc.strerror}",
-                              file=where) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputValidationError(
-            f"{where}: input is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-            fix="quote the JSON for your shell, e.g. --input '{\"a\": 1}', or use @file.json",
-        ) from None
-
-
-def invocation_dict(inv: Any) -> dict[str, Any]:
-    """The JSON form of an :class:`vak.Invocation` (``--json`` output)."""
-    return {
-        "tool": inv.tool, "output": inv.output, "fuel_used": inv.fuel_used,
-        "duration_ms": round(inv.duration_ms, 3), "host_calls": inv.host_calls,
-        "invocation_id": inv.invocation_id, "session": inv.session,
-        "audit_seq_started": inv.audit_seq_started,
-        "audit_seq_finished": inv.audit_seq_finished, "leaf_hash": inv.leaf_hash,
-        "worker": inv.worker,
-    }
+status_dict = status_cli.status_dict
 
 
 # ---------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
-    payload = _read_input(args.input)
-    with _kernel(args) as kernel:
+    payload = read_input(args.input)
+    with open_kernel(args.config) as kernel:
         name = args.tool
         if args.export is not None or Path(args.tool, "skill.yaml").exists():
             skill_dir = Path(args.tool)
             if args.export is None:
                 raise ConfigError(f"{skill_dir}: give the export name after the skill dir",
                                   fix="vak run SKILL_DIR EXPORT --input JSON")
-            loaded = {s.skill_dir for s in kernel.skills()}
-            specs = () if str(skill_dir) in loaded else kernel.load_skill(skill_dir)
-            skill = next((s.skill for s in specs), None) or _skill_name(kernel, skill_dir)
-            name = f"{skill}__{args.export}"
+            name = f"{_ensure_loaded(kernel, skill_dir)}__{args.export}"
         inv = kernel.invoke(name, payload, session=args.session)
     if args.json:
-        _print_json(invocation_dict(inv))
+        print_json(invocation_dict(inv))
     else:
         print(json.dumps(inv.output, indent=2, sort_keys=True))
         print(f"audit: seq {inv.audit_seq_started}..{inv.audit_seq_finished}  "
@@ -107,11 +63,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _skill_name(kernel: Any, skill_dir: Path) -> str:
+def _ensure_loaded(kernel: Any, skill_dir: Path) -> str:
+    """The name of the skill in ``skill_dir``, loading it unless the config already did."""
+    wanted = skill_dir.resolve()
     for skill in kernel.skills():
-        if Path(skill.skill_dir).resolve() == skill_dir.resolve():
+        if Path(skill.skill_dir).resolve() == wanted:
             return str(skill.name)
-    raise ConfigError(f"{skill_dir}: not a loaded skill", skill_dir=str(skill_dir))
+    specs = kernel.load_skill(skill_dir)
+    if not specs:
+        raise ConfigError(f"{skill_dir}/skill.yaml: the skill declares no exports",
+                          file=f"{skill_dir}/skill.yaml", field="exports")
+    return str(specs[0].skill)
 
 
 # ---------------------------------------------------------------------- skills
@@ -129,11 +91,11 @@ def _skill_dict(skill: Any, tools: Sequence[Any]) -> dict[str, Any]:
 
 
 def cmd_skills_list(args: argparse.Namespace) -> int:
-    with _kernel(args) as kernel:
+    with open_kernel(args.config) as kernel:
         tools = kernel.tools()
         rows = [_skill_dict(s, tools) for s in kernel.skills()]
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return EXIT_OK
     print(f"{'SKILL':<14} {'VERSION':<9} {'TIER':<10} {'ROUTE':<7} TOOLS")
     for r in rows:
@@ -145,11 +107,9 @@ def cmd_skills_list(args: argparse.Namespace) -> int:
 
 
 def cmd_skills_inspect(args: argparse.Namespace) -> int:
-    with _kernel(args) as kernel:
-        if Path(args.skill, "skill.yaml").exists() and args.skill not in {
-            s.name for s in kernel.skills()
-        }:
-            kernel.load_skill(args.skill)
+    with open_kernel(args.config) as kernel:
+        if Path(args.skill, "skill.yaml").exists():
+            args.skill = _ensure_loaded(kernel, Path(args.skill))
         tools = kernel.tools()
         skill = next((s for s in kernel.skills()
                       if args.skill in (s.name, s.skill_dir)), None)
@@ -163,7 +123,7 @@ def cmd_skills_inspect(args: argparse.Namespace) -> int:
             for t in tools if t.skill == skill.name
         ]
     if args.json:
-        _print_json(data)
+        print_json(data)
         return EXIT_OK
     for key in ("name", "version", "tier", "route", "signer", "module_sha256", "dir"):
         print(f"{key:<14} {data[key]}")
@@ -189,7 +149,7 @@ def cmd_mcp_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:  # pragma: no cover - depends on extras
         raise ConfigError(f"the MCP adapter needs the 'mcp' extra: {exc}",
                           fix="pip install 'vak[mcp]'") from None
-    with _kernel(args) as kernel:
+    with open_kernel(args.config) as kernel:
         if args.http is not None:
             print(f"vak: MCP streamable HTTP on http://127.0.0.1:{args.http}/mcp",
                   file=sys.stderr)
@@ -199,79 +159,38 @@ def cmd_mcp_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# ---------------------------------------------------------------------- status
-def status_dict(kernel: Any, config_path: str) -> dict[str, Any]:
-    """What ``vak status`` reports: config, audit, skills, OS sandbox barriers."""
-    cfg = kernel.config
-    out: dict[str, Any] = {
-        "config": config_path,
-        "audit_log": str(cfg.resolved("audit_log")),
-        "audit_fsync": cfg.audit_fsync,
-        "require_signature": cfg.require_signature,
-        "force_worker": cfg.force_worker,
-        "skills": [{"name": s.name, "version": s.version, "tier": s.tier,
-                    "route": "worker" if s.use_worker else "engine"}
-                   for s in kernel.skills()],
-        "tools": [t.name for t in kernel.tools()],
-    }
-    try:
-        oslock = importlib.import_module("vak.sandbox.oslock")
-        status = oslock.barrier_status()
-        out["os_sandbox"] = status.to_dict() if hasattr(status, "to_dict") else (
-            status if isinstance(status, dict) else repr(status))
-    except ImportError:
-        out["os_sandbox"] = {"available": False, "reason": "vak.sandbox.oslock not installed"}
-    if hasattr(kernel, "sandbox_status"):
-        out["sandbox"] = kernel.sandbox_status()
-    versions = {}
-    for mod in ("wasmtime", "cedarpy"):
-        with contextlib.suppress(Exception):
-            versions[mod] = importlib.metadata.version(mod)
-    out["versions"] = versions
-    return out
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    with _kernel(args) as kernel:
-        data = status_dict(kernel, args.config)
-    if args.json:
-        _print_json(data)
-        return EXIT_OK
-    for key in ("config", "audit_log", "audit_fsync", "require_signature", "force_worker"):
-        print(f"{key:<18} {data[key]}")
-    print(f"{'tools':<18} {', '.join(data['tools']) or '(none)'}")
-    print(f"{'os_sandbox':<18} {json.dumps(data['os_sandbox'], default=str)}")
-    if "sandbox" in data:
-        print(f"{'sandbox':<18} {json.dumps(data['sandbox'], default=str)}")
-    print(f"{'versions':<18} {data['versions']}")
-    return EXIT_OK
-
-
 # ---------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     from vak import demo
 
     report = demo.run_demo(args.workdir)
     if args.json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         print(report.render())
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
 # ---------------------------------------------------------------------- parser
-def _policy_unavailable(args: argparse.Namespace) -> int:
-    raise ConfigError("`vak policy` is not available in this build (vak.cli.policy missing)")
-
-
 _RUN_EXAMPLES = """examples:
   vak run --config demo/vak.toml calculator__execute \\
       --input '{"operation": "add", "a": 1, "b": 2}'
   vak run --config demo/vak.toml notes__read --input @request.json --json
-  vak run --config demo/vak.toml demo/skills/calculator execute --input '{...}'
+  vak run --config demo/vak.toml demo/skills/calculator execute \\
+      --input '{"operation": "subtract", "a": 5, "b": 2}'
 
 The output goes to stdout; the audit sequence numbers, fuel and time to stderr
-(with --json, everything as one object). A denied or failed call exits 3."""
+(with --json, everything as one object). Exit codes (docs/CLI.md): 20 a host call
+was denied by policy, 21 the input is not JSON or fails the schema, 22 no such
+tool, 23 the call failed in the sandbox (trap, deadline, fuel, output)."""
+
+_EPILOG = """getting started:
+  vak demo                           # the whole product in one scripted session
+  vak init mykernel --author         # a kernel directory with a trusted author key
+  vak skill new hello --lang c       # a skill to build, test and sign
+  vak status                         # what this machine supports
+
+Exit codes, shared with vak-skill-sign and vak-audit: docs/CLI.md."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,25 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vak",
         description="The Verifiable Agent Kernel: run signed WebAssembly skills whose every "
         "host call is authorized by Cedar and recorded in a verifiable audit log.",
-        epilog="Start with `vak demo`; it prints the commands to try next.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_standard_flags(parser, "vak")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str,
-            parent: Any = sub, config: bool = True, json_flag: bool = True,
-            epilog: str = "") -> Any:
-        p = parent.add_parser(name, help=help, description=help, epilog=epilog,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-        if config:
-            p.add_argument("--config", default="vak.toml", metavar="vak.toml",
-                           help="kernel configuration (default: ./vak.toml)")
-        if json_flag:
-            p.add_argument("--json", action="store_true", help="print JSON instead of text")
-        p.set_defaults(func=fn)
-        return p
+    init_cli.register(sub)
+    skill_cli.register(sub)
+    trust_cli.register(sub)
 
-    p = add("run", cmd_run, "Invoke one tool through the kernel and print its output.",
+    p = add(sub, "run", cmd_run, "Invoke one tool through the kernel and print its output.",
             epilog=_RUN_EXAMPLES)
     p.add_argument("tool", metavar="TOOL",
                    help="wire name like calculator__execute, or a signed SKILL_DIR")
@@ -308,50 +218,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tool input as JSON, or @path to a JSON file (default: {})")
     p.add_argument("--session", default="cli", help="session id recorded in the audit log")
 
-    skills = sub.add_parser("skills", help="List or inspect the loaded skills.",
-                            description="List or inspect the skills a config loads.")
-    ssub = skills.add_subparsers(dest="skills_command", metavar="ACTION", required=True)
-    add("list", cmd_skills_list, "List loaded skills with tier, route and tools.", ssub)
-    p = add("inspect", cmd_skills_inspect,
-            "Show one skill: signer, digest, capabilities, limits, schemas.", ssub)
+    ssub = group(sub, "skills", "List or inspect the skills a config loads.",
+                 epilog="examples:\n  vak skills list --config demo/vak.toml\n"
+                 "  vak skills inspect calculator --config demo/vak.toml --json")
+    add(ssub, "list", cmd_skills_list, "List loaded skills with tier, route and tools.")
+    p = add(ssub, "inspect", cmd_skills_inspect,
+            "Show one skill: signer, digest, capabilities, limits, schemas.")
     p.add_argument("skill", metavar="SKILL", help="skill name, or a signed skill directory")
 
-    try:
-        policy_cli = importlib.import_module("vak.cli.policy")
-    except ImportError:
-        policy_cli = None
-    if policy_cli is not None and hasattr(policy_cli, "register"):
-        policy_cli.register(sub)
-    else:
-        add("policy", _policy_unavailable, "Validate and test Cedar policies (unavailable).")
+    policy_cli.register(sub)
 
-    mcp = sub.add_parser("mcp", help="Serve the loaded tools over MCP.",
-                         description="Serve the loaded tools over the Model Context Protocol.")
-    msub = mcp.add_subparsers(dest="mcp_command", metavar="ACTION", required=True)
-    p = add("serve", cmd_mcp_serve,
+    msub = group(sub, "mcp", "Serve the loaded tools over the Model Context Protocol.")
+    p = add(msub, "serve", cmd_mcp_serve,
             "Serve over stdio, or streamable HTTP on 127.0.0.1 with --http PORT.",
-            msub, json_flag=False)
+            json_flag=False)
     p.add_argument("--http", type=int, metavar="PORT",
                    help="serve streamable HTTP on 127.0.0.1:PORT/mcp instead of stdio")
 
-    add("status", cmd_status, "Report configuration, skills and OS sandbox barriers.")
+    status_cli.register(sub)
 
-    p = add("demo", cmd_demo,
+    p = add(sub, "demo", cmd_demo,
             "Build, sign and load the example skills, play a scripted agent session, "
-            "verify the audit log.", config=False)
+            "verify the audit log.", config=False,
+            epilog="examples:\n  vak demo\n  vak demo --workdir vak-demo --json")
     p.add_argument("--workdir", type=Path, metavar="DIR",
                    help="where to leave the demo state (default: a fresh temp dir)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``vak`` console script; returns the exit code.
-
-    Exit codes: 0 ok; 1 any other VakError (config, signature, policy, audit);
-    2 usage or I/O error; 3 the tool call failed (denied, bad input, trapped,
-    timed out); 130 interrupted.
-    """
-    return run(build_parser(), argv, {ToolCallError: EXIT_TOOL_FAILED})
+    """Entry point of the ``vak`` console script; returns the exit code (docs/CLI.md)."""
+    return run(build_parser, argv, ERROR_CODES, prog="vak")
 
 
 if __name__ == "__main__":  # pragma: no cover

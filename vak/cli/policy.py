@@ -3,7 +3,7 @@
 ``validate [DIR ...]`` loads the shipped schema and policies plus each DIR
 (or, without DIR, the ``policy_dirs`` of ``--config`` when that file exists)
 exactly as the kernel does at start, and prints the policy ids and the
-policy-set digest; an invalid policy exits 1 naming its file and line.
+policy-set digest; an invalid policy exits 24 (docs/CLI.md) naming its file and line.
 
 ``test`` builds the same Cedar request the mediation would for one host call
 and prints the decision and the determining policies::
@@ -27,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from vak.cli._common import Exit
 from vak.config import SHIPPED_POLICY_DIR, KernelConfig
 from vak.errors import ConfigError
 from vak.host.base import Prepared
@@ -47,7 +48,8 @@ from vak.policy.normalize import NormalizeError, normalize_url
 
 __all__ = ["register"]
 
-EXIT_OK, EXIT_DENY = 0, 3
+#: a Deny has the code of a denied call in `vak run` (docs/CLI.md)
+EXIT_OK, EXIT_DENY = int(Exit.OK), int(Exit.POLICY_DENIED)
 
 
 def register(subparsers: Any) -> None:
@@ -83,8 +85,10 @@ def register(subparsers: Any) -> None:
         metavar="DIR",
         help="operator policy dirs (default: the config's policy_dirs)",
     )
-    t.add_argument("--config", default="vak.toml", metavar="vak.toml")
-    t.add_argument("--tier", default=Tier.TRUSTED.value, choices=[tier.value for tier in Tier])
+    t.add_argument("--config", default="vak.toml", metavar="vak.toml",
+                   help="take the operator policy dirs from this config (if it exists)")
+    t.add_argument("--tier", default=Tier.TRUSTED.value, choices=[tier.value for tier in Tier],
+                   help="the skill's trust tier in the request (default: trusted)")
     t.add_argument("--json", action="store_true", help="print JSON instead of text")
     t.set_defaults(func=cmd_test)
 
@@ -178,7 +182,7 @@ def _prepare(action: str, resource: str, ctx: CallContext, ip: str | None) -> Pr
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    """Print the decision for one host call; exit 0 on Allow, 3 on Deny."""
+    """Print the decision for one host call; exit 0 on Allow, 20 (as a denied call) on Deny."""
     try:
         extra = json.loads(args.context)
     except json.JSONDecodeError as exc:

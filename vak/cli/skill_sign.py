@@ -10,18 +10,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vak.cli._common import add_command, emit, make_parser, read_secret, run
+from vak.cli._common import ERROR_CODES, add_command, emit, make_parser, read_secret, run
 from vak.errors import (
-    ConfigError,
-    DigestMismatchError,
-    KeyFileError,
     ManifestError,
-    SignatureError,
-    UntrustedSignerError,
 )
 from vak.identity.keys import generate_key_file, load_public_key, load_signing_key, public_key_id
 from vak.identity.manifest import load_manifest
@@ -31,22 +26,15 @@ from vak.identity.trust import TrustStore
 
 __all__ = ["EXIT_CODES", "main"]
 
-#: documented in docs/MANIFEST.md ("Exit codes"); 0 ok, 1 other, 2 usage/I-O
-EXIT_CODES: dict[type[BaseException], int] = {
-    ManifestError: 3,
-    SignatureError: 4,
-    DigestMismatchError: 5,
-    UntrustedSignerError: 6,
-    KeyFileError: 7,
-    ConfigError: 8,
-}
+#: the shared table of docs/CLI.md (3 manifest ... 8 config), the same codes as `vak`'s
+EXIT_CODES: Mapping[type[BaseException], int] = ERROR_CODES
 
 _EPILOG = """\
 examples:
+  vak-skill-sign verify skills/calculator --trust trust.yaml --json
   vak-skill-sign keygen --out signer.key              # writes signer.key (0600) + signer.key.pub
   vak-skill-sign sign skills/calculator --key signer.key
   vak-skill-sign verify skills/calculator --key signer.key.pub
-  vak-skill-sign verify skills/calculator --trust trust.yaml --json
   vak-skill-sign inspect skills/calculator
   vak-skill-sign sign skills/calculator --key ~/.ssh/id_ed25519   # reuse an OpenSSH key
 
@@ -55,7 +43,7 @@ exit codes:
   1 other error             6 signer not trusted (unknown, revoked, expired, skill not allowed)
   2 usage or I/O error      7 key file error (missing, wrong format, wrong passphrase)
   3 invalid manifest        8 trust store or passphrase source invalid
-  4 missing/bad signature
+  4 missing/bad signature   70 internal error (--debug shows the traceback)
 
 Formats of skill.yaml, key files and the trust store: docs/MANIFEST.md
 """
@@ -209,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add_command(sub, "sign", "Fill in the module digest and sign skill.yaml in place.",
                     _sign, epilog="example:\n  vak-skill-sign sign skills/calculator "
                     "--key signer.key")
-    p.add_argument("skill_dir", metavar="SKILL_DIR")
+    p.add_argument("skill_dir", metavar="SKILL_DIR", help="the skill directory (skill.yaml)")
     p.add_argument("--key", required=True, metavar="KEY",
                    help="private key: a keygen KEY file or an OpenSSH ed25519 private key")
     _add_passphrase_flags(p)
@@ -218,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                     json_flag=True, epilog="examples:\n"
                     "  vak-skill-sign verify skills/calculator --key signer.key.pub\n"
                     "  vak-skill-sign verify skills/calculator --trust trust.yaml --json")
-    p.add_argument("skill_dir", metavar="SKILL_DIR")
+    p.add_argument("skill_dir", metavar="SKILL_DIR", help="the skill directory (skill.yaml)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--key", action="append", metavar="KEY.pub",
                      help="trust this public key (vak-ed25519 or ssh-ed25519 line); repeatable")
@@ -227,13 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add_command(sub, "inspect", "Show a skill's manifest, digest and signer (no trust check).",
                     _inspect, json_flag=True,
                     epilog="example:\n  vak-skill-sign inspect skills/calculator --json")
-    p.add_argument("skill_dir", metavar="SKILL_DIR")
+    p.add_argument("skill_dir", metavar="SKILL_DIR", help="the skill directory (skill.yaml)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vak-skill-sign`` console script."""
-    return run(build_parser(), argv, EXIT_CODES)
+    return run(build_parser, argv, EXIT_CODES, prog="vak-skill-sign")
 
 
 if __name__ == "__main__":

@@ -12,5 +12,7 @@ __all__ = ["PolicySettings"]
 class PolicySettings:
     """Policy directories (the shipped base first, then the operator's) and cache size."""
 
+    #: operator policy directories (*.cedar), evaluated together with the shipped base
     policy_dirs: tuple[Path, ...] = ()
+    #: decisions kept for identical requests (0 turns the cache off)
     decision_cache_size: int = 4096

@@ -17,12 +17,19 @@ __all__ = ["EngineSettings", "WorkerSettings"]
 class EngineSettings:
     """The one wasmtime engine: pooling allocator sizes, epochs, fuel, module cache."""
 
+    #: most skill instances alive at once (pooling allocator slots, reserved up front)
     pool_total_instances: int = 1000
+    #: linear memories reserved for those instances (one per instance)
     pool_total_memories: int = 1000
+    #: address space reserved per memory; no skill may grow beyond it
     pool_max_memory_bytes: int = 64 << 20
+    #: tables reserved for the instances (one per instance)
     pool_total_tables: int = 1000
+    #: most elements of one table
     pool_table_elements: int = 10_000
+    #: the epoch ticker's period: the granularity of execution deadlines
     epoch_tick_ms: int = 1
+    #: most native stack one call may use (deep guest recursion traps beyond it)
     wasm_stack_bytes: int = 512 << 10
     #: fuel metering on; operators may turn it off for trusted skills only
     fuel: bool = True
@@ -47,6 +54,7 @@ class WorkerSettings:
     #: run untrusted skills even on a host without Landlock or seccomp (degraded)
     allow_unsandboxed: bool = False
     pool_size: int = 2
+    #: calls a worker serves before it is replaced by a fresh one
     recycle_after: int = 1000
     #: RLIMIT_CPU of a worker over its whole life (SIGXCPU ends it; the pool replaces it)
     cpu_seconds: int = 3600

@@ -2,7 +2,7 @@
 //!
 //! Exports the `vak_alloc` bump allocator, and offers input/output helpers, a
 //! tiny JSON reader and one wrapper per host function of vak/host/catalog.py.
-//! tools/build_skills.py builds a skill's `<module>.zig` with this file as
+//! `vak skill build` (vak/skillbuild.py) builds a skill's `<module>.zig` with this file as
 //! module `vak`:
 //!
 //!     const vak = @import("vak");

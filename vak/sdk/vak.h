@@ -1,9 +1,9 @@
 /*
  * vak.h — the VAK guest SDK for C (header-only, freestanding, no libc).
  *
- * Build (what tools/build_skills.py runs):
+ * Build: `vak skill build DIR` (vak/skillbuild.py), which runs
  *   python -m ziglang cc --target=wasm32-freestanding -nostdlib -Wl,--no-entry -O2 \
- *       -I skills/sdk skill.c -o skill.wasm
+ *       -I <this directory> skill.c -o skill.wasm
  *
  * The ABI (docs/ABI.md):
  *   - the module exports its linear memory as "memory";
