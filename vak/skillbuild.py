@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
 
+from vak import componentbuild
 from vak._resources import sdk_dir
 from vak.errors import ConfigError, ManifestError, SkillLoadError
 from vak.identity.manifest import load_manifest, load_yaml_mapping, resolve_module_path
@@ -54,6 +55,8 @@ class BuildTarget:
     skill_dir: Path
     module: Path
     digest: str
+    #: "zig" (C or Zig core module) or a component language ("python", "js")
+    lang: str = "zig"
 
     @property
     def stamp(self) -> Path:
@@ -118,6 +121,26 @@ def _manifests(root: Path) -> list[Path]:
     return found
 
 
+def _kind_of(manifest_path: Path) -> str:
+    """``module.kind`` of a manifest (``core`` unless it says ``component``)."""
+    raw = load_yaml_mapping(manifest_path.read_bytes(), str(manifest_path))
+    module = raw.get("module")
+    return "component" if isinstance(module, dict) and module.get("kind") == "component" \
+        else "core"
+
+
+def _component_target(manifest_path: Path, module: Path) -> BuildTarget:
+    skill = manifest_path.parent
+    lang = componentbuild.language_of(skill)
+    if lang is None:
+        raise ConfigError(
+            f"{skill}: module.kind is component but there is no app.py or app.js",
+            file=str(manifest_path), field="module.kind",
+            fix="add app.py (Python) or app.js (JavaScript), or `vak skill new NAME --lang python`")
+    version = componentbuild.toolchain_version(lang, skill)
+    return BuildTarget(skill, module, componentbuild.source_hash(skill, lang, version), lang)
+
+
 def _module_of(manifest_path: Path, validate: bool) -> Path:
     """The module path a manifest names, checked to stay inside its directory.
 
@@ -157,7 +180,6 @@ def find_targets(root: Path, sdk: Path | None = None, zig: str | None = None, *,
     """
     root = Path(root)
     sdk = sdk or sdk_for(root)
-    zig = zig or zig_version()
     targets = []
     for manifest_path in _manifests(root):
         skill = manifest_path.parent
@@ -167,6 +189,10 @@ def find_targets(root: Path, sdk: Path | None = None, zig: str | None = None, *,
                 f"{manifest_path}: module.path: {module.name!r} must end in .wasm",
                 file=str(manifest_path), field="module.path", fix="e.g. module: {path: skill.wasm}",
             )
+        if _kind_of(manifest_path) == "component":
+            targets.append(_component_target(manifest_path, module))
+            continue
+        zig = zig or zig_version()
         if not any(skill.glob("*.c")) and not (skill / f"{module.stem}.zig").exists():
             if module.exists():
                 continue
@@ -186,6 +212,8 @@ def stale(root: Path, sdk: Path | None = None, *, validate: bool = False
 
 
 def _command(target: BuildTarget, sdk: Path, out: Path) -> list[str]:
+    if target.lang != "zig":
+        return componentbuild.command(target.lang, target.skill_dir, out)
     if target.zig_root.exists():
         return [sys.executable, "-m", "ziglang", "build-exe", *ZIGFLAGS, "--dep", "vak",
                 f"-Mroot={target.zig_root}", f"-Mvak={sdk / 'vak.zig'}", f"-femit-bin={out}"]

@@ -69,7 +69,7 @@ from vak.sandbox.wit_binding import (
     ReplyShapeError,
 )
 
-__all__ = ["ALLOWED_INTERFACES", "CompiledComponent", "ComponentRunner", "TOOL_INTERFACE"]
+__all__ = ["ALLOWED_INTERFACES", "TOOL_INTERFACE", "CompiledComponent", "ComponentRunner"]
 
 #: the export every VAK component has: ``call(name, input) -> string``
 TOOL_INTERFACE = f"{PACKAGE}/tool@{INTERFACE_VERSION}"
@@ -81,10 +81,11 @@ _WASI = re.compile(r"wasi:(io|clocks|random|cli|filesystem|sockets)/[a-z0-9-]+@0
 INVALID_ARGS = "vak.invalid-args"
 #: most bytes of a call's stdout + stderr kept (the rest is dropped unread)
 STDIO_BOUND = 8192
-#: most core instances, tables and memories one component's store may create
-MAX_INSTANCES = 64
-MAX_TABLES = 64
-MAX_MEMORIES = 8
+#: most core instances, tables and memories one component's store may create (a
+#: componentize-py component uses 9-16 instances, 2 tables, 1 memory; docs/COMPONENTS.md)
+MAX_INSTANCES = 32
+MAX_TABLES = 8
+MAX_MEMORIES = 4
 _POOL_FULL = re.compile(r"maximum concurrent limit of (\d+) for ([a-z ]+?) reached")
 
 

@@ -230,5 +230,6 @@ BINDINGS: dict[tuple[str, str], Binding] = {
         "clock_now", lambda: {},
         _infallible(lambda r: record(unix_ns=_u64(r, "unix_ns"),
                                      monotonic_ns=_u64(r, "monotonic_ns")))),
-    ("vak:skill/random", "bytes"): Binding("random_bytes", _key("n"), _infallible(lambda r: _b64(r, "b64"))),
+    ("vak:skill/random", "bytes"): Binding(
+        "random_bytes", _key("n"), _infallible(lambda r: _b64(r, "b64"))),
 }

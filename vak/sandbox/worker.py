@@ -181,13 +181,17 @@ RunnerFactory = Callable[[int, Mapping[str, Any], bytes], Runner]
 
 def _build_engine_runner(out_fd: int, header: Mapping[str, Any], module: bytes) -> Runner:
     from vak.sandbox.engine import Engine
+    from vak.sandbox.kinds import binary_kind
     from vak.sandbox.settings import EngineSettings
 
     names = header["host_functions"]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise WorkerCrashedError("init frame: host_functions must be a list of names")
     engine = Engine(EngineSettings(**header["config"]), names)
-    engine.compile(module, str(header["digest"]))
+    if binary_kind(module) == "component":
+        engine.compile_component(module, str(header["digest"]))
+    else:
+        engine.compile(module, str(header["digest"]))
     return engine
 
 
