@@ -12,14 +12,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
 import yaml
+from sandbox_helpers import HOST_NAMES, Echo
 
 from vak._resources import example_dir
+from vak.errors import PolicyDeniedError
 from vak.identity.manifest import Limits
 from vak.sandbox.engine import Engine, module_digest
 from vak.sandbox.settings import EngineSettings
-from sandbox_helpers import HOST_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
 COMPONENT_DIRS = {
@@ -62,3 +64,29 @@ def components(built_skills: Path, component_cache: Path) -> Iterator[Compiled]:
         yield Compiled(engine, digests, limits, component_cache)
     finally:
         engine.close()
+
+
+class Files(Echo):
+    """Echo that answers fs and kv like the mediation would."""
+
+    def __init__(self, deny: str | None = None) -> None:
+        super().__init__()
+        self.deny = deny
+        self.kv: dict[str, str] = {}
+
+    def __call__(self, function: str, args: bytes) -> bytes:
+        self.calls.append((function, args))
+        parsed = orjson.loads(args)
+        if function == "fs_read":
+            if parsed["path"] == self.deny:
+                raise PolicyDeniedError("fs_read denied", host_function=function)
+            if parsed["path"].endswith("missing"):
+                return orjson.dumps({"error": "not_found", "message": "no such file"})
+            return orjson.dumps({"content": "note at " + parsed["path"], "truncated": False})
+        if function == "kv_put":
+            self.kv[parsed["key"]] = parsed["value"]
+            return b'{"ok":true}'
+        if function == "kv_get":
+            value = self.kv.get(parsed["key"])
+            return orjson.dumps({"found": value is not None, **({"value": value} if value else {})})
+        return b'{"ok":true}'

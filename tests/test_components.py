@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import orjson
 import pytest
 import wasmtime
-from component_helpers import Compiled, component_bytes, component_cache, components  # noqa: F401
+from component_helpers import (  # noqa: F401
+    Compiled,
+    Files,
+    component_bytes,
+    component_cache,
+    components,
+)
 from hypothesis import given
 from hypothesis import strategies as st
-from sandbox_helpers import HOST_NAMES, Echo
+from sandbox_helpers import HOST_NAMES
 
 from vak._resources import wit_dir
 from vak.errors import ABIError, DigestMismatchError, PolicyDeniedError, SkillLoadError
@@ -139,7 +144,7 @@ def test_a_component_importing_an_interface_vak_does_not_offer_is_refused_naming
 
 def test_a_component_without_the_tool_export_is_refused(bare_engine: Engine) -> None:
     binary, digest = _wat_component(bare_engine, "(component)")
-    with pytest.raises(ABIError, match="vak:skill/tool@0.1.0"):
+    with pytest.raises(ABIError, match=r"vak:skill/tool@0\.1\.0"):
         bare_engine.compile_component(binary, digest)
 
 
@@ -156,32 +161,6 @@ def test_component_digest_is_rechecked(bare_engine: Engine) -> None:
 
 
 # ---------------------------------------------------------------- calls through the handler
-class Files(Echo):
-    """Echo that answers fs and kv like the mediation would."""
-
-    def __init__(self, deny: str | None = None) -> None:
-        super().__init__()
-        self.deny = deny
-        self.kv: dict[str, str] = {}
-
-    def __call__(self, function: str, args: bytes) -> bytes:
-        self.calls.append((function, args))
-        parsed = orjson.loads(args)
-        if function == "fs_read":
-            if parsed["path"] == self.deny:
-                raise PolicyDeniedError("fs_read denied", host_function=function)
-            if parsed["path"].endswith("missing"):
-                return orjson.dumps({"error": "not_found", "message": "no such file"})
-            return orjson.dumps({"content": "note at " + parsed["path"], "truncated": False})
-        if function == "kv_put":
-            self.kv[parsed["key"]] = parsed["value"]
-            return b'{"ok":true}'
-        if function == "kv_get":
-            value = self.kv.get(parsed["key"])
-            return orjson.dumps({"found": value is not None, **({"value": value} if value else {})})
-        return b'{"ok":true}'
-
-
 def test_host_calls_reach_the_handler_with_the_core_abi_arguments(
         components: Compiled) -> None:  # noqa: F811
     host = Files()

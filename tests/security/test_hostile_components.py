@@ -10,8 +10,7 @@ from dataclasses import replace
 
 import orjson
 import pytest
-from component_helpers import Compiled, component_cache, components  # noqa: F401
-from sandbox_helpers import Echo
+from component_helpers import Compiled, Files, component_cache, components  # noqa: F401
 
 from vak.errors import (
     ABIError,
@@ -25,13 +24,13 @@ from vak.errors import (
 
 
 def _still_serving(c: Compiled) -> None:
-    out = c.engine.call(c.digests["pynotes"], "last", b"{}", c.limits["pynotes"], Echo())
+    out = c.engine.call(c.digests["pynotes"], "last", b"{}", c.limits["pynotes"], Files())
     assert orjson.loads(out.output) == {"last": None}
 
 
 def _call(c: Compiled, tool: str, args: dict[str, object], **limits: int) -> dict[str, object]:
     lim = replace(c.limits["pyhostile"], **limits)
-    out = c.engine.call(c.digests["pyhostile"], tool, orjson.dumps(args), lim, Echo())
+    out = c.engine.call(c.digests["pyhostile"], tool, orjson.dumps(args), lim, Files())
     result = orjson.loads(out.output)
     assert isinstance(result, dict)
     return result
