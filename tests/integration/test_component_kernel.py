@@ -1,0 +1,94 @@
+"""A Python component skill through the whole kernel: signed, loaded, one allowed and
+one denied fs read, the decisions in the audit log, and the log verifies."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from component_helpers import Compiled, component_cache, components  # noqa: F401
+
+from vak.audit.keys import load_trusted_keys
+from vak.audit.verify import verify_log
+from vak.errors import PolicyDeniedError, SkillLoadError
+from vak.identity.keys import generate_key_file, load_signing_key
+from vak.identity.signing import sign_skill
+from vak.kernel import Kernel
+
+SECRET_FILE = "root:x:0:0:not-for-skills\n"
+
+
+def _workdir(tmp: Path, cache: Path, *, kind: str | None = None) -> Path:
+    """vak.toml, a trust store, /data mounted, and pynotes signed (as ``kind`` if given)."""
+    from component_helpers import COMPONENT_DIRS
+
+    skill = tmp / "skills" / "pynotes"
+    shutil.copytree(COMPONENT_DIRS["pynotes"], skill,
+                    ignore=shutil.ignore_patterns("__pycache__", ".*"))
+    if kind is not None:
+        manifest = skill / "skill.yaml"
+        manifest.write_text(manifest.read_text().replace("kind: component", f"kind: {kind}"))
+    key = tmp / "author.key"
+    generate_key_file(key, comment="component-test")
+    sign_skill(skill, load_signing_key(key))
+    pub = (tmp / "author.key.pub").read_text().strip()
+    (tmp / "trust.yaml").write_text(f"keys:\n  - key: {json.dumps(pub)}\n    tier: trusted\n")
+    (tmp / "data").mkdir()
+    (tmp / "data" / "hello.txt").write_text("a granted note\n")
+    (tmp / "private").mkdir()
+    (tmp / "private" / "passwd").write_text(SECRET_FILE)
+    config = tmp / "vak.toml"
+    config.write_text(
+        'state_dir = ".vak"\n'
+        'trust_store = "trust.yaml"\n'
+        f"module_cache_dir = {json.dumps(str(cache))}\n"
+        "\n[audit]\n"
+        'log = "audit/vak.log"\n'
+        'key = "audit/log.key"\n'
+        "\n[host.fs_mounts]\n"
+        '"/data" = "data"\n'
+        '"/private" = "private"\n')
+    return config
+
+
+def test_python_component_allowed_and_denied_reads_are_recorded_and_verify(
+        components: Compiled, tmp_path: Path) -> None:  # noqa: F811
+    config = _workdir(tmp_path, components.cache)
+    with Kernel.from_config(config) as kernel:
+        specs = kernel.load_skill(tmp_path / "skills" / "pynotes")
+        assert {s.name for s in specs} == {"pynotes__read_note", "pynotes__last"}
+        ok = kernel.invoke("pynotes__read_note", {"path": "/data/hello.txt"})
+        assert ok.output == {"content": "a granted note\n", "truncated": False}
+        with pytest.raises(PolicyDeniedError) as denied:
+            kernel.invoke("pynotes__read_note", {"path": "/private/passwd"})
+        assert SECRET_FILE not in str(denied.value)
+        with pytest.raises(PolicyDeniedError):
+            kernel.invoke("pynotes__read_note", {"path": "/data/../private/passwd"})
+        # the kv write of the allowed call is the component's; the denied ones wrote nothing
+        assert kernel.invoke("pynotes__last", {}).output == {"last": "/data/hello.txt"}
+    log = tmp_path / ".vak" / "audit" / "vak.log"
+    if not log.exists():
+        log = tmp_path / "audit" / "vak.log"
+    entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    loaded = [e for e in entries if e.get("kind") == "skill_loaded"]
+    assert loaded and loaded[0]["abi"] == "component"
+    assert loaded[0]["wit"] == "vak:skill/skill@0.1.0"
+    reads = [e for e in entries if e.get("kind") == "host_decision"
+             and e.get("host_function") == "fs_read"]
+    # one decision per host call, the same records as a core module's
+    assert [d["decision"]["effect"] for d in reads] == ["allow", "deny", "deny"]
+    assert [d["resource"] for d in reads][1:] == ["/private/passwd", "/private/passwd"]
+    report = verify_log(log, load_trusted_keys(log.with_name("log.key.pub")))
+    summary = report.to_json()
+    assert summary["result"] == "OK", summary
+    assert summary["valid_entries"] == summary["entries"] == len(entries)
+
+
+def test_a_manifest_naming_the_wrong_kind_is_refused(components: Compiled,  # noqa: F811
+                                                     tmp_path: Path) -> None:
+    config = _workdir(tmp_path, components.cache, kind="core")
+    with Kernel.from_config(config) as kernel, pytest.raises(SkillLoadError) as info:
+        kernel.load_skill(tmp_path / "skills" / "pynotes")
+    assert "module.kind" in info.value.message
