@@ -68,9 +68,7 @@ def test_python_component_allowed_and_denied_reads_are_recorded_and_verify(
             kernel.invoke("pynotes__read_note", {"path": "/data/../private/passwd"})
         # the kv write of the allowed call is the component's; the denied ones wrote nothing
         assert kernel.invoke("pynotes__last", {}).output == {"last": "/data/hello.txt"}
-    log = tmp_path / ".vak" / "audit" / "vak.log"
-    if not log.exists():
-        log = tmp_path / "audit" / "vak.log"
+    log = tmp_path / "audit" / "vak.log"
     entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     loaded = [e for e in entries if e.get("kind") == "skill_loaded"]
     assert loaded and loaded[0]["abi"] == "component"
@@ -92,3 +90,21 @@ def test_a_manifest_naming_the_wrong_kind_is_refused(components: Compiled,  # no
     with Kernel.from_config(config) as kernel, pytest.raises(SkillLoadError) as info:
         kernel.load_skill(tmp_path / "skills" / "pynotes")
     assert "module.kind" in info.value.message
+
+
+def test_the_os_sandboxed_worker_route_runs_components(components: Compiled,  # noqa: F811
+                                                       tmp_path: Path) -> None:
+    config = _workdir(tmp_path, components.cache)
+    # each worker compiles its module itself (it never shares the parent's cache):
+    # for a Python component that is seconds, so the start timeout is generous
+    config.write_text(config.read_text()
+                      + "\n[worker]\nforce = true\npool_size = 1\nstart_timeout_ms = 180000\n")
+    with Kernel.from_config(config) as kernel:
+        kernel.load_skill(tmp_path / "skills" / "pynotes")
+        ok = kernel.invoke("pynotes__read_note", {"path": "/data/hello.txt"})
+        assert ok.output["content"] == "a granted note\n"
+        with pytest.raises(PolicyDeniedError):
+            kernel.invoke("pynotes__read_note", {"path": "/private/passwd"})
+    log = tmp_path / "audit" / "vak.log"
+    loaded = [json.loads(line) for line in log.read_text().splitlines() if "skill_loaded" in line]
+    assert loaded[0]["route"] == "worker" and loaded[0]["abi"] == "component"

@@ -46,6 +46,7 @@ import orjson
 from vak import errors as _errors
 from vak.errors import ToolCallError, WorkerCrashedError
 from vak.identity.manifest import Limits
+from vak.sandbox.kinds import binary_kind
 from vak.sandbox.oslock import restrict_current_process
 from vak.sandbox.protocol import DEFAULT_MAX_BODY, Frame, FrameReader, encode_frame, write_all
 from vak.sandbox.types import Runner
@@ -181,7 +182,6 @@ RunnerFactory = Callable[[int, Mapping[str, Any], bytes], Runner]
 
 def _build_engine_runner(out_fd: int, header: Mapping[str, Any], module: bytes) -> Runner:
     from vak.sandbox.engine import Engine
-    from vak.sandbox.kinds import binary_kind
     from vak.sandbox.settings import EngineSettings
 
     names = header["host_functions"]
