@@ -96,5 +96,6 @@ def command(lang: str, skill_dir: Path, out: Path) -> list[str]:
         return [sys.executable, "-c", _PY_RUNNER, "-d", wit, "-w", WORLD, "componentize",
                 "-p", str(skill_dir), "app", "-o", str(out)]
     tool = _componentize_js(skill_dir) or "componentize-js"
-    return [tool, "--wit", wit, "--world-name", WORLD, "--out", str(out),
-            str(skill_dir / "app.js")]
+    # wasi:http is refused at load: build without StarlingMonkey's fetch support
+    return [tool, str(skill_dir / "app.js"), "--wit", wit, "--world-name", WORLD,
+            "--out", str(out), "--disable", "http", "fetch-event"]

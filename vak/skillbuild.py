@@ -44,6 +44,8 @@ ZIGFLAGS = (
     "-target", "wasm32-freestanding", "-fno-entry", "-rdynamic", "-O", "ReleaseSmall",
     "--stack", "65536",
 )
+#: the ``field`` of the ConfigError naming a missing component toolchain
+TOOLCHAINS = ("componentize-py", "componentize-js")
 #: longest compiler output kept in an error message (the start names the first error)
 _MAX_DIAGNOSTICS = 4000
 
@@ -168,10 +170,14 @@ def _module_of(manifest_path: Path, validate: bool) -> Path:
 
 
 def find_targets(root: Path, sdk: Path | None = None, zig: str | None = None, *,
-                 validate: bool = False) -> list[BuildTarget]:
+                 validate: bool = False, skipped: list[str] | None = None
+                 ) -> list[BuildTarget]:
     """Every skill under ``root`` (or ``root`` itself) that has sources, with their digest.
 
     A skill without sources whose module exists (a prebuilt module) is skipped.
+    With ``skipped`` (a list), a component whose toolchain is not installed is
+    skipped too and the reason appended (the repository's own build, where a
+    developer may lack node); without it that is an error.
 
     Raises:
         ConfigError: ``root`` holds no skill, a skill has neither sources nor
@@ -190,7 +196,12 @@ def find_targets(root: Path, sdk: Path | None = None, zig: str | None = None, *,
                 file=str(manifest_path), field="module.path", fix="e.g. module: {path: skill.wasm}",
             )
         if _kind_of(manifest_path) == "component":
-            targets.append(_component_target(manifest_path, module))
+            try:
+                targets.append(_component_target(manifest_path, module))
+            except ConfigError as exc:
+                if skipped is None or exc.details.get("field") not in TOOLCHAINS:
+                    raise
+                skipped.append(f"{skill}: {exc.message}")
             continue
         zig = zig or zig_version()
         if not any(skill.glob("*.c")) and not (skill / f"{module.stem}.zig").exists():
@@ -205,10 +216,11 @@ def find_targets(root: Path, sdk: Path | None = None, zig: str | None = None, *,
     return targets
 
 
-def stale(root: Path, sdk: Path | None = None, *, validate: bool = False
-          ) -> list[BuildTarget]:
+def stale(root: Path, sdk: Path | None = None, *, validate: bool = False,
+          skipped: list[str] | None = None) -> list[BuildTarget]:
     """The skills under ``root`` whose module is missing or older than its sources."""
-    return [t for t in find_targets(root, sdk, validate=validate) if not t.up_to_date()]
+    return [t for t in find_targets(root, sdk, validate=validate, skipped=skipped)
+            if not t.up_to_date()]
 
 
 def _command(target: BuildTarget, sdk: Path, out: Path) -> list[str]:
@@ -249,7 +261,8 @@ def build_target(target: BuildTarget, sdk: Path) -> None:
     target.stamp.write_text(target.digest + "\n", encoding="utf-8")
 
 
-def build_all(root: Path, sdk: Path | None = None, *, validate: bool = False) -> list[Path]:
+def build_all(root: Path, sdk: Path | None = None, *, validate: bool = False,
+              skipped: list[str] | None = None) -> list[Path]:
     """Build every stale module under ``root`` (a skill or a tree); return those built.
 
     Raises:
@@ -259,7 +272,7 @@ def build_all(root: Path, sdk: Path | None = None, *, validate: bool = False) ->
     """
     sdk = sdk or sdk_for(Path(root))
     built = []
-    for target in stale(root, sdk, validate=validate):
+    for target in stale(root, sdk, validate=validate, skipped=skipped):
         build_target(target, sdk)
         built.append(target.module)
     return built

@@ -59,11 +59,17 @@ class ReplyShapeError(Exception):
 
 
 def record(**fields: Any) -> Record:
-    """A WIT record value for wasmtime-py (fields set as attributes)."""
+    """A WIT record value for wasmtime-py: fields are attributes named as in WIT
+    (``unix_ns`` here is the field ``unix-ns``)."""
     out = Record()
     for name, value in fields.items():
-        setattr(out, name, value)
+        setattr(out, name.replace("_", "-"), value)
     return out
+
+
+def field(value: Any, name: str) -> Any:
+    """Field ``name`` (``max_bytes`` for WIT ``max-bytes``) of a record wasmtime-py lifted."""
+    return getattr(value, name.replace("_", "-"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +172,7 @@ def _http_args(req: Any) -> dict[str, Any]:
         seen.add(folded)
         headers[header.name] = header.value
     return {"method": req.method, "url": req.url, "headers": headers, "body": req.body,
-            **_optional_max(req.max_bytes)}
+            **_optional_max(field(req, "max_bytes"))}
 
 
 def _http_reply(reply: Mapping[str, Any]) -> Record:

@@ -10,6 +10,7 @@ import socket
 import sys
 
 from wit_world import exports
+from wit_world.imports import clock, http, random
 
 
 def _recurse(n: int) -> int:
@@ -66,6 +67,16 @@ class Tool(exports.Tool):
                 print("x" * 1000)
                 print("y" * 1000, file=sys.stderr)
             return json.dumps({"ok": True})
+        if name == "dupheaders":
+            req = http.Request(method="GET", url="http://127.0.0.1:1/", body="", max_bytes=None,
+                               headers=[http.Header(name="X-A", value="1"),
+                                        http.Header(name="x-a", value="2")])
+            http.send(req)
+            return json.dumps({"sent": True})
+        if name == "clock":
+            now = clock.now()
+            return json.dumps({"unix_ns": now.unix_ns, "monotonic_ns": now.monotonic_ns,
+                               "random": len(random.bytes(16))})
         return json.dumps({"error": "unknown"})
 
 
