@@ -1,14 +1,14 @@
 """Fixtures for component tests: the Python components built once, compiled once.
 
 Building a Python component takes seconds and compiling it with wasmtime
-tens of seconds, so ``component_engine`` does both once per session (the
-build is incremental through ``built_skills``; the compile goes to a session
-cache that later engines and kernels reuse).
+tens of seconds, so the session fixture ``components`` (tests/conftest.py)
+does both once (the build is incremental through ``built_skills``; the
+compile goes to a session cache that later engines and kernels reuse).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,18 @@ COMPONENT_DIRS = {
     "pynotes": example_dir("pynotes"),
     "pyhostile": REPO / "skills" / "hostile" / "pyhostile",
 }
+JS_DIR = example_dir("jsfetch")
+
+
+def require_js_component() -> Path:
+    """The built JavaScript example, or skip (fail under CI, which installs componentize-js)."""
+    module = JS_DIR / "jsfetch.wasm"
+    if not module.is_file():
+        if os.environ.get("CI"):
+            pytest.fail("vak/examples/jsfetch was not built (componentize-js missing in CI)")
+        pytest.skip("componentize-js is not installed (npm install "
+                    "@bytecodealliance/componentize-js): jsfetch not built")
+    return module
 
 
 @dataclass(frozen=True)
@@ -38,21 +50,9 @@ class Compiled:
     cache: Path
 
 
-def component_bytes(name: str) -> bytes:
-    skill = COMPONENT_DIRS[name]
-    data = yaml.safe_load((skill / "skill.yaml").read_text())
-    return (skill / data["module"]["path"]).read_bytes()
-
-
-@pytest.fixture(scope="session")
-def component_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("component-cache") / "cache"
-
-
-@pytest.fixture(scope="session")
-def components(built_skills: Path, component_cache: Path) -> Iterator[Compiled]:
-    """One engine (default settings, session cache) with both components compiled."""
-    engine = Engine(EngineSettings(module_cache_dir=component_cache), HOST_NAMES)
+def compile_components(cache: Path) -> Compiled:
+    """One engine (default settings, ``cache``) with both Python components compiled."""
+    engine = Engine(EngineSettings(module_cache_dir=cache), HOST_NAMES)
     digests, limits = {}, {}
     for name, skill in COMPONENT_DIRS.items():
         data = component_bytes(name)
@@ -60,10 +60,13 @@ def components(built_skills: Path, component_cache: Path) -> Iterator[Compiled]:
         engine.compile_component(data, digests[name])
         raw = yaml.safe_load((skill / "skill.yaml").read_text())
         limits[name] = Limits(**raw["limits"])
-    try:
-        yield Compiled(engine, digests, limits, component_cache)
-    finally:
-        engine.close()
+    return Compiled(engine, digests, limits, cache)
+
+
+def component_bytes(name: str) -> bytes:
+    skill = COMPONENT_DIRS[name]
+    data = yaml.safe_load((skill / "skill.yaml").read_text())
+    return (skill / data["module"]["path"]).read_bytes()
 
 
 class Files(Echo):
@@ -89,4 +92,14 @@ class Files(Echo):
         if function == "kv_get":
             value = self.kv.get(parsed["key"])
             return orjson.dumps({"found": value is not None, **({"value": value} if value else {})})
+        if function == "clock_now":
+            return b'{"unix_ns":7,"monotonic_ns":8}'
+        if function == "random_bytes":
+            return _b64(parsed["n"])
         return b'{"ok":true}'
+
+
+def _b64(n: int) -> bytes:
+    import base64
+
+    return orjson.dumps({"b64": base64.b64encode(b"\x07" * n).decode()})

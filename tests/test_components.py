@@ -7,12 +7,10 @@ import re
 import orjson
 import pytest
 import wasmtime
-from component_helpers import (  # noqa: F401
+from component_helpers import (
     Compiled,
     Files,
     component_bytes,
-    component_cache,
-    components,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -162,7 +160,7 @@ def test_component_digest_is_rechecked(bare_engine: Engine) -> None:
 
 # ---------------------------------------------------------------- calls through the handler
 def test_host_calls_reach_the_handler_with_the_core_abi_arguments(
-        components: Compiled) -> None:  # noqa: F811
+        components: Compiled) -> None:
     host = Files()
     digest, limits = components.digests["pynotes"], components.limits["pynotes"]
     out = components.engine.call(digest, "read_note", b'{"path":"/data/a.txt"}', limits, host)
@@ -177,7 +175,7 @@ def test_host_calls_reach_the_handler_with_the_core_abi_arguments(
     assert orjson.loads(last.output) == {"last": "/data/a.txt"}
 
 
-def test_an_ordinary_failure_is_a_reply_the_skill_handles(components: Compiled) -> None:  # noqa: F811
+def test_an_ordinary_failure_is_a_reply_the_skill_handles(components: Compiled) -> None:
     out = components.engine.call(components.digests["pynotes"], "read_note",
                                  b'{"path":"/data/missing"}', components.limits["pynotes"],
                                  Files())
@@ -185,7 +183,7 @@ def test_an_ordinary_failure_is_a_reply_the_skill_handles(components: Compiled) 
 
 
 def test_a_denial_is_a_trap_re_raised_unchanged_and_nothing_runs_after_it(
-        components: Compiled) -> None:  # noqa: F811
+        components: Compiled) -> None:
     host = Files(deny="/etc/passwd")
     with pytest.raises(PolicyDeniedError):
         components.engine.call(components.digests["pynotes"], "read_note",
@@ -196,7 +194,7 @@ def test_a_denial_is_a_trap_re_raised_unchanged_and_nothing_runs_after_it(
     assert orjson.loads(ok.output) == {"last": None}  # a fresh store per call
 
 
-def test_restart_loads_the_component_from_the_keyed_cache(components: Compiled) -> None:  # noqa: F811
+def test_restart_loads_the_component_from_the_keyed_cache(components: Compiled) -> None:
     with Engine(EngineSettings(module_cache_dir=components.cache), HOST_NAMES) as again:
         data = component_bytes("pynotes")
         compiled = again.compile_component(data, module_digest(data))

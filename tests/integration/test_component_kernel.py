@@ -8,7 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from component_helpers import Compiled, component_cache, components  # noqa: F401
+from component_helpers import (
+    COMPONENT_DIRS,
+    JS_DIR,
+    Compiled,
+    require_js_component,
+)
 
 from vak.audit.keys import load_trusted_keys
 from vak.audit.verify import verify_log
@@ -20,13 +25,11 @@ from vak.kernel import Kernel
 SECRET_FILE = "root:x:0:0:not-for-skills\n"
 
 
-def _workdir(tmp: Path, cache: Path, *, kind: str | None = None) -> Path:
-    """vak.toml, a trust store, /data mounted, and pynotes signed (as ``kind`` if given)."""
-    from component_helpers import COMPONENT_DIRS
-
-    skill = tmp / "skills" / "pynotes"
-    shutil.copytree(COMPONENT_DIRS["pynotes"], skill,
-                    ignore=shutil.ignore_patterns("__pycache__", ".*"))
+def _workdir(tmp: Path, cache: Path, *, kind: str | None = None,
+             source: Path = COMPONENT_DIRS["pynotes"], extra: str = "") -> Path:
+    """vak.toml, a trust store, /data mounted, and a skill signed (as ``kind`` if given)."""
+    skill = tmp / "skills" / source.name
+    shutil.copytree(source, skill, ignore=shutil.ignore_patterns("__pycache__", ".*"))
     if kind is not None:
         manifest = skill / "skill.yaml"
         manifest.write_text(manifest.read_text().replace("kind: component", f"kind: {kind}"))
@@ -43,18 +46,19 @@ def _workdir(tmp: Path, cache: Path, *, kind: str | None = None) -> Path:
     config.write_text(
         'state_dir = ".vak"\n'
         'trust_store = "trust.yaml"\n'
-        f"module_cache_dir = {json.dumps(str(cache))}\n"
+        + ('policy_dirs = ["policies"]\n' if (tmp / "policies").is_dir() else "")
+        + f"module_cache_dir = {json.dumps(str(cache))}\n"
         "\n[audit]\n"
         'log = "audit/vak.log"\n'
         'key = "audit/log.key"\n'
         "\n[host.fs_mounts]\n"
         '"/data" = "data"\n'
-        '"/private" = "private"\n')
+        '"/private" = "private"\n' + extra)
     return config
 
 
 def test_python_component_allowed_and_denied_reads_are_recorded_and_verify(
-        components: Compiled, tmp_path: Path) -> None:  # noqa: F811
+        components: Compiled, tmp_path: Path) -> None:
     config = _workdir(tmp_path, components.cache)
     with Kernel.from_config(config) as kernel:
         specs = kernel.load_skill(tmp_path / "skills" / "pynotes")
@@ -84,7 +88,7 @@ def test_python_component_allowed_and_denied_reads_are_recorded_and_verify(
     assert summary["valid_entries"] == summary["entries"] == len(entries)
 
 
-def test_a_manifest_naming_the_wrong_kind_is_refused(components: Compiled,  # noqa: F811
+def test_a_manifest_naming_the_wrong_kind_is_refused(components: Compiled,
                                                      tmp_path: Path) -> None:
     config = _workdir(tmp_path, components.cache, kind="core")
     with Kernel.from_config(config) as kernel, pytest.raises(SkillLoadError) as info:
@@ -92,7 +96,7 @@ def test_a_manifest_naming_the_wrong_kind_is_refused(components: Compiled,  # no
     assert "module.kind" in info.value.message
 
 
-def test_the_os_sandboxed_worker_route_runs_components(components: Compiled,  # noqa: F811
+def test_the_os_sandboxed_worker_route_runs_components(components: Compiled,
                                                        tmp_path: Path) -> None:
     config = _workdir(tmp_path, components.cache)
     # each worker compiles its module itself (it never shares the parent's cache):
@@ -108,3 +112,53 @@ def test_the_os_sandboxed_worker_route_runs_components(components: Compiled,  # 
     log = tmp_path / "audit" / "vak.log"
     loaded = [json.loads(line) for line in log.read_text().splitlines() if "skill_loaded" in line]
     assert loaded[0]["route"] == "worker" and loaded[0]["abi"] == "component"
+
+
+def test_javascript_component_allowed_and_denied_http_calls(components: Compiled,
+                                                            tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    require_js_component()
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            body = b"hello from the local server"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        (tmp_path / "policies").mkdir()
+        (tmp_path / "policies" / "local.cedar").write_text(
+            '@id("test.jsfetch-local")\n'
+            'permit (principal == Vak::Skill::"jsfetch", '
+            'action == Vak::Action::"http_request", resource)\n'
+            f'when {{ resource.ip == "127.0.0.1" && resource.port == {port} }};\n')
+        config = _workdir(tmp_path, components.cache, source=JS_DIR)
+        with Kernel.from_config(config) as kernel:
+            kernel.load_skill(tmp_path / "skills" / "jsfetch")
+            ok = kernel.invoke("jsfetch__fetch", {"url": f"http://127.0.0.1:{port}/status"})
+            assert ok.output["status"] == 200
+            assert ok.output["body"] == "hello from the local server"
+            with pytest.raises(PolicyDeniedError):  # another port on loopback: not permitted
+                kernel.invoke("jsfetch__fetch", {"url": f"http://127.0.0.1:{port + 1}/x"})
+            with pytest.raises(PolicyDeniedError):  # not in the manifest's host allowlist
+                kernel.invoke("jsfetch__fetch", {"url": "http://169.254.169.254/latest"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert hits == ["/status"]
+    log = tmp_path / "audit" / "vak.log"
+    report = verify_log(log, load_trusted_keys(log.with_name("log.key.pub")))
+    assert report.to_json()["result"] == "OK"

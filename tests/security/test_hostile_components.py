@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import orjson
 import pytest
-from component_helpers import Compiled, Files, component_cache, components  # noqa: F401
+from component_helpers import Compiled, Files
 
 from vak.errors import (
     ABIError,
@@ -46,7 +46,7 @@ def _call(c: Compiled, tool: str, args: dict[str, object], **limits: int) -> dic
     ("garbage", {}, {}, ABIError),
 ])
 def test_hostile_component_ends_in_its_typed_error(
-        components: Compiled, tool: str, args: dict[str, object],  # noqa: F811
+        components: Compiled, tool: str, args: dict[str, object],
         limits: dict[str, int], error: type[ToolCallError]) -> None:
     with pytest.raises(error):
         _call(components, tool, args, **limits)
@@ -83,7 +83,7 @@ def listener() -> Iterator[tuple[int, list[bytes]]]:
 
 
 def test_no_tcp_connect_and_no_name_lookup_reach_the_network(
-        components: Compiled, listener: tuple[int, list[bytes]]) -> None:  # noqa: F811
+        components: Compiled, listener: tuple[int, list[bytes]]) -> None:
     port, got = listener
     connect = _call(components, "connect", {"port": port})
     assert connect["connected"] is False
@@ -103,13 +103,13 @@ def test_no_tcp_connect_and_no_name_lookup_reach_the_network(
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "/proc/self/environ", "../etc/passwd", "."])
-def test_wasi_reaches_no_host_file(components: Compiled, path: str) -> None:  # noqa: F811
+def test_wasi_reaches_no_host_file(components: Compiled, path: str) -> None:
     out = _call(components, "passwd", {"path": path})
     assert out["read"] is False
 
 
 def test_wasi_gives_no_environment_arguments_stdin_or_directories(
-        components: Compiled, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        components: Compiled, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VAK_TEST_SECRET", "s3cr3t")
     out = _call(components, "environ", {})
     assert out["env"] == {}
@@ -118,7 +118,29 @@ def test_wasi_gives_no_environment_arguments_stdin_or_directories(
     assert out["cwd_list"] == "<FileNotFoundError>"
 
 
-def test_stdout_and_stderr_are_bounded_and_dropped(components: Compiled) -> None:  # noqa: F811
-    # 2 MB to each stream: dropped beyond the bound, the call still answers
-    assert _call(components, "shout", {"n": 2000}) == {"ok": True}
+def test_stdout_and_stderr_are_bounded_and_dropped(components: Compiled) -> None:
+    # 0.5 MB to each stream: dropped beyond the bound, the call still answers
+    assert _call(components, "shout", {"n": 500}, max_execution_time_ms=10_000) == {"ok": True}
     _still_serving(components)
+
+
+def test_arguments_the_json_abi_cannot_carry_are_refused_through_the_handler(
+        components: Compiled) -> None:
+    host = Files()
+    lim = components.limits["pyhostile"]
+    with pytest.raises(ABIError):
+        components.engine.call(components.digests["pyhostile"], "dupheaders", b"{}", lim, host)
+    # recorded as one refusal by the handler (the mediation: one host_decision deny),
+    # and nothing was sent
+    assert [(fn, pid) for fn, pid, _ in host.refusals] == [("http_request", "vak.invalid-args")]
+    assert host.calls == []
+    _still_serving(components)
+
+
+def test_mediated_clock_and_random_convert_to_wit(components: Compiled) -> None:
+    host = Files()
+    out = components.engine.call(components.digests["pyhostile"], "clock", b"{}",
+                                 components.limits["pyhostile"], host)
+    assert orjson.loads(out.output) == {"unix_ns": 7, "monotonic_ns": 8, "random": 16}
+    assert [fn for fn, _ in host.calls] == ["clock_now", "random_bytes"]
+    assert host.calls[1][1] == b'{"n":16}'
