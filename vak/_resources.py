@@ -1,7 +1,8 @@
 """Files the kernel ships inside the package, found through :mod:`importlib.resources`.
 
 Nothing at run time reaches into a source checkout: the Cedar schema and base
-policies (``vak/policies``), the WIT world of components (``vak/wit``), the guest SDK (``vak/sdk``: ``vak.h``, ``vak.zig``),
+policies (``vak/policies``), the WIT world of components (``vak/wit``), the
+guest SDK (``vak/sdk``: ``vak.h``, ``vak.zig``),
 the example skills' sources and manifests (``vak/examples/<name>``) and the
 manifest schema (``vak/identity/schemas``) are package data, so a wheel installed into a
 fresh virtualenv finds them exactly as an editable install does::

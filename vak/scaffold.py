@@ -207,7 +207,7 @@ limits:
   max_execution_time_ms: 1000
   max_fuel: {fuel}
   max_output_bytes: 4096
-  max_host_calls: 0
+  max_host_calls: {host_calls}
 exports:
   - name: execute
     description: Return a greeting for the given name.
@@ -331,7 +331,8 @@ def new_skill(parent: Path, name: str, lang: str, *, author: str = "me",
     # an interpreter in a component needs more memory and fuel than C (docs/COMPONENTS.md)
     (skill / "skill.yaml").write_text(_MANIFEST.format(
         name=name, author=json.dumps(author), kind="\n  kind: component" if component else "",
-        pages=512 if component else 16, fuel=1_000_000_000 if component else 10_000_000),
+        pages=512 if component else 16, fuel=1_000_000_000 if component else 10_000_000,
+        host_calls=16 if component else 0),
         encoding="utf-8")
     template = {"c": _C_SOURCE, "zig": _ZIG_SOURCE, "python": _PY_SOURCE, "js": _JS_SOURCE}[lang]
     source.write_text(template.format(name=name), encoding="utf-8")

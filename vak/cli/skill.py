@@ -148,10 +148,12 @@ def register(sub: Any) -> None:
     from vak.cli import skill_sign
     from vak.scaffold import LANGS
 
-    ssub = group(sub, "skill", "Write, build, sign and test a skill (C or Zig).",
+    ssub = group(sub, "skill",
+                 "Write, build, sign and test a skill (C, Zig, Python or JavaScript).",
                  epilog=_EXAMPLES)
 
-    p = add(ssub, "new", cmd_new, "Write NAME/skill.yaml and a C or Zig source to start from.",
+    p = add(ssub, "new", cmd_new,
+            "Write NAME/skill.yaml and a C, Zig, Python or JavaScript source to start from.",
             config=False, json_flag=False,
             epilog="example:\n  vak skill new hello --lang zig --dir skills")
     p.add_argument("name", metavar="NAME", help="skill name: a-z first, then a-z 0-9 _ -")

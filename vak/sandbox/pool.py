@@ -57,11 +57,11 @@ from vak.errors import (
 )
 from vak.identity.manifest import Limits
 from vak.jsonbound import JsonBounds
-from vak.sandbox.engine import check_output, refusal
+from vak.sandbox.engine import check_output
 from vak.sandbox.oslock import barrier_status
 from vak.sandbox.protocol import Frame, FrameReader, encode_frame, write_all
 from vak.sandbox.settings import EngineSettings, WorkerSettings
-from vak.sandbox.types import CallOutcome, HostHandler
+from vak.sandbox.types import CallOutcome, HostHandler, refusal
 from vak.sandbox.worker import error_from_wire, error_to_wire, limits_to_wire
 
 __all__ = ["WorkerPool"]
