@@ -42,6 +42,7 @@ from vak.audit.receipt import Receipt, verify_receipt
 from vak.audit.settings import AuditSettings
 from vak.audit.state import VerifierState, load_state, save_state
 from vak.audit.verify import Code, verify_log
+from vak.cli._common import add_standard_flags, debug_requested, guarded
 from vak.errors import AuditVerificationError, KeyFileError, VakError
 
 __all__ = ["EXIT_INTERNAL", "main", "safe_text"]
@@ -353,7 +354,11 @@ def _cmd_checkpoint(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vak-audit", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="vak-audit", description=__doc__.split("\n")[0],
+        epilog="examples:\n" + __doc__.split("Example::\n\n")[1].split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_standard_flags(p, "vak-audit")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser, *, log: bool = True, keys: bool = False) -> None:
@@ -366,21 +371,23 @@ def _parser() -> argparse.ArgumentParser:
             g.add_argument("--trust", help="trust file: verifier keys with revoked/not-after=")
 
     def filters(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--skill")
-        sp.add_argument("--session")
-        sp.add_argument("--decision", choices=["allow", "deny"])
-        sp.add_argument("--kind")
+        sp.add_argument("--skill", help="only entries naming this skill id")
+        sp.add_argument("--session", help="only entries of this session id")
+        sp.add_argument("--decision", choices=["allow", "deny"],
+                        help="only host decisions with this effect")
+        sp.add_argument("--kind", help="only entries of this kind, e.g. host_decision")
         sp.add_argument("--since", help="RFC 3339 time, inclusive")
         sp.add_argument("--until", help="RFC 3339 time, inclusive")
-        sp.add_argument("--json", action="store_true")
+        sp.add_argument("--json", action="store_true", help="print entries as JSON lines")
 
     v = sub.add_parser("verify", help="verify a whole log")
     common(v, keys=True)
     v.add_argument("--checkpoints", help="checkpoint file (default: LOG.ckpt)")
     v.add_argument("--sigs", help="per-entry signature file (default: LOG.sigs, if present)")
     v.add_argument("--state", help="remembered verifier state (rollback/fork detection)")
-    v.add_argument("--update-state", action="store_true")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("--update-state", action="store_true",
+                   help="after a successful verify, remember this log's size and root in --state")
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
     v.set_defaults(fn=_cmd_verify)
 
     s = sub.add_parser("show", help="print entries matching filters")
@@ -391,23 +398,24 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tail", help="print the last entries; --follow for new ones")
     common(t)
     filters(t)
-    t.add_argument("-n", type=int, default=10)
-    t.add_argument("--follow", "-f", action="store_true")
+    t.add_argument("-n", type=int, default=10, help="how many entries (default: 10)")
+    t.add_argument("--follow", "-f", action="store_true",
+                   help="keep printing entries as they are appended (Ctrl-C stops)")
     t.set_defaults(fn=_cmd_tail)
 
     pr = sub.add_parser("prove", help="receipt (checkpoint + inclusion proof) for one entry")
     common(pr)
-    pr.add_argument("--seq", type=int, required=True)
+    pr.add_argument("--seq", type=int, required=True, help="sequence number of the entry")
     pr.set_defaults(fn=_cmd_prove)
 
     vr = sub.add_parser("verify-receipt", help="verify a receipt JSON offline")
-    vr.add_argument("receipt")
+    vr.add_argument("receipt", help="receipt JSON file written by `vak-audit prove`")
     common(vr, log=False, keys=True)
     vr.set_defaults(fn=_cmd_verify_receipt)
 
     c = sub.add_parser("consistency", help="consistency proof between tree sizes A and B")
-    c.add_argument("a", type=int)
-    c.add_argument("b", type=int)
+    c.add_argument("a", type=int, help="the older tree size")
+    c.add_argument("b", type=int, help="the newer tree size")
     common(c)
     c.set_defaults(fn=_cmd_consistency)
 
@@ -419,6 +427,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (see module docstring).
+
+    Run under :func:`vak.cli._common.guarded` (the contract of docs/CLI.md): a
+    closed stdout (``vak-audit show | head -1``) exits 141 quietly, and nothing,
+    not even building the parser, can end in a traceback.
+    """
+    return guarded(lambda: _main(argv), "vak-audit", debug=debug_requested(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    """The command itself.
 
     Every failure ends here as one escaped message and a ``RESULT:`` line:
     usage and I/O problems exit ``USAGE`` (2), a proof that does not verify its
@@ -442,12 +460,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VakError as exc:
         _fail(exc.message, details=exc.details)
         return int(Code.USAGE)
+    except BrokenPipeError:
+        raise  # stdout closed (`| head`): guarded() ends quietly with 141
     except OSError as exc:
         _fail(str(exc))
         return int(Code.USAGE)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a defect: say so, with its own exit code, and no traceback
+        if debug_requested(argv):
+            raise  # guarded() prints the traceback and exits 70
         _fail(f"internal error ({type(exc).__name__}): {str(exc)[:500]}", "INTERNAL",
               to_stdout=True)
         return EXIT_INTERNAL
