@@ -46,7 +46,8 @@ def build_all(root: Path) -> list[Path]:
 
 def stale(root: Path) -> list[tuple[Path, Path, str]]:
     """``(skill_dir, module, digest)`` of every missing or stale module under ``root``."""
-    return [(t.skill_dir, t.module, t.digest) for t in skillbuild.stale(Path(root))]
+    return [(t.skill_dir, t.module, t.digest)
+            for t in skillbuild.stale(Path(root), skipped=SKIPPED)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -237,19 +237,15 @@ class ComponentRunner:
             return compiled
 
     def _load(self, data: bytes, digest: str) -> tuple[wc.Component, bool]:
-        cached = self._cache.load(digest)
-        if cached is not None:
+        def build() -> wc.Component:
             try:
-                return wc.Component.deserialize(self._engine, cached), True
-            except wasmtime.WasmtimeError:
-                pass  # stale for this engine: recompile and overwrite
-        try:
-            component = wc.Component(self._engine, bytes(data))
-        except wasmtime.WasmtimeError as exc:
-            raise SkillLoadError(f"component {digest} is not a valid component: "
-                                 f"{_first_line(str(exc))}", digest=digest) from None
-        self._cache.store(digest, bytes(component.serialize()))
-        return component, False
+                return wc.Component(self._engine, bytes(data))
+            except wasmtime.WasmtimeError as exc:
+                raise SkillLoadError(f"component {digest} is not a valid component: "
+                                     f"{_first_line(str(exc))}", digest=digest) from None
+
+        return self._cache.load_or_build(
+            digest, lambda blob: wc.Component.deserialize(self._engine, blob), build)
 
     def call(self, digest: str, export: str, input_json: bytes, limits: Limits,
              host: HostHandler) -> tuple[bytes, int, int, int]:

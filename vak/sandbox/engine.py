@@ -260,13 +260,7 @@ class Engine:
             ABIError: the module imports anything but ``vak.<catalog fn>`` with the
                 ABI type, or lacks the ``memory``/``vak_alloc`` exports.
         """
-        if self._closed:
-            raise SkillLoadError("engine is closed")
-        actual = module_digest(module_bytes)
-        if actual != digest:
-            raise DigestMismatchError(
-                f"module bytes hash to {actual}, expected {digest}", expected=digest,
-                actual=actual)
+        self._check_bytes(module_bytes, digest, "module")
         with self._lock:
             known = self._modules.get(digest)
             if known is not None:
@@ -283,20 +277,16 @@ class Engine:
             return compiled
 
     def _load_module(self, module_bytes: bytes, digest: str) -> tuple[wasmtime.Module, bool]:
-        cached = self._cache.load(digest)
-        if cached is not None:
+        def build() -> wasmtime.Module:
             try:
-                return wasmtime.Module.deserialize(self._engine, cached), True
-            except wasmtime.WasmtimeError:
-                pass  # stale for this engine: recompile and overwrite
-        try:
-            wasmtime.Module.validate(self._engine, module_bytes)
-            module = wasmtime.Module(self._engine, module_bytes)
-        except wasmtime.WasmtimeError as exc:
-            raise SkillLoadError(f"module {digest} is not valid wasm: {exc}",
-                                 digest=digest) from None
-        self._cache.store(digest, bytes(module.serialize()))
-        return module, False
+                wasmtime.Module.validate(self._engine, module_bytes)
+                return wasmtime.Module(self._engine, module_bytes)
+            except wasmtime.WasmtimeError as exc:
+                raise SkillLoadError(f"module {digest} is not valid wasm: {exc}",
+                                     digest=digest) from None
+
+        return self._cache.load_or_build(
+            digest, lambda blob: wasmtime.Module.deserialize(self._engine, blob), build)
 
     def _check_imports(self, module: wasmtime.Module) -> tuple[str, ...]:
         names = []
@@ -346,14 +336,18 @@ class Engine:
             ABIError: it imports an interface the kernel does not offer (named)
                 or lacks the ``vak:skill/tool`` export.
         """
+        self._check_bytes(component_bytes, digest, "component")
+        return self._components.compile(component_bytes, digest)
+
+    def _check_bytes(self, data: bytes, digest: str, what: str) -> None:
+        """Refuse a closed engine and bytes that do not hash to the signed digest."""
         if self._closed:
             raise SkillLoadError("engine is closed")
-        actual = module_digest(component_bytes)
+        actual = module_digest(data)
         if actual != digest:
             raise DigestMismatchError(
-                f"component bytes hash to {actual}, expected {digest}", expected=digest,
+                f"{what} bytes hash to {actual}, expected {digest}", expected=digest,
                 actual=actual)
-        return self._components.compile(component_bytes, digest)
 
     def compiled_component(self, digest: str) -> CompiledComponent | None:
         """The compiled component for ``digest``, if ``compile_component`` ran for it."""
