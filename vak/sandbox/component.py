@@ -242,7 +242,7 @@ class ComponentRunner:
                 return wc.Component(self._engine, bytes(data))
             except wasmtime.WasmtimeError as exc:
                 raise SkillLoadError(f"component {digest} is not a valid component: "
-                                     f"{_first_line(str(exc))}", digest=digest) from None
+                                     f"{_cause(str(exc))}", digest=digest) from None
 
         return self._cache.load_or_build(
             digest, lambda blob: wc.Component.deserialize(self._engine, blob), build)
@@ -317,7 +317,8 @@ class ComponentRunner:
         return result.encode("utf-8", "surrogatepass")
 
 
-def _first_line(message: str) -> str:
+def _cause(message: str) -> str:
+    """The last non-empty line of a wasmtime error: its innermost cause."""
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
     return lines[-1] if lines else message
 
@@ -325,23 +326,26 @@ def _first_line(message: str) -> str:
 def _classify(message: str, state: _CallState, export: str, limit_bytes: int) -> BaseException:
     """Map a component trap's message to the typed error the caller sees."""
     where = {"export": export}
-    if "wasm trap: interrupt" in message:
+    # only wasmtime's cause (the last line) is read: the backtrace above it holds
+    # guest-chosen function names
+    cause = _cause(message)
+    if "wasm trap: interrupt" in cause:
         return SkillTimeout(f"{export}: execution time limit reached", **where)
-    if "all fuel consumed" in message:
+    if "all fuel consumed" in cause:
         return FuelExhausted(f"{export}: fuel exhausted", **where)
-    if "call stack exhausted" in message:
+    if "call stack exhausted" in cause:
         return StackOverflow(f"{export}: wasm stack exhausted", **where)
-    if (full := _POOL_FULL.search(message)) is not None:
+    if (full := _POOL_FULL.search(cause)) is not None:
         return CapacityError(
             f"{export}: no free pooled slot for {full.group(2)} (all {full.group(1)} in use); "
             "retry later, end idle sessions, or raise pool_total_* in the config",
             resource=full.group(2), limit=int(full.group(1)), **where)
     stdio = b"".join(state.stdio)
-    if b"MemoryError" in stdio or ("memory" in message and "limit" in message.lower()):
+    if b"MemoryError" in stdio or ("memory" in cause and "limit" in cause.lower()):
         # the guest's own runtime reported it could not grow its heap (memory.grow
         # returned -1 at the store limit); guest text only ever selects this, for its call
         return MemoryLimitExceeded(
             f"{export}: the component ran out of memory at the limit of {limit_bytes} bytes",
             limit_bytes=limit_bytes, **where)
-    return GuestTrap(f"{export}: component trapped: {_first_line(message)[:300]}",
+    return GuestTrap(f"{export}: component trapped: {cause[:300]}",
                      trap_code=None, **where)
