@@ -33,10 +33,12 @@ from vak.config import SHIPPED_POLICY_DIR
 from vak.host.context import CallContext
 from vak.host.fs import FsFamily
 from vak.host.mediation import Mediator
+from vak.host.principal import principal_for
+from vak.host.settings import HostSettings
 from vak.identity.manifest import Capabilities, Limits, Manifest, ModuleRef
 from vak.identity.trust import Tier
 from vak.policy.engine import PolicyEngine
-from vak.policy.entities import CedarRequest, file_entity, principal_for
+from vak.policy.entities import CedarRequest, file_entity
 
 
 class NoFsync:
@@ -101,7 +103,7 @@ def main(n: int = 2000) -> None:
         p,
         "fs_read",
         file_entity("/workspace/notes/today.txt"),
-        {"session": {}, "max_bytes": 1 << 20},
+        {"session": {"labels": []}, "max_bytes": 1 << 20},
     )
     schema = cedarpy.Schema.from_str(engine.loaded.schema_text)
     policies = cedarpy.PolicySet.from_str(engine.loaded.policy_text)
@@ -125,14 +127,15 @@ def main(n: int = 2000) -> None:
     rows["cedar_bare"] = per_call(
         lambda: cedarpy.is_authorized(cedar_req, policies, ents, schema), n
     )
-    m0 = Mediator(engine, NullSink(), args_digest=digest, fs_mounts={"/workspace": tmp})
+    host = HostSettings(fs_mounts={"/workspace": tmp})
+    m0 = Mediator(host, engine, NullSink(), args_digest=digest)
     rows["hit_null_sink"], rows["miss_null_sink"] = run(m0.handler(ctx))
     # phase 2: the real AuditLog
     log = AuditLog.open(
         tmp / "a" / "vak.log", key_path=tmp / "a" / "log.key", origin="bench.vak/k", fsync=fsync
     )
     rows["audit_append"] = per_call(lambda: log.append("heartbeat", {}), n)
-    m = Mediator(engine, NoFsync(log), args_digest=log.args_digest, fs_mounts={"/workspace": tmp})
+    m = Mediator(host, engine, NoFsync(log), args_digest=log.args_digest)
     rows["hit_real_log"], rows["miss_real_log"] = run(m.handler(ctx))
     log.close()
 

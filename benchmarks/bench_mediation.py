@@ -49,10 +49,12 @@ def _setup(ctx: Context) -> dict[str, Any]:
     from vak.config import SHIPPED_POLICY_DIR
     from vak.host.context import CallContext
     from vak.host.mediation import Mediator
+    from vak.host.principal import principal_for
+    from vak.host.settings import HostSettings
     from vak.identity.manifest import Capabilities, Limits, Manifest, ModuleRef
     from vak.identity.trust import Tier
     from vak.policy.engine import PolicyEngine
-    from vak.policy.entities import CedarRequest, file_entity, principal_for
+    from vak.policy.entities import CedarRequest, file_entity
 
     root = ctx.workdir / "mediation"
     (root / "ws").mkdir(parents=True, exist_ok=True)
@@ -66,10 +68,11 @@ def _setup(ctx: Context) -> dict[str, Any]:
 
     def handler(cache_size: int) -> Callable[[str, bytes], bytes]:
         policies = PolicyEngine.load([SHIPPED_POLICY_DIR], cache_size=cache_size)
-        m = Mediator(policies, _NoWait(log), args_digest=log.args_digest,
-                     fs_mounts={"/workspace": root / "ws"})
+        m = Mediator(HostSettings(fs_mounts={"/workspace": root / "ws"}), policies, _NoWait(log),
+                     args_digest=log.args_digest)
         # the effect is excluded by the target: a constant instead of the read
-        m._fs._read = lambda path, max_bytes, c: {"content": ""}  # type: ignore[method-assign]
+        fs = m._families["fs_read"]
+        fs._read = lambda path, max_bytes, c: {"content": ""}  # type: ignore[union-attr]
         return m.handler(call_ctx)
 
     hit, miss = handler(4096), handler(0)
@@ -83,7 +86,7 @@ def _setup(ctx: Context) -> dict[str, Any]:
                               module_sha256=call_ctx.module_sha256, signer="ed25519:x",
                               trust_tier="trusted")
     req = CedarRequest(principal, "fs_read", file_entity(PATH),
-                       {"session": {}, "max_bytes": 1 << 20})
+                       {"session": {"labels": []}, "max_bytes": 1 << 20})
     schema = cedarpy.Schema.from_str(engine.loaded.schema_text)
     policies = cedarpy.PolicySet.from_str(engine.loaded.policy_text)
     entities = cedarpy.Entities.from_json_str(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import uuid
@@ -16,6 +17,7 @@ from vak.audit.sink import AuditRef
 from vak.config import SHIPPED_POLICY_DIR
 from vak.host.context import CallContext
 from vak.host.mediation import Mediator
+from vak.host.settings import HostSettings
 from vak.identity.manifest import Capabilities, Limits, Manifest, ModuleRef
 from vak.identity.trust import Tier
 from vak.policy.engine import PolicyEngine
@@ -25,6 +27,21 @@ LOOPBACK_POLICY = """
 permit (principal, action == Vak::Action::"http_request", resource)
 when { resource.ip_class == "loopback" };
 """
+
+
+class CountingResolver:
+    """Records every name that reaches DNS (and answers loopback)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    @property
+    def lookups(self) -> int:
+        return len(self.names)
+
+    def resolve(self, host: str, port: int) -> tuple[str, ...]:
+        self.names.append(host)
+        return ("127.0.0.1",)
 
 
 class LogSink:
@@ -130,6 +147,13 @@ def call(handler: Any, fn: str, **args: Any) -> dict[str, Any]:
     return orjson.loads(handler(fn, orjson.dumps(args)))
 
 
+_SETTINGS = {f.name for f in dataclasses.fields(HostSettings)}
+
+
 def mediator(tmp: Path, sink: Any, extra: str | None = None, **kw: Any) -> Mediator:
+    """A Mediator on the real policies; ``kw`` mixes HostSettings fields and Mediator options."""
     digest = sink.args_digest if isinstance(sink, LogSink) else args_digest
-    return Mediator(engine(tmp, extra), sink, args_digest=digest, kv_path=tmp / "kv.sqlite3", **kw)
+    settings = HostSettings(**{"kv_path": tmp / "kv.sqlite3",
+                               **{k: v for k, v in kw.items() if k in _SETTINGS}})
+    options = {k: v for k, v in kw.items() if k not in _SETTINGS}
+    return Mediator(settings, engine(tmp, extra), sink, args_digest=digest, **options)

@@ -9,7 +9,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from host_helpers import LOOPBACK_POLICY, LogSink, call, context, manifest, mediator
+from host_helpers import (
+    LOOPBACK_POLICY,
+    CountingResolver,
+    LogSink,
+    call,
+    context,
+    manifest,
+    mediator,
+)
 
 from vak.errors import PolicyDeniedError
 
@@ -188,7 +196,7 @@ def test_dns_failure_is_a_recorded_deny(tmp_path: Path) -> None:
 
 def test_wildcard_and_port_patterns(tmp_path: Path) -> None:
     from vak.host.http import host_allowed
-    from vak.policy.normalize import normalize_url as n
+    from vak.host.normalize import normalize_url as n
 
     pats = ("*.example.org", "api.example.com", "127.0.0.1:8080")
     assert host_allowed(n("https://a.example.org/"), pats)
@@ -287,3 +295,187 @@ def test_https_pinned_ip_verifies_original_name(tmp_path: Path) -> None:
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+FORBID_EVIL = """
+@id("ops.net.no-evil")
+forbid (principal, action == Vak::Action::"http_request", resource)
+when { resource.host == "evil.test" };
+"""
+
+DENIED_HOSTS = [
+    ("undeclared", "http://evil.test/", "vak.capability-ceiling"),
+    ("operator-forbid", "http://evil.test:8080/", "ops.net.no-evil"),
+    ("undeclared-port", "http://good.test:81/", "vak.capability-ceiling"),
+]
+
+
+@pytest.mark.parametrize(("url", "policy"), [c[1:] for c in DENIED_HOSTS],
+                         ids=[c[0] for c in DENIED_HOSTS])
+def test_a_denied_host_never_reaches_the_resolver(tmp_path: Path, url: str, policy: str) -> None:
+    res = CountingResolver()
+    sink, h = _h(tmp_path, ("evil.test:8080", "good.test:80"),
+                 extra=LOOPBACK_POLICY + FORBID_EVIL, resolver=res)
+    with pytest.raises(PolicyDeniedError) as err:
+        call(h, "http_request", url=url)
+    assert err.value.policy_ids == (policy,)
+    assert res.names == []
+    assert [k for k, _, _ in sink.entries] == ["host_decision"]
+    assert sink.decisions()[0]["summary"]["ip_class"] == "unresolved"
+
+
+def test_two_recorded_decisions_before_the_connection(
+    tmp_path: Path, server: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # URL decision (host_resolve, durable) -> DNS -> address decision (durable) -> connect
+    from vak.host.http import HttpFamily
+
+    order: list[str] = []
+    res = CountingResolver()
+    real_resolve = res.resolve
+
+    def resolve(host: str, port: int) -> tuple[str, ...]:
+        order.append(f"dns:{[k for k, _, _ in sink.entries]}")
+        return real_resolve(host, port)
+
+    res.resolve = resolve  # type: ignore[method-assign]
+    real_fetch = HttpFamily._fetch
+
+    def fetch(self: HttpFamily, *a: object) -> dict[str, object]:
+        order.append(f"connect:{[k for k, _, _ in sink.entries]}")
+        return real_fetch(self, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(HttpFamily, "_fetch", fetch)
+    sink, h = _h(tmp_path, (f"named.test:{server}",), resolver=res)
+    assert call(h, "http_request", url=f"http://named.test:{server}/ok")["body"] == "hello"
+    assert order == ["dns:['host_resolve']", "connect:['host_resolve', 'host_decision']"]
+    kinds = [(k, durable) for k, _, durable in sink.entries]
+    assert kinds == [("host_resolve", True), ("host_decision", True), ("host_result", False)]
+    url_stage, address_stage = sink.entries[0][1], sink.entries[1][1]
+    assert url_stage["decision"]["policy_ids"] == ["vak.net.permit-resolve"]
+    assert address_stage["decision"]["policy_ids"] == ["test.net.allow-loopback"]
+    assert address_stage["summary"]["ip_class"] == "loopback"
+    assert len(sink.decisions()) == 1  # one host_decision per call
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Sends its status line, headers or body one byte every 50 ms."""
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 400\r\nX-Pad: " + b"p" * 200 + b"\r\n\r\n"
+        body = b"b" * 400
+        try:
+            if self.path == "/body":
+                self.wfile.write(head)
+                self.wfile.flush()
+                data = body
+            else:
+                data = head + body
+            for i in range(len(data)):
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+                time.sleep(0.05)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+
+
+@pytest.fixture(scope="module")
+def trickle() -> Iterator[int]:
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.mark.parametrize("path", ["/headers", "/body"], ids=["trickled-headers", "trickled-body"])
+def test_one_deadline_bounds_a_trickling_exchange(tmp_path: Path, trickle: int, path: str) -> None:
+    _, h = _h(tmp_path, (f"127.0.0.1:{trickle}",))
+    start = time.monotonic()
+    r = call(h, "http_request", url=f"http://127.0.0.1:{trickle}{path}", timeout_ms=1000)
+    elapsed = time.monotonic() - start
+    assert r["error"] == "timeout"
+    assert elapsed < 2.5  # ~1 s; a byte every 50 ms would keep it alive for ~30 s
+
+
+def test_the_invocation_deadline_bounds_the_exchange(tmp_path: Path, trickle: int) -> None:
+    import dataclasses
+
+    sink = LogSink(tmp_path)
+    m = mediator(tmp_path, sink, LOOPBACK_POLICY, http_timeout_ms=3000)
+    ctx = dataclasses.replace(context(manifest(http=(f"127.0.0.1:{trickle}",))),
+                              deadline=time.monotonic() + 0.5)
+    start = time.monotonic()
+    r = call(m.handler(ctx), "http_request", url=f"http://127.0.0.1:{trickle}/headers",
+             timeout_ms=3000)
+    assert r["error"] == "timeout" and time.monotonic() - start < 2.0
+    past = dataclasses.replace(ctx, deadline=time.monotonic() - 1)
+    assert call(m.handler(past), "http_request",
+                url=f"http://127.0.0.1:{trickle}/headers")["error"] == "timeout"
+
+
+def test_a_broken_resolver_still_ends_in_one_recorded_decision(tmp_path: Path) -> None:
+    class Broken:
+        def resolve(self, host: str, port: int) -> tuple[str, ...]:
+            raise RuntimeError("resolver bug")
+
+    sink, h = _h(tmp_path, ("named.test",), resolver=Broken())
+    with pytest.raises(PolicyDeniedError):
+        call(h, "http_request", url="http://named.test/")
+    assert [k for k, _, _ in sink.entries] == ["host_resolve", "host_decision"]
+    assert sink.decisions()[0]["summary"]["ip_class"] == "no_address"
+
+
+def test_a_hanging_resolver_is_abandoned_at_the_deadline(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    class Hanging:
+        def resolve(self, host: str, port: int) -> tuple[str, ...]:
+            release.wait(10)
+            return ("127.0.0.1",)
+
+    sink, h = _h(tmp_path, ("slow-dns.test",), resolver=Hanging())
+    start = time.monotonic()
+    try:
+        with pytest.raises(PolicyDeniedError):
+            call(h, "http_request", url="http://slow-dns.test/", timeout_ms=300)
+        assert time.monotonic() - start < 2.0
+    finally:
+        release.set()
+    d = sink.decisions()[0]
+    assert d["summary"]["ip_class"] == "no_address" and "deadline" in d["summary"]["dns_error"]
+
+
+def test_a_tls_peer_trickling_its_handshake_is_cut_at_the_deadline(tmp_path: Path) -> None:
+    import socket as socketlib
+
+    srv = socketlib.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            while not stop.is_set():  # a byte of "ServerHello" now and then
+                try:
+                    conn.sendall(b"\x16")
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        _, h = _h(tmp_path, (f"127.0.0.1:{port}",))
+        start = time.monotonic()
+        r = call(h, "http_request", url=f"https://127.0.0.1:{port}/", timeout_ms=600)
+        assert time.monotonic() - start < 2.0
+        assert r["error"] in ("timeout", "tls_error")
+    finally:
+        stop.set()
+        srv.close()

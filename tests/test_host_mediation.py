@@ -151,7 +151,9 @@ def test_obs_functions(tmp_path: Path, ws: Path) -> None:
     import base64
 
     assert len(base64.b64decode(call(h, "random_bytes", n=16)["b64"])) == 16
-    assert not any(d for k, _, d in sink.entries if k == "host_decision")  # non-effectful
+    # issue 11 item 2: log is recorded (durably) before its line is written, like every
+    # effect; clock_now and random_bytes reveal nothing and stay non-durable
+    assert [d for k, _, d in sink.entries if k == "host_decision"] == [True, False, False]
 
 
 BAD_ARGS = [
@@ -226,21 +228,23 @@ def test_counters_saturate() -> None:
 
 
 def test_from_config(tmp_path: Path, ws: Path) -> None:
-    from vak.config import KernelConfig
+    # the room's settings objects, as the composition root builds them
+    from vak.config import SHIPPED_POLICY_DIR
     from vak.host.mediation import Mediator
     from vak.host.secrets import provider_from_config
+    from vak.host.settings import HostSettings
     from vak.policy.engine import PolicyEngine
+    from vak.policy.settings import PolicySettings
 
-    cfg = KernelConfig(
-        state_dir=tmp_path,
+    cfg = HostSettings(
         fs_mounts={"/workspace": ws},
+        kv_path=tmp_path / "kv.sqlite3",
         secrets_env=("API_TOKEN",),
-        decision_cache_size=8,
     )
     sink = LogSink(tmp_path)
-    m = Mediator.from_config(
+    m = Mediator(
         cfg,
-        PolicyEngine.from_config(cfg),
+        PolicyEngine.load(PolicySettings((SHIPPED_POLICY_DIR,), decision_cache_size=8)),
         sink,
         args_digest=sink.args_digest,
         secrets=provider_from_config(cfg, {"API_TOKEN": "abcd1234"}),
@@ -250,7 +254,7 @@ def test_from_config(tmp_path: Path, ws: Path) -> None:
     assert call(h, "kv_put", key="a", value="b") == {"ok": True}
     assert (tmp_path / "kv.sqlite3").exists()
     assert call(h, "secret_get", name="API_TOKEN")["value"] == "abcd1234"
-    assert provider_from_config(KernelConfig()).get("API_TOKEN") is None
+    assert provider_from_config(HostSettings()).get("API_TOKEN") is None
 
 
 def test_audit_entry_shape_follows_audit_format(tmp_path: Path, ws: Path) -> None:

@@ -52,3 +52,15 @@ def test_policy_test_http_pinned_metadata(capsys: pytest.CaptureFixture[str]) ->
 
 def test_policy_test_bad_context(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policy", "test", "--skill", "x", "--action", "log", "--context", "[1"]) != 0
+
+
+def test_policy_test_never_resolves_a_denied_host(capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    looked_up: list[object] = []
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: looked_up.append(a) or [])
+    rc = main(["policy", "test", "--skill", "anon", "--action", "http_request",
+               "--resource", "http://undeclared.test/", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 20 and out["ceiling"] and out["address_pending"] and looked_up == []

@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vak.config import SHIPPED_POLICY_DIR
-from vak.policy._partition import Scope, scope_of
+from vak.host.principal import principal_for
+from vak.policy._partition import Scope, leaf_actions, scope_of
 from vak.policy.engine import PolicyEngine
-from vak.policy.entities import CedarRequest, Entity, dir_entity, file_entity, principal_for
+from vak.policy.entities import CedarRequest, Entity, dir_entity, file_entity
 
 #: operator policies with every scope shape the partitioner distinguishes, plus
 #: one that errors (an erroring forbid is skipped by Cedar; we must still deny)
@@ -128,7 +129,7 @@ def _requests(draw: st.DrawFn) -> CedarRequest:
         if action == "log":
             ctx = {"level": "info", "size": size}
     session = {"host_calls": draw(st.integers(0, 6))} if draw(st.booleans()) else {}
-    return CedarRequest(p, action, resource, {"session": session, **ctx})
+    return CedarRequest(p, action, resource, {"session": {"labels": [], **session}, **ctx})
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -162,7 +163,7 @@ def test_sliced_equals_whole_over_a_grid(engines: tuple[PolicyEngine, PolicyEngi
 def _grid(p: Any, name: str) -> list[CedarRequest]:
     kernel = Entity("Vak::Kernel", "local")
     out: list[CedarRequest] = []
-    for session in ({}, {"host_calls": 5}):
+    for session in ({"labels": []}, {"labels": [], "host_calls": 5}):
         for size in (1, 200):
             def req(
                 action: str, resource: Entity, _s: dict[str, int] = session, **ctx: Any
@@ -202,11 +203,13 @@ def test_the_properties_exercise_every_outcome(
     carol = principal_for(manifest(name="carol", fs_read=("/workspace",)), manifest_digest="x",
                           module_sha256="y", signer="z", trust_tier="trusted")
     f = file_entity("/workspace/a.txt")
-    assert sliced.decide(CedarRequest(alice, "fs_read", f, {"session": {}, "max_bytes": 1})).allowed
-    d = sliced.decide(CedarRequest(carol, "fs_read", f, {"session": {}, "max_bytes": 1}))
+    none: dict[str, list[str]] = {"labels": []}
+    req = CedarRequest(alice, "fs_read", f, {"session": none, "max_bytes": 1})
+    assert sliced.decide(req).allowed
+    d = sliced.decide(CedarRequest(carol, "fs_read", f, {"session": none, "max_bytes": 1}))
     assert not d.allowed and d.policy_ids == ("ops.forbid-carol",)
     d = sliced.decide(CedarRequest(alice, "random_bytes", Entity("Vak::Kernel", "local"),
-                                   {"session": {}, "n": 80000}))
+                                   {"session": {"labels": []}, "n": 80000}))
     assert not d.allowed and "ops.overflow" in d.policy_ids and d.errors
     assert "ops.overflow" in d.errors[0] and "policy" not in d.errors[0].split("`")[1]
 
@@ -232,7 +235,23 @@ def test_the_properties_exercise_every_outcome(
          "is-in"],
 )
 def test_scope_of(text: str, scope: Scope) -> None:
-    assert scope_of(text) == scope
+    leaves = leaf_actions((SHIPPED_POLICY_DIR / "vak.cedarschema").read_text())
+    assert scope_of(text, leaves) == scope
+
+
+def test_leaf_actions_are_the_catalog_functions() -> None:
+    # policy reads the leaves from the schema (it imports nothing of host); the
+    # schema declares exactly one leaf action per catalog row
+    from vak.host.catalog import HOST_FUNCTIONS
+
+    schema = (SHIPPED_POLICY_DIR / "vak.cedarschema").read_text()
+    assert leaf_actions(schema) == {f.name for f in HOST_FUNCTIONS}
+    # a declaration the reader does not understand yields no leaf (slices only grow)
+    assert leaf_actions("namespace X { action weird; }") == frozenset()
+    assert leaf_actions(
+        'namespace X { action g; action a in [g] appliesTo { principal: [U], resource: [U] }; '
+        'action b in ["a"] appliesTo { principal: [U], resource: [U] }; }'
+    ) == {"b"}
 
 
 def test_group_actions_are_never_leaves() -> None:

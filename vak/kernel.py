@@ -462,7 +462,7 @@ class _LazyHost:
     a handler exists (no secret can have been revealed without one).
     """
 
-    __slots__ = ("_handler", "_inv_id", "_mediator", "_session", "_tool")
+    __slots__ = ("_deadline", "_handler", "_inv_id", "_mediator", "_session", "_tool")
 
     def __init__(self, mediator: Any, tool: RegisteredTool, inv_id: str,
                  session: str | None) -> None:
@@ -471,14 +471,25 @@ class _LazyHost:
         self._inv_id = inv_id
         self._session = session
         self._handler: Any = None
+        #: no host effect outlives the call's own time limit
+        self._deadline = (time.monotonic()
+                          + tool.skill.manifest.limits.max_execution_time_ms / 1000)
 
-    def __call__(self, name: str, payload: bytes) -> bytes:
+    def _get(self) -> Any:
         handler = self._handler
         if handler is None:
             handler = self._handler = _handler(
-                self._mediator, self._tool, self._inv_id, self._session)
-        reply: bytes = handler(name, payload)
+                self._mediator, self._tool, self._inv_id, self._session, self._deadline)
+        return handler
+
+    def __call__(self, name: str, payload: bytes) -> bytes:
+        reply: bytes = self._get()(name, payload)
         return reply
+
+    def refuse(self, function: str, policy_id: str, reason: str, /) -> BaseException:
+        """Record a call the engine refused (bad span, call limit); the error to raise."""
+        error: BaseException = self._get().refuse(function, policy_id, reason)
+        return error
 
     def scrub(self, output: bytes) -> bytes:
         scrub = getattr(self._handler, "scrub", None)
@@ -641,13 +652,20 @@ def _make_engine(config: KernelConfig) -> Any:
 def _make_mediator(config: KernelConfig, audit: Any) -> Any:
     from vak.host.mediation import Mediator
     from vak.host.secrets import FileSecretProvider
+    from vak.host.settings import HostSettings
     from vak.policy.engine import PolicyEngine
+    from vak.policy.settings import PolicySettings
 
-    policies = PolicyEngine.load(config.all_policy_dirs, cache_size=config.decision_cache_size)
-    secrets = FileSecretProvider(config.secrets_file) if config.secrets_file else None
-    return Mediator.from_config(
-        config, policies, audit, args_digest=audit.args_digest, secrets=secrets
+    policies = PolicyEngine.load(PolicySettings(
+        policy_dirs=config.all_policy_dirs, decision_cache_size=config.decision_cache_size))
+    host = HostSettings(
+        fs_mounts=config.fs_mounts, kv_path=config.resolved("kv_path"),
+        secrets_file=config.secrets_file, secrets_env=config.secrets_env,
+        http_max_response_bytes=config.http_max_response_bytes,
+        http_timeout_ms=config.http_timeout_ms,
     )
+    secrets = FileSecretProvider(config.secrets_file) if config.secrets_file else None
+    return Mediator(host, policies, audit, args_digest=audit.args_digest, secrets=secrets)
 
 
 def _make_sessions(config: KernelConfig, engine: Any) -> SessionTable:
@@ -667,7 +685,8 @@ def _make_pool(config: KernelConfig) -> Any:
     return WorkerPool(_worker_settings(config), _engine_settings(config), _host_names())
 
 
-def _handler(mediator: Any, tool: RegisteredTool, inv_id: str, session: str | None) -> Any:
+def _handler(mediator: Any, tool: RegisteredTool, inv_id: str, session: str | None,
+             deadline: float) -> Any:
     from vak.host.context import CallContext
 
     skill = tool.skill
@@ -679,4 +698,5 @@ def _handler(mediator: Any, tool: RegisteredTool, inv_id: str, session: str | No
         trust_tier=skill.tier,
         invocation_id=inv_id,
         session_id=session or "",
+        deadline=deadline,
     ))

@@ -26,7 +26,8 @@ from host_helpers import LogSink, call, context, engine, manifest
 from vak.errors import ABIError, PolicyDeniedError
 from vak.host.http import HttpFamily
 from vak.host.mediation import Mediator
-from vak.policy.normalize import classify_ip
+from vak.host.normalize import classify_ip
+from vak.host.settings import HostSettings
 
 SECRET = "TOP-SECRET-CONTENT"
 
@@ -60,11 +61,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     (evil / "x").write_text(SECRET)
     sink = LogSink(base)
     m = Mediator(
+        HostSettings(fs_mounts={"/workspace": ws, "/workspace-evil": evil}, kv_path=base / "kv.db"),
         engine(base),
         sink,
         args_digest=sink.args_digest,
-        fs_mounts={"/workspace": ws, "/workspace-evil": evil},
-        kv_path=base / "kv.db",
     )
     mf = manifest(
         fs_read=("/workspace/pub",),
@@ -83,7 +83,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         ),
     )
     res = SwitchResolver()
-    net = Mediator(m.engine, sink, args_digest=sink.args_digest, resolver=res)
+    net = Mediator(HostSettings(), m.engine, sink, args_digest=sink.args_digest, resolver=res)
     yield {
         "sink": sink,
         "h": m.handler(context(mf)),

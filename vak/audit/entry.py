@@ -56,6 +56,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "key_rotated": ("old_key_id", "new_key_id", "new_vkey"),
     "invocation_started": ("invocation", "skill"),
     "host_decision": ("invocation", "host_function", "resource", "decision"),
+    "host_resolve": ("invocation", "host_function", "resource", "decision"),
     "host_result": ("invocation", "host_function", "outcome"),
     "invocation_finished": ("invocation", "skill", "outcome"),
     "heartbeat": (),

@@ -5,7 +5,9 @@
 exactly as the kernel does at start, and prints the policy ids and the
 policy-set digest; an invalid policy exits 24 (docs/CLI.md) naming its file and line.
 
-``test`` builds the same Cedar request the mediation would for one host call
+``test`` asks the kernel's own mediation what it would do with one host call
+(:meth:`vak.host.mediation.Mediator.explain`: the same normaliser, ceiling,
+Cedar context and policy engine; nothing is counted, recorded or performed)
 and prints the decision and the determining policies::
 
     vak policy test --skill skills/notes --action fs_read \\
@@ -14,37 +16,34 @@ and prints the decision and the determining policies::
 ``--skill`` is a skill directory (its ``skill.yaml`` gives the declared
 capabilities; the declared-capability ceiling is reported too) or a bare name
 (no capabilities). ``--resource`` is the target as the guest would name it: a
-path (fs), a URL (http_request; resolved once, or pinned with ``--ip``), a key
-(kv), a secret name, or nothing (log, clock_now, random_bytes). ``--context``
-is merged over the action's context.
+path (fs), a URL (http_request: the URL decision, then the address decision on
+``--ip`` or, without it and only when the URL decision and the ceiling allow,
+on what this tool resolves the name to), a key (kv), a secret name, or nothing
+(log, clock_now, random_bytes). ``--context`` is merged
+over the action's context.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from vak.audit.sink import AuditRef
 from vak.cli._common import Exit
 from vak.config import SHIPPED_POLICY_DIR, KernelConfig
-from vak.errors import ConfigError
-from vak.host.base import Prepared
+from vak.errors import ABIError, ConfigError
 from vak.host.catalog import host_function
-from vak.host.clock import ClockFamily
 from vak.host.context import CallContext
-from vak.host.fs import FsFamily
-from vak.host.http import HttpFamily
-from vak.host.kv import KvFamily
-from vak.host.log import LogFamily
-from vak.host.random import RandomFamily
-from vak.host.secrets import NoSecrets, SecretsFamily
+from vak.host.http import SystemResolver
+from vak.host.mediation import Mediator
+from vak.host.normalize import NormalizeError, normalize_url
+from vak.host.settings import HostSettings
 from vak.identity.manifest import Capabilities, Limits, Manifest, ModuleRef, load_manifest
 from vak.identity.trust import Tier
 from vak.policy.engine import PolicyEngine
-from vak.policy.entities import CedarRequest, principal_for
-from vak.policy.normalize import NormalizeError, normalize_url
 
 __all__ = ["register"]
 
@@ -109,28 +108,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Load every policy as the kernel would; PolicyError propagates to the CLI runner."""
     dirs = _dirs(args, args.dirs)
     engine = PolicyEngine.load(dirs)
-    data = {
-        "ok": True,
-        "dirs": [str(d) for d in dirs],
-        "policies": list(engine.loaded.ids),
-        "digest": engine.digest,
-    }
+    ids = list(engine.loaded.ids)
+    data = {"ok": True, "dirs": [str(d) for d in dirs], "policies": ids, "digest": engine.digest}
     if args.json:
         print(json.dumps(data, indent=2))
     else:
-        print(f"ok: {len(data['policies'])} policies valid against {engine.loaded.schema_file}")
-        for pid in data["policies"]:
+        print(f"ok: {len(ids)} policies valid against {engine.loaded.schema_file}")
+        for pid in ids:
             print(f"  {pid}")
         print(f"policy-set digest: {engine.digest}")
     return EXIT_OK
 
 
-class _PinnedResolver:
-    def __init__(self, ip: str) -> None:
-        self._ip = ip
+class _NoAudit:
+    """The audit sink of an offline explanation: nothing may be recorded."""
 
-    def resolve(self, host: str, port: int) -> tuple[str, ...]:
-        return (self._ip,)
+    def append(self, kind: str, fields: Mapping[str, Any], *, durable: bool = False,
+               flush: bool = False) -> AuditRef:
+        raise AssertionError("Mediator.explain recorded an entry")
 
 
 def _manifest(skill: str) -> Manifest:
@@ -150,35 +145,30 @@ def _manifest(skill: str) -> Manifest:
     )
 
 
-def _prepare(action: str, resource: str, ctx: CallContext, ip: str | None) -> Prepared:
-    fn = host_function(action.removeprefix('Vak::Action::"').removesuffix('"'))
-    if fn is None:
-        raise ConfigError(f"unknown action {action!r}", field="--action")
-    args: dict[str, Any] = {}
-    if fn.family == "fs":
-        return FsFamily({}).prepare(fn.name, {"path": resource, "content": ""}, ctx)
-    if fn.family == "net":
-        family = HttpFamily(_PinnedResolver(ip) if ip else None)
-        prepared = family.prepare(fn.name, {"url": resource}, ctx)
-        if prepared.ceiling_violation is None:
-            return prepared
-        # The mediation never resolves an undeclared host (no DNS leak); this
-        # offline tool does, so the Cedar half of the answer is still shown.
-        url = normalize_url(resource)
-        caps = replace(ctx.manifest.capabilities, http=(url.authority,))
-        wide = replace(ctx, manifest=replace(ctx.manifest, capabilities=caps))
-        return replace(family.prepare(fn.name, {"url": resource}, wide),
-                       ceiling_violation=prepared.ceiling_violation)
-    if fn.family == "kv":
-        args = {"prefix": resource} if fn.name == "kv_list" else {"key": resource, "value": ""}
-        return KvFamily(None).prepare(fn.name, args, ctx)  # type: ignore[arg-type]
-    if fn.family == "secrets":
-        return SecretsFamily(NoSecrets()).prepare(fn.name, {"name": resource}, ctx)
-    if fn.name == "log":
-        return LogFamily().prepare(fn.name, {"message": ""}, ctx)
-    if fn.name == "random_bytes":
-        return RandomFamily().prepare(fn.name, {}, ctx)
-    return ClockFamily().prepare(fn.name, {}, ctx)
+def _args(function: str, resource: str) -> dict[str, Any]:
+    """The guest arguments naming ``resource`` for ``function``."""
+    if function.startswith("fs_"):
+        return {"path": resource, "content": ""}
+    if function == "http_request":
+        return {"url": resource}
+    if function == "kv_list":
+        return {"prefix": resource}
+    if function.startswith("kv_"):
+        return {"key": resource, "value": ""}
+    if function == "secret_get":
+        return {"name": resource}
+    if function == "log":
+        return {"message": ""}
+    return {}
+
+
+def _lookup(resource: str) -> tuple[str, ...]:
+    """This tool's own lookup of the URL's host (made only after the URL decision allows)."""
+    n = normalize_url(resource)
+    try:
+        return SystemResolver().resolve(n.host, n.port)
+    except (OSError, UnicodeError):
+        return ()
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -189,44 +179,53 @@ def cmd_test(args: argparse.Namespace) -> int:
         raise ConfigError(f"--context is not JSON: {exc}", field="--context") from None
     if not isinstance(extra, dict):
         raise ConfigError("--context must be a JSON object", field="--context")
+    function = args.action.removeprefix('Vak::Action::"').removesuffix('"')
+    if host_function(function) is None:
+        raise ConfigError(f"unknown action {args.action!r}", field="--action")
     engine = PolicyEngine.load(_dirs(args, args.policies))
+    # an in-memory kv store: explain performs nothing, but decides kv calls as the kernel does
+    mediator = Mediator(HostSettings(kv_path=Path(":memory:")), engine, _NoAudit(),
+                        args_digest=lambda data: "")
     manifest = _manifest(args.skill)
     ctx = CallContext(manifest, "sha256:cli", manifest.module.sha256 or "", "", Tier(args.tier),
                       "cli")
+    call_args = _args(function, args.resource)
     try:
-        prepared = _prepare(args.action, args.resource, ctx, args.ip)
-    except NormalizeError as exc:
+        why = mediator.explain(ctx, function, call_args,
+                               addresses=(args.ip,) if args.ip else None, extra_context=extra)
+        if why.address_pending and why.ceiling is None:
+            # as in the kernel: a name is looked up only once its URL decision allows it
+            why = mediator.explain(ctx, function, call_args,
+                                   addresses=_lookup(args.resource), extra_context=extra)
+    except (NormalizeError, ABIError) as exc:
         raise ConfigError(f"--resource refused: {exc}", field="--resource") from None
-    principal = principal_for(
-        manifest,
-        manifest_digest="sha256:cli",
-        module_sha256=ctx.module_sha256,
-        signer="",
-        trust_tier=ctx.trust_tier,
-    )
-    fn_name = args.action.removeprefix('Vak::Action::"').removesuffix('"')
-    request = CedarRequest(
-        principal, fn_name, prepared.resource, {"session": {}, **prepared.context, **extra}
-    )
-    decision = engine.decide(request)
-    allowed = decision.allowed and prepared.ceiling_violation is None
-    data = {
-        "decision": "allow" if allowed else "deny",
-        "cedar_decision": "allow" if decision.allowed else "deny",
-        "policy_ids": list(decision.policy_ids),
-        "errors": list(decision.errors),
-        "ceiling": prepared.ceiling_violation,
-        "request": request.to_data(),
+    finally:
+        mediator.close()
+    cedar = why.cedar
+    verdict = "allow" if why.allowed else "deny"
+    data: dict[str, Any] = {
+        "decision": verdict,
+        "cedar_decision": "allow" if cedar.allowed else "deny",
+        "policy_ids": list(cedar.policy_ids),
+        "errors": list(cedar.errors),
+        "ceiling": why.ceiling,
+        "stages": [dict(s) for s in why.stages],
+        "address_pending": why.address_pending,
+        "request": dict(why.request),
         "policy_set_digest": engine.digest,
     }
     if args.json:
         print(json.dumps(data, indent=2))
     else:
-        print(f"decision: {data['decision'].upper()}")
-        print(f"resource: {prepared.resource.display}")
-        print(f"cedar: {data['cedar_decision']} by {', '.join(decision.policy_ids)}")
-        if prepared.ceiling_violation:
-            print(f"ceiling: vak.capability-ceiling ({prepared.ceiling_violation})")
-        for err in decision.errors:
+        resource = why.request["resource"]["uid"]
+        print(f"decision: {verdict.upper()}")
+        print(f"resource: {resource['type']}::{json.dumps(resource['id'])}")
+        for stage in why.stages:
+            print(f"{stage['stage']} decision: {'allow' if stage['allowed'] else 'deny'} "
+                  f"by {', '.join(stage['policy_ids'])}")
+        print(f"cedar: {data['cedar_decision']} by {', '.join(cedar.policy_ids)}")
+        if why.ceiling:
+            print(f"ceiling: vak.capability-ceiling ({why.ceiling})")
+        for err in cedar.errors:
             print(f"error: {err}")
-    return EXIT_OK if allowed else EXIT_DENY
+    return EXIT_OK if why.allowed else EXIT_DENY

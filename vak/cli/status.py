@@ -38,7 +38,7 @@ def pooling_status() -> dict[str, Any]:
                            "virtual_reservation_gib": round(reserve / (1 << 30), 1)}
     try:
         cfg = wasmtime.Config()
-        apply_pooling(cfg, settings)  # type: ignore[arg-type]  # same field names
+        apply_pooling(cfg, settings)
         wasmtime.Engine(cfg)
     except (wasmtime.WasmtimeError, ConfigError, OSError) as exc:
         out.update(available=False, reason=f"{type(exc).__name__}: {str(exc)[:200]}",

@@ -32,9 +32,10 @@ class _OpenHow(ctypes.Structure):
 
 
 try:
-    _libc: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
-    _syscall = _libc.syscall
+    _lib = ctypes.CDLL(None, use_errno=True)
+    _syscall = _lib.syscall
     _syscall.restype = ctypes.c_long
+    _libc: ctypes.CDLL | None = _lib
 except (OSError, AttributeError):  # pragma: no cover - non-glibc platforms
     _libc = None
 

@@ -1,24 +1,41 @@
-"""What every host-function family gives the mediation, and shared arg helpers.
+"""What the catalog's normalisers produce and what the families' effects see.
 
-A family never authorizes or audits: ``prepare`` only validates and
-normalises the guest's arguments into a :class:`Prepared` (the Cedar resource,
-the action context, an audit summary, the ceiling verdict and the effect to
-run *if* the mediation allows it).
+The split that keeps one monitor:
+
+* a **normaliser** (:mod:`vak.host.calls`, referenced by each catalog row) is a
+  pure function of the guest's arguments, the calling skill's name and the host
+  settings: it validates and canonicalises them into a :class:`NormalCall` (the
+  Cedar resource, the action context, the audit summary, the ceiling's target
+  and the effect's parameters). It performs no I/O and decides nothing;
+* the **mediation** (:mod:`vak.host.mediation`) alone counts, applies the
+  declared-capability ceiling (:mod:`vak.host.ceiling`), asks Cedar, records
+  and only then calls the family;
+* a **family** (fs, http, kv, secrets, log, clock, random) performs an allowed
+  call and returns data (a JSON-ready dict) or raises :class:`HostEffectError`
+  for an ordinary failure. A family never returns a verdict.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from vak.errors import ABIError
-from vak.host.context import CallContext
+from vak.host.context import CallCounters
+from vak.host.normalize import NormalizedUrl
 from vak.policy.entities import Entity
 
-__all__ = ["Family", "HostEffectError", "Prepared", "arg_bool", "arg_int", "arg_str"]
-
-Effect = Callable[[], dict[str, Any]]
+__all__ = [
+    "EffectScope",
+    "Family",
+    "HostEffectError",
+    "NormalCall",
+    "arg_bool",
+    "arg_int",
+    "arg_str",
+    "excerpt",
+]
 
 
 class HostEffectError(Exception):
@@ -31,22 +48,55 @@ class HostEffectError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Prepared:
-    """A normalised call, ready to be authorized."""
+class NormalCall:
+    """One host call's arguments in canonical form: what is decided, recorded, performed."""
 
+    #: the Cedar resource (carries its own exact cache key)
     resource: Entity
+    #: the action's Cedar context fields (the mediation adds ``session``)
     context: Mapping[str, Any]
-    #: None when the skill declared the capability; else why it did not
-    ceiling_violation: str | None
-    effect: Effect
+    #: the audit entry's ``summary`` (never a secret value or raw content)
     summary: Mapping[str, Any] = field(default_factory=dict)
+    #: what the ceiling tests: the normalised path, key or secret name ('' for none)
+    target: str = ""
+    #: the effect's inputs (validated), e.g. ``max_bytes``, the bytes to write
+    params: Mapping[str, Any] = field(default_factory=dict)
+    #: http_request only: the normalised URL
+    url: NormalizedUrl | None = None
+
+    @property
+    def unresolved(self) -> bool:
+        """True for an http call naming a host whose addresses are not yet known."""
+        return self.url is not None and self.resource.attrs.get("ip_class") == "unresolved"
+
+
+class EffectScope(Protocol):
+    """What an effect may use of the call it performs (implemented by the handler)."""
+
+    @property
+    def counters(self) -> CallCounters: ...
+
+    @property
+    def deadline(self) -> float:
+        """The invocation's deadline on ``time.monotonic()`` (``inf``: none)."""
+        ...
+
+    def reveal(self, value: str, /) -> None:
+        """Tell the mediation that ``value`` (a secret) is now known to the guest."""
+        ...
+
+    def scrub_text(self, text: str, /) -> str:
+        """``text`` with every value revealed to this session redacted."""
+        ...
 
 
 class Family(Protocol):
-    """One host-function family (fs, net, kv, secrets, obs)."""
+    """One host-function family: performs allowed calls, returns data."""
 
-    def prepare(self, function: str, args: Mapping[str, Any], ctx: CallContext) -> Prepared:
-        """Validate and normalise; raise ABIError or NormalizeError to refuse."""
+    def perform(
+        self, function: str, call: NormalCall, scope: EffectScope, /
+    ) -> dict[str, Any]:
+        """Raises HostEffectError for an ordinary failure (not found, timeout, ...)."""
         ...
 
 
@@ -78,3 +128,17 @@ def arg_bool(args: Mapping[str, Any], name: str, *, default: bool) -> bool:
     if not isinstance(value, bool):
         raise ABIError(f"host call argument {name!r} must be a boolean", argument=name)
     return value
+
+
+def excerpt(text: str, limit: int | None = 300) -> str:
+    """``text`` safe to quote in a message or log line: at most ``limit`` characters
+    (``None``: no bound) and every non-printable character escaped (``\\x1b``,
+    ``\\n``, ``\\u2028``), so guest text can never forge a line or a terminal escape.
+    """
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
+                   else f"\\u{ord(c):04x}" if ord(c) < 65536 else f"\\U{ord(c):08x}"
+                   for c in text)

@@ -1,14 +1,16 @@
 """The per-call context the kernel hands to :meth:`Mediator.handler`.
 
 ``CallContext`` is immutable and identifies *who* is calling (the verified
-skill) and *within what* (invocation, session). The only mutable part is
-:class:`CallCounters`, kernel-kept counters of the current invocation, which
+skill) and *within what* (invocation, session, deadline). The mutable parts
+are :class:`CallCounters`, kernel-kept counters of the current invocation, which
 the mediation updates and clamps so that they can never overflow a Cedar
-``Long`` (an overflowing ``forbid`` would be skipped by Cedar).
+``Long`` (an overflowing ``forbid`` would be skipped by Cedar), and the
+session's label set.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from vak.identity.manifest import Manifest
@@ -34,7 +36,7 @@ class CallCounters:
 
     def add(self, name: str, amount: int) -> int:
         """Add ``amount`` (>= 0) to counter ``name``, saturating at COUNTER_MAX."""
-        value = min(COUNTER_MAX, getattr(self, name) + max(0, amount))
+        value: int = min(COUNTER_MAX, getattr(self, name) + max(0, amount))
         setattr(self, name, value)
         return value
 
@@ -54,6 +56,12 @@ class CallContext:
     invocation_id: str
     session_id: str = ""
     counters: CallCounters = field(default_factory=CallCounters, compare=False)
+    #: the invocation's deadline on ``time.monotonic()``: no host effect outlives it
+    deadline: float = math.inf
+    #: the session's data-flow labels (``secret:<name>``, ``kv:<ns>``, ...); Cedar
+    #: sees them at ``context.session.labels`` and decision entries record them. The
+    #: kernel passes the session's own set, which lives as long as the session.
+    labels: set[str] = field(default_factory=set, compare=False)
 
     @property
     def skill(self) -> SkillRef:

@@ -1,63 +1,55 @@
-"""The net family: ``http_request`` with DNS pinned at authorization time.
+"""The net family: ``http_request``, decided twice and pinned to what was decided.
 
 The SSRF defences, in the order they apply:
 
-1. the URL is normalised (:func:`vak.policy.normalize.normalize_url`): http(s)
-   only, no userinfo, every IPv4 spelling rewritten to dotted-quad;
-2. ``host:port`` must match a pattern the manifest declares (the ceiling);
-3. the host is resolved **once**, through the :class:`Resolver` seam; every
-   address is classified and the resource carries the pinned address and its
-   class (``mixed`` if the answers disagree), which is what Cedar decides on;
-4. the connection goes to the pinned address, never to a fresh lookup, with
+1. the URL is normalised (the catalog's pure normaliser,
+   :func:`vak.host.normalize.normalize_url`): http(s) only, no userinfo, every
+   IPv4 spelling rewritten to dotted-quad;
+2. ``host:port`` must match a pattern the manifest declares (the mediation's
+   ceiling, :func:`vak.host.ceiling.host_allowed`);
+3. **the URL decision** is made and recorded before any DNS: for a host name
+   the resource carries ``ip = ""`` and ``ip_class = "unresolved"``, so an
+   undeclared or forbidden host never reaches the resolver;
+4. only then is the name resolved **once**, through the :class:`Resolver` seam
+   (:meth:`HttpFamily.resolve`); every address is classified and **the address
+   decision** is made and recorded on the pinned address and its class
+   (``mixed`` if the answers disagree). An IP literal is its own address: one
+   decision covers both;
+5. the connection goes to the pinned address, never to a fresh lookup, with
    the original ``Host`` header and TLS server name (certificate checked
    against the name, not the IP);
-5. redirects are never followed: a 3xx is returned to the guest, whose next
+6. redirects are never followed: a 3xx is returned to the guest, whose next
    request is authorized like any other;
-6. the response body is capped and the whole exchange has a deadline.
+7. the response body is capped and **one deadline** bounds the whole call
+   (DNS lookup, connect, TLS handshake, request, headers, body): ``timeout_ms``
+   from the URL decision, and never later than the invocation's own deadline.
+   A lookup still running at the deadline is abandoned (it runs on its own
+   thread); a watchdog shuts the socket down when the deadline passes, so a
+   peer trickling a byte at a time cannot stretch the call.
 
-Arguments (JSON): ``{"url", "method"?, "headers"?, "body"?, "timeout_ms"?,
-"max_bytes"?}`` -> ``{"status", "headers", "body" | "body_b64", "truncated"}``.
+Arguments and replies: docs/HOST-FUNCTIONS.md.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
+import logging
 import socket
 import ssl
+import threading
 import time
-from collections.abc import Mapping
 from typing import Any, Protocol
 
-from vak.errors import ABIError
-from vak.host.base import HostEffectError, Prepared, arg_int, arg_str
-from vak.host.context import CallContext
-from vak.policy.entities import Entity
-from vak.policy.normalize import (
-    NormalizedUrl,
-    NormalizeError,
-    classify_ip,
-    normalize_host,
-    normalize_url,
-)
+from vak.host.base import EffectScope, HostEffectError, NormalCall
+from vak.host.calls import with_addresses
+from vak.host.ceiling import host_allowed
+from vak.host.normalize import NormalizedUrl
 
 __all__ = ["HttpFamily", "Resolver", "SystemResolver", "host_allowed"]
 
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_FORBIDDEN_HEADERS = frozenset(
-    {
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "upgrade",
-        "te",
-        "trailer",
-        "proxy-authorization",
-    }
-)
-MAX_BODY = 1 << 20
-MAX_HEADERS = 64
+_log = logging.getLogger("vak.host")
 
 
 class Resolver(Protocol):
@@ -79,137 +71,132 @@ class SystemResolver:
         return tuple(seen)
 
 
-def host_allowed(n: NormalizedUrl, patterns: tuple[str, ...]) -> bool:
-    """Whether ``n`` matches a manifest http pattern (``host``, ``host:port``, ``*.dom``).
+class _Watchdog:
+    """Shuts a connection's socket down when the exchange's deadline passes."""
 
-    A pattern without a port matches any port of that host (as Deno's
-    ``--allow-net=host`` does); ``host:port`` only that port; ``*.dom`` matches
-    strict subdomains of ``dom``, never ``dom`` itself. Operator policy still
-    decides on the pinned address and its class.
-    """
-    for pattern in patterns:
-        host_part, port = pattern, n.port
-        if pattern.startswith("["):
-            end = pattern.find("]")
-            host_part, rest = pattern[: end + 1], pattern[end + 1 :]
-            if rest.startswith(":") and rest[1:].isdigit():
-                port = int(rest[1:])
-        elif pattern.count(":") == 1:
-            host_part, _, p = pattern.partition(":")
-            if not p.isdigit():
-                continue
-            port = int(p)
-        if port != n.port:
-            continue
-        if host_part.startswith("*."):
-            try:
-                suffix = normalize_host(host_part[2:])
-            except NormalizeError:
-                continue
-            if n.host.endswith("." + suffix):
-                return True
-            continue
-        try:
-            if normalize_host(host_part) == n.host:
-                return True
-        except NormalizeError:
-            continue
-    return False
+    def __init__(self, seconds: float) -> None:
+        self.fired = threading.Event()
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            fired = self.fired.is_set()
+        if fired:
+            self._shutdown(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired.set()
+            sock = self._sock
+        if sock is not None:
+            self._shutdown(sock)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        # already closed or never connected: nothing left to stop
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
-class _PinnedHTTPS(http.client.HTTPSConnection):
+class _PinnedHTTP(http.client.HTTPConnection):
+    """HTTP to a pinned IP; the socket is handed to the watchdog as soon as it exists."""
+
+    def __init__(self, ip: str, port: int, timeout: float, watchdog: _Watchdog) -> None:
+        super().__init__(ip, port, timeout=timeout)
+        self._watchdog = watchdog
+
+    def _open(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self._watchdog.watch(sock)
+        return sock
+
+    def connect(self) -> None:
+        self.sock = self._open()
+
+
+class _PinnedHTTPS(_PinnedHTTP):
     """HTTPS to a pinned IP, verifying the certificate for the original name."""
 
-    def __init__(
-        self, ip: str, port: int, server_name: str, timeout: float, context: ssl.SSLContext
-    ) -> None:
-        super().__init__(ip, port, timeout=timeout, context=context)
+    def __init__(self, ip: str, port: int, server_name: str, timeout: float,
+                 context: ssl.SSLContext, watchdog: _Watchdog) -> None:
+        super().__init__(ip, port, timeout, watchdog)
         self._server_name = server_name
         self._ctx = context
 
     def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = self._ctx.wrap_socket(sock, server_hostname=self._server_name)
+        self.sock = self._ctx.wrap_socket(self._open(), server_hostname=self._server_name)
 
 
 class HttpFamily:
-    """``http_request`` with a resolver seam, size cap and deadline."""
+    """``http_request``: the resolver seam and the pinned, deadline-bounded exchange.
+
+    Size caps and timeouts were validated by the normaliser against
+    ``HostSettings``; the family enforces them on the wire.
+    """
 
     def __init__(
-        self,
-        resolver: Resolver | None = None,
-        *,
-        max_response_bytes: int = 1 << 20,
-        timeout_ms: int = 5000,
-        tls_context: ssl.SSLContext | None = None,
+        self, resolver: Resolver | None = None, *, tls_context: ssl.SSLContext | None = None
     ) -> None:
         self._resolver = resolver or SystemResolver()
-        self._max = max_response_bytes
-        self._timeout_ms = timeout_ms
         self._tls = tls_context or ssl.create_default_context()
 
-    def prepare(self, function: str, args: Mapping[str, Any], ctx: CallContext) -> Prepared:
-        n = normalize_url(arg_str(args, "url", max_len=1 << 20))
-        method = arg_str(args, "method", default="GET", max_len=16).upper()
-        if method not in _METHODS:
-            raise NormalizeError(f"method {method!r} not allowed")
-        headers = _headers(args.get("headers", {}))
-        body = arg_str(args, "body", default="", max_len=MAX_BODY).encode("utf-8", "surrogatepass")
-        timeout_ms = arg_int(
-            args, "timeout_ms", default=self._timeout_ms, lo=1, hi=self._timeout_ms
-        )
-        max_bytes = arg_int(args, "max_bytes", default=self._max, lo=0, hi=self._max)
-        ceiling = (
-            None
-            if host_allowed(n, ctx.manifest.capabilities.http)
-            else (f"{n.authority} is not among the skill's declared http hosts")
-        )
-        ip, ip_class, dns_error = self._pin(n) if ceiling is None else ("", "unresolved", "")
-        resource = Entity(
-            "Vak::Url",
-            n.url,
-            {
-                "scheme": n.scheme,
-                "host": n.host,
-                "port": n.port,
-                "path": n.target,
-                "ip": ip,
-                "ip_class": ip_class,
-            },
-        )
-        context = {
-            "method": method,
-            "header_names": sorted(headers),
-            "body_size": len(body),
-            "timeout_ms": timeout_ms,
-        }
-        summary = {"url": n.url, "method": method, "ip": ip, "ip_class": ip_class}
-        if dns_error:
-            summary["dns_error"] = dns_error
+    def resolved(self, call: NormalCall, scope: EffectScope) -> NormalCall:
+        """The address decision's call: ``call``'s host resolved once, within the call's
+        deadline (``timeout_ms`` from now, never past the invocation's), which the
+        exchange then keeps.
 
-        def effect() -> dict[str, Any]:
-            if not ip:
-                raise HostEffectError("dns_failed", f"{n.host} did not resolve")
-            ctx.counters.add("http_requests", 1)
-            return self._fetch(n, ip, method, headers, body, timeout_ms, max_bytes)
+        Called by the mediation only after the URL decision allowed the call and
+        was recorded.
+        """
+        assert call.url is not None
+        deadline = min(time.monotonic() + call.params["timeout_ms"] / 1000, scope.deadline)
+        addresses, error = self._lookup(call.url, deadline)
+        return with_addresses(call, addresses, error, deadline)
 
-        return Prepared(resource, context, ceiling, effect, summary)
+    def _lookup(self, n: NormalizedUrl, deadline: float) -> tuple[tuple[str, ...], str]:
+        """The addresses and the resolver's error ('' if none), given up at ``deadline``.
 
-    def _pin(self, n: NormalizedUrl) -> tuple[str, str, str]:
-        try:
-            addrs = (n.host,) if _is_ip(n.host) else self._resolver.resolve(n.host, n.port)
-        except (OSError, UnicodeError) as exc:
-            return "", "unresolved", str(exc)[:200]
-        classes = []
-        for a in addrs:
+        The lookup runs on its own daemon thread: ``getaddrinfo`` cannot be
+        interrupted, so a resolver that hangs is abandoned, never waited for.
+        """
+        box: list[tuple[tuple[str, ...], str]] = []
+        done = threading.Event()
+
+        def run() -> None:
             try:
-                classes.append(classify_ip(a))
-            except NormalizeError:
-                classes.append("invalid")
-        if not addrs:
-            return "", "unresolved", "no addresses"
-        ip_class = classes[0] if len(set(classes)) == 1 else "mixed"
-        return addrs[0], ip_class, ""
+                box.append((tuple(str(a) for a in self._resolver.resolve(n.host, n.port)), ""))
+            except (OSError, UnicodeError) as exc:
+                box.append(((), str(exc)[:200]))
+            except Exception as exc:  # a broken resolver is a recorded DNS failure, not a crash
+                _log.error("resolver failed: %s", type(exc).__name__)
+                box.append(((), f"resolver failed: {type(exc).__name__}"))
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="vak-dns", daemon=True).start()
+        if not done.wait(max(0.0, deadline - time.monotonic())):
+            return (), "DNS lookup exceeded the call's deadline"
+        return box[0]
+
+    def perform(self, function: str, call: NormalCall, scope: EffectScope, /) -> dict[str, Any]:
+        n, p = call.url, call.params
+        ip = str(call.resource.attrs.get("ip", ""))
+        if n is None or not ip:
+            raise HostEffectError("dns_failed", "the host did not resolve")
+        scope.counters.add("http_requests", 1)
+        if "deadline" in p:  # set when the host was resolved: DNS and exchange share it
+            deadline = p["deadline"]
+        else:
+            deadline = min(time.monotonic() + p["timeout_ms"] / 1000, scope.deadline)
+        return self._fetch(n, ip, p["method"], p["headers"], p["body"], deadline, p["max_bytes"])
 
     def _fetch(
         self,
@@ -218,16 +205,19 @@ class HttpFamily:
         method: str,
         headers: dict[str, str],
         body: bytes,
-        timeout_ms: int,
+        deadline: float,
         max_bytes: int,
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_ms / 1000
-        timeout = timeout_ms / 1000
-        conn: http.client.HTTPConnection
+        """One exchange with ``ip``, all of it before ``deadline`` (``time.monotonic()``)."""
+        timeout = deadline - time.monotonic()
+        if timeout <= 0:
+            raise HostEffectError("timeout", "HTTP request exceeded its deadline")
+        watchdog = _Watchdog(timeout)
+        conn: _PinnedHTTP
         if n.scheme == "https":
-            conn = _PinnedHTTPS(ip, n.port, n.host, timeout, self._tls)
+            conn = _PinnedHTTPS(ip, n.port, n.host, timeout, self._tls, watchdog)
         else:
-            conn = http.client.HTTPConnection(ip, n.port, timeout=timeout)
+            conn = _PinnedHTTP(ip, n.port, timeout, watchdog)
         default = 443 if n.scheme == "https" else 80
         host_header = n.authority if n.port != default else n.authority.rsplit(":", 1)[0]
         try:
@@ -241,28 +231,29 @@ class HttpFamily:
             chunks: list[bytes] = []
             total = 0
             while total <= max_bytes:
-                if time.monotonic() > deadline:
-                    raise HostEffectError("timeout", "HTTP request exceeded its deadline")
                 chunk = resp.read(min(65536, max_bytes + 1 - total))
                 if not chunk:
                     break
                 chunks.append(chunk)
                 total += len(chunk)
+            if watchdog.fired.is_set():
+                raise TimeoutError
             data = b"".join(chunks)
             out: dict[str, Any] = {
                 "status": resp.status,
                 "headers": {k.lower(): v for k, v in resp.getheaders()},
                 "truncated": len(data) > max_bytes,
             }
-        except TimeoutError:
-            raise HostEffectError("timeout", "HTTP request timed out") from None
-        except ssl.SSLError as exc:
-            raise HostEffectError("tls_error", f"TLS failure: {exc.reason}") from None
         except (OSError, http.client.HTTPException) as exc:
+            if watchdog.fired.is_set() or isinstance(exc, TimeoutError):
+                raise HostEffectError("timeout", "HTTP request exceeded its deadline") from None
+            if isinstance(exc, ssl.SSLError):
+                raise HostEffectError("tls_error", f"TLS failure: {exc.reason}") from None
             raise HostEffectError(
                 "connect_failed", f"HTTP request failed: {type(exc).__name__}"
             ) from None
         finally:
+            watchdog.cancel()
             conn.close()
         data = data[:max_bytes]
         try:
@@ -271,27 +262,3 @@ class HttpFamily:
             out["body_b64"] = base64.b64encode(data).decode()
         return out
 
-
-def _is_ip(host: str) -> bool:
-    try:
-        classify_ip(host)
-    except NormalizeError:
-        return False
-    return True
-
-
-def _headers(raw: Any) -> dict[str, str]:
-    if not isinstance(raw, dict) or len(raw) > MAX_HEADERS:
-        raise ABIError(
-            f"headers must be an object of at most {MAX_HEADERS} strings", argument="headers"
-        )
-    out: dict[str, str] = {}
-    for k, v in raw.items():
-        if not isinstance(v, str) or not k or len(k) > 256 or len(v) > 8192:
-            raise ABIError("header names and values must be short strings", argument="headers")
-        if any(c in k for c in ":\r\n\x00 ") or any(c in v for c in "\r\n\x00"):
-            raise NormalizeError(f"header {k!r} contains forbidden characters")
-        if k.lower() in _FORBIDDEN_HEADERS:
-            raise NormalizeError(f"header {k!r} is set by the kernel")
-        out[k.lower()] = v
-    return out

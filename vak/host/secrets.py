@@ -8,24 +8,20 @@ Providers implement :class:`SecretProvider`; two ship here: environment
 variables mapped by name (the mapping is the operator's; the library reads no
 variable it was not told to) and a TOML file of ``NAME = "value"`` rows.
 
-Arguments (JSON): ``{"name"}`` -> ``{"found", "value"?}``.
+Arguments and replies: docs/HOST-FUNCTIONS.md.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from vak.config import KernelConfig
 from vak.errors import ConfigError
-from vak.host.base import Prepared, arg_str
-from vak.host.context import CallContext
-from vak.policy.entities import Entity
-from vak.policy.normalize import NormalizeError
+from vak.host.base import EffectScope, NormalCall
+from vak.host.settings import HostSettings
 
 __all__ = [
     "EnvSecretProvider",
@@ -34,8 +30,6 @@ __all__ = [
     "SecretProvider",
     "SecretsFamily",
 ]
-
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 
 
 class SecretProvider(Protocol):
@@ -89,9 +83,9 @@ class FileSecretProvider:
 
 
 def provider_from_config(
-    config: KernelConfig, environ: Mapping[str, str] | None = None
+    config: HostSettings, environ: Mapping[str, str] | None = None
 ) -> SecretProvider:
-    """The provider ``config`` describes: ``secrets_file`` if set, else ``secrets_env``.
+    """The provider the host settings describe: ``secrets_file`` if set, else ``secrets_env``.
 
     ``environ`` is passed by the caller (the CLI passes ``os.environ``); the
     library itself reads no environment variables.
@@ -107,35 +101,14 @@ def provider_from_config(
 
 
 class SecretsFamily:
-    """``secret_get``; ``reveal`` is told each value handed out (for scrubbing)."""
+    """``secret_get``; each value handed out is revealed to the scope (for scrubbing)."""
 
     def __init__(self, provider: SecretProvider) -> None:
         self._provider = provider
 
-    def prepare(
-        self,
-        function: str,
-        args: Mapping[str, Any],
-        ctx: CallContext,
-        reveal: Callable[[str], None] | None = None,
-    ) -> Prepared:
-        name = arg_str(args, "name", max_len=128)
-        if not _NAME.match(name):
-            raise NormalizeError("secret name must match [A-Za-z_][A-Za-z0-9_.-]{0,127}")
-        ceiling = (
-            None
-            if name in ctx.manifest.capabilities.secrets
-            else (f"secret {name} is not among the skill's declared secrets")
-        )
-
-        def effect() -> dict[str, Any]:
-            value = self._provider.get(name)
-            if value is None:
-                return {"found": False}
-            if reveal is not None:
-                reveal(value)
-            return {"found": True, "value": value}
-
-        return Prepared(
-            Entity("Vak::Secret", name, {"name": name}), {}, ceiling, effect, {"name": name}
-        )
+    def perform(self, function: str, call: NormalCall, scope: EffectScope, /) -> dict[str, Any]:
+        value = self._provider.get(call.target)
+        if value is None:
+            return {"found": False}
+        scope.reveal(value)
+        return {"found": True, "value": value}

@@ -24,7 +24,11 @@ class HostSettings:
     secrets_file: Path | None = None
     #: names of secrets the CLI's provider reads from the environment
     secrets_env: tuple[str, ...] = ()
+    #: largest HTTP response body a call may read, and its default
     http_max_response_bytes: int = 1 << 20
+    #: largest (and default) ``timeout_ms`` of one HTTP exchange, connect to last byte
     http_timeout_ms: int = 5000
+    #: largest (and default) ``max_bytes`` of one ``fs_read``
+    fs_max_read_bytes: int = 1 << 20
     #: operator cap on host calls per invocation, below what a manifest declares
     max_host_calls: int | None = None

@@ -12,15 +12,16 @@ Invariants of :func:`scope_of` / :meth:`Scope.may_apply`:
 
 * a policy is excluded only when its scope *provably* excludes the request:
   ``action == A`` with ``A`` another action, ``action in [...]`` listing only
-  host-function actions (leaves of the schema's action tree, see
-  ``vak/host/catalog.py``) none of which is the request's, or ``principal ==``
-  / ``principal in`` another ``Vak::Skill`` (skills have no parents);
+  leaf actions (:func:`leaf_actions`: actions of the schema that are no other
+  action's group) none of which is the request's, or ``principal ==`` /
+  ``principal in`` another ``Vak::Skill`` (skills have no parents);
 * anything else (``action in`` a group, templates, unknown shapes) is kept, so
   an unexpected policy shape can only make a slice larger, never wrong.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -28,14 +29,14 @@ from typing import Any
 import cedarpy
 import orjson
 
-from vak.host.catalog import HOST_FUNCTIONS
-
-__all__ = ["Scope", "scope_of"]
+__all__ = ["Scope", "leaf_actions", "scope_of"]
 
 _ACTION_TYPE = "Vak::Action"
 _SKILL_TYPE = "Vak::Skill"
-#: host-function actions: leaves of the schema's action tree (only groups have members)
-_LEAF_ACTIONS = frozenset(f.name for f in HOST_FUNCTIONS)
+_NAME = r'(?:[A-Za-z_][A-Za-z0-9_]*|"(?:[^"\\]|\\.)*")'
+_ACTION_DECL = re.compile(rf"\baction\s+({_NAME}(?:\s*,\s*{_NAME})*)([^;]*);")
+_IN_LIST = re.compile(r"\bin\s*\[([^\]]*)\]")
+_NAMES = re.compile(_NAME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,31 @@ def _entity_ids(constraint: dict[str, Any]) -> list[dict[str, Any]] | None:
     return None
 
 
-def _action_scope(c: dict[str, Any]) -> frozenset[str] | None:
+def leaf_actions(schema_text: str) -> frozenset[str]:
+    """Actions declared with ``appliesTo`` that no other action names as its group.
+
+    Only these may be dropped from a slice when an ``action in [...]`` list does
+    not name the request's action. The reading errs one way: a declaration this
+    does not recognise yields no leaf, which can only keep a policy in a slice.
+    """
+    declared: set[str] = set()
+    groups: set[str] = set()
+    for m in _ACTION_DECL.finditer(_strip_comments(schema_text)):
+        names = {n.strip('"') for n in _NAMES.findall(m.group(1))}
+        rest = m.group(2)
+        for parents in _IN_LIST.findall(rest):
+            groups.update(n.split("::")[-1].strip('"') for n in
+                          re.findall(r'(?:[A-Za-z_][A-Za-z0-9_:]*::)?"?[^",\s]+"?', parents))
+        if "appliesTo" in rest:
+            declared.update(names)
+    return frozenset(declared - groups)
+
+
+def _strip_comments(text: str) -> str:
+    return "\n".join(line.split("//", 1)[0] for line in text.splitlines())
+
+
+def _action_scope(c: dict[str, Any], leaves: frozenset[str]) -> frozenset[str] | None:
     op = c.get("op")
     ents = _entity_ids(c)
     if op not in ("==", "in") or ents is None:
@@ -72,7 +97,7 @@ def _action_scope(c: dict[str, Any]) -> frozenset[str] | None:
         if not isinstance(e, dict) or e.get("type") != _ACTION_TYPE:
             return None
         ident = e.get("id")
-        if op == "in" and ident not in _LEAF_ACTIONS:
+        if op == "in" and ident not in leaves:
             return None  # a group (or unknown): membership is the schema's business
         ids.add(str(ident))
     return frozenset(ids)
@@ -85,7 +110,7 @@ def _skill_scope(c: dict[str, Any]) -> str | None:
     return None
 
 
-def scope_of(policy_text: str) -> Scope:
+def scope_of(policy_text: str, leaves: frozenset[str]) -> Scope:
     """The :class:`Scope` of one policy statement (unknown shapes: applies to all).
 
     Raises:
@@ -98,4 +123,5 @@ def scope_of(policy_text: str) -> Scope:
     if len(items) != 1 or est.get("templates"):
         return Scope(None, None)
     head = items[0]
-    return Scope(_action_scope(head.get("action") or {}), _skill_scope(head.get("principal") or {}))
+    return Scope(_action_scope(head.get("action") or {}, leaves),
+                 _skill_scope(head.get("principal") or {}))

@@ -26,7 +26,7 @@ Invariants:
 
 Example::
 
-    >>> engine = PolicyEngine.load(config.all_policy_dirs)   # doctest: +SKIP
+    >>> engine = PolicyEngine.load(PolicySettings((SHIPPED_POLICY_DIR,)))  # doctest: +SKIP
     >>> engine.decide(request).allowed                        # doctest: +SKIP
 """
 
@@ -43,15 +43,13 @@ from typing import Any
 import cedarpy
 import orjson
 
-from vak.config import KernelConfig
-from vak.policy._partition import Scope, scope_of
+from vak.policy._cedar import authorize, fast_path
+from vak.policy._partition import Scope, leaf_actions, scope_of
 from vak.policy.entities import CedarRequest, Entity, Principal
 from vak.policy.loader import LoadedPolicies, load_policies, name_policies, policy_ids_for
+from vak.policy.settings import PolicySettings
 
-__all__ = ["DEFAULT_DENY", "EVAL_ERROR", "Decision", "PolicyEngine"]
-
-#: the extension function behind cedarpy.is_authorized (see PolicyEngine._authorize)
-_FAST = getattr(getattr(cedarpy, "_internal", None), "is_authorized_batch", None)
+__all__ = ["DEFAULT_DENY", "EVAL_ERROR", "NO_SESSION", "Decision", "PolicyEngine"]
 
 DEFAULT_DENY = "vak.default-deny"
 EVAL_ERROR = "vak.evaluation-error"
@@ -66,6 +64,10 @@ _SESSION_FIELDS = (
 #: entity handles kept per engine, independent of the decision-cache size
 _ENTITY_CACHE = 4096
 _KEY_OPTS = orjson.OPT_SORT_KEYS
+#: ``context.session`` when no policy mentions a session field and no label is set;
+#: shared by every such call (its cache key is computed once). Never mutate it.
+NO_SESSION: dict[str, Any] = {"labels": []}
+_NO_SESSION_KEY = orjson.dumps(NO_SESSION, option=_KEY_OPTS)
 _POSITION = re.compile(r"\bpolicy(\d+)\b")
 
 
@@ -98,8 +100,9 @@ class _State:
         self.schema = cedarpy.Schema.from_str(loaded.schema_text)
         self.policies = cedarpy.PolicySet.from_str(loaded.policy_text)
         self.ids = loaded.ids
+        leaves = leaf_actions(loaded.schema_text)
         self.scopes: tuple[Scope, ...] | None = (
-            tuple(scope_of(s.text) for s in loaded.statements) if partition else None
+            tuple(scope_of(s.text, leaves) for s in loaded.statements) if partition else None
         )
         self.cache: dict[Any, Decision] = {}
         self.entities: dict[tuple[str, bytes], cedarpy.Entities] = {}
@@ -139,26 +142,27 @@ class PolicyEngine:
         self._state = _State(loaded, partition)
         self._cache_size = max(0, cache_size)
         self._lock = threading.Lock()
+        #: the cedarpy call path the start-up self-test chose (logged on a fallback)
+        self.cedar_fast_path = fast_path()
 
     @classmethod
     def load(
-        cls, dirs: Iterable[Path], *, cache_size: int = 4096, partition: bool = True
+        cls, settings: PolicySettings | Iterable[Path], *, cache_size: int | None = None,
+        partition: bool = True
     ) -> PolicyEngine:
-        """Load, validate and compile the policies in ``dirs`` (shipped dir first).
+        """Load, validate and compile the policies of ``settings.policy_dirs`` (shipped
+        dir first), with its decision-cache size.
+
+        A plain iterable of directories is accepted too (with ``cache_size``,
+        default 4096), for tools and tests.
 
         Raises:
             PolicyError: any schema/policy problem (file, line, Cedar message).
         """
-        return cls(load_policies(dirs), cache_size=cache_size, partition=partition)
-
-    @classmethod
-    def from_config(cls, config: KernelConfig) -> PolicyEngine:
-        """The engine for ``config.all_policy_dirs`` with its decision-cache size.
-
-        Raises:
-            PolicyError: any schema/policy problem (file, line, Cedar message).
-        """
-        return cls.load(config.all_policy_dirs, cache_size=config.decision_cache_size)
+        if not isinstance(settings, PolicySettings):
+            settings = PolicySettings(policy_dirs=tuple(settings))
+        size = settings.decision_cache_size if cache_size is None else cache_size
+        return cls(load_policies(settings.policy_dirs), cache_size=size, partition=partition)
 
     @property
     def digest(self) -> str:
@@ -213,9 +217,10 @@ class PolicyEngine:
         Raises nothing for well-formed input (see :meth:`decide`).
         """
         st = self._state
+        session_key = (_NO_SESSION_KEY if session is NO_SESSION
+                       else orjson.dumps(session, option=_KEY_OPTS))
         key = (principal.fingerprint, action, resource.key,
-               orjson.dumps(context, option=_KEY_OPTS),
-               orjson.dumps(session, option=_KEY_OPTS) if session else b"{}")
+               orjson.dumps(context, option=_KEY_OPTS), session_key)
         hit = st.cache.get(key)
         if hit is not None:
             return hit
@@ -254,13 +259,7 @@ class PolicyEngine:
     def _authorize(
         self, st: _State, sl: _Slice, request: CedarRequest, entities: cedarpy.Entities
     ) -> dict[str, Any]:
-        """Cedar's raw response dict for one request.
-
-        The public ``cedarpy.is_authorized`` wrapper spends ~40% of a call in
-        Python (json.dumps of the context, json.loads of the answer, result
-        objects); the extension function it wraps is called directly here with
-        orjson, falling back to the public API if its signature ever changes.
-        """
+        """Cedar's raw response dict for one request (through :mod:`vak.policy._cedar`)."""
         cedar_req = request.to_cedar()
         shape = (request.principal.entity.type, request.action, request.resource.type,
                  _shape(request.context))
@@ -268,18 +267,7 @@ class PolicyEngine:
         # validates again (request validation looks at types only), so it is not
         # re-validated; any other shape is, and is remembered only if it passed.
         schema = None if shape in st.valid_shapes else st.schema
-        if _FAST is not None:
-            try:
-                req = dict(cedar_req)
-                req["context"] = orjson.dumps(cedar_req["context"]).decode()
-                raw = _FAST([req], sl.policies, entities._inner, schema, False)
-                resp: dict[str, Any] = orjson.loads(raw[0])
-            except TypeError:
-                resp = dict(
-                    cedarpy.is_authorized(cedar_req, sl.policies, entities, schema)._authz_resp
-                )
-        else:
-            resp = dict(cedarpy.is_authorized(cedar_req, sl.policies, entities, schema)._authz_resp)
+        resp = authorize(cedar_req, sl.policies, entities, schema)
         if schema is not None and resp.get("decision") in ("Allow", "Deny"):
             diag = resp.get("diagnostics") or {}
             if not diag.get("errors"):

@@ -3,7 +3,9 @@
 The shapes here are the ones ``policies/vak.cedarschema`` declares:
 
 * principal ``Vak::Skill::"<name>"`` with the signed manifest's identity and
-  declared capabilities (fs grants as sets of ``Vak::Dir``);
+  declared capabilities (fs grants as sets of ``Vak::Dir``), built by the
+  mediation (:func:`vak.host.principal.principal_for`), which owns argument and
+  grant normalisation; this module takes paths already normalised;
 * resources ``Vak::File``/``Vak::Dir`` (parents = every ancestor ``Dir``; a
   file is also in the ``Dir`` of its own path, so single-file grants work),
   ``Vak::Url``, ``Vak::KvKey`` in ``Vak::KvNamespace``, ``Vak::Secret`` and
@@ -27,17 +29,14 @@ from typing import Any
 
 import orjson
 
-from vak.identity.manifest import Manifest
-from vak.policy.normalize import ancestors, normalize_grants
-
 __all__ = [
     "CedarRequest",
     "Entity",
     "Principal",
+    "ancestors",
     "dir_entity",
     "file_entity",
     "kernel_entity",
-    "principal_for",
 ]
 
 _DUMP = orjson.OPT_SORT_KEYS
@@ -83,35 +82,22 @@ class Principal:
     entity: Entity
     fingerprint: str
 
+    @classmethod
+    def of(cls, entity: Entity) -> Principal:
+        """``entity`` with the sha256 of everything Cedar sees of it as its fingerprint."""
+        fp = hashlib.sha256(orjson.dumps(entity.to_json(), option=_DUMP)).hexdigest()
+        return cls(entity, fp)
 
-def _dir_ref(path: str) -> dict[str, Any]:
-    return {"__entity": {"type": "Vak::Dir", "id": path}}
 
-
-def principal_for(
-    manifest: Manifest, *, manifest_digest: str, module_sha256: str, signer: str, trust_tier: str
-) -> Principal:
-    """The ``Vak::Skill`` entity for a verified manifest."""
-    caps = manifest.capabilities
-    attrs = {
-        "name": manifest.name,
-        "version": manifest.version,
-        "signer": signer,
-        "trust_tier": trust_tier,
-        "manifest_digest": manifest_digest,
-        "module_sha256": module_sha256,
-        "fs_read": [_dir_ref(p) for p in sorted(normalize_grants(caps.fs_read))],
-        "fs_write": [_dir_ref(p) for p in sorted(normalize_grants(caps.fs_write))],
-        "http_hosts": sorted(caps.http),
-        "kv": bool(caps.kv),
-        "secrets": sorted(caps.secrets),
-        "log": bool(caps.log),
-        "clock": bool(caps.clock),
-        "random": bool(caps.random),
-    }
-    entity = Entity("Vak::Skill", manifest.name, attrs)
-    fp = hashlib.sha256(orjson.dumps(entity.to_json(), option=_DUMP)).hexdigest()
-    return Principal(entity, fp)
+def ancestors(path: str) -> tuple[str, ...]:
+    """Every proper ancestor of a normalised path, nearest last: ``/a/b`` -> ``('/', '/a')``."""
+    if path == "/":
+        return ()
+    parts = path.split("/")[1:-1]
+    out = ["/"]
+    for i in range(len(parts)):
+        out.append("/" + "/".join(parts[: i + 1]))
+    return tuple(out)
 
 
 def _parents(path: str, include_self: bool) -> tuple[tuple[str, str], ...]:

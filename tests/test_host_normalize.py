@@ -1,4 +1,4 @@
-"""vak.policy.normalize: paths, URLs, hosts, IP classes (tables + properties)."""
+"""vak.host.normalize: paths, URLs, hosts, IP classes (tables + properties)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vak.policy.normalize import (
+from vak.host.normalize import (
     NormalizeError,
-    ancestors,
     classify_ip,
     normalize_host,
     normalize_path,
     normalize_url,
     path_within,
 )
+from vak.policy.entities import ancestors
 
 PATHS = [
     ("/workspace//a/./b", "/workspace/a/b"),
@@ -123,6 +123,57 @@ IPS = [
 @pytest.mark.parametrize(("ip", "cls"), IPS, ids=[i[0] for i in IPS])
 def test_classify_ip(ip: str, cls: str) -> None:
     assert classify_ip(ip) == cls
+
+
+#: cloud metadata, credential and wire-server endpoints (issue 12), in every spelling
+METADATA = [
+    ("169.254.169.254", "AWS/GCP/Azure/OpenStack/DO/Oracle IMDS"),
+    ("fd00:ec2::254", "AWS IMDS IPv6"),
+    ("169.254.170.2", "AWS ECS task credentials"),
+    ("169.254.170.23", "AWS EKS Pod Identity"),
+    ("fd00:ec2::23", "AWS EKS Pod Identity IPv6"),
+    ("169.254.169.253", "AWS VPC DNS"),
+    ("fd00:ec2::253", "AWS VPC DNS IPv6"),
+    ("169.254.169.123", "AWS Time Sync"),
+    ("fd00:ec2::123", "AWS Time Sync IPv6"),
+    ("168.63.129.16", "Azure wire server"),
+    ("100.100.100.200", "Alibaba IMDS"),
+    ("192.0.0.192", "Oracle legacy IMDS"),
+    ("169.254.0.23", "Tencent IMDS"),
+    ("fd20:ce::254", "GCP IMDS IPv6"),
+    ("169.254.42.42", "Scaleway IMDS"),
+    ("fe80::a9fe:a9fe", "OpenStack IMDS IPv6"),
+    ("::ffff:168.63.129.16", "mapped wire server"),
+    ("::ffff:6464:64c8", "mapped Alibaba (hex)"),
+    ("64:ff9b::a9fe:a9fe", "NAT64 of IMDS"),
+    ("::a9fe:a9fe", "IPv4-compatible IMDS"),
+    ("2002:a9fe:a9fe::1", "6to4 of IMDS"),
+    ("FD00:EC2:0:0:0:0:0:254", "AWS IPv6 uncompressed"),
+]
+
+
+@pytest.mark.parametrize("ip", [m[0] for m in METADATA], ids=[m[1] for m in METADATA])
+def test_metadata_endpoints(ip: str) -> None:
+    assert classify_ip(ip) == "metadata"
+
+
+@pytest.mark.parametrize("url", ["http://2852039166/", "http://0xa9.0xfe.0xa9.0xfe/",
+                                 "http://0251.0376.0251.0376/", "http://168.63.129.16./",
+                                 "http://[::ffff:169.254.169.254]/", "http://2822734096/"],
+                         ids=["decimal", "hex", "octal", "trailing-dot", "mapped", "wire-decimal"])
+def test_metadata_in_any_spelling(url: str) -> None:
+    assert classify_ip(normalize_url(url).host) == "metadata"
+
+
+def test_every_metadata_address_is_documented() -> None:
+    from pathlib import Path
+
+    from vak.host.normalize import METADATA_ADDRESSES
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "POLICY.md").read_text()
+    missing = [a for a in METADATA_ADDRESSES if f"`{a}`" not in doc]
+    assert missing == []
+    assert {classify_ip(a) for a in METADATA_ADDRESSES} == {"metadata"}
 
 
 def test_host_idempotent_examples() -> None:

@@ -1,5 +1,8 @@
 """Normalisation of the targets a guest names: paths, URLs, hosts and IPs.
 
+Pure functions (no I/O, no DNS): the host-function normalisers
+(:mod:`vak.host.calls`) build every Cedar resource from their results.
+
 Policy decisions are only as good as the names they are made on. Every target
 is reduced to one canonical form *before* Cedar sees it, and the effect is then
 performed on exactly that form:
@@ -21,7 +24,9 @@ Example::
     >>> classify_ip("::ffff:127.0.0.1")
     'loopback'
 
-Every function raises :class:`NormalizeError` on input it refuses.
+Every function raises :class:`NormalizeError` on input it refuses; its message
+says what is wrong and never quotes the input (which may hold a secret, in a
+form -- lower-cased, IDNA-encoded -- that no scrubber would recognise).
 """
 
 from __future__ import annotations
@@ -36,9 +41,9 @@ from urllib.parse import urlsplit
 __all__ = [
     "MAX_PATH",
     "MAX_URL",
+    "METADATA_ADDRESSES",
     "NormalizeError",
     "NormalizedUrl",
-    "ancestors",
     "classify_ip",
     "normalize_grants",
     "normalize_host",
@@ -110,17 +115,6 @@ def normalize_grants(paths: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def ancestors(path: str) -> tuple[str, ...]:
-    """Every proper ancestor of a normalised path, nearest last: ``/a/b`` -> ``('/', '/a')``."""
-    if path == "/":
-        return ()
-    parts = path.split("/")[1:-1]
-    out = ["/"]
-    for i in range(len(parts)):
-        out.append("/" + "/".join(parts[: i + 1]))
-    return tuple(out)
-
-
 def path_within(path: str, root: str) -> bool:
     """True if normalised ``path`` equals ``root`` or lies beneath it (by component)."""
     if root == "/":
@@ -134,7 +128,7 @@ def _ipv4_from_aton(text: str) -> str | None:
     try:
         return socket.inet_ntoa(socket.inet_aton(text))
     except OSError:
-        raise NormalizeError(f"invalid IPv4 literal {text!r}") from None
+        raise NormalizeError("invalid IPv4 literal (an inet_aton part out of range)") from None
 
 
 def normalize_host(host: str) -> str:
@@ -153,7 +147,7 @@ def normalize_host(host: str) -> str:
         try:
             addr = ipaddress.IPv6Address(host)  # zone ids ('%eth0') are refused here
         except ValueError:
-            raise NormalizeError(f"invalid IPv6 literal {host!r}") from None
+            raise NormalizeError("invalid IPv6 literal") from None
         return addr.compressed
     host = host.rstrip(".").lower()
     v4 = _ipv4_from_aton(host)
@@ -162,12 +156,13 @@ def normalize_host(host: str) -> str:
     try:
         ascii_host = host.encode("idna").decode("ascii")
     except UnicodeError:
-        raise NormalizeError(f"host {host!r} is not a valid IDNA name") from None
+        raise NormalizeError("host is not a valid IDNA name") from None
     labels = ascii_host.split(".")
     if len(ascii_host) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
-        raise NormalizeError(f"host {host!r} is not a valid DNS name")
+        raise NormalizeError(
+            "host is not a valid DNS name (labels of a-z, 0-9, _ and -; at most 253 characters)")
     if labels[-1].isdigit():
-        raise NormalizeError(f"host {host!r} looks numeric but is not an IPv4 address")
+        raise NormalizeError("host looks numeric but is not an IPv4 address")
     return ascii_host
 
 
@@ -208,11 +203,11 @@ def normalize_url(url: str) -> NormalizedUrl:
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        raise NormalizeError(f"malformed url: {exc}") from None
+    except ValueError:  # its message quotes the url: never echoed
+        raise NormalizeError("malformed url (a bad port or unbalanced brackets)") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
-        raise NormalizeError(f"scheme {scheme!r} not allowed (http and https only)")
+        raise NormalizeError("scheme not allowed (http and https only)")
     if "@" in parts.netloc:
         raise NormalizeError("userinfo in url is not allowed")
     if parts.hostname is None:
@@ -224,19 +219,35 @@ def normalize_url(url: str) -> NormalizedUrl:
     if port is None:
         port = _DEFAULT_PORTS[scheme]
     if not 0 < port < 65536:
-        raise NormalizeError(f"port {port} out of range")
+        raise NormalizeError("port out of range (1-65535)")
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
     return NormalizedUrl(scheme, host, port, target)
 
 
-_METADATA = {
-    ipaddress.ip_address("169.254.169.254"),
-    ipaddress.ip_address("169.254.170.2"),
-    ipaddress.ip_address("100.100.100.200"),
-    ipaddress.ip_address("fd00:ec2::254"),
+#: cloud metadata, credential and platform ("wire server") endpoints, by provider.
+#: Each is forbidden outright (``vak.net.forbid-metadata``), whatever class its
+#: range has otherwise (several are link-local, private or CGNAT addresses).
+METADATA_ADDRESSES: dict[str, str] = {
+    "169.254.169.254": "instance metadata (AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle, ...)",
+    "fd00:ec2::254": "AWS instance metadata (IPv6)",
+    "169.254.170.2": "AWS ECS task metadata and credentials",
+    "169.254.170.23": "AWS EKS Pod Identity agent",
+    "fd00:ec2::23": "AWS EKS Pod Identity agent (IPv6)",
+    "169.254.169.253": "AWS VPC DNS resolver",
+    "fd00:ec2::253": "AWS VPC DNS resolver (IPv6)",
+    "169.254.169.123": "AWS Time Sync",
+    "fd00:ec2::123": "AWS Time Sync (IPv6)",
+    "168.63.129.16": "Azure wire server (platform endpoint)",
+    "100.100.100.200": "Alibaba Cloud instance metadata",
+    "192.0.0.192": "Oracle Cloud legacy instance metadata",
+    "169.254.0.23": "Tencent Cloud instance metadata",
+    "fd20:ce::254": "GCP instance metadata (IPv6)",
+    "169.254.42.42": "Scaleway instance metadata",
+    "fe80::a9fe:a9fe": "OpenStack instance metadata (IPv6)",
 }
+_METADATA = frozenset(ipaddress.ip_address(a) for a in METADATA_ADDRESSES)
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _ULA = ipaddress.ip_network("fc00::/7")
 _TRANSLATED = (
@@ -247,6 +258,24 @@ _TRANSLATED = (
 )
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embeds_metadata(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """A NAT64, IPv4-compatible, 6to4 or Teredo address carrying a metadata IPv4."""
+    if not isinstance(addr, ipaddress.IPv6Address):
+        return False
+    inner: list[ipaddress.IPv4Address] = []
+    if addr in _NAT64 or addr in _V4_COMPATIBLE:
+        inner.append(ipaddress.IPv4Address(int(addr) & 0xFFFF_FFFF))
+    if addr.sixtofour is not None:
+        inner.append(addr.sixtofour)
+    if addr.teredo is not None:
+        inner.append(addr.teredo[1])
+    return any(a in _METADATA for a in inner)
+
+
 def classify_ip(ip: str) -> str:
     """The class of an IP address, the ``ip_class`` attribute policies test.
 
@@ -254,7 +283,8 @@ def classify_ip(ip: str) -> str:
     ``private``, ``cgnat``, ``ula``, ``multicast``, ``broadcast``,
     ``ipv4_mapped`` (a mapped public address), ``translated`` (NAT64, 6to4,
     Teredo), ``reserved``, or ``public``. IPv4-mapped IPv6 addresses take the
-    class of the mapped address when that is not public.
+    class of the mapped address when that is not public; an address embedding a
+    metadata IPv4 (NAT64, IPv4-compatible, 6to4, Teredo) is ``metadata``.
 
     Raises:
         NormalizeError: ``ip`` is not an IP address literal.
@@ -262,11 +292,11 @@ def classify_ip(ip: str) -> str:
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
-        raise NormalizeError(f"not an IP address: {ip!r}") from None
+        raise NormalizeError("not an IP address literal") from None
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         inner = classify_ip(str(addr.ipv4_mapped))
         return inner if inner != "public" else "ipv4_mapped"
-    if addr in _METADATA:
+    if addr in _METADATA or _embeds_metadata(addr):
         return "metadata"
     if addr.is_loopback:
         return "loopback"
