@@ -75,7 +75,7 @@ def toolchain_version(lang: str, skill_dir: Path) -> str:
             field="componentize-js",
             fix="install Node.js, then in the skill directory: "
                 "npm install @bytecodealliance/componentize-js")
-    package = Path(os.path.realpath(tool)).parent.parent / "package.json"
+    package = Path(os.path.realpath(tool)).parent.with_name("package.json")  # src/cli.js
     return f"componentize-js {hashlib.sha256(package.read_bytes()).hexdigest()[:16]}" \
         if package.is_file() else f"componentize-js {tool}"
 
