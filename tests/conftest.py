@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,3 +29,21 @@ def built_skills() -> Path:
     for root in DEFAULT_ROOTS:
         build_all(root)
     return SKILLS
+
+
+@pytest.fixture(scope="session")
+def component_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A module cache shared by every component test (one compile per session)."""
+    return tmp_path_factory.mktemp("component-cache") / "cache"
+
+
+@pytest.fixture(scope="session")
+def components(built_skills: Path, component_cache: Path) -> Iterator[Any]:
+    """The Python components built and compiled once (tests/component_helpers.py)."""
+    from component_helpers import compile_components
+
+    compiled = compile_components(component_cache)
+    try:
+        yield compiled
+    finally:
+        compiled.engine.close()

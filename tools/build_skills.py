@@ -30,10 +30,14 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_ROOTS = (examples_dir(), REPO / "skills")
 
 
+#: component skills not built because their toolchain is missing (reported by main)
+SKIPPED: list[str] = []
+
+
 def build_all(root: Path) -> list[Path]:
     """:func:`vak.skillbuild.build_all`, raising the compiler's own error on failure."""
     try:
-        return skillbuild.build_all(Path(root))
+        return skillbuild.build_all(Path(root), skipped=SKIPPED)
     except SkillLoadError as exc:
         if isinstance(exc.__cause__, subprocess.CalledProcessError):
             raise exc.__cause__ from None
@@ -42,7 +46,8 @@ def build_all(root: Path) -> list[Path]:
 
 def stale(root: Path) -> list[tuple[Path, Path, str]]:
     """``(skill_dir, module, digest)`` of every missing or stale module under ``root``."""
-    return [(t.skill_dir, t.module, t.digest) for t in skillbuild.stale(Path(root))]
+    return [(t.skill_dir, t.module, t.digest)
+            for t in skillbuild.stale(Path(root), skipped=SKIPPED)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,12 +65,14 @@ def main(argv: list[str] | None = None) -> int:
             for module in todo:
                 print(f"stale: {module}")
             return 1 if todo else 0
-        built = [m for root in roots for m in skillbuild.build_all(root)]
+        built = [m for root in roots for m in skillbuild.build_all(root, skipped=SKIPPED)]
     except VakError as exc:
         print(f"build failed: {exc.diagnostics()}", file=sys.stderr)
         return 1
     for module in built:
         print(f"built: {module}")
+    for reason in SKIPPED:
+        print(f"skipped: {reason}")
     if not built:
         print("all skills up to date")
     return 0

@@ -1,7 +1,8 @@
 """Files the kernel ships inside the package, found through :mod:`importlib.resources`.
 
 Nothing at run time reaches into a source checkout: the Cedar schema and base
-policies (``vak/policies``), the guest SDK (``vak/sdk``: ``vak.h``, ``vak.zig``),
+policies (``vak/policies``), the WIT world of components (``vak/wit``), the
+guest SDK (``vak/sdk``: ``vak.h``, ``vak.zig``),
 the example skills' sources and manifests (``vak/examples/<name>``) and the
 manifest schema (``vak/identity/schemas``) are package data, so a wheel installed into a
 fresh virtualenv finds them exactly as an editable install does::
@@ -26,7 +27,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-__all__ = ["example_dir", "example_names", "examples_dir", "policy_dir", "sdk_dir"]
+__all__ = ["example_dir", "example_names", "examples_dir", "policy_dir", "sdk_dir", "wit_dir"]
 
 
 def _copy_tree(src: Traversable, dest: Path) -> None:
@@ -58,6 +59,11 @@ def policy_dir() -> Path:
 def sdk_dir() -> Path:
     """The guest SDK: the C header ``vak.h`` and the Zig module ``vak.zig``."""
     return _packaged("sdk")
+
+
+def wit_dir() -> Path:
+    """The ``vak:skill@0.1.0`` WIT package components are built against (``skill.wit``)."""
+    return _packaged("wit")
 
 
 def examples_dir() -> Path:

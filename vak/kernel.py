@@ -59,11 +59,13 @@ from vak.errors import (
     InputValidationError,
     OutputValidationError,
     PolicyDeniedError,
+    SkillLoadError,
     SkillTrapError,
     VakError,
 )
 from vak.host.secrets import SecretProvider
 from vak.identity.floor import VERSION_FLOOR_FILE, VersionFloor
+from vak.identity.manifest import Manifest
 from vak.identity.signing import VerifiedSkill
 from vak.identity.trust import Tier, TrustStore
 from vak.invocation import Invocation, LoadedSkill, Principal, ToolSpec
@@ -238,7 +240,8 @@ class Kernel:
         tools = self._registry.build(skill)
         with self._load_lock:
             # compile before registering so a half-loaded skill is never callable
-            self._engine.compile(verified.module_bytes, verified.module_sha256)
+            _compile(self._engine, skill_dir, manifest, verified.module_bytes,
+                     verified.module_sha256)
             if skill.use_worker:
                 self._worker_pool().register(verified.module_sha256, verified.module_bytes)
             self._registry.add(tools)
@@ -586,13 +589,42 @@ def _decode_output(tool: str, data: bytes) -> object:
     return output
 
 
+def _compile(engine: ModuleEngine[Resident], skill_dir: Path, manifest: Manifest, data: bytes,
+             digest: str) -> None:
+    """Compile the module as the kind the signed manifest names; the bytes must agree.
+
+    Raises:
+        SkillLoadError: ``module.kind`` names the other kind than the bytes are.
+    """
+    from vak.sandbox.kinds import binary_kind
+
+    declared = manifest.module.kind
+    actual = binary_kind(data)
+    if actual == "unknown":
+        actual = "core"  # not wasm at all: the engine's compile names the problem
+    if declared != actual:
+        raise SkillLoadError(
+            f"{skill_dir}: module.kind: the manifest says {declared!r} but "
+            f"{manifest.module.path} is a {actual} module; set module.kind: {actual}",
+            skill_dir=str(skill_dir), field="module.kind")
+    if declared == "component":
+        engine.compile_component(data, digest)
+    else:
+        engine.compile(data, digest)
+
+
 def _load_fields(skill: LoadedSkill, tools: list[RegisteredTool]) -> dict[str, Any]:
     """The ``skill_loaded`` entry's fields (docs/AUDIT-FORMAT.md)."""
     fields: dict[str, Any] = {
         "skill": skill.ref.to_audit_loaded(skill.module_sha256, skill.tier),
         "tools": [t.spec.name for t in tools],
         "route": "worker" if skill.use_worker else "engine",
+        "abi": skill.manifest.module.kind,
     }
+    if skill.manifest.module.kind == "component":
+        from vak.sandbox.kinds import WIT_WORLD
+
+        fields["wit"] = WIT_WORLD
     if not skill.signer_key_id:
         # loaded unsigned on the development path (require_signature = false)
         fields["dev_mode"] = True

@@ -36,7 +36,9 @@ from vak.errors import ConfigError
 __all__ = ["LANGS", "InitResult", "config_text", "init_dir", "new_skill", "trust_store_text"]
 
 #: languages ``vak skill new`` scaffolds (components join when they land)
-LANGS = ("c", "zig")
+LANGS = ("c", "zig", "python", "js")
+#: languages built as vak:skill components (vak/componentbuild.py), and their entry file
+COMPONENT_SOURCES = {"python": "app.py", "js": "app.js"}
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
 
 #: the log key's pinned copy, beside vak.toml and outside the state directory
@@ -197,15 +199,15 @@ description: Greet someone by name (a starting point; edit me).
 author: {author}
 license: Apache-2.0
 module:
-  path: {name}.wasm
+  path: {name}.wasm{kind}
 # host functions this skill may ask for; each call is still decided by policy
 capabilities: {{}}
 limits:
-  max_memory_pages: 16
+  max_memory_pages: {pages}
   max_execution_time_ms: 1000
-  max_fuel: 10000000
+  max_fuel: {fuel}
   max_output_bytes: 4096
-  max_host_calls: 0
+  max_host_calls: {host_calls}
 exports:
   - name: execute
     description: Return a greeting for the given name.
@@ -260,6 +262,52 @@ export fn execute(ptr: u32, len: u32) u64 {{
 """
 
 
+_PY_SOURCE = """\
+\"\"\"{name}: {{name}} -> {{greeting}}. Build: vak skill build {name}  (docs/COMPONENTS.md)
+
+A vak:skill component: the kernel calls Tool.call(tool name, input JSON text)
+and validates the JSON text returned against the manifest's output schema.
+Host functions are imported from wit_world.imports (fs, http, kv, log, ...).
+\"\"\"
+
+import json
+
+from wit_world import exports
+
+
+class Tool(exports.Tool):
+    def call(self, name: str, input: str) -> str:
+        if name != "execute":
+            return json.dumps({{"error": "unknown tool"}})
+        who = json.loads(input).get("name")
+        if not isinstance(who, str):
+            return json.dumps({{"error": "name must be a string"}})
+        return json.dumps({{"greeting": "Hello, " + who + "!"}})
+"""
+
+_JS_SOURCE = """\
+// {name}: {{name}} -> {{greeting}}. Build: vak skill build {name}  (docs/COMPONENTS.md)
+//
+// A vak:skill component: the kernel calls tool.call(tool name, input JSON text)
+// and validates the JSON text returned against the manifest's output schema.
+// Host functions are imported from "vak:skill/http@0.1.0", "vak:skill/log@0.1.0", ...
+
+export const tool = {{
+  call(name, input) {{
+    if (name !== "execute") return JSON.stringify({{ error: "unknown tool" }});
+    const who = JSON.parse(input).name;
+    if (typeof who !== "string") return JSON.stringify({{ error: "name must be a string" }});
+    return JSON.stringify({{ greeting: "Hello, " + who + "!" }});
+  }},
+}};
+"""
+
+
+def source_name(name: str, lang: str) -> str:
+    """The source file ``vak skill new`` writes for ``lang``."""
+    return COMPONENT_SOURCES.get(lang, f"{name}.{lang}")
+
+
 def new_skill(parent: Path, name: str, lang: str, *, author: str = "me",
               force: bool = False) -> Path:
     """Write a new skill ``parent/name`` in ``lang``; return its directory.
@@ -276,11 +324,16 @@ def new_skill(parent: Path, name: str, lang: str, *, author: str = "me",
         raise ConfigError(f"language {lang!r} is not supported", field="--lang",
                           valid=list(LANGS))
     skill = Path(parent) / name
-    source = skill / f"{name}.{lang}"
+    source = skill / source_name(name, lang)
     _refuse_existing([skill / "skill.yaml", source], force)
     skill.mkdir(parents=True, exist_ok=True)
-    (skill / "skill.yaml").write_text(
-        _MANIFEST.format(name=name, author=json.dumps(author)), encoding="utf-8")
-    template = _C_SOURCE if lang == "c" else _ZIG_SOURCE
+    component = lang in COMPONENT_SOURCES
+    # an interpreter in a component needs more memory and fuel than C (docs/COMPONENTS.md)
+    (skill / "skill.yaml").write_text(_MANIFEST.format(
+        name=name, author=json.dumps(author), kind="\n  kind: component" if component else "",
+        pages=512 if component else 16, fuel=1_000_000_000 if component else 10_000_000,
+        host_calls=16 if component else 0),
+        encoding="utf-8")
+    template = {"c": _C_SOURCE, "zig": _ZIG_SOURCE, "python": _PY_SOURCE, "js": _JS_SOURCE}[lang]
     source.write_text(template.format(name=name), encoding="utf-8")
     return skill

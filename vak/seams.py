@@ -77,6 +77,10 @@ R = TypeVar("R", bound=Resident)
 class ModuleEngine(Runner, Protocol[R]):
     """The in-process engine: compiles once, runs calls, keeps session instances."""
 
+    def compile_component(self, component_bytes: bytes, digest: str, /) -> object:
+        """Compile (or load from the cache) a component of the vak:skill world."""
+        ...
+
     def compile(self, module_bytes: bytes, digest: str, /) -> object:
         """Compile (or load from cache) ``module_bytes`` whose sha256 is ``digest``."""
         ...

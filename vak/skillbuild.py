@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
 
+from vak import componentbuild
 from vak._resources import sdk_dir
 from vak.errors import ConfigError, ManifestError, SkillLoadError
 from vak.identity.manifest import load_manifest, load_yaml_mapping, resolve_module_path
@@ -43,6 +44,8 @@ ZIGFLAGS = (
     "-target", "wasm32-freestanding", "-fno-entry", "-rdynamic", "-O", "ReleaseSmall",
     "--stack", "65536",
 )
+#: the ``field`` of the ConfigError naming a missing component toolchain
+TOOLCHAINS = ("componentize-py", "componentize-js")
 #: longest compiler output kept in an error message (the start names the first error)
 _MAX_DIAGNOSTICS = 4000
 
@@ -54,6 +57,8 @@ class BuildTarget:
     skill_dir: Path
     module: Path
     digest: str
+    #: "zig" (C or Zig core module) or a component language ("python", "js")
+    lang: str = "zig"
 
     @property
     def stamp(self) -> Path:
@@ -118,6 +123,26 @@ def _manifests(root: Path) -> list[Path]:
     return found
 
 
+def _kind_of(manifest_path: Path) -> str:
+    """``module.kind`` of a manifest (``core`` unless it says ``component``)."""
+    raw = load_yaml_mapping(manifest_path.read_bytes(), str(manifest_path))
+    module = raw.get("module")
+    return "component" if isinstance(module, dict) and module.get("kind") == "component" \
+        else "core"
+
+
+def _component_target(manifest_path: Path, module: Path) -> BuildTarget:
+    skill = manifest_path.parent
+    lang = componentbuild.language_of(skill)
+    if lang is None:
+        raise ConfigError(
+            f"{skill}: module.kind is component but there is no app.py or app.js",
+            file=str(manifest_path), field="module.kind",
+            fix="add app.py (Python) or app.js (JavaScript), or `vak skill new NAME --lang python`")
+    version = componentbuild.toolchain_version(lang, skill)
+    return BuildTarget(skill, module, componentbuild.source_hash(skill, lang, version), lang)
+
+
 def _module_of(manifest_path: Path, validate: bool) -> Path:
     """The module path a manifest names, checked to stay inside its directory.
 
@@ -145,10 +170,14 @@ def _module_of(manifest_path: Path, validate: bool) -> Path:
 
 
 def find_targets(root: Path, sdk: Path | None = None, zig: str | None = None, *,
-                 validate: bool = False) -> list[BuildTarget]:
+                 validate: bool = False, skipped: list[str] | None = None
+                 ) -> list[BuildTarget]:
     """Every skill under ``root`` (or ``root`` itself) that has sources, with their digest.
 
     A skill without sources whose module exists (a prebuilt module) is skipped.
+    With ``skipped`` (a list), a component whose toolchain is not installed is
+    skipped too and the reason appended (the repository's own build, where a
+    developer may lack node); without it that is an error.
 
     Raises:
         ConfigError: ``root`` holds no skill, a skill has neither sources nor
@@ -157,7 +186,6 @@ def find_targets(root: Path, sdk: Path | None = None, zig: str | None = None, *,
     """
     root = Path(root)
     sdk = sdk or sdk_for(root)
-    zig = zig or zig_version()
     targets = []
     for manifest_path in _manifests(root):
         skill = manifest_path.parent
@@ -167,6 +195,15 @@ def find_targets(root: Path, sdk: Path | None = None, zig: str | None = None, *,
                 f"{manifest_path}: module.path: {module.name!r} must end in .wasm",
                 file=str(manifest_path), field="module.path", fix="e.g. module: {path: skill.wasm}",
             )
+        if _kind_of(manifest_path) == "component":
+            try:
+                targets.append(_component_target(manifest_path, module))
+            except ConfigError as exc:
+                if skipped is None or exc.details.get("field") not in TOOLCHAINS:
+                    raise
+                skipped.append(f"{skill}: {exc.message}")
+            continue
+        zig = zig or zig_version()
         if not any(skill.glob("*.c")) and not (skill / f"{module.stem}.zig").exists():
             if module.exists():
                 continue
@@ -179,13 +216,16 @@ def find_targets(root: Path, sdk: Path | None = None, zig: str | None = None, *,
     return targets
 
 
-def stale(root: Path, sdk: Path | None = None, *, validate: bool = False
-          ) -> list[BuildTarget]:
+def stale(root: Path, sdk: Path | None = None, *, validate: bool = False,
+          skipped: list[str] | None = None) -> list[BuildTarget]:
     """The skills under ``root`` whose module is missing or older than its sources."""
-    return [t for t in find_targets(root, sdk, validate=validate) if not t.up_to_date()]
+    return [t for t in find_targets(root, sdk, validate=validate, skipped=skipped)
+            if not t.up_to_date()]
 
 
 def _command(target: BuildTarget, sdk: Path, out: Path) -> list[str]:
+    if target.lang != "zig":
+        return componentbuild.command(target.lang, target.skill_dir, out)
     if target.zig_root.exists():
         return [sys.executable, "-m", "ziglang", "build-exe", *ZIGFLAGS, "--dep", "vak",
                 f"-Mroot={target.zig_root}", f"-Mvak={sdk / 'vak.zig'}", f"-femit-bin={out}"]
@@ -221,7 +261,8 @@ def build_target(target: BuildTarget, sdk: Path) -> None:
     target.stamp.write_text(target.digest + "\n", encoding="utf-8")
 
 
-def build_all(root: Path, sdk: Path | None = None, *, validate: bool = False) -> list[Path]:
+def build_all(root: Path, sdk: Path | None = None, *, validate: bool = False,
+              skipped: list[str] | None = None) -> list[Path]:
     """Build every stale module under ``root`` (a skill or a tree); return those built.
 
     Raises:
@@ -231,7 +272,7 @@ def build_all(root: Path, sdk: Path | None = None, *, validate: bool = False) ->
     """
     sdk = sdk or sdk_for(Path(root))
     built = []
-    for target in stale(root, sdk, validate=validate):
+    for target in stale(root, sdk, validate=validate, skipped=skipped):
         build_target(target, sdk)
         built.append(target.module)
     return built

@@ -1,6 +1,6 @@
 """``vak skill new|build|sign|test``: write a skill anywhere, with nothing but the wheel.
 
-* ``new NAME --lang c|zig`` writes ``NAME/skill.yaml`` and a source file;
+* ``new NAME --lang c|zig|python|js`` writes ``NAME/skill.yaml`` and a source file;
 * ``build [DIR]`` builds one skill or a tree with the packaged SDK (Zig from
   the ``build`` extra), validating each manifest first;
 * ``sign DIR --key KEY`` fills in the module digest and signs ``skill.yaml``;
@@ -35,11 +35,11 @@ _EXAMPLES = """examples:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from vak.scaffold import new_skill
+    from vak.scaffold import new_skill, source_name
 
     skill = new_skill(Path(args.dir), args.name, args.lang, author=args.author,
                       force=args.force)
-    print(f"wrote {skill}/skill.yaml and {skill}/{args.name}.{args.lang}")
+    print(f"wrote {skill}/skill.yaml and {skill}/{source_name(args.name, args.lang)}")
     print("next:")
     print(f"  vak skill build {skill}")
     print(f"  vak skill test {skill} --input '{{\"name\": \"Ada\"}}'")
@@ -148,10 +148,12 @@ def register(sub: Any) -> None:
     from vak.cli import skill_sign
     from vak.scaffold import LANGS
 
-    ssub = group(sub, "skill", "Write, build, sign and test a skill (C or Zig).",
+    ssub = group(sub, "skill",
+                 "Write, build, sign and test a skill (C, Zig, Python or JavaScript).",
                  epilog=_EXAMPLES)
 
-    p = add(ssub, "new", cmd_new, "Write NAME/skill.yaml and a C or Zig source to start from.",
+    p = add(ssub, "new", cmd_new,
+            "Write NAME/skill.yaml and a C, Zig, Python or JavaScript source to start from.",
             config=False, json_flag=False,
             epilog="example:\n  vak skill new hello --lang zig --dir skills")
     p.add_argument("name", metavar="NAME", help="skill name: a-z first, then a-z 0-9 _ -")

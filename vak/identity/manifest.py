@@ -82,6 +82,8 @@ class ModuleRef:
 
     path: str
     sha256: str | None  # lowercase hex; None only before `vak-skill-sign sign`
+    #: "core" (core module, ``vak.<fn>`` ABI) or "component" (``vak:skill`` WIT world)
+    kind: str = "core"
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +331,8 @@ def _build(raw: dict[str, Any]) -> Manifest:
         description=raw["description"],
         author=raw["author"],
         license=raw["license"],
-        module=ModuleRef(path=raw["module"]["path"], sha256=raw["module"].get("sha256")),
+        module=ModuleRef(path=raw["module"]["path"], sha256=raw["module"].get("sha256"),
+                         kind=raw["module"].get("kind", "core")),
         capabilities=Capabilities(
             fs_read=tuple(fs.get("read", ())),
             fs_write=tuple(fs.get("write", ())),

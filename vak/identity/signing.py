@@ -146,7 +146,8 @@ def _ordered(mapping: dict[str, Any], sha256: str) -> dict[str, Any]:
         if key == "signature":
             continue
         if key == "module":
-            value = {"path": value["path"], "sha256": sha256}
+            # keep the author's other module fields (kind) in their order
+            value = {**{k: v for k, v in value.items() if k != "sha256"}, "sha256": sha256}
         out[key] = value
     return out
 

@@ -27,11 +27,22 @@ import hmac
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, TypeVar
+
+import wasmtime
 
 __all__ = ["ModuleCache"]
 
 _TAG = 32
+
+
+class _Serializable(Protocol):
+    def serialize(self) -> bytearray: ...
+
+
+_Compiled = TypeVar("_Compiled", bound=_Serializable)
 
 
 class ModuleCache:
@@ -106,3 +117,20 @@ class ModuleCache:
             os.replace(tmp, path)
         except OSError:
             tmp.unlink(missing_ok=True)
+
+    def load_or_build(self, digest: str, deserialize: Callable[[bytes], _Compiled],
+                      build: Callable[[], _Compiled]) -> tuple[_Compiled, bool]:
+        """The compiled artefact for ``digest`` from the cache, else ``build()`` and store it.
+
+        Returns ``(artefact, from_cache)``. An entry this engine cannot
+        deserialise (another configuration) is rebuilt and overwritten.
+        """
+        cached = self.load(digest)
+        if cached is not None:
+            try:
+                return deserialize(cached), True
+            except wasmtime.WasmtimeError:
+                pass  # stale for this engine: recompile and overwrite
+        built = build()
+        self.store(digest, bytes(built.serialize()))
+        return built, False

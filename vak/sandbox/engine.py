@@ -72,10 +72,11 @@ from vak.sandbox import fastcall, selftest
 from vak.sandbox.abi import pack, unpack
 from vak.sandbox.backend import Access, Backend, Store, backend_named
 from vak.sandbox.cache import ModuleCache
+from vak.sandbox.component import CompiledComponent, ComponentRunner
 from vak.sandbox.pooling import apply_pooling
 from vak.sandbox.settings import EngineSettings
 from vak.sandbox.ticker import EpochTicker
-from vak.sandbox.types import CallOutcome, HostHandler
+from vak.sandbox.types import CallOutcome, HostHandler, refusal
 
 __all__ = [
     "ALLOCATOR_EXPORT", "MEMORY_EXPORT", "CompiledModule", "Engine", "Resident", "module_digest",
@@ -199,6 +200,13 @@ class Engine:
         self._lock = threading.Lock()
         self._cache = ModuleCache(settings.module_cache_dir, self._fingerprint())
         self._ticker = EpochTicker(self._engine.increment_epoch, settings.epoch_tick_ms)
+        self._components = ComponentRunner(
+            self._engine, self._names,
+            ModuleCache(settings.module_cache_dir, self._fingerprint() + "|component=1"),
+            fuel=bool(settings.fuel), epoch_tick_ms=settings.epoch_tick_ms,
+            table_elements=settings.pool_table_elements,
+            memory_cap=settings.pool_max_memory_bytes,
+            enter=self._ticker_enter, leave=self._ticker.leave)
         self._ticker.start()
         self._closed = False
 
@@ -252,13 +260,7 @@ class Engine:
             ABIError: the module imports anything but ``vak.<catalog fn>`` with the
                 ABI type, or lacks the ``memory``/``vak_alloc`` exports.
         """
-        if self._closed:
-            raise SkillLoadError("engine is closed")
-        actual = module_digest(module_bytes)
-        if actual != digest:
-            raise DigestMismatchError(
-                f"module bytes hash to {actual}, expected {digest}", expected=digest,
-                actual=actual)
+        self._check_bytes(module_bytes, digest, "module")
         with self._lock:
             known = self._modules.get(digest)
             if known is not None:
@@ -275,20 +277,16 @@ class Engine:
             return compiled
 
     def _load_module(self, module_bytes: bytes, digest: str) -> tuple[wasmtime.Module, bool]:
-        cached = self._cache.load(digest)
-        if cached is not None:
+        def build() -> wasmtime.Module:
             try:
-                return wasmtime.Module.deserialize(self._engine, cached), True
-            except wasmtime.WasmtimeError:
-                pass  # stale for this engine: recompile and overwrite
-        try:
-            wasmtime.Module.validate(self._engine, module_bytes)
-            module = wasmtime.Module(self._engine, module_bytes)
-        except wasmtime.WasmtimeError as exc:
-            raise SkillLoadError(f"module {digest} is not valid wasm: {exc}",
-                                 digest=digest) from None
-        self._cache.store(digest, bytes(module.serialize()))
-        return module, False
+                wasmtime.Module.validate(self._engine, module_bytes)
+                return wasmtime.Module(self._engine, module_bytes)
+            except wasmtime.WasmtimeError as exc:
+                raise SkillLoadError(f"module {digest} is not valid wasm: {exc}",
+                                     digest=digest) from None
+
+        return self._cache.load_or_build(
+            digest, lambda blob: wasmtime.Module.deserialize(self._engine, blob), build)
 
     def _check_imports(self, module: wasmtime.Module) -> tuple[str, ...]:
         names = []
@@ -327,6 +325,40 @@ class Engine:
         """The compiled module for ``digest``, if ``compile`` ran for it."""
         return self._modules.get(digest)
 
+    def compile_component(self, component_bytes: bytes, digest: str) -> CompiledComponent:
+        """Compile (or load from the cache) a ``vak:skill`` component, once per digest.
+
+        The component twin of :meth:`compile`; :meth:`call` then runs either kind.
+
+        Raises:
+            DigestMismatchError: ``sha256(component_bytes) != digest``.
+            SkillLoadError: not a valid component, or the engine is closed.
+            ABIError: it imports an interface the kernel does not offer (named)
+                or lacks the ``vak:skill/tool`` export.
+        """
+        self._check_bytes(component_bytes, digest, "component")
+        return self._components.compile(component_bytes, digest)
+
+    def _check_bytes(self, data: bytes, digest: str, what: str) -> None:
+        """Refuse a closed engine and bytes that do not hash to the signed digest."""
+        if self._closed:
+            raise SkillLoadError("engine is closed")
+        actual = module_digest(data)
+        if actual != digest:
+            raise DigestMismatchError(
+                f"{what} bytes hash to {actual}, expected {digest}", expected=digest,
+                actual=actual)
+
+    def compiled_component(self, digest: str) -> CompiledComponent | None:
+        """The compiled component for ``digest``, if ``compile_component`` ran for it."""
+        return self._components.compiled(digest)
+
+    def _ticker_enter(self) -> None:
+        try:
+            self._ticker.enter()
+        except RuntimeError:
+            raise UnknownToolError("engine is closed") from None
+
     # ------------------------------------------------------------------ calling
     def call(
         self,
@@ -350,6 +382,8 @@ class Engine:
             ToolCallError: whatever the ``HostHandler`` raised or its ``refuse``
                 returned, unchanged (e.g. ``HostCallLimitError``).
         """
+        if self._components.compiled(module_digest) is not None and not self._closed:
+            return self._call_component(module_digest, export, input_json, limits, host)
         compiled = self._callable(module_digest, export)
         limit_bytes = self._memory_limit(limits)
         state = _CallState(host, self._names, limit_bytes)
@@ -372,6 +406,18 @@ class Engine:
                 self._leave(outer)
         finally:
             store.close()
+
+    def _call_component(self, digest: str, export: str, input_json: bytes, limits: Limits,
+                        host: HostHandler) -> CallOutcome:
+        """A component's call; its output is checked exactly like a core module's."""
+        output, fuel_used, duration, host_calls = self._components.call(
+            digest, export, input_json, limits, host)
+        if len(output) > limits.max_output_bytes:
+            raise OutputTooLarge(
+                f"output of {len(output)} bytes exceeds max_output_bytes="
+                f"{limits.max_output_bytes}", size=len(output), limit=limits.max_output_bytes)
+        check_output(output, self._bounds)
+        return CallOutcome(output, fuel_used, duration, host_calls)
 
     def _memory_limit(self, limits: Limits) -> int:
         """Bytes one store may grow to: the manifest's pages, capped by the pool's slot size."""
@@ -631,21 +677,6 @@ def _guest_alloc(access: Access, state: _CallState, size: int, what: str) -> int
                 f"of {state.limit_bytes} bytes", limit_bytes=state.limit_bytes)
         raise ABIError(f"{ALLOCATOR_EXPORT}({size}) for {what} returned 0")
     return ptr
-
-
-def refusal(host: HostHandler, name: str, policy_id: str, reason: str) -> BaseException:
-    """Hand a refused host call to the handler, which records the decision.
-
-    A handler without ``refuse`` (a plain callable in tests) gets the ABI's own
-    error: the call is refused either way.
-    """
-    refuse = getattr(host, "refuse", None)
-    if refuse is None:
-        return ABIError(reason, host_function=name, policy_id=policy_id)
-    error = refuse(name, policy_id, reason)
-    if not isinstance(error, BaseException):
-        return TypeError(f"HostHandler.refuse for {name} returned {type(error).__name__}")
-    return error
 
 
 def _host_entry(index: int, access: Access, ptr: int, length: int) -> int:

@@ -57,17 +57,19 @@ from vak.errors import (
 )
 from vak.identity.manifest import Limits
 from vak.jsonbound import JsonBounds
-from vak.sandbox.engine import check_output, refusal
+from vak.sandbox.engine import check_output
 from vak.sandbox.oslock import barrier_status
 from vak.sandbox.protocol import Frame, FrameReader, encode_frame, write_all
 from vak.sandbox.settings import EngineSettings, WorkerSettings
-from vak.sandbox.types import CallOutcome, HostHandler
+from vak.sandbox.types import CallOutcome, HostHandler, refusal
 from vak.sandbox.worker import error_from_wire, error_to_wire, limits_to_wire
 
 __all__ = ["WorkerPool"]
 
 #: a worker runs one call at a time: a few pooled slots are plenty
 _WORKER_POOL_SLOTS = 2
+#: core instances of one call: a component (vak:skill) instantiates up to this many
+_WORKER_CORE_INSTANCES = 32
 #: errors a worker may report for failing to start (others: WorkerCrashedError)
 _FATAL_ERRORS: dict[str, type[VakError]] = {
     cls.__name__: cls
@@ -141,8 +143,8 @@ class WorkerPool:
             )
         self._config = settings
         self._engine = dataclasses.replace(
-            engine, pool_total_instances=_WORKER_POOL_SLOTS,
-            pool_total_memories=_WORKER_POOL_SLOTS, pool_total_tables=_WORKER_POOL_SLOTS,
+            engine, pool_total_instances=_WORKER_CORE_INSTANCES,
+            pool_total_memories=_WORKER_POOL_SLOTS, pool_total_tables=2 * _WORKER_POOL_SLOTS,
             module_cache_dir=None)
         self._bounds = JsonBounds(engine.output_max_depth, engine.output_max_string_chars,
                                   engine.output_max_items)

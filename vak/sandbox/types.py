@@ -28,9 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from vak.errors import ABIError
 from vak.identity.manifest import Limits
 
-__all__ = ["CallOutcome", "HostHandler", "Runner"]
+__all__ = ["CallOutcome", "HostHandler", "Runner", "refusal"]
 
 
 class HostHandler(Protocol):
@@ -74,3 +75,18 @@ class Runner(Protocol):
         limits: Limits,
         host: HostHandler,
     ) -> CallOutcome: ...
+
+
+def refusal(host: HostHandler, name: str, policy_id: str, reason: str) -> BaseException:
+    """Hand a refused host call to the handler, which records the decision.
+
+    A handler without ``refuse`` (a plain callable in tests) gets the ABI's own
+    error: the call is refused either way.
+    """
+    refuse = getattr(host, "refuse", None)
+    if refuse is None:
+        return ABIError(reason, host_function=name, policy_id=policy_id)
+    error = refuse(name, policy_id, reason)
+    if not isinstance(error, BaseException):
+        return TypeError(f"HostHandler.refuse for {name} returned {type(error).__name__}")
+    return error

@@ -46,6 +46,7 @@ import orjson
 from vak import errors as _errors
 from vak.errors import ToolCallError, WorkerCrashedError
 from vak.identity.manifest import Limits
+from vak.sandbox.kinds import binary_kind
 from vak.sandbox.oslock import restrict_current_process
 from vak.sandbox.protocol import DEFAULT_MAX_BODY, Frame, FrameReader, encode_frame, write_all
 from vak.sandbox.types import Runner
@@ -188,7 +189,10 @@ def _build_engine_runner(out_fd: int, header: Mapping[str, Any], module: bytes) 
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise WorkerCrashedError("init frame: host_functions must be a list of names")
     engine = Engine(EngineSettings(**header["config"]), names)
-    engine.compile(module, str(header["digest"]))
+    if binary_kind(module) == "component":
+        engine.compile_component(module, str(header["digest"]))
+    else:
+        engine.compile(module, str(header["digest"]))
     return engine
 
 
