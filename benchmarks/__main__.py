@@ -22,8 +22,8 @@ from benchmarks._harness import Context, Figure, progress
 from benchmarks._report import render_markdown, render_table, to_json
 
 #: figure groups, in run order (cheap and independent first)
-GROUPS = ("engine", "kernel", "mediation", "audit", "worker", "concurrency", "fleet",
-          "components")
+GROUPS = ("engine", "kernel", "mediation", "audit", "review", "worker", "concurrency",
+          "fleet", "components")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

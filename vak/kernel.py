@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import os
 import threading
 import time
@@ -74,6 +75,7 @@ from vak.seams import KernelAudit, Mediation, ModuleEngine, ModuleWorkers, Scrub
 
 if TYPE_CHECKING:
     from vak.fleet.agent import FleetAgent
+    from vak.host.context import CallContext
     from vak.sandbox.engine import Resident
 from vak.scrub import Scrubber, scrub_error
 
@@ -249,8 +251,11 @@ class Kernel:
             # recorded is not kept callable (fail closed)
             try:
                 self._floor.record(verified.ref)
-                self._audit.append("skill_loaded", _load_fields(skill, tools),
-                                   durable=self._strict, flush=True)
+                fields = _load_fields(skill, tools)
+                # the Cedar principal, once, so every decision naming it can be replayed
+                fields["principal"] = self._mediator.principal_record(
+                    _context(skill, "", None, math.inf))
+                self._audit.append("skill_loaded", fields, durable=self._strict, flush=True)
             except BaseException:
                 self._registry.discard(tools)
                 raise
@@ -745,6 +750,8 @@ def _make_mediator(config: KernelConfig, audit: KernelAudit,
 
     policy = config.policy_settings()
     policies = PolicyEngine.load(policy)
+    # the policy set decides from here on: recorded whole before any decision cites it
+    audit.append("policy_set", policies.policy_set_record(), flush=True)
     host = config.host_settings()
     if secrets is None and host.secrets_file is not None:
         secrets = FileSecretProvider(host.secrets_file)
@@ -772,10 +779,14 @@ def _make_pool(config: KernelConfig) -> ModuleWorkers:
 
 def _handler(mediator: Mediation, tool: RegisteredTool, inv_id: str,
              session: str | None, deadline: float) -> ScrubbingHandler:
+    return mediator.handler(_context(tool.skill, inv_id, session, deadline))
+
+
+def _context(skill: LoadedSkill, inv_id: str, session: str | None,
+             deadline: float) -> CallContext:
     from vak.host.context import CallContext
 
-    skill = tool.skill
-    return mediator.handler(CallContext(
+    return CallContext(
         manifest=skill.manifest,
         manifest_digest=f"sha256:{skill.manifest_sha256}",
         module_sha256=skill.module_sha256,
@@ -784,4 +795,4 @@ def _handler(mediator: Mediation, tool: RegisteredTool, inv_id: str,
         invocation_id=inv_id,
         session_id=session or "",
         deadline=deadline,
-    ))
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from vak.audit.checkpoint import SignedCheckpoint
 from vak.audit.sink import AuditSink
@@ -123,6 +123,10 @@ class Mediation(Protocol):
     """The one chokepoint of host calls: hands out a handler per invocation."""
 
     def handler(self, ctx: CallContext, /) -> ScrubbingHandler: ...
+
+    def principal_record(self, ctx: CallContext, /) -> dict[str, Any]:
+        """The skill's Cedar principal, as ``skill_loaded`` records it for replay."""
+        ...
 
     def scrubber_for(self, session_id: str, /) -> Scrubber:
         """The scrubber of a session's secrets, for output made without a host call."""

@@ -66,7 +66,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "worker_crashed": ("skill", "exit"),
     "sandbox_degraded": ("missing",),
     "skill_refused": ("error",),
-    "policy_set": ("policy_set", "text"),
+    "policy_set": ("policy_set", "schema", "files"),
     "approval": ("invocation", "approval", "decision_seq", "statement", "signature"),
 }
 

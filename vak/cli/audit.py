@@ -441,6 +441,9 @@ def _parser() -> argparse.ArgumentParser:
     common(ck)
     ck.set_defaults(fn=_cmd_checkpoint)
     fleet_cli.register(sub, v, _log_and_keys)  # ship, verify --fleet / --witness
+    from vak.cli.review import add_commands as review_commands
+
+    review_commands(sub, common, _log_and_keys)  # replay, report
     return p
 
 

@@ -104,7 +104,7 @@ from vak.host.random import RandomFamily
 from vak.host.secrets import NoSecrets, SecretProvider, SecretsFamily
 from vak.host.settings import HostSettings
 from vak.policy.engine import NO_SESSION, Decision
-from vak.policy.entities import CedarRequest, Entity, Principal
+from vak.policy.entities import CedarRequest, Entity, Principal, request_record
 from vak.scrub import EMPTY, Scrubber, excerpt
 
 __all__ = [
@@ -319,6 +319,11 @@ class Mediator:
         return Explanation(fn.name, decision.allowed, decision.policy_ids, reason, ceiling,
                            cedar, request.to_data(), tuple(stages), pending,
                            h.needs_approval(decision))
+
+    def principal_record(self, ctx: CallContext) -> dict[str, Any]:
+        """The skill's Cedar principal as ``skill_loaded`` records it (for replay)."""
+        p = self._principal(ctx)
+        return {"fingerprint": p.fingerprint, "entity": p.entity.to_json()}
 
     def _principal(self, ctx: CallContext) -> Principal:
         key = (ctx.manifest_digest, ctx.module_sha256, ctx.signer_key_id, ctx.trust_tier)
@@ -640,6 +645,10 @@ class MediatedHandler:
             fields["summary"] = dict(summary)  # scrubbed with every field by _append
         if decision.errors:
             fields["errors"] = list(decision.errors)
+        if decision is not _CEILING_DECISION:  # Cedar decided: record what it saw, for replay
+            fields["request"] = request_record(
+                self.principal, fn.name, call.resource,
+                {"session": dict(self.session()), **call.context})
         return self._append(kind, fields, durable=durable)
 
     def _fields(self, function: str, resource: str, args: bytes | None) -> dict[str, Any]:

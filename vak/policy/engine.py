@@ -46,10 +46,16 @@ import orjson
 from vak.policy._cedar import authorize, fast_path
 from vak.policy._partition import Scope, leaf_actions, scope_of
 from vak.policy.entities import CedarRequest, Entity, Principal
-from vak.policy.loader import LoadedPolicies, load_policies, name_policies, policy_ids_for
+from vak.policy.loader import (
+    LoadedPolicies,
+    load_policies,
+    name_policies,
+    policy_ids_for,
+    policy_set_record,
+)
 from vak.policy.settings import PolicySettings
 
-__all__ = ["DEFAULT_DENY", "EVAL_ERROR", "NO_SESSION", "Decision", "PolicyEngine"]
+__all__ = ["DEFAULT_DENY", "EVAL_ERROR", "NO_SESSION", "Decision", "PolicyEngine", "interpret"]
 
 DEFAULT_DENY = "vak.default-deny"
 EVAL_ERROR = "vak.evaluation-error"
@@ -170,6 +176,10 @@ class PolicyEngine:
     def digest(self) -> str:
         """sha256 over the schema and policy files: logged with every decision."""
         return self._state.loaded.digest
+
+    def policy_set_record(self) -> dict[str, object]:
+        """The ``policy_set`` audit entry's fields for the set in force (for replay)."""
+        return policy_set_record(self._state.loaded)
 
     @property
     def loaded(self) -> LoadedPolicies:
@@ -292,19 +302,29 @@ class PolicyEngine:
             resp = self._authorize(st, sl, request, entities)
         except (ValueError, TypeError) as exc:
             return Decision(False, (EVAL_ERROR,), (str(exc)[:500],))
-        diag = resp.get("diagnostics") or {}
-        raw_errors = sorted((str(e) for e in diag.get("errors") or ()), key=_load_order)
-        names = diag.get("reason") or ()
-        if len(names) > 1:
-            names = sorted(names, key=_load_order)
-        reasons = tuple(policy_ids_for(names, sl.ids))
-        if raw_errors:
-            erroring = policy_ids_for(raw_errors, sl.ids)
-            errors = tuple(name_policies(e, sl.ids)[:500] for e in raw_errors)
-            return Decision(False, (EVAL_ERROR, *reasons, *erroring), errors)
-        if resp.get("decision") == "Allow":
-            return Decision(True, reasons)
-        return Decision(False, reasons or (DEFAULT_DENY,))
+        return interpret(resp, sl.ids)
+
+
+def interpret(resp: Mapping[str, Any], ids: tuple[str, ...]) -> Decision:
+    """The :class:`Decision` for Cedar's raw response ``resp`` over policies named ``ids``.
+
+    The one reading of a Cedar answer, shared by the mediation and by decision
+    replay (:mod:`vak.review.replay`), so a replayed decision is judged exactly
+    as the kernel judged it: Allow only without errors, @ids in load order.
+    """
+    diag = resp.get("diagnostics") or {}
+    raw_errors = sorted((str(e) for e in diag.get("errors") or ()), key=_load_order)
+    names = diag.get("reason") or ()
+    if len(names) > 1:
+        names = sorted(names, key=_load_order)
+    reasons = tuple(policy_ids_for(names, ids))
+    if raw_errors:
+        erroring = policy_ids_for(raw_errors, ids)
+        errors = tuple(name_policies(e, ids)[:500] for e in raw_errors)
+        return Decision(False, (EVAL_ERROR, *reasons, *erroring), errors)
+    if resp.get("decision") == "Allow":
+        return Decision(True, reasons)
+    return Decision(False, reasons or (DEFAULT_DENY,))
 
 
 def _bounded_put(cache: dict[Any, Any], key: Any, value: Any, size: int) -> None:

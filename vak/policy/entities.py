@@ -37,6 +37,7 @@ __all__ = [
     "dir_entity",
     "file_entity",
     "kernel_entity",
+    "request_record",
 ]
 
 _DUMP = orjson.OPT_SORT_KEYS
@@ -155,3 +156,20 @@ class CedarRequest:
             "resource": self.resource.to_json(),
             "context": dict(self.context),
         }
+
+
+def request_record(
+    principal: Principal, action: str, resource: Entity, context: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The Cedar request as a ``host_decision`` entry records it, for replay.
+
+    The principal is named by fingerprint (its entity is recorded once, in
+    ``skill_loaded``); resource entity and context are recorded whole, since
+    they are what Cedar saw (docs/AUDIT-FORMAT.md, section 10).
+    """
+    return {
+        "principal": principal.fingerprint,
+        "action": action,
+        "resource": resource.to_json(),
+        "context": dict(context),
+    }

@@ -37,8 +37,11 @@ __all__ = [
     "LoadedPolicies",
     "PolicyStatement",
     "load_policies",
+    "loaded_from_record",
     "name_policies",
     "policy_ids_for",
+    "policy_set_digest",
+    "policy_set_record",
     "split_statements",
 ]
 
@@ -69,6 +72,8 @@ class LoadedPolicies:
     statements: tuple[PolicyStatement, ...]
     #: sha256 over schema and every policy file (name + bytes), in load order
     digest: str
+    #: (file name, text) of every policy file in load order: what the digest covers
+    files: tuple[tuple[str, str], ...] = ()
 
     @property
     def policy_text(self) -> str:
@@ -171,16 +176,15 @@ def load_policies(dirs: Iterable[Path]) -> LoadedPolicies:
             f"{schema_file}: invalid Cedar schema: {exc}", file=str(schema_file)
         ) from None
 
-    h = hashlib.sha256()
-    h.update(b"schema\0" + schema_text.encode() + b"\0")
     statements: list[PolicyStatement] = []
     seen: dict[str, PolicyStatement] = {}
+    texts: list[tuple[str, str]] = []
     for f in files:
         try:
             text = f.read_text(encoding="utf-8")
         except (OSError, UnicodeError) as exc:
             raise PolicyError(f"{f}: cannot read policy file: {exc}", file=str(f)) from None
-        h.update(f.name.encode() + b"\0" + text.encode() + b"\0")
+        texts.append((f.name, text))
         file_stmts = split_statements(text, str(f))
         for k, st in enumerate(file_stmts):
             _check_statement(st, schema)
@@ -204,8 +208,69 @@ def load_policies(dirs: Iterable[Path]) -> LoadedPolicies:
             seen[st.policy_id] = st
         statements.extend(file_stmts)
     return LoadedPolicies(
-        schema_text, str(schema_file), tuple(statements), "sha256:" + h.hexdigest()
+        schema_text, str(schema_file), tuple(statements),
+        policy_set_digest(schema_text, texts), tuple(texts),
     )
+
+
+def policy_set_digest(schema_text: str, files: Iterable[tuple[str, str]]) -> str:
+    """The content address of a policy set: sha256 over the schema and each (name, text).
+
+    docs/AUDIT-FORMAT.md (section 10) defines these bytes, so that a replayer can
+    check a recorded ``policy_set`` entry against the digest every decision cites.
+    """
+    h = hashlib.sha256()
+    h.update(b"schema\0" + schema_text.encode() + b"\0")
+    for name, text in files:
+        h.update(name.encode() + b"\0" + text.encode() + b"\0")
+    return "sha256:" + h.hexdigest()
+
+
+def policy_set_record(loaded: LoadedPolicies) -> dict[str, object]:
+    """The fields of the ``policy_set`` audit entry that records ``loaded`` whole."""
+    return {
+        "policy_set": loaded.digest,
+        "schema": loaded.schema_text,
+        "files": [{"name": name, "text": text} for name, text in loaded.files],
+    }
+
+
+def loaded_from_record(record: object) -> LoadedPolicies:
+    """The policy set a ``policy_set`` entry recorded (parsed, not re-validated).
+
+    Raises:
+        PolicyError: a field is missing or of the wrong type, or the text does not
+            hash to the recorded digest (the record was altered).
+    """
+    if not isinstance(record, dict):
+        raise PolicyError("policy_set record is not an object", field="policy_set")
+    digest, schema_text = record.get("policy_set"), record.get("schema")
+    files = record.get("files")
+    if not (isinstance(digest, str) and isinstance(schema_text, str)
+            and isinstance(files, list)):
+        raise PolicyError("policy_set record needs string policy_set and schema and a files "
+                          "list", field="policy_set")
+    texts: list[tuple[str, str]] = []
+    for item in files:
+        name = item.get("name") if isinstance(item, dict) else None
+        text = item.get("text") if isinstance(item, dict) else None
+        if not (isinstance(name, str) and isinstance(text, str)):
+            raise PolicyError("policy_set files must be {name, text} strings",
+                              field="policy_set.files")
+        texts.append((name, text))
+    actual = policy_set_digest(schema_text, texts)
+    if actual != digest:
+        raise PolicyError(f"policy_set {digest[:19]}... does not match its text ({actual[:19]}...)",
+                          field="policy_set.policy_set")
+    statements = []
+    for name, text in texts:
+        for st in split_statements(text, name):
+            try:
+                approval = _approval_annotation(st)
+            except (PolicyError, ValueError):
+                approval = False
+            statements.append(dataclasses.replace(st, needs_approval=approval) if approval else st)
+    return LoadedPolicies(schema_text, "recorded", tuple(statements), digest, tuple(texts))
 
 
 def _approval_annotation(st: PolicyStatement) -> bool:

@@ -1,0 +1,171 @@
+"""The auditor's toolkit: decision replay rate and the HTML report of a large log.
+
+* ``replay``: :func:`vak.review.replay.replay_entries` over N recorded decisions
+  (batch evaluation with cedarpy) vs the kernel's own ``PolicyEngine`` deciding
+  the same requests one by one with its cache off; target at least 20,000
+  decisions per second;
+* ``report``: ``render_report`` of a 100,000-entry log plus the time until a real
+  headless Chromium has drawn it (``body[data-ready]``), vs a bare orjson parse
+  of the same log; target under 10 s in all. Needs Debian's ``chromium`` and the
+  ``playwright`` package (dev extra); without them the row says so.
+
+The logs are synthesised from one real kernel run: the policy set, the skill's
+principal and a decision's request are copied from it, with a new resource per
+decision, so Cedar sees realistic requests.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks._fixtures import kernel_config, signed_skill
+from benchmarks._harness import Context, Figure, Sample, guarded, interleaved_rates
+
+REPLAY_TARGET = 20_000
+REPORT_TARGET_S = 10.0
+_DUMP = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
+def figures(ctx: Context) -> list[Figure]:
+    return [
+        guarded("replay decisions", lambda: _replay(ctx), target=">= 20,000/s",
+                baseline_name="PolicyEngine.decide, uncached"),
+        guarded("report, 100k entries", lambda: _report(ctx), target="< 10 s",
+                baseline_name="orjson parse of the log"),
+    ]
+
+
+def _seed(ctx: Context) -> list[dict[str, Any]]:
+    """Entries of one real kernel run: policy set, skill_loaded, an allowed fs_read."""
+    if "review-seed" not in ctx.cache:
+        from vak.kernel import Kernel
+
+        data = ctx.workdir / "review-data"
+        data.mkdir(exist_ok=True)
+        (data / "hello.txt").write_text("hello")
+        cfg = kernel_config(ctx, "review", fs_mounts={"/workspace": data},
+                            skill_dirs=(signed_skill(ctx, "notes"),))
+        with Kernel(cfg) as k:
+            k.invoke("notes__read", {"path": "/workspace/hello.txt"}, session="bench")
+            log = cfg.resolved("audit_log")
+        ctx.cache["review-seed"] = [orjson.loads(x) for x in log.read_bytes().splitlines()]
+    seed: list[dict[str, Any]] = ctx.cache["review-seed"]
+    return seed
+
+
+def _synth(ctx: Context, n_decisions: int) -> list[dict[str, Any]]:
+    seed = _seed(ctx)
+    head = [e for e in seed if e["kind"] in ("policy_set", "skill_loaded")]
+    template = next(e for e in seed if e["kind"] == "host_decision" and "request" in e)
+    started = next(e for e in seed if e["kind"] == "invocation_started")
+    finished = next(e for e in seed if e["kind"] == "invocation_finished")
+    out = [copy.deepcopy(e) for e in head]
+    for i in range(n_decisions):
+        path = f"/workspace/d{i % 97}/f{i}.txt"
+        inv = f"inv-{i // 4}"
+        if i % 4 == 0:
+            out.append({**started, "invocation": inv, "session": f"s{i % 50}"})
+        d = copy.deepcopy(template)
+        d.update(invocation=inv, resource=path, session=f"s{i % 50}")
+        res = d["request"]["resource"]
+        res["uid"]["id"] = res["attrs"]["path"] = path
+        res["parents"] = [{"type": "Vak::Dir", "id": p}
+                          for p in ("/", "/workspace", f"/workspace/d{i % 97}", path)]
+        out.append(d)
+        if i % 4 == 3:
+            out.append({**finished, "invocation": inv})
+    for seq, e in enumerate(out):
+        e["seq"] = seq
+    return out
+
+
+def _replay(ctx: Context) -> Figure:
+    from vak.policy.engine import PolicyEngine
+    from vak.policy.entities import CedarRequest, Entity, Principal
+    from vak.policy.loader import loaded_from_record
+    from vak.review.logread import LogEntries
+    from vak.review.replay import replay_entries
+
+    n = 5_000 if ctx.quick else 50_000
+    entries = _synth(ctx, n)
+    logged = LogEntries(entries)
+    policy = next(e for e in entries if e["kind"] == "policy_set")
+    engine = PolicyEngine(loaded_from_record(policy), cache_size=0)
+    p = next(e for e in entries if e["kind"] == "skill_loaded")["principal"]
+    pe = p["entity"]
+    principal = Principal(Entity(pe["uid"]["type"], pe["uid"]["id"], pe["attrs"]), p["fingerprint"])
+    requests = []
+    for e in entries:
+        if e["kind"] == "host_decision":
+            r = e["request"]["resource"]
+            resource = Entity(r["uid"]["type"], r["uid"]["id"], r["attrs"],
+                              tuple((q["type"], q["id"]) for q in r["parents"]))
+            requests.append(CedarRequest(principal, e["request"]["action"], resource,
+                                         e["request"]["context"]))
+    results: list[Any] = []
+
+    def subject() -> int:
+        results.append(replay_entries(logged))
+        return n
+
+    def baseline() -> int:
+        for req in requests:
+            engine.decide(req)
+        return n
+
+    a, b = interleaved_rates(subject, baseline, rounds=2 if ctx.quick else 4)
+    last = results[-1]
+    if last.differences or last.evaluated != n:
+        raise AssertionError(f"replay of the synthetic log is wrong: {last.to_json()}")
+    return Figure("replay decisions", a, b, "PolicyEngine.decide, uncached", ">= 20,000/s",
+                  a.median_ns >= REPLAY_TARGET, unit="decisions/s",
+                  note=f"{n:,} recorded fs_read decisions, cedarpy.is_authorized_batch in "
+                       "batches of 512; the baseline is the kernel's engine with its cache off")
+
+
+def _report(ctx: Context) -> Figure:
+    from vak.review.logread import LogEntries
+    from vak.review.report import render_report
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        raise RuntimeError("chromium not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    n_entries = 10_000 if ctx.quick else 100_000
+    entries = _synth(ctx, int(n_entries / 1.5))[:n_entries]
+    path = ctx.workdir / "review-report.log"
+    path.write_bytes(b"".join(orjson.dumps(e, option=_DUMP) for e in entries))
+    html_path = ctx.workdir / "review-report.html"
+    verification = {"result": "OK", "summary": "benchmark log", "findings": []}
+    times: list[float] = []
+    bare: list[float] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium,
+                                     args=["--no-sandbox", "--disable-gpu",
+                                           "--disable-background-networking"])
+        try:
+            for _ in range(1 if ctx.quick else 3):
+                t0 = time.perf_counter_ns()
+                parsed = [orjson.loads(x) for x in path.read_bytes().splitlines()]
+                bare.append(time.perf_counter_ns() - t0)
+                t0 = time.perf_counter_ns()
+                html_path.write_text(render_report(LogEntries(parsed), verification))
+                page = browser.new_page()
+                page.goto(Path(html_path).as_uri())
+                page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+                times.append(time.perf_counter_ns() - t0)
+                page.close()
+        finally:
+            browser.close()
+    subject, baseline = Sample.of(times), Sample.of(bare)
+    return Figure("report, 100k entries", subject, baseline, "orjson parse of the log",
+                  "< 10 s", subject.median_ns < REPORT_TARGET_S * 1e9,
+                  note=f"{len(entries):,} entries: render_report + Chromium load until drawn "
+                       f"({subject.median_ns / 1e9:.2f} s)")

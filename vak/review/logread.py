@@ -1,0 +1,70 @@
+"""Lenient entry reading for the auditor's tools.
+
+Invariant: every line of the log is accounted for, either as a parsed entry
+(a JSON object with an integer ``seq`` and a string ``kind``) or as a counted
+unreadable line. Nothing here decides whether the log is intact; that is
+:func:`vak.audit.verify.verify_log`'s job, whose result the tools show beside
+their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+__all__ = ["LogEntries", "read_entries"]
+
+#: one log line longer than this is not parsed (the verifier reports it)
+MAX_LINE = 16 << 20
+
+
+@dataclass(slots=True)
+class LogEntries:
+    """The parsed entries of one log, in file order, plus what could not be read."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: int = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def read_entries(path: Path) -> LogEntries:
+    """Every well-formed entry of the log at ``path``.
+
+    Raises:
+        OSError: the file cannot be read (the CLI reports it with the path).
+    """
+    out = LogEntries()
+    with path.open("rb") as fh:
+        for raw in fh:
+            line = raw.rstrip(b"\n")
+            if not line:
+                continue
+            entry = _parse(line)
+            if entry is None:
+                out.unreadable += 1
+            else:
+                out.entries.append(entry)
+    return out
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    if len(line) > MAX_LINE:
+        return None
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if type(value) is not dict:
+        return None
+    if type(value.get("seq")) is not int or type(value.get("kind")) is not str:
+        return None
+    return value
