@@ -156,6 +156,8 @@ VERIFIER_ALLOWED_PREFIXES = (
     "vak.audit.verify", "vak.audit.entry", "vak.audit.checkpoint", "vak.audit.merkle",
     "vak.audit.format", "vak.audit.scan", "vak.audit.state", "vak.audit.entrysig",
     "vak.audit.receipt", "vak.audit.keys", "vak.canonical", "vak.errors", "vak.identity",
+    # signed approval statements and their checks are part of the verifiable format
+    "vak.audit.approval", "vak.audit.approvalcheck",
 )
 VERIFIER_THIRD_PARTY_BANNED = ("wasmtime", "cedarpy", "jsonschema")
 

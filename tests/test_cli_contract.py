@@ -49,9 +49,12 @@ def _doc_tables() -> list[list[tuple[int, str]]]:
 
 
 def test_docs_table_is_the_exit_enum() -> None:
-    shared, audit_codes = _doc_tables()
+    from vak.cli.review import ReplayCode
+
+    shared, audit_codes, replay_codes = _doc_tables()
     assert shared == [(int(e), e.name) for e in Exit]
     assert audit_codes == [(int(c), c.name) for c in Code]
+    assert replay_codes == [(int(c), c.name) for c in ReplayCode]
 
 
 def test_vak_skill_sign_codes_are_unchanged() -> None:

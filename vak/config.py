@@ -90,7 +90,9 @@ if TYPE_CHECKING:
     from vak.policy.settings import PolicySettings
     from vak.sandbox.settings import EngineSettings, WorkerSettings
 
-__all__ = ["SHIPPED_POLICY_DIR", "KernelConfig", "audit_settings_from_toml"]
+__all__ = [
+    "SHIPPED_POLICY_DIR", "KernelConfig", "audit_settings_from_toml", "trust_store_from_toml",
+]
 
 #: base policies and the Cedar schema shipped inside the package (vak/policies)
 SHIPPED_POLICY_DIR = policy_dir()
@@ -383,6 +385,26 @@ def audit_settings_from_toml(path: str | Path) -> AuditSettings:
     audit = reader.dataclass(AuditSettings, table, "audit.", _audit_default())
     return _rebase(audit, state_dir)
 
+
+
+def trust_store_from_toml(path: str | Path) -> Path | None:
+    """Only the ``trust_store`` of a ``vak.toml`` (resolved), for verifiers of approvals.
+
+    Like :func:`audit_settings_from_toml`, reads that one key with the same checks
+    and loads no room's settings.
+
+    Raises:
+        ConfigError: the file is missing or not TOML, or the value is not a path.
+    """
+    path = Path(path)
+    data = _read_toml(path)
+    reader = _Reader(path.parent.resolve(), str(path))
+    kernel = data.get("kernel", {})
+    value = data.get("trust_store",
+                     kernel.get("trust_store") if isinstance(kernel, Mapping) else None)
+    if value is None:
+        return None
+    return cast(Path, reader.value(Path, value, "trust_store", None))
 
 # ---------------------------------------------------------------------- names
 #: flat name of an earlier release -> (room, field)

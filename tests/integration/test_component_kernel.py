@@ -47,6 +47,7 @@ def _workdir(tmp: Path, cache: Path, *, kind: str | None = None,
         'state_dir = ".vak"\n'
         'trust_store = "trust.yaml"\n'
         + ('policy_dirs = ["policies"]\n' if (tmp / "policies").is_dir() else "")
+        + "\n[engine]\n"
         + f"module_cache_dir = {json.dumps(str(cache))}\n"
         "\n[audit]\n"
         'log = "audit/vak.log"\n'

@@ -38,7 +38,7 @@ from vak.identity.trust import TrustStore
 __all__ = ["CALLER_LOOP", "ApprovalGate", "Approver", "Outcome"]
 
 #: an approver: the request -> a signed answer, None (no answer), or an awaitable of one
-Approver = Callable[[ApprovalRequest], "Answer | Awaitable[Answer | None] | None"]
+Approver = Callable[[ApprovalRequest], Answer | Awaitable[Answer | None] | None]
 
 #: the event loop of an ``ainvoke`` caller (set by the kernel; ``asyncio.to_thread``
 #: copies it into the invoking thread): an async approver runs there

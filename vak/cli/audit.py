@@ -165,10 +165,10 @@ def _approvers(args: argparse.Namespace) -> dict[str, Any] | None:
             raise _Usage(f"--approvers: {exc.message}") from None
     if not getattr(args, "config", None):
         return None
-    from vak.config import KernelConfig
+    from vak.config import trust_store_from_toml
 
     try:  # the config's store is a default: unusable means "not checked" (a WARNINGS finding)
-        trust = KernelConfig.from_toml(args.config).trust_store
+        trust = trust_store_from_toml(args.config)
         return None if trust is None else {k.key_id: k for k in TrustStore.load(trust).keys}
     except VakError:
         return None

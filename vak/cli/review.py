@@ -21,12 +21,14 @@ import sys
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from vak.review.logread import read_entries
-from vak.review.replay import Difference, ReplayResult, changed_ids, replay_entries
+
+if TYPE_CHECKING:  # replay needs cedarpy: loaded by `vak-audit replay` only, never by verify
+    from vak.review.replay import Difference, ReplayResult
 
 __all__ = ["ReplayCode", "add_commands"]
 
@@ -56,6 +58,8 @@ def _diff_line(d: Difference) -> str:
 
 
 def _render(result: ReplayResult, what_if: bool) -> str:
+    from vak.review.replay import changed_ids
+
     against = ("the recorded policy sets" if not what_if
                else f"the proposed policy set {result.against}")
     lines = [f"replayed {result.evaluated} of {result.decisions} decisions against {against} "
@@ -92,6 +96,7 @@ def _code(result: ReplayResult) -> ReplayCode:
 
 def _cmd_replay(args: argparse.Namespace, locate: Callable[..., tuple[Path, Any]]) -> int:
     from vak.policy.loader import load_policies
+    from vak.review.replay import changed_ids, replay_entries
 
     log, _ = locate(args, need_keys=False)
     proposed = None
