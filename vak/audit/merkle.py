@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from hashlib import sha256
 
@@ -137,7 +138,7 @@ def fold_frontier(stack: Sequence[bytes]) -> bytes:
     return acc
 
 
-class ProofTree:
+class ProofTree(abc.ABC):
     """RFC 9162 roots and proofs over any store of perfect-subtree hashes.
 
     A subclass says how many leaves it holds (``__len__``) and how to get the
@@ -148,12 +149,12 @@ class ProofTree:
 
     __slots__ = ()
 
-    def __len__(self) -> int:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
 
+    @abc.abstractmethod
     def _perfect(self, height: int, index: int) -> bytes:
         """Hash of the perfect subtree of 2**height leaves starting at index << height."""
-        raise NotImplementedError
 
     def _subtree(self, start: int, end: int) -> bytes:
         """MTH of leaves [start, end); ``start`` is aligned as in RFC 9162 recursion."""
