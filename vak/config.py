@@ -46,6 +46,7 @@ that room's settings class)::
     max_concurrency = 8
     session_reuse = false   # opt-in: state persists between calls of one session
     session_max_live = 64
+    strict_skills = false   # true: a skill that fails to load stops the start
     [policy]
     decision_cache_size = 4096
     [audit]
@@ -61,6 +62,8 @@ that room's settings class)::
     [worker]
     force = false  require_os_sandbox = false  pool_size = 2  recycle_after = 1000
     cpu_seconds = 3600  start_timeout_ms = 30000  hang_margin_ms = 1000
+    [telemetry]
+    enabled = false  exporter = "global"   # or "otlp", "console" (stderr)
 
 The flat names of earlier releases (``cfg.audit_fsync``, ``cfg.force_worker``,
 ``cfg.with_(worker_pool_size=1)``, ``cfg.resolved("audit_log")``) still read
@@ -82,6 +85,7 @@ from vak._resources import policy_dir
 from vak.audit.settings import AuditSettings
 from vak.errors import ConfigError
 from vak.fleet.settings import FleetSettings
+from vak.telemetry.settings import TelemetrySettings
 
 if TYPE_CHECKING:
     # the other rooms' settings load on first use: reading only the [audit] table
@@ -182,6 +186,9 @@ class KernelConfig:
     #: most sessions holding a live instance at once (least recently used closed first);
     #: must stay below engine.pool_total_instances so fresh calls still find a slot
     session_max_live: int = field(default=64, metadata={"min": 1})
+    #: refuse to start when a skill of skill_dirs fails to load; off: the refusal is
+    #: recorded (skill_refused) and the other skills keep serving
+    strict_skills: bool = False
 
     # --- each room's settings ------------------------------------------------
     engine: EngineSettings = field(default_factory=_engine_default)
@@ -191,6 +198,8 @@ class KernelConfig:
     audit: AuditSettings = field(default_factory=_audit_default)
     #: shipping to a fleet store and witnesses (vak/fleet/settings.py); off by default
     fleet: FleetSettings = field(default_factory=FleetSettings)
+    #: OpenTelemetry traces and metrics (vak/telemetry; the 'otel' extra); off by default
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     def __post_init__(self) -> None:
         for f in fields(self):

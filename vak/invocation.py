@@ -1,4 +1,5 @@
-"""The values the kernel hands out: ``ToolSpec``, ``LoadedSkill``, ``Principal``, ``Invocation``.
+"""The values the kernel hands out: ``ToolSpec``, ``LoadedSkill``, ``RefusedSkill``,
+``Principal``, ``Invocation``.
 
 They are frozen so a caller can keep them (in a trace, a cache, a test) without
 the kernel changing them underneath; schemas are read-only mappings for the
@@ -20,7 +21,8 @@ if TYPE_CHECKING:  # annotations only: handing out values must not load the veri
     from vak.identity.ref import SkillRef
     from vak.identity.trust import Tier
 
-__all__ = ["Invocation", "LoadedSkill", "Principal", "ToolSpec", "freeze_mapping", "thaw"]
+__all__ = ["Invocation", "LoadedSkill", "Principal", "RefusedSkill", "ToolSpec", "freeze_mapping",
+           "thaw"]
 
 
 def freeze_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -87,6 +89,33 @@ class LoadedSkill:
         from vak.identity.ref import SkillRef
 
         return SkillRef.of(self.name, self.version, self.manifest_sha256, self.signer_key_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedSkill:
+    """A skill of ``config.skill_dirs`` that failed to load (:meth:`vak.Kernel.refused_skills`).
+
+    Every text field is already bounded and escaped (a manifest or a path is
+    adversarial): it can be printed or logged as it is.
+    """
+
+    #: the skill directory as configured
+    path: str
+    #: the error code (``bad_signature``, ``digest_mismatch``, ``manifest_invalid``, ...)
+    error: str
+    #: why, bounded and escaped
+    message: str
+    #: the skill's identity, when its manifest could be read
+    skill: SkillRef | None = None
+    #: the ``skill_refused`` entry that records it (None: a read-only kernel records nothing)
+    audit_seq: int | None = None
+
+    def to_audit(self) -> dict[str, Any]:
+        """The fields of the ``skill_refused`` entry (docs/AUDIT-FORMAT.md)."""
+        out: dict[str, Any] = {"error": self.error, "path": self.path, "message": self.message}
+        if self.skill is not None:
+            out["skill"] = self.skill.to_audit()
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,13 @@ Invariants:
 * with ``session_reuse`` on (opt-in), in-process calls that carry a
   ``session=`` id reuse that session's live instance of the skill, so guest
   state persists between them (:mod:`vak._session`); calls without a session,
-  and calls routed to the OS-sandboxed worker, always get a fresh instance.
+  and calls routed to the OS-sandboxed worker, always get a fresh instance;
+* a skill of ``config.skill_dirs`` that fails to load is recorded as a
+  ``skill_refused`` entry and the others keep serving (``strict_skills``:
+  the start fails instead);
+* ``Kernel(config, read_only=True)`` (``vak status``, ``vak skills list``)
+  opens no audit log, takes no lock, appends and records nothing (version
+  floor included), starts no worker pool and refuses :meth:`Kernel.invoke`.
 """
 
 from __future__ import annotations
@@ -58,10 +64,14 @@ from vak.config import KernelConfig
 from vak.errors import (
     ConfigError,
     InputValidationError,
+    ManifestError,
+    OSSandboxUnavailableError,
     OutputValidationError,
     PolicyDeniedError,
+    SigningError,
     SkillLoadError,
     SkillTrapError,
+    UnknownToolError,
     VakError,
 )
 from vak.host.secrets import SecretProvider
@@ -69,15 +79,22 @@ from vak.identity.floor import VERSION_FLOOR_FILE, VersionFloor
 from vak.identity.manifest import Manifest
 from vak.identity.signing import VerifiedSkill
 from vak.identity.trust import Tier, TrustStore
-from vak.invocation import Invocation, LoadedSkill, Principal, ToolSpec
+from vak.invocation import Invocation, LoadedSkill, Principal, RefusedSkill, ToolSpec
 from vak.sandbox.types import CallOutcome, Runner
-from vak.seams import KernelAudit, Mediation, ModuleEngine, ModuleWorkers, ScrubbingHandler
+from vak.seams import (
+    KernelAudit,
+    Mediation,
+    ModuleEngine,
+    ModuleWorkers,
+    Observer,
+    ScrubbingHandler,
+)
 
 if TYPE_CHECKING:
     from vak.fleet.agent import FleetAgent
     from vak.host.context import CallContext
     from vak.sandbox.engine import Resident
-from vak.scrub import Scrubber, scrub_error
+from vak.scrub import Scrubber, excerpt, scrub_error
 
 __all__ = ["Kernel"]
 
@@ -100,15 +117,24 @@ class Kernel:
         AuditIntegrityError: the audit log on disk is damaged.
         OSSandboxUnavailableError: ``require_os_sandbox`` with barriers missing
             (raised when the worker pool starts).
-        ManifestError, SignatureError, SkillLoadError, ...: a skill of
-            ``config.skill_dirs`` fails to load (see :meth:`load_skill`).
+        ManifestError, SignatureError, SkillLoadError, ...: with ``strict_skills``,
+            a skill of ``config.skill_dirs`` fails to load (see :meth:`load_skill`);
+            without it the refusal is recorded and the kernel starts.
+
+    ``read_only``: see the module docstring (nothing is written; invoke refused).
+    ``observer``: telemetry (:class:`vak.seams.Observer`); None builds the one
+    ``config.telemetry`` describes, if enabled.
     """
 
     def __init__(self, config: KernelConfig, *, secrets: SecretProvider | None = None,
-                 approver: Approver | None = None, approval_timeout: float = 300.0) -> None:
+                 approver: Approver | None = None, approval_timeout: float = 300.0,
+                 read_only: bool = False, observer: Observer | None = None) -> None:
         # approver: asked (sync, or async under ainvoke) for a signed answer when a
         # @approval("required") permit allows a host call (docs/POLICY.md, 'Approvals')
         self.config = config
+        self._read_only = read_only
+        self._refused: list[RefusedSkill] = []
+        self._observer: Observer | None = None
         self._registry = Registry()
         self._load_lock = threading.Lock()
         self._closed = False
@@ -125,23 +151,27 @@ class Kernel:
         try:
             self._trust = _load_trust(config)
             self._floor = VersionFloor.open(config.state_dir / VERSION_FLOOR_FILE)
-            self._audit_log = _open_audit(config)
-            self._fleet = _start_fleet(config, self._audit_log)
-            _record_sandbox_state(self._audit_log, config)
-            self._engine_obj = _make_engine(config)
             self._approval_gate = ApprovalGate(
                 ApprovalStore(config.state_dir / "approvals"), self._trust, approver,
                 approval_timeout)
-            self._mediator_obj = _make_mediator(config, self._audit_log, secrets,
-                                                self._approval_gate)
-            if config.session_reuse:
-                self._sessions = _make_sessions(config, self._engine_obj)
-                # a session whose labels are dropped loses its instance too (fail closed)
-                self._mediator_obj.on_session_evicted(self._sessions.end)
-            if config.worker.force:
-                self._worker_pool()
+            if read_only:
+                self._engine_obj = _make_engine(config)
+            else:
+                self._audit_log = _open_audit(config)
+                self._fleet = _start_fleet(config, self._audit_log)
+                _record_sandbox_state(self._audit_log, config)
+                self._observer = observer if observer is not None else _make_observer(config)
+                self._engine_obj = _make_engine(config)
+                self._mediator_obj = _make_mediator(config, self._audit_log, secrets,
+                                                    self._approval_gate, self._observer)
+                if config.session_reuse:
+                    self._sessions = _make_sessions(config, self._engine_obj)
+                    # a session whose labels are dropped loses its instance too (fail closed)
+                    self._mediator_obj.on_session_evicted(self._sessions.end)
+                if config.worker.force:
+                    self._worker_pool()
             for skill_dir in config.skill_dirs:
-                self.load_skill(skill_dir)
+                self._load_configured(skill_dir)
         except BaseException:
             self.close()
             raise
@@ -174,8 +204,8 @@ class Kernel:
         with contextlib.ExitStack() as stack:
             # ExitStack closes in reverse order and keeps going if one fails
             # the fleet agent closes last: the log's final checkpoint is shipped too
-            for part in (self._fleet, self._audit_log, self._mediator_obj, self._engine_obj,
-                         self._pool, self._sessions):
+            for part in (self._fleet, self._audit_log, self._observer, self._mediator_obj,
+                         self._engine_obj, self._pool, self._sessions):
                 if part is not None:
                     stack.callback(part.close)
 
@@ -184,9 +214,11 @@ class Kernel:
         """The kernel's :class:`vak.audit.log.AuditLog` (read-only use, e.g. verification).
 
         Raises:
-            ConfigError: the kernel failed to open its log.
+            ConfigError: the kernel is read-only, or failed to open its log.
         """
         if self._audit_log is None:
+            if self._read_only:
+                raise _read_only_error("has no audit log")
             raise ConfigError("the kernel has no audit log (its constructor failed)")
         return self._audit_log
 
@@ -244,9 +276,11 @@ class Kernel:
             # compile before registering so a half-loaded skill is never callable
             _compile(self._engine, skill_dir, manifest, verified.module_bytes,
                      verified.module_sha256)
-            if skill.use_worker:
+            if skill.use_worker and not self._read_only:
                 self._worker_pool().register(verified.module_sha256, verified.module_bytes)
             self._registry.add(tools)
+            if self._read_only:  # what it would serve, recorded nowhere
+                return tuple(t.spec for t in tools)
             # recorded before load_skill returns; a skill whose load cannot be
             # recorded is not kept callable (fail closed)
             try:
@@ -261,7 +295,31 @@ class Kernel:
                 raise
         return tuple(t.spec for t in tools)
 
+    def _load_configured(self, skill_dir: Path) -> None:
+        """Load one skill of ``config.skill_dirs``; a refusal is recorded, then the others
+        load (``strict_skills``: it stops the start). A log that cannot record stops it."""
+        try:
+            self.load_skill(skill_dir)
+        except _SKILL_REFUSALS as exc:
+            refused = _refusal(skill_dir, exc)
+            if self._audit_log is not None:
+                ref = self._audit_log.append("skill_refused", refused.to_audit(),
+                                             durable=self._strict, flush=True)
+                refused = replace(refused, audit_seq=ref.seq)
+            self._refused.append(refused)
+            if self.config.strict_skills:
+                raise
+
     # ------------------------------------------------------------------ queries
+    def refused_skills(self) -> tuple[RefusedSkill, ...]:
+        """The skills of ``config.skill_dirs`` that failed to load, in config order."""
+        return tuple(self._refused)
+
+    @property
+    def read_only(self) -> bool:
+        """True for a kernel that only reads (``Kernel(config, read_only=True)``)."""
+        return self._read_only
+
     def tools(self) -> tuple[ToolSpec, ...]:
         """Every loaded tool, sorted by wire name."""
         return self._registry.specs()
@@ -318,9 +376,14 @@ class Kernel:
             CapacityError: every pooled instance slot is in use (retry later).
             OutputValidationError: the output does not match the output schema.
             WorkerCrashedError: the OS-sandboxed worker failed.
+            ConfigError: the kernel is closed or read-only.
         """
-        self._check_open()
-        tool = self._registry.get(name)
+        self._check_invocable()
+        try:
+            tool = self._registry.get(name)
+        except UnknownToolError as exc:
+            self._call_refused(exc, name, principal, session, call_id)
+            raise
         payload: Any = {} if input is None else input
         inv_id = os.urandom(16).hex()  # as unguessable as uuid4, cheaper
         input_json = _encode_input(name, payload)
@@ -414,8 +477,8 @@ class Kernel:
         Returns:
             How many instances (one per skill used in the session) were closed.
         """
-        if self._mediator is not None:
-            self._mediator.end_session(session)  # its data-flow labels end with it
+        if self._mediator_obj is not None:
+            self._mediator_obj.end_session(session)  # its data-flow labels end with it
         if self._sessions is None:
             return 0
         return self._sessions.end(session)
@@ -482,11 +545,32 @@ class Kernel:
         # within the batch window (no effect depends on this entry, so no wait).
         ref = self._audit.append("invocation_finished", fields, durable=self._strict,
                                  flush=True)
+        if self._observer is not None:
+            self._observer.invocation_finished(inv_id, tool.spec, result, started.seq, ref.seq,
+                                               fields.get("fuel"), duration_ns)
         if isinstance(exc, VakError):
             # the caller (and the model) can point an auditor at the exact entry
             exc.details.setdefault("invocation", inv_id)
             exc.details["finished_seq"] = ref.seq
         return ref
+
+    def _call_refused(self, exc: UnknownToolError, name: str, principal: Principal | None,
+                      session: str | None, call_id: str | None) -> None:
+        """Record a call that named no loaded tool (``call_refused``); its seq goes in ``exc``.
+
+        The name and ids are the caller's text: bounded, escaped and scrubbed of the
+        session's secrets before they are recorded.
+        """
+        scrubber = self._mediator.scrubber_for(session or "")
+        fields: dict[str, Any] = {
+            "tool": excerpt(str(name), scrubber, 64), "error": exc.code,
+            "session": excerpt(session or "", scrubber, 128),
+            "principal": _ANONYMOUS if principal is None else principal.to_audit(),
+        }
+        if call_id is not None:
+            fields["call_id"] = excerpt(str(call_id), scrubber, 128)
+        ref = self._audit.append("call_refused", fields, flush=True)
+        exc.details["audit_seq"] = ref.seq
 
     def _receipt(self, seq: int) -> object:
         """Checkpoint + inclusion proof for entry ``seq`` (fetched when first asked for).
@@ -509,6 +593,11 @@ class Kernel:
     def _check_open(self) -> None:
         if self._closed:
             raise ConfigError("the kernel is closed", fix="create a new Kernel")
+
+    def _check_invocable(self) -> None:
+        if self._closed or self._read_only:
+            self._check_open()
+            raise _read_only_error("cannot invoke tools")
 
 
 # ---------------------------------------------------------------------- seams
@@ -571,6 +660,33 @@ class _LazyHost:
 
 
 _ANONYMOUS = Principal().to_audit()
+
+#: what a skill of ``config.skill_dirs`` may fail with and still leave the others serving
+#: (its files, its signature, its compile, its sandbox); anything else stops the start
+_SKILL_REFUSALS = (ManifestError, SigningError, SkillLoadError, OSSandboxUnavailableError)
+
+
+def _read_only_error(what: str) -> ConfigError:
+    return ConfigError(f"this kernel was opened read-only and {what}", field="read_only",
+                       fix="open Kernel(config) without read_only=True to invoke tools")
+
+
+def _refusal(skill_dir: Path, exc: VakError) -> RefusedSkill:
+    """The refusal of ``skill_dir`` as recorded: text bounded and escaped, identity if known."""
+    from vak.identity import signing
+    from vak.identity.manifest import load_manifest
+    from vak.identity.ref import SkillRef
+
+    skill: SkillRef | None = None
+    try:
+        manifest = load_manifest(skill_dir)
+        signer = manifest.signature.key_id if manifest.signature is not None else ""
+        skill = SkillRef.of(manifest.name, manifest.version, signing.manifest_digest(manifest),
+                            signer)
+    except VakError:
+        pass  # the manifest itself is what failed: no identity to record
+    return RefusedSkill(path=excerpt(str(skill_dir), limit=300), error=exc.code,
+                        message=excerpt(exc.message, limit=500), skill=skill)
 
 
 def _decode_output(tool: str, data: bytes) -> object:
@@ -742,8 +858,16 @@ def _make_engine(config: KernelConfig) -> ModuleEngine[Resident]:
     return Engine(config.engine_settings(), _host_names())
 
 
-def _make_mediator(config: KernelConfig, audit: KernelAudit,
-                   secrets: SecretProvider | None, approvals: ApprovalGate) -> Mediation:
+def _make_observer(config: KernelConfig) -> Observer | None:
+    if not config.telemetry.enabled:
+        return None
+    from vak.telemetry.setup import observer_from_settings
+
+    return observer_from_settings(config.telemetry)
+
+
+def _make_mediator(config: KernelConfig, audit: KernelAudit, secrets: SecretProvider | None,
+                   approvals: ApprovalGate, observer: Observer | None) -> Mediation:
     from vak.host.mediation import Mediator
     from vak.host.secrets import FileSecretProvider
     from vak.policy.engine import PolicyEngine
@@ -756,7 +880,7 @@ def _make_mediator(config: KernelConfig, audit: KernelAudit,
     if secrets is None and host.secrets_file is not None:
         secrets = FileSecretProvider(host.secrets_file)
     return Mediator(host, policies, audit, args_digest=audit.args_digest, secrets=secrets,
-                    approvals=approvals)
+                    approvals=approvals, observer=observer)
 
 
 def _make_sessions(config: KernelConfig, engine: ModuleEngine[Resident]) -> SessionTable[Resident]:

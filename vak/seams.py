@@ -18,6 +18,7 @@ from vak.audit.checkpoint import SignedCheckpoint
 from vak.audit.sink import AuditSink
 from vak.host.context import CallContext
 from vak.identity.manifest import Limits
+from vak.invocation import ToolSpec
 from vak.sandbox.types import CallOutcome, HostHandler, Runner
 from vak.scrub import Scrubber
 
@@ -26,6 +27,7 @@ __all__ = [
     "Mediation",
     "ModuleEngine",
     "ModuleWorkers",
+    "Observer",
     "R",
     "Resident",
     "ScrubbingHandler",
@@ -142,3 +144,33 @@ class Mediation(Protocol):
 
     def close(self) -> None: ...
 
+
+
+class Observer(Protocol):
+    """Telemetry's one seam (vak.telemetry): told what the audit log was told, after it.
+
+    The kernel and the mediation call it behind a single ``if observer is not
+    None``, so a kernel without telemetry pays one attribute check per site.
+    Calls come from any thread; an implementation must never raise into the
+    call path and must never export an argument value (a path, a URL, a key):
+    it reads only the fields named below.
+    """
+
+    def host_entry(self, invocation: str, kind: str, fields: Mapping[str, Any], seq: int,
+                   /) -> None:
+        """A ``host_decision``, ``host_resolve`` or ``host_result`` entry was appended.
+
+        Only ``host_function``, ``decision.effect``, ``decision.policy_ids`` and
+        ``outcome.status`` / ``outcome.error`` of ``fields`` may be read.
+        """
+        ...
+
+    def invocation_finished(self, invocation: str, spec: ToolSpec, outcome: Mapping[str, Any],
+                            started_seq: int, finished_seq: int, fuel: int | None,
+                            duration_ns: int, /) -> None:
+        """The ``invocation_finished`` entry was appended (``outcome`` is its field)."""
+        ...
+
+    def close(self) -> None:
+        """Flush and shut down what the observer itself started (idempotent)."""
+        ...

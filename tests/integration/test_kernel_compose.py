@@ -36,7 +36,8 @@ def _bad_policy(cfg: KernelConfig, tmp: Path) -> KernelConfig:
 
 
 def _missing_skill(cfg: KernelConfig, tmp: Path) -> KernelConfig:
-    return cfg.with_(skill_dirs=(*cfg.skill_dirs, tmp / "no-such-skill"))
+    # strict: a skill that fails to load stops the start (else it is recorded and skipped)
+    return cfg.with_(skill_dirs=(*cfg.skill_dirs, tmp / "no-such-skill"), strict_skills=True)
 
 
 def _missing_skill_with_workers(cfg: KernelConfig, tmp: Path) -> KernelConfig:

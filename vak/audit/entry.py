@@ -66,6 +66,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "worker_crashed": ("skill", "exit"),
     "sandbox_degraded": ("missing",),
     "skill_refused": ("error",),
+    "call_refused": ("tool", "error"),
     "policy_set": ("policy_set", "schema", "files"),
     "approval": ("invocation", "approval", "decision_seq", "statement", "signature"),
 }

@@ -42,8 +42,12 @@ def group(sub: Any, name: str, help: str, epilog: str = "") -> Any:
     return p.add_subparsers(dest=f"{name}_command", metavar="ACTION", required=True)
 
 
-def open_kernel(config: str | Path) -> Any:
+def open_kernel(config: str | Path, *, read_only: bool = False) -> Any:
     """A :class:`vak.Kernel` from ``config``.
+
+    ``read_only``: for commands that only report (``vak status``, ``vak skills``):
+    the kernel takes no lock on the audit log and appends nothing, so it works
+    while a server runs on the same state, and leaves no trace.
 
     Raises:
         ConfigError: the file does not exist (the fix names ``vak init``).
@@ -57,7 +61,9 @@ def open_kernel(config: str | Path) -> Any:
             fix="pass --config DIR/vak.toml, or create one with `vak init DIR` "
             "(`vak demo` also writes one)",
         )
-    return Kernel.from_config(path)
+    from vak.config import KernelConfig
+
+    return Kernel(KernelConfig.from_toml(path), read_only=read_only)
 
 
 def print_json(data: Any) -> None:

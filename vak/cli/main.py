@@ -93,9 +93,10 @@ def _skill_dict(skill: Any, tools: Sequence[Any]) -> dict[str, Any]:
 
 
 def cmd_skills_list(args: argparse.Namespace) -> int:
-    with open_kernel(args.config) as kernel:
+    with open_kernel(args.config, read_only=True) as kernel:
         tools = kernel.tools()
         rows = [_skill_dict(s, tools) for s in kernel.skills()]
+        refused = kernel.refused_skills()
     if args.json:
         print_json(rows)
         return EXIT_OK
@@ -103,13 +104,15 @@ def cmd_skills_list(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['name']:<14} {r['version']:<9} {r['tier']:<10} {r['route']:<7} "
               f"{', '.join(r['tools'])}")
-    if not rows:
+    for f in refused:  # bounded and escaped by the kernel
+        print(f"{'REFUSED':<14} {f.path}: {f.error}: {f.message}")
+    if not rows and not refused:
         print("(no skills: add skill_dirs to the config)")
     return EXIT_OK
 
 
 def cmd_skills_inspect(args: argparse.Namespace) -> int:
-    with open_kernel(args.config) as kernel:
+    with open_kernel(args.config, read_only=True) as kernel:
         if Path(args.skill, "skill.yaml").exists():
             args.skill = _ensure_loaded(kernel, Path(args.skill))
         tools = kernel.tools()

@@ -86,6 +86,7 @@ def status_dict(kernel: Any, config_path: str) -> dict[str, Any]:
                     "route": "worker" if s.use_worker else "engine"}
                    for s in kernel.skills()],
         "tools": [t.name for t in kernel.tools()],
+        "refused": [_refused_dict(r) for r in kernel.refused_skills()],
     }
     if hasattr(kernel, "sandbox_status"):  # what this kernel applies (degraded or not)
         out["sandbox"] = kernel.sandbox_status()
@@ -94,6 +95,13 @@ def status_dict(kernel: Any, config_path: str) -> dict[str, Any]:
     out["machine"] = machine
     out["versions"] = machine["versions"]
     return out
+
+
+def _refused_dict(refused: Any) -> dict[str, Any]:
+    """A skill of skill_dirs that would not load (its text bounded and escaped already)."""
+    skill = refused.skill
+    return {"path": refused.path, "error": refused.error, "message": refused.message,
+            "skill": None if skill is None else f"{skill.id} {skill.version}"}
 
 
 def _yes(flag: object) -> str:
@@ -135,7 +143,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{'config':<18} none (no ./vak.toml; `vak init DIR` writes one)")
         print("\n".join(_machine_lines(data)))
         return 0
-    with open_kernel(config) as kernel:
+    with open_kernel(config, read_only=True) as kernel:  # no lock, no entry: works beside a server
         data = status_dict(kernel, config)
     if args.json:
         print_json(data)
@@ -143,6 +151,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for key in ("config", "audit_log", "audit_fsync", "require_signature", "force_worker"):
         print(f"{key:<18} {data[key]}")
     print(f"{'tools':<18} {', '.join(data['tools']) or '(none)'}")
+    for r in data["refused"]:
+        print(f"{'refused skill':<18} {r['path']}: {r['error']}: {r['message']}")
     if "sandbox" in data:
         print(f"{'sandbox':<18} {json.dumps(data['sandbox'], default=str)}")
     print("\n".join(_machine_lines(data)))

@@ -70,7 +70,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 import orjson
@@ -106,6 +106,9 @@ from vak.host.settings import HostSettings
 from vak.policy.engine import NO_SESSION, Decision
 from vak.policy.entities import CedarRequest, Entity, Principal, request_record
 from vak.scrub import EMPTY, Scrubber, excerpt
+
+if TYPE_CHECKING:
+    from vak.seams import Observer
 
 __all__ = [
     "APPROVAL_UNAVAILABLE",
@@ -208,8 +211,11 @@ class Mediator:
         tls_context: ssl.SSLContext | None = None,
         clock: Clock | None = None,
         approvals: ApprovalGate | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.settings = settings
+        #: telemetry (vak.seams.Observer): told of every entry a handler appends
+        self.observer = observer
         #: asked when an Allow was determined by a ``@approval("required")`` permit
         self.approvals = approvals
         self.engine = authorizer
@@ -359,7 +365,7 @@ class MediatedHandler:
     """
 
     __slots__ = ("_append", "_digest", "_flow", "_head", "_m", "_max_calls", "_memo",
-                 "_sink_append", "_skill", "ctx", "principal")
+                 "_observer", "_sink_append", "_skill", "ctx", "principal")
 
     def __init__(self, mediator: Mediator, ctx: CallContext, principal: Principal) -> None:
         self._m = mediator
@@ -373,6 +379,7 @@ class MediatedHandler:
                       "skill": self._skill}
         self._sink_append = mediator._audit.append
         self._append = self._append_scrubbed
+        self._observer = mediator.observer
         self._digest = mediator._digest
         cap = mediator.settings.max_host_calls
         limit = ctx.manifest.limits.max_host_calls
@@ -724,8 +731,11 @@ class MediatedHandler:
     def _append_scrubbed(self, kind: str, fields: dict[str, Any], *, durable: bool) -> AuditRef:
         """Every audit entry of this handler, with the session's secrets scrubbed out."""
         scrubber = self._flow.scrubber(self._m._scrubbers)
-        return self._sink_append(
+        ref = self._sink_append(
             kind, fields if scrubber is EMPTY else scrubber.fields(fields), durable=durable)
+        if self._observer is not None:
+            self._observer.host_entry(self.ctx.invocation_id, kind, fields, ref.seq)
+        return ref
 
     def scrub_text(self, text: str, /) -> str:
         """``text`` with every value of a secret the session holds redacted."""
