@@ -11,7 +11,8 @@ The error tree is drawn in :mod:`vak.errors`; adapters catch only
 
 Names resolve lazily (PEP 562): ``import vak`` loads nothing of the kernel,
 so a reader of the format (``vak-audit verify``) that touches ``vak.errors``
-never pulls in wasmtime, Cedar or the JSON Schema validator. Inside ``vak/``
+never pulls in wasmtime, Cedar or the JSON Schema validator (``vak.__version__``
+is the installed distribution's version). Inside ``vak/``
 import from the defining module (``from vak.errors import ...``), never from
 here.
 """
@@ -123,6 +124,10 @@ _HOME = {
 
 
 def __getattr__(name: str) -> object:
+    if name == "__version__":
+        from vak._version import distribution_version
+
+        return distribution_version()
     if name not in __all__:
         raise AttributeError(f"module 'vak' has no attribute {name!r}")
     value = getattr(importlib.import_module(_HOME.get(name, "vak.errors")), name)

@@ -1,11 +1,27 @@
 """MCP adapter: serve a kernel's tools over the low-level ``mcp`` 2.x ``Server``.
 
 Only the loaded tools are exposed; loading, granting and policy operations are
-never model-callable. Tool schemas come from the signed manifests, and every
-result carries its audit evidence in ``_meta`` (``vak/audit_seq``,
-``vak/leaf_hash``) so a client can later prove what happened. A failed call,
-whatever it raised, becomes a tool result with ``isError`` set (see
-:mod:`vak.adapters._failure`): the session survives and the model may recover.
+never model-callable. What a client sees (docs/MCP.md):
+
+* ``initialize`` names the server ``vak`` with the kernel's version (``vak.__version__``);
+* each tool's schemas come from its signed manifest, and its ``annotations`` are
+  derived from the skill's signed capabilities (:func:`tool_annotations`):
+  ``readOnlyHint`` when it declares no ``fs.write``, ``http`` or ``kv``,
+  ``destructiveHint`` when it may write, ``openWorldHint`` when it declares
+  ``http``; its ``_meta`` names the skill version, signer, module digest and tier;
+* results are structured: ``outputSchema`` is the manifest's output schema; one
+  whose root is not ``type: object`` (MCP requires an object) is wrapped as
+  ``{"type": "object", "properties": {"result": <schema>}, "required": ["result"]}``
+  with ``"x-vak-wrapped": true``, and ``structuredContent`` is then
+  ``{"result": output}`` (:func:`output_schema`);
+* every result, refusals included, carries its audit evidence in ``_meta``:
+  ``vak/audit_seq`` is the entry that closed the call (``invocation_finished``,
+  or ``call_refused`` for an unknown tool), ``vak/decision_seq`` the host
+  decision that refused or paused it, ``vak/invocation`` the invocation id, and
+  on success ``vak/audit_seq_started`` and ``vak/leaf_hash``.
+
+A failed call, whatever it raised, becomes a tool result with ``isError`` set
+(see :mod:`vak.adapters._failure`): the session survives and the model may recover.
 
 Approvals (docs/POLICY.md, 'Approvals'): when a call awaits approval
 (:class:`~vak.errors.ApprovalPendingError`), the server was given an
@@ -31,11 +47,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from vak.adapters._failure import failure_body
-from vak.errors import ApprovalError, ApprovalPendingError
+from vak.errors import ApprovalError, ApprovalPendingError, VakError
 from vak.formats import to_mcp
+from vak.invocation import ToolSpec, thaw
 
 if TYPE_CHECKING:
     from vak.identity.keys import SigningKey
+    from vak.identity.manifest import Capabilities
     from vak.kernel import Kernel
 
 #: what the person is asked to fill in (a flat object schema, as elicitation requires)
@@ -43,7 +61,42 @@ _APPROVE_SCHEMA = {"type": "object", "required": ["approve"], "properties": {
     "approve": {"type": "boolean", "title": "Approve this call?",
                 "description": "Allow this exact call once"}}}
 
-__all__ = ["build_server", "serve_http", "serve_stdio"]
+__all__ = ["build_server", "output_schema", "serve_http", "serve_stdio", "tool_annotations"]
+
+#: the key a non-object output is wrapped under in ``structuredContent``
+WRAP_KEY = "result"
+#: schema keywords that must stay at the root of the wrapping schema for ``$ref`` to resolve
+_ROOT_KEYWORDS = ("$schema", "$defs", "definitions")
+
+
+def tool_annotations(spec: ToolSpec, capabilities: Capabilities) -> dict[str, Any]:
+    """MCP ``ToolAnnotations`` fields derived from the skill's *signed* capabilities.
+
+    Only what the manifest declares counts (the kernel refuses anything
+    undeclared, whatever a policy says), so the hints are an upper bound: a
+    skill declaring ``fs.write`` may still be denied every write by policy.
+    ``kv`` is one capability for reads and writes, so it counts as a write.
+    """
+    writes = bool(capabilities.fs_write) or bool(capabilities.http) or capabilities.kv
+    return {"title": f"{spec.skill}: {spec.export}", "read_only_hint": not writes,
+            "destructive_hint": writes, "open_world_hint": bool(capabilities.http)}
+
+
+def output_schema(spec: ToolSpec) -> tuple[dict[str, Any], bool]:
+    """The tool's MCP ``outputSchema`` and whether it wraps the output under ``"result"``.
+
+    MCP requires an object schema at the root (through protocol 2025-11-25); a
+    manifest output schema of any other shape is wrapped, its root keywords
+    (``$schema``, ``$defs``) moved up so its ``$ref`` still resolve.
+    """
+    schema = thaw(spec.output_schema)
+    if schema.get("type") == "object":
+        return schema, False
+    root = {k: schema.pop(k) for k in _ROOT_KEYWORDS if k in schema}
+    if "$defs" in root or "definitions" in root:  # a nested $id keeps its own base
+        schema.update({k: v for k, v in root.items() if k != "$schema"})
+    return {**root, "type": "object", "properties": {WRAP_KEY: schema},
+            "required": [WRAP_KEY], "additionalProperties": False, "x-vak-wrapped": True}, True
 
 
 def build_server(kernel: Kernel, *, name: str = "vak", approver_key: SigningKey | None = None,
@@ -56,21 +109,40 @@ def build_server(kernel: Kernel, *, name: str = "vak", approver_key: SigningKey 
     import mcp_types as types
     from mcp.server.lowlevel import Server
 
+    from vak._version import distribution_version
+
+    wrapped: dict[str, bool] = {}  # tool -> output wrapped under "result" (as last listed)
+
+    def describe(spec: ToolSpec, skills: dict[str, Any]) -> Any:
+        t = to_mcp(spec)
+        schema, wrapped[spec.name] = output_schema(spec)
+        skill = skills[spec.skill]
+        return types.Tool(
+            name=t["name"], description=t["description"], input_schema=t["inputSchema"],
+            output_schema=schema,
+            annotations=types.ToolAnnotations(
+                **tool_annotations(spec, skill.manifest.capabilities)),
+            _meta={"vak/skill_version": skill.version, "vak/signer": skill.signer_key_id,
+                   "vak/module_sha256": f"sha256:{skill.module_sha256}",
+                   "vak/tier": str(skill.tier)},
+        )
+
     async def list_tools(ctx: Any, params: Any) -> Any:
-        return types.ListToolsResult(tools=[
-            types.Tool(
-                name=t["name"], description=t["description"],
-                input_schema=t["inputSchema"], output_schema=t.get("outputSchema"),
-            )
-            for t in map(to_mcp, kernel.tools())
-        ])
+        skills = {s.name: s for s in kernel.skills()}
+        return types.ListToolsResult(tools=[describe(t, skills) for t in kernel.tools()])
 
     def error(exc: Exception) -> Any:
         body = failure_body(exc)
+        details = exc.details if isinstance(exc, VakError) else {}
+        decision = body.get("audit_seq")
+        meta = {"vak/error": body["error"],
+                "vak/audit_seq": details.get("finished_seq", decision),
+                "vak/invocation": details.get("invocation")}
+        if "finished_seq" in details and decision is not None:
+            meta["vak/decision_seq"] = decision
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=orjson.dumps(body).decode())],
-            is_error=True,
-            _meta={"vak/error": body["error"], "vak/audit_seq": body.get("audit_seq")},
+            is_error=True, _meta=meta,
         )
 
     async def invoke(ctx: Any, params: Any) -> Any:
@@ -89,13 +161,20 @@ def build_server(kernel: Kernel, *, name: str = "vak", approver_key: SigningKey 
             text = orjson.dumps(inv.output).decode()
         except Exception as exc:  # noqa: BLE001 - answered as a tool error, never hidden
             return error(exc)
+        if params.name not in wrapped:  # called before any tools/list of this server
+            spec = next(t for t in kernel.tools() if t.name == params.name)
+            wrapped[params.name] = output_schema(spec)[1]
+        structured = {WRAP_KEY: inv.output} if wrapped[params.name] else inv.output
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=text)],
-            structured_content=inv.output if isinstance(inv.output, dict) else None,
-            _meta={"vak/audit_seq": inv.audit_seq_finished, "vak/leaf_hash": inv.leaf_hash},
+            structured_content=structured,
+            _meta={"vak/audit_seq": inv.audit_seq_finished,
+                   "vak/audit_seq_started": inv.audit_seq_started,
+                   "vak/leaf_hash": inv.leaf_hash, "vak/invocation": inv.invocation_id},
         )
 
-    return Server(name, on_list_tools=list_tools, on_call_tool=call_tool)
+    return Server(name, version=distribution_version(), on_list_tools=list_tools,
+                  on_call_tool=call_tool)
 
 
 def _can_elicit(ctx: Any) -> bool:

@@ -56,7 +56,7 @@ class Timeline:
 
 _EVENT_KINDS = frozenset({"log_opened", "log_closed", "key_rotated", "recovered", "skill_loaded",
                           "skill_refused", "worker_crashed", "policy_set", "sandbox_degraded",
-                          "approval", "reload"})
+                          "approval", "reload", "call_refused"})
 
 
 def _str(value: Any) -> str:
@@ -171,11 +171,13 @@ def _summary(kind: str, e: Mapping[str, Any]) -> str:
     skill = _obj(e.get("skill"))
     if kind in ("skill_loaded", "skill_refused", "worker_crashed"):
         return f"{_str(skill.get('id'))} {_str(skill.get('version'))}".strip() + (
-            f": {_str(e.get('reason'))}" if kind == "skill_refused" else "")
+            f": {_str(e.get('message') or e.get('reason'))}" if kind == "skill_refused" else "")
     if kind == "policy_set":
         return _str(e.get("policy_set"))
     if kind == "approval":
         return f"{_str(e.get('verdict')) or _str(e.get('decision'))} {_str(e.get('approval'))}"
     if kind == "recovered":
         return f"{e.get('dropped_bytes')} bytes dropped"
+    if kind == "call_refused":
+        return f"{_str(e.get('error'))} {_str(e.get('tool'))}"
     return ""
