@@ -262,7 +262,7 @@ def test_telemetry_table_of_vak_toml(state: DemoState) -> None:
     cfg = KernelConfig.from_toml(state.config)
     assert cfg.telemetry == TelemetrySettings(enabled=True, exporter="console")
     state.config.write_text(text + '\n[telemetry]\nexporter = "jaeger"\n')
-    with pytest.raises(ConfigError, match="telemetry.exporter"):
+    with pytest.raises(ConfigError, match=r"telemetry\.exporter"):
         KernelConfig.from_toml(state.config)
 
 
@@ -281,7 +281,7 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 
     got: list[tuple[str, bytes]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server hook name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.got.append((self.path, body))
         self.send_response(200)
@@ -318,7 +318,7 @@ def test_otlp_exporter_sends_to_the_endpoint(state: DemoState) -> None:
 def test_bad_endpoint_is_a_config_error(state: DemoState) -> None:
     cfg = KernelConfig.from_toml(state.config).with_(
         telemetry=TelemetrySettings(enabled=True, exporter="otlp", endpoint="file:///etc"))
-    with pytest.raises(ConfigError, match="telemetry.endpoint"):
+    with pytest.raises(ConfigError, match=r"telemetry\.endpoint"):
         Kernel(cfg)
 
 
