@@ -31,3 +31,13 @@ def demo_state(built_skills: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def kernel(demo_state: DemoState) -> Iterator[Kernel]:
     with Kernel.from_config(demo_state.config) as k:
         yield k
+
+
+@pytest.fixture
+def private_state(demo_state: DemoState, tmp_path: Path) -> DemoState:
+    """A private copy of the demo workdir: its own log, lock, version floor and config."""
+    import shutil
+
+    work = tmp_path / "state"
+    shutil.copytree(demo_state.workdir, work, ignore=shutil.ignore_patterns("*.lock"))
+    return DemoState(work, work / "vak.toml", demo_state.port)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
-import time
 from typing import Any
 
 import anyio
@@ -14,7 +11,7 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from kernel_helpers import DemoState
+from kernel_helpers import DemoState, mcp_http_server
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -52,12 +49,6 @@ def test_mcp_stdio_list_and_call(demo_state: DemoState) -> None:
     assert json.loads(denied.content[0].text)["error"] == "policy_denied"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _http_session(url: str) -> Any:
     async with streamable_http_client(url) as (read, write), \
             ClientSession(read, write) as session:
@@ -69,25 +60,7 @@ async def _http_session(url: str) -> Any:
 
 
 def test_mcp_streamable_http_on_loopback(demo_state: DemoState) -> None:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vak.cli.main", "mcp", "serve", "--config",
-         str(demo_state.config), "--http", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
-        names, result = anyio.run(_http_session, f"http://127.0.0.1:{port}/mcp")
+    with mcp_http_server(demo_state.config) as url:
+        names, result = anyio.run(_http_session, url)
         assert "calculator__execute" in names
         assert result.structured_content == {"result": 42}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

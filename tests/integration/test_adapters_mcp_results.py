@@ -10,11 +10,7 @@ itself. The in-memory client talks to ``build_server``; stdio and HTTP runs of
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +21,7 @@ import yaml
 
 pytest.importorskip("mcp")
 
-from kernel_helpers import DemoState, constant_output_wat, wat_skill
+from kernel_helpers import DemoState, constant_output_wat, mcp_http_server, wat_skill
 from mcp import Client
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -60,11 +56,10 @@ def _with_output_schema(state: DemoState, skill: Path, schema: dict[str, Any]) -
 
 
 @pytest.fixture
-def state(demo_state: DemoState, tmp_path: Path) -> DemoState:
+def state(private_state: DemoState) -> DemoState:
     """A private demo workdir plus two skills with non-object outputs and an approval policy."""
-    work = tmp_path / "state"
-    shutil.copytree(demo_state.workdir, work, ignore=shutil.ignore_patterns("*.lock"))
-    st = DemoState(work, work / "vak.toml", demo_state.port)
+    st = private_state
+    work = st.workdir
     extra = work / "extra"
     scalar = _with_output_schema(st, wat_skill(st, extra, "scalar", constant_output_wat(b"42")),
                                  {"type": "integer"})
@@ -236,12 +231,6 @@ def test_stdio_serves_the_same(state: DemoState, tmp_path: Path) -> None:
     assert "skill_refused" in kinds and "call_refused" in kinds
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _http(url: str) -> dict[str, Any]:
     async with streamable_http_client(url) as (read, write), \
             ClientSession(read, write) as session:
@@ -252,24 +241,8 @@ async def _http(url: str) -> dict[str, Any]:
 
 
 def test_http_serves_the_same(state: DemoState) -> None:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vak.cli.main", "mcp", "serve", "--config", str(state.config),
-         "--http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
-        out = anyio.run(_http, f"http://127.0.0.1:{port}/mcp")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with mcp_http_server(state.config) as url:
+        out = anyio.run(_http, url)
     assert out["init"].server_info.version == distribution_version()
     assert out["tools"]["fetch__fetch"].annotations.open_world_hint is True
     denied = out["denied"]

@@ -32,11 +32,8 @@ ADD = {"operation": "add", "a": 2, "b": 3}
 
 
 @pytest.fixture
-def state(demo_state: DemoState, tmp_path: Path) -> DemoState:
-    """A private copy of the demo workdir (its own log, lock and version floor)."""
-    work = tmp_path / "state"
-    shutil.copytree(demo_state.workdir, work, ignore=shutil.ignore_patterns("*.lock"))
-    return DemoState(work, work / "vak.toml", demo_state.port)
+def state(private_state: DemoState) -> DemoState:
+    return private_state
 
 
 def _entries(log: Path) -> list[dict[str, Any]]:
@@ -295,3 +292,15 @@ def test_only_skill_failures_are_refusals() -> None:
 
     for error in (ConfigError, AuditError, VakError):
         assert not issubclass(error, _SKILL_REFUSALS)
+
+
+def test_vak_run_serves_the_others_and_says_which_skill_was_refused(
+        state: DemoState, tmp_path: Path) -> None:
+    bad = _digest_mismatch(state, tmp_path)
+    text = state.config.read_text()
+    state.config.write_text(text.replace('"skills/loop"]', f'"skills/loop", "{bad}"]', 1))
+    proc = _vak("run", "--config", str(state.config), "calculator__execute",
+                "--input", json.dumps(ADD))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"result": 5}
+    assert "skill refused" in proc.stderr and "digest_mismatch" in proc.stderr

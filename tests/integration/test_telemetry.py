@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import http.server
 import json
-import shutil
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,10 +38,8 @@ ADD = {"operation": "add", "a": 2, "b": 3}
 
 
 @pytest.fixture
-def state(demo_state: DemoState, tmp_path: Path) -> DemoState:
-    work = tmp_path / "state"
-    shutil.copytree(demo_state.workdir, work, ignore=shutil.ignore_patterns("*.lock"))
-    return DemoState(work, work / "vak.toml", demo_state.port)
+def state(private_state: DemoState) -> DemoState:
+    return private_state
 
 
 class Otel:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,12 @@ def open_kernel(config: str | Path, *, read_only: bool = False) -> Any:
         )
     from vak.config import KernelConfig
 
-    return Kernel(KernelConfig.from_toml(path), read_only=read_only)
+    kernel = Kernel(KernelConfig.from_toml(path), read_only=read_only)
+    if not read_only:  # a read-only command reports them itself
+        for refused in kernel.refused_skills():  # text already bounded and escaped
+            print(f"vak: skill refused (audit seq {refused.audit_seq}): {refused.path}: "
+                  f"{refused.error}: {refused.message}", file=sys.stderr)
+    return kernel
 
 
 def print_json(data: Any) -> None:
