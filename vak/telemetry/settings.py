@@ -23,7 +23,8 @@ class TelemetrySettings:
 
     #: emit a span per invocation (a child per host call) and the kernel's metrics
     enabled: bool = False
-    #: "global": the providers the application set; "otlp": needs opentelemetry-exporter-otlp
+    #: "global" (the application's providers), "otlp" (also needs the Python package
+    #: opentelemetry-exporter-otlp-proto-http) or "console" (stderr); docs/OBSERVABILITY.md
     exporter: Exporter = "global"
     #: the OTLP/HTTP traces+metrics base URL ("" = the exporter's own default)
     endpoint: str = ""
