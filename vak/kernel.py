@@ -178,13 +178,14 @@ class Kernel:
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    def from_config(cls, path: str | Path, *, approver: Approver | None = None) -> Kernel:
+    def from_config(cls, path: str | Path, *, approver: Approver | None = None,
+                    read_only: bool = False) -> Kernel:
         """A kernel configured by a ``vak.toml`` (its ``skill_dirs`` are loaded).
 
         Raises:
             ConfigError: the file is missing or invalid.
         """
-        return cls(KernelConfig.from_toml(path), approver=approver)
+        return cls(KernelConfig.from_toml(path), approver=approver, read_only=read_only)
 
     def __enter__(self) -> Kernel:
         return self

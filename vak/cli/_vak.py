@@ -62,9 +62,7 @@ def open_kernel(config: str | Path, *, read_only: bool = False) -> Any:
             fix="pass --config DIR/vak.toml, or create one with `vak init DIR` "
             "(`vak demo` also writes one)",
         )
-    from vak.config import KernelConfig
-
-    kernel = Kernel(KernelConfig.from_toml(path), read_only=read_only)
+    kernel = Kernel.from_config(path, read_only=read_only)
     if not read_only:  # a read-only command reports them itself
         for refused in kernel.refused_skills():  # text already bounded and escaped
             print(f"vak: skill refused (audit seq {refused.audit_seq}): {refused.path}: "
