@@ -49,6 +49,22 @@ def _log_files(state: DemoState) -> dict[str, bytes]:
             if p.is_file() and not p.name.endswith(".lock")}
 
 
+def _settled_log_files(state: DemoState) -> dict[str, bytes]:
+    """:func:`_log_files` once two reads half a second apart agree (a writer's
+    background commit, checkpoint and tree files included, is finished)."""
+    import time
+
+    files = _log_files(state)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        again = _log_files(state)
+        if again == files:
+            return files
+        files = again
+    raise AssertionError("the serving kernel kept writing its log")
+
+
 def _vak(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "vak.cli.main", *args], capture_output=True,
                           text=True, timeout=120, cwd=cwd)
@@ -78,7 +94,7 @@ def test_read_only_commands_beside_a_running_kernel(
     # the lock is really held: a writing kernel cannot open the log now
     with pytest.raises(AuditError):
         Kernel(cfg)
-    before = _log_files(state)
+    before = _settled_log_files(state)  # the server's own group commit is done
     entries = len(_entries(state.log))
 
     status = _vak("status", "--config", str(state.config), "--json")
