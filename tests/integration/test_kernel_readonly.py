@@ -220,8 +220,8 @@ def test_a_bad_skill_is_refused_and_recorded_while_the_others_serve(
     assert refused.error == code
     assert refused.path.endswith(bad.name)
     assert (refused.skill is not None) == identified
-    entry = next(e for e in _entries(state.log) if e["kind"] == "skill_refused")
-    assert entry["seq"] == refused.audit_seq
+    (entry,) = [e for e in _entries(state.log) if e["seq"] == refused.audit_seq]
+    assert entry["kind"] == "skill_refused"
     assert entry["error"] == code and entry["path"] == refused.path
     assert entry["message"] == refused.message and entry["message"]
     if identified:
