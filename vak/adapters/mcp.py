@@ -64,7 +64,8 @@ _APPROVE_SCHEMA = {"type": "object", "required": ["approve"], "properties": {
     "approve": {"type": "boolean", "title": "Approve this call?",
                 "description": "Allow this exact call once"}}}
 
-__all__ = ["build_server", "output_schema", "serve_http", "serve_stdio", "tool_annotations"]
+__all__ = ["WRAP_KEY", "build_server", "output_schema", "serve_http", "serve_stdio",
+           "tool_annotations"]
 
 #: the key a non-object output is wrapped under in ``structuredContent``
 WRAP_KEY = "result"
@@ -89,14 +90,16 @@ def output_schema(spec: ToolSpec) -> tuple[dict[str, Any], bool]:
     """The tool's MCP ``outputSchema`` and whether it wraps the output under ``"result"``.
 
     MCP requires an object schema at the root (through protocol 2025-11-25); a
-    manifest output schema of any other shape is wrapped, its root keywords
-    (``$schema``, ``$defs``) moved up so its ``$ref`` still resolve.
+    manifest output schema of any other shape is wrapped: its ``$schema`` moves
+    to the wrapper's root and its ``$defs`` / ``definitions`` are copied there,
+    so a ``"$ref": "#/$defs/..."`` (resolved against the document root) still
+    resolves. A copy stays inside too, for a schema with an ``$id`` of its own.
     """
     schema = thaw(spec.output_schema)
     if schema.get("type") == "object":
         return schema, False
     root = {k: schema.pop(k) for k in _ROOT_KEYWORDS if k in schema}
-    if "$defs" in root or "definitions" in root:  # a nested $id keeps its own base
+    if "$defs" in root or "definitions" in root:
         schema.update({k: v for k, v in root.items() if k != "$schema"})
     return {**root, "type": "object", "properties": {WRAP_KEY: schema},
             "required": [WRAP_KEY], "additionalProperties": False, "x-vak-wrapped": True}, True
