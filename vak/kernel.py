@@ -298,7 +298,8 @@ class Kernel:
 
     def _load_configured(self, skill_dir: Path) -> None:
         """Load one skill of ``config.skill_dirs``; a refusal is recorded, then the others
-        load (``strict_skills``: it stops the start). A log that cannot record stops it."""
+        load (``strict_skills``: it stops the start, except of a read-only kernel, which
+        only reports). A log that cannot record stops it."""
         try:
             self.load_skill(skill_dir)
         except _SKILL_REFUSALS as exc:
@@ -308,7 +309,7 @@ class Kernel:
                                              durable=self._strict, flush=True)
                 refused = replace(refused, audit_seq=ref.seq)
             self._refused.append(refused)
-            if self.config.strict_skills:
+            if self.config.strict_skills and not self._read_only:  # reporting is not serving
                 raise
 
     # ------------------------------------------------------------------ queries

@@ -247,6 +247,15 @@ def test_strict_skills_refuses_to_start_and_records_why(state: DemoState,
     assert kinds[-2:] == ["skill_refused", "log_closed"]
 
 
+def test_strict_skills_still_lets_vak_status_report(state: DemoState, tmp_path: Path) -> None:
+    cfg = KernelConfig.from_toml(state.config)
+    cfg = cfg.with_(skill_dirs=(*cfg.skill_dirs, _missing_dir(state, tmp_path)),
+                    strict_skills=True)
+    with Kernel(cfg, read_only=True) as kernel:
+        (refused,) = kernel.refused_skills()
+    assert refused.error == "manifest_invalid" and refused.audit_seq is None
+
+
 def test_strict_skills_is_a_kernel_key_of_vak_toml(state: DemoState) -> None:
     text = state.config.read_text()
     state.config.write_text(text.replace("[audit]", "[kernel]\nstrict_skills = true\n\n[audit]",
