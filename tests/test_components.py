@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 from sandbox_helpers import HOST_NAMES
 
 from vak._resources import wit_dir
-from vak.errors import ABIError, DigestMismatchError, PolicyDeniedError, SkillLoadError
+from vak.errors import (
+    ABIError,
+    DigestMismatchError,
+    PolicyDeniedError,
+    SkillLoadError,
+    UnknownToolError,
+)
 from vak.host.catalog import host_function
 from vak.sandbox.component import allowed_interface
 from vak.sandbox.engine import Engine, module_digest
@@ -202,3 +208,67 @@ def test_restart_loads_the_component_from_the_keyed_cache(components: Compiled) 
         out = again.call(compiled.digest, "read_note", b'{"path":"/x"}',
                          components.limits["pynotes"], Files())
         assert orjson.loads(out.output)["content"] == "note at /x"
+
+
+# ---------------------------------------------------------------- session residents
+def _count(engine: Engine, resident: object, limits: object) -> int:
+    out = engine.call_resident(resident, "count", b"{}", limits, Files())  # type: ignore[arg-type]
+    return int(orjson.loads(out.output)["count"])
+
+
+def test_a_resident_component_keeps_its_state_between_calls(components: Compiled) -> None:
+    engine = components.engine
+    digest, limits = components.digests["pyhostile"], components.limits["pyhostile"]
+    resident = engine.open_resident(digest, limits)
+    try:
+        assert [_count(engine, resident, limits) for _ in range(3)] == [1, 2, 3]
+        # a fresh store per plain call: it never sees the resident's globals
+        fresh = engine.call(digest, "count", b"{}", limits, Files())
+        assert orjson.loads(fresh.output) == {"count": 1}
+        other = engine.open_resident(digest, limits)
+        try:
+            assert _count(engine, other, limits) == 1  # two residents share nothing
+        finally:
+            other.close()
+        assert _count(engine, resident, limits) == 4
+    finally:
+        resident.close()
+    assert resident.closed
+
+
+@pytest.mark.parametrize(("export", "error"), [
+    ("spin", "SkillTimeout"), ("garbage", "ABIError"), ("big", "OutputTooLarge"),
+], ids=["deadline", "garbage-output", "output-too-large"])
+def test_a_resident_component_is_discarded_after_any_failure(
+        components: Compiled, export: str, error: str) -> None:
+    engine = components.engine
+    digest, limits = components.digests["pyhostile"], components.limits["pyhostile"]
+    resident = engine.open_resident(digest, limits)
+    try:
+        assert _count(engine, resident, limits) == 1
+        with pytest.raises(Exception) as info:
+            engine.call_resident(resident, export, b'{"n": 200000}', limits, Files())
+        assert type(info.value).__name__ == error
+        assert resident.closed
+        with pytest.raises(UnknownToolError):
+            _count(engine, resident, limits)
+    finally:
+        resident.close()
+    again = engine.open_resident(digest, limits)
+    try:
+        assert _count(engine, again, limits) == 1  # fresh state
+    finally:
+        again.close()
+
+
+def test_a_resident_component_denial_closes_it(components: Compiled) -> None:
+    engine = components.engine
+    digest, limits = components.digests["pynotes"], components.limits["pynotes"]
+    resident = engine.open_resident(digest, limits)
+    try:
+        with pytest.raises(PolicyDeniedError):
+            engine.call_resident(resident, "read_note", b'{"path":"/etc/passwd"}', limits,
+                                 Files(deny="/etc/passwd"))
+        assert resident.closed
+    finally:
+        resident.close()

@@ -46,7 +46,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import orjson
 import wasmtime
@@ -72,14 +72,15 @@ from vak.sandbox import fastcall, selftest
 from vak.sandbox.abi import pack, unpack
 from vak.sandbox.backend import Access, Backend, Store, backend_named
 from vak.sandbox.cache import ModuleCache
-from vak.sandbox.component import CompiledComponent, ComponentRunner
+from vak.sandbox.component import CompiledComponent, ComponentResident, ComponentRunner
 from vak.sandbox.pooling import apply_pooling
 from vak.sandbox.settings import EngineSettings
 from vak.sandbox.ticker import EpochTicker
-from vak.sandbox.types import CallOutcome, HostHandler, refusal
+from vak.sandbox.types import START_HOST, CallOutcome, HostHandler, refusal
 
 __all__ = [
-    "ALLOCATOR_EXPORT", "MEMORY_EXPORT", "CompiledModule", "Engine", "Resident", "module_digest",
+    "ALLOCATOR_EXPORT", "MEMORY_EXPORT", "CompiledModule", "CoreResident", "Engine", "Resident",
+    "module_digest",
 ]
 
 #: the guest allocator the host calls to place input and host-call replies
@@ -410,8 +411,12 @@ class Engine:
     def _call_component(self, digest: str, export: str, input_json: bytes, limits: Limits,
                         host: HostHandler) -> CallOutcome:
         """A component's call; its output is checked exactly like a core module's."""
-        output, fuel_used, duration, host_calls = self._components.call(
-            digest, export, input_json, limits, host)
+        return self._checked(*self._components.call(digest, export, input_json, limits, host),
+                             limits)
+
+    def _checked(self, output: bytes, fuel_used: int, duration: int, host_calls: int,
+                 limits: Limits) -> CallOutcome:
+        """A component call's outcome, its output checked exactly like a core module's."""
         if len(output) > limits.max_output_bytes:
             raise OutputTooLarge(
                 f"output of {len(output)} bytes exceeds max_output_bytes="
@@ -436,9 +441,11 @@ class Engine:
             CapacityError: every pooled instance slot is in use.
             SkillTrapError: the start function trapped or instantiation failed.
         """
+        if self._components.compiled(module_digest) is not None and not self._closed:
+            return self._components.open_resident(module_digest, limits)
         compiled = self._callable(module_digest, None)
         limit_bytes = self._memory_limit(limits)
-        state = _CallState(_no_host, self._names, limit_bytes)
+        state = _CallState(START_HOST, self._names, limit_bytes)
         store = self._backend.new_store(self._engine)
         try:
             store.limit(limit_bytes, self.settings.pool_table_elements)
@@ -454,8 +461,8 @@ class Engine:
         except BaseException:
             store.close()
             raise
-        return Resident(module_digest, store, instance, state.memory, state.alloc, limit_bytes,
-                        self._backend.new_buffer())
+        return CoreResident(module_digest, store, instance, state.memory, state.alloc,
+                            limit_bytes, self._backend.new_buffer())
 
     def call_resident(
         self,
@@ -479,6 +486,13 @@ class Engine:
             The same errors as :meth:`call`; UnknownToolError also when
             ``resident`` is closed.
         """
+        if isinstance(resident, ComponentResident):
+            result = self._components.call_resident(resident, export, input_json, limits, host)
+            try:
+                return self._checked(*result, limits)
+            except BaseException:
+                resident.close()  # an output refused is a failed call, too
+                raise
         if resident.closed:
             raise UnknownToolError("the session's instance is closed", digest=resident.digest)
         self._callable(resident.digest, export)
@@ -592,8 +606,8 @@ def check_output(output: bytes, bounds: JsonBounds) -> None:
         raise ABIError(f"output is not UTF-8 JSON: {exc}", output_bytes=len(output)) from None
 
 
-class Resident:
-    """A Store and its one instance, alive across calls (session reuse; internal).
+class CoreResident:
+    """A Store and its one core-module instance, alive across calls (session reuse; internal).
 
     Not thread-safe on its own: the owner serialises calls and ``close``.
     """
@@ -624,18 +638,8 @@ class Resident:
         self.store.close()
 
 
-class _NoHost:
-    """The handler of a resident's instantiation: a start function may not call the host."""
-
-    def __call__(self, function: str, args: bytes, /) -> bytes:
-        raise self.refuse(function, INVALID_ARGS, "start function")
-
-    def refuse(self, function: str, policy_id: str, reason: str, /) -> BaseException:
-        return ABIError(f"host call {function} during instantiation (start function)",
-                        host_function=function, policy_id=policy_id)
-
-
-_no_host = _NoHost()
+#: what :meth:`Engine.open_resident` hands out: a core module's or a component's
+Resident: TypeAlias = CoreResident | ComponentResident
 
 
 def _same_type(a: wasmtime.FuncType, b: wasmtime.FuncType) -> bool:
