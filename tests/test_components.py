@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import orjson
 import pytest
@@ -272,3 +274,43 @@ def test_a_resident_component_denial_closes_it(components: Compiled) -> None:
         assert resident.closed
     finally:
         resident.close()
+
+
+# ---------------------------------------------------------------- the worker route
+def _worker_read(pool: object, digest: str, limits: object) -> dict[str, object]:
+    out = pool.call(digest, "read_note", b'{"path":"/x"}', limits, Files())  # type: ignore[attr-defined]
+    return orjson.loads(out.output)  # type: ignore[no-any-return]
+
+
+def test_a_worker_is_served_the_compiled_component_from_the_keyed_cache(
+        components: Compiled) -> None:
+    from sandbox_helpers import worker_pool
+
+    data = component_bytes("pynotes")
+    digest, limits = components.digests["pynotes"], components.limits["pynotes"]
+    settings = EngineSettings(module_cache_dir=components.cache)
+    # only the first bytes of the module: a worker that compiled it would fail (the
+    # digest does not match); one served the parent's cache entry never reads them
+    with worker_pool(engine=settings, pool_size=1, start_timeout_ms=180_000,
+                     allow_unsandboxed=True) as pool:
+        pool.register(digest, data[:64])
+        assert _worker_read(pool, digest, limits)["content"] == "note at /x"
+
+
+def test_a_tampered_cache_entry_is_never_sent_to_a_worker(components: Compiled,
+                                                           tmp_path: Path) -> None:
+    from sandbox_helpers import worker_pool
+
+    data = component_bytes("pynotes")
+    digest, limits = components.digests["pynotes"], components.limits["pynotes"]
+    cache = tmp_path / "cache"
+    shutil.copytree(components.cache, cache)
+    for entry in cache.glob("*.cwasm"):
+        blob = bytearray(entry.read_bytes())
+        blob[-1] ^= 1  # one flipped bit: the HMAC no longer verifies
+        entry.write_bytes(bytes(blob))
+    settings = EngineSettings(module_cache_dir=cache)
+    with worker_pool(engine=settings, pool_size=1, start_timeout_ms=180_000,
+                     allow_unsandboxed=True) as pool:
+        pool.register(digest, data)  # the worker compiles the real module itself
+        assert _worker_read(pool, digest, limits)["content"] == "note at /x"

@@ -100,8 +100,8 @@ def test_a_manifest_naming_the_wrong_kind_is_refused(components: Compiled,
 def test_the_os_sandboxed_worker_route_runs_components(components: Compiled,
                                                        tmp_path: Path) -> None:
     config = _workdir(tmp_path, components.cache)
-    # each worker compiles its module itself (it never shares the parent's cache):
-    # for a Python component that is seconds, so the start timeout is generous
+    # a worker is handed the compiled component from the parent's keyed cache, so it
+    # starts in under a second; the generous timeout only covers a loaded machine
     config.write_text(config.read_text()
                       + "\n[worker]\nforce = true\npool_size = 1\nstart_timeout_ms = 180000\n")
     with Kernel.from_config(config) as kernel:

@@ -226,20 +226,42 @@ class ComponentRunner:
             known = self._components.get(digest)
             if known is not None:
                 return known
-            component, from_cache = self._load(data, digest)
-            ctype = component.type
-            imports = tuple(ctype.imports(self._engine))
-            for name in imports:
-                if not allowed_interface(name):
-                    raise ABIError(
-                        f"component imports {name}, which the kernel does not offer "
-                        f"(only {ALLOWED_INTERFACES})", import_name=name)
-            if TOOL_INTERFACE not in ctype.exports(self._engine):
-                raise ABIError(f"component does not export {TOOL_INTERFACE} "
-                               "(build it against the vak:skill world)", export=TOOL_INTERFACE)
-            compiled = CompiledComponent(digest, component, imports, from_cache)
-            self._components[digest] = compiled
-            return compiled
+            return self._checked(digest, *self._load(data, digest))
+
+    def adopt(self, compiled: bytes, digest: str) -> CompiledComponent:
+        """Deserialise a component this engine's configuration compiled, then check it.
+
+        Raises:
+            SkillLoadError: not a compiled component for this engine.
+            ABIError: as for :meth:`compile`.
+        """
+        with self._lock:
+            known = self._components.get(digest)
+            if known is not None:
+                return known
+            try:
+                component = wc.Component.deserialize(self._engine, compiled)
+            except wasmtime.WasmtimeError as exc:
+                raise SkillLoadError(f"compiled component {digest} does not load in this "
+                                     f"engine: {_cause(str(exc))}", digest=digest) from None
+            return self._checked(digest, component, True)
+
+    def _checked(self, digest: str, component: wc.Component,
+                 from_cache: bool) -> CompiledComponent:
+        """Check a component's imports and exports, then keep it (under the lock)."""
+        ctype = component.type
+        imports = tuple(ctype.imports(self._engine))
+        for name in imports:
+            if not allowed_interface(name):
+                raise ABIError(
+                    f"component imports {name}, which the kernel does not offer "
+                    f"(only {ALLOWED_INTERFACES})", import_name=name)
+        if TOOL_INTERFACE not in ctype.exports(self._engine):
+            raise ABIError(f"component does not export {TOOL_INTERFACE} "
+                           "(build it against the vak:skill world)", export=TOOL_INTERFACE)
+        compiled = CompiledComponent(digest, component, imports, from_cache)
+        self._components[digest] = compiled
+        return compiled
 
     def _load(self, data: bytes, digest: str) -> tuple[wc.Component, bool]:
         def build() -> wc.Component:

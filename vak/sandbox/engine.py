@@ -80,7 +80,7 @@ from vak.sandbox.types import START_HOST, CallOutcome, HostHandler, refusal
 
 __all__ = [
     "ALLOCATOR_EXPORT", "MEMORY_EXPORT", "CompiledModule", "CoreResident", "Engine", "Resident",
-    "module_digest",
+    "cache_fingerprint", "component_cache", "module_digest",
 ]
 
 #: the guest allocator the host calls to place input and host-call replies
@@ -105,6 +105,26 @@ _POOL_FULL = re.compile(r"maximum concurrent limit of (\d+) for ([a-z ]+?) reach
 def module_digest(module_bytes: bytes) -> str:
     """The digest ``compile`` expects: lowercase hex SHA-256 of the module bytes."""
     return hashlib.sha256(module_bytes).hexdigest()
+
+
+def cache_fingerprint(settings: EngineSettings) -> str:
+    """What a compiled artefact depends on besides its digest: the wasmtime version and
+    the engine settings that change generated code (the module cache's key)."""
+    parts = (
+        _WASMTIME_VERSION, f"fuel={bool(settings.fuel)}", "epoch=1",
+        f"stack={settings.wasm_stack_bytes}", f"mem={settings.pool_max_memory_bytes}",
+        "pooling=1",
+    )
+    return "|".join(parts)
+
+
+def component_cache(settings: EngineSettings) -> ModuleCache:
+    """The keyed disk cache of compiled components of engines with ``settings``.
+
+    Its own fingerprint: a core entry can never be read as a component. The
+    worker pool reads it too, so a worker deserialises instead of compiling.
+    """
+    return ModuleCache(settings.module_cache_dir, cache_fingerprint(settings) + "|component=1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,11 +219,11 @@ class Engine:
                                             self._tool_type, _host_entry)
         self._modules: dict[str, CompiledModule] = {}
         self._lock = threading.Lock()
-        self._cache = ModuleCache(settings.module_cache_dir, self._fingerprint())
+        self._cache = ModuleCache(settings.module_cache_dir, cache_fingerprint(settings))
         self._ticker = EpochTicker(self._engine.increment_epoch, settings.epoch_tick_ms)
         self._components = ComponentRunner(
             self._engine, self._names,
-            ModuleCache(settings.module_cache_dir, self._fingerprint() + "|component=1"),
+            component_cache(settings),
             fuel=bool(settings.fuel), epoch_tick_ms=settings.epoch_tick_ms,
             table_elements=settings.pool_table_elements,
             memory_cap=settings.pool_max_memory_bytes,
@@ -239,14 +259,6 @@ class Engine:
     def fast_paths(self) -> dict[str, Any]:
         """Which call path runs and what the start self-test found (``vak status``)."""
         return self._report.to_dict()
-
-    def _fingerprint(self) -> str:
-        c = self.settings
-        parts = (
-            _WASMTIME_VERSION, f"fuel={bool(c.fuel)}", "epoch=1",
-            f"stack={c.wasm_stack_bytes}", f"mem={c.pool_max_memory_bytes}", "pooling=1",
-        )
-        return "|".join(parts)
 
     # ------------------------------------------------------------------ loading
     def compile(self, module_bytes: bytes, digest: str) -> CompiledModule:
@@ -339,6 +351,23 @@ class Engine:
         """
         self._check_bytes(component_bytes, digest, "component")
         return self._components.compile(component_bytes, digest)
+
+    def load_compiled_component(self, compiled: bytes, digest: str) -> CompiledComponent:
+        """Adopt a component compiled earlier by an engine with the same settings.
+
+        Only for bytes the kernel itself produced and authenticated (an entry of
+        :func:`component_cache`, HMAC-checked, handed to an OS-sandboxed worker
+        by its pool): deserialising runs the machine code they hold. The
+        imports and exports are checked as for :meth:`compile_component`.
+
+        Raises:
+            SkillLoadError: the bytes are not a compiled component of this engine,
+                or the engine is closed.
+            ABIError: as for :meth:`compile_component`.
+        """
+        if self._closed:
+            raise SkillLoadError("engine is closed")
+        return self._components.adopt(compiled, digest)
 
     def _check_bytes(self, data: bytes, digest: str, what: str) -> None:
         """Refuse a closed engine and bytes that do not hash to the signed digest."""
