@@ -68,3 +68,28 @@ def test_signing_keeps_module_kind(tmp_path: Path) -> None:
     signed = sign_skill(skill, load_signing_key(tmp_path / "k.key"))
     assert signed.module.kind == "component"
     assert load_manifest(skill).module.kind == "component"
+
+
+def test_a_kept_component_build_is_reused_by_source_digest(tmp_path: Path) -> None:
+    import shutil
+
+    from vak._resources import example_dir
+
+    pytest.importorskip("componentize_py")
+    first, second = tmp_path / "a" / "pynotes", tmp_path / "b" / "pynotes"
+    for dest in (first, second):
+        shutil.copytree(example_dir("pynotes"), dest,
+                        ignore=shutil.ignore_patterns("*.wasm", ".*", "__pycache__"))
+    said: list[str] = []
+    kept = tmp_path / "kept"
+    assert skillbuild.build_all(first, reuse=kept, progress=said.append) == [
+        first / "pynotes.wasm"]
+    assert [m.split(" ")[0] for m in said] == ["building", "built"]
+    said.clear()
+    assert skillbuild.build_all(second, reuse=kept, progress=said.append) == [
+        second / "pynotes.wasm"]
+    assert said == []  # copied from the kept build, not rebuilt
+    assert (second / "pynotes.wasm").read_bytes() == (first / "pynotes.wasm").read_bytes()
+    assert skillbuild.stale(second) == []  # its stamp says it is up to date
+    (second / "app.py").write_text((second / "app.py").read_text() + "\n# changed\n")
+    assert skillbuild.stale(second)  # another source digest: not the kept build
