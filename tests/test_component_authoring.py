@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from vak import componentbuild, skillbuild
-from vak.errors import ConfigError
+from vak.errors import ConfigError, SkillLoadError
 from vak.identity.manifest import load_manifest
 from vak.scaffold import new_skill
 
 
-@pytest.mark.parametrize(("lang", "entry"), [("python", "app.py"), ("js", "app.js")])
+@pytest.mark.parametrize(("lang", "entry"), [("python", "app.py"), ("js", "app.js"),
+                                             ("ts", "app.ts")])
 def test_new_component_skill_is_a_valid_component_manifest(tmp_path: Path, lang: str,
                                                            entry: str) -> None:
     skill = new_skill(tmp_path, "hello", lang)
@@ -93,3 +94,69 @@ def test_a_kept_component_build_is_reused_by_source_digest(tmp_path: Path) -> No
     assert skillbuild.stale(second) == []  # its stamp says it is up to date
     (second / "app.py").write_text((second / "app.py").read_text() + "\n# changed\n")
     assert skillbuild.stale(second)  # another source digest: not the kept build
+
+
+# ---------------------------------------------------------------- TypeScript
+def _require_ts_toolchain(skill: Path) -> None:
+    """Skip without node, tsc and componentize-js (fail under CI, which installs them)."""
+    try:
+        componentbuild.toolchain_version("ts", skill)
+    except ConfigError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the TypeScript toolchain is missing in CI: {exc.message}")
+        pytest.skip(exc.message)
+
+
+def test_a_missing_typescript_compiler_is_named_with_the_fix(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    skill = new_skill(tmp_path, "hello", "ts")
+    fake = tmp_path / "node_modules" / ".bin" / "componentize-js"  # found; tsc is not
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    node = Path(shutil.which("node") or "").parent
+    monkeypatch.setenv("PATH", f"{node}{os.pathsep}{os.defpath}")
+    if shutil.which("tsc") is not None:
+        pytest.skip("tsc is installed next to node")
+    with pytest.raises(ConfigError) as info:
+        skillbuild.build_all(skill)
+    assert "TypeScript compiler (tsc)" in info.value.message
+    assert "npm install typescript" in info.value.details["fix"]
+    assert not (skill / "hello.wasm").exists()
+
+
+def test_a_type_error_fails_the_build_naming_file_and_line(tmp_path: Path) -> None:
+    skill = new_skill(tmp_path, "hello", "ts")
+    _require_ts_toolchain(skill)
+    source = skill / "app.ts"
+    # a log level the WIT world does not have: skill.d.ts makes it a type error
+    source.write_text(source.read_text().replace('write("info",', 'write("loud",'))
+    with pytest.raises(SkillLoadError) as info:
+        skillbuild.build_all(skill)
+    assert "app.ts(" in info.value.message and "TS2345" in info.value.message
+    assert not (skill / "hello.wasm").exists()
+
+
+def test_a_typescript_skill_builds_and_answers(tmp_path: Path, component_cache: Path) -> None:
+    import orjson
+    from component_helpers import Files
+    from sandbox_helpers import HOST_NAMES
+
+    from vak.identity.manifest import load_manifest as manifest_of
+    from vak.sandbox.engine import Engine, module_digest
+    from vak.sandbox.settings import EngineSettings
+
+    skill = new_skill(tmp_path, "hello", "ts")
+    _require_ts_toolchain(skill)
+    assert skillbuild.build_all(skill) == [skill / "hello.wasm"]
+    data = (skill / "hello.wasm").read_bytes()
+    host = Files()
+    with Engine(EngineSettings(module_cache_dir=component_cache), HOST_NAMES) as engine:
+        engine.compile_component(data, module_digest(data))
+        out = engine.call(module_digest(data), "execute", b'{"name": "Ada"}',
+                          manifest_of(skill).limits, host)
+    assert orjson.loads(out.output) == {"greeting": "Hello, Ada!"}
+    assert [fn for fn, _ in host.calls] == ["log"]  # the typed host call reached the handler

@@ -25,6 +25,7 @@ import hashlib
 import importlib.util
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ ZIGFLAGS = (
     "--stack", "65536",
 )
 #: the ``field`` of the ConfigError naming a missing component toolchain
-TOOLCHAINS = ("componentize-py", "componentize-js")
+TOOLCHAINS = ("componentize-py", "componentize-js", "tsc")
 #: the key space of kept component builds (``build_all(reuse=...)``); the digest binds
 #: the sources, the WIT package and the toolchain version
 _BUILD_FINGERPRINT = "vak-skill-build=1"
@@ -143,9 +144,10 @@ def _component_target(manifest_path: Path, module: Path) -> BuildTarget:
     lang = componentbuild.language_of(skill)
     if lang is None:
         raise ConfigError(
-            f"{skill}: module.kind is component but there is no app.py or app.js",
+            f"{skill}: module.kind is component but there is no app.py or app.js or app.ts",
             file=str(manifest_path), field="module.kind",
-            fix="add app.py (Python) or app.js (JavaScript), or `vak skill new NAME --lang python`")
+            fix="add app.py (Python), app.js (JavaScript) or app.ts (TypeScript), "
+                "or `vak skill new NAME --lang python`")
     version = componentbuild.toolchain_version(lang, skill)
     return BuildTarget(skill, module, componentbuild.source_hash(skill, lang, version), lang)
 
@@ -230,15 +232,16 @@ def stale(root: Path, sdk: Path | None = None, *, validate: bool = False,
             if not t.up_to_date()]
 
 
-def _command(target: BuildTarget, sdk: Path, out: Path) -> list[str]:
+def _commands(target: BuildTarget, sdk: Path, out: Path, work: Path) -> list[list[str]]:
     if target.lang != "zig":
-        return componentbuild.command(target.lang, target.skill_dir, out)
+        return componentbuild.commands(target.lang, target.skill_dir, out, work)
     if target.zig_root.exists():
-        return [sys.executable, "-m", "ziglang", "build-exe", *ZIGFLAGS, "--dep", "vak",
-                f"-Mroot={target.zig_root}", f"-Mvak={sdk / 'vak.zig'}", f"-femit-bin={out}"]
+        return [[sys.executable, "-m", "ziglang", "build-exe", *ZIGFLAGS, "--dep", "vak",
+                 f"-Mroot={target.zig_root}", f"-Mvak={sdk / 'vak.zig'}",
+                 f"-femit-bin={out}"]]
     sources = [str(p) for p in sorted(target.skill_dir.glob("*.c"))]
-    return [sys.executable, "-m", "ziglang", "cc", *CFLAGS, "-I", str(sdk), *sources,
-            "-o", str(out)]
+    return [[sys.executable, "-m", "ziglang", "cc", *CFLAGS, "-I", str(sdk), *sources,
+             "-o", str(out)]]
 
 
 def build_target(target: BuildTarget, sdk: Path) -> None:
@@ -249,9 +252,10 @@ def build_target(target: BuildTarget, sdk: Path) -> None:
             diagnostics and the ``__cause__`` is the ``CalledProcessError``.
     """
     tmp = target.module.with_name(target.module.name + ".tmp")
-    cmd = _command(target, sdk, tmp)
     try:
-        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+        with tempfile.TemporaryDirectory(prefix="vak-build-") as work:
+            for cmd in _commands(target, sdk, tmp, Path(work)):
+                subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
     except subprocess.CalledProcessError as exc:
         tmp.unlink(missing_ok=True)
         diagnostics = (exc.stderr or exc.stdout or "").strip()[:_MAX_DIAGNOSTICS]
