@@ -12,7 +12,6 @@ import sys
 from wit_world import exports
 from wit_world.imports import clock, http, random
 
-
 #: calls this instance served (session reuse keeps it between calls)
 _served = 0
 
