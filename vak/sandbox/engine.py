@@ -458,7 +458,7 @@ class Engine:
         return min(limits.max_memory_pages * PAGE, self.settings.pool_max_memory_bytes)
 
     def open_resident(self, module_digest: str, limits: Limits) -> Resident:
-        """A Store with one live instance of the module, kept for later calls.
+        """A Store with one live instance of the module or component, kept for later calls.
 
         For the opt-in per-session reuse mode (``session_reuse``):
         guest state (globals, heap) persists between calls made through
@@ -506,10 +506,11 @@ class Engine:
         Fuel is reset to ``limits.max_fuel`` and the epoch deadline re-armed for
         this call; memory and table limits are those of the resident's Store.
         Any failure closes ``resident`` (a trapped instance is never reused),
-        and so does a heap past half its limit after a successful call (the
-        SDK's bump allocator never frees, so a long session would otherwise
-        end in a spurious memory error). The caller serialises calls on one
-        resident.
+        and so does a core module's heap past half its limit after a successful
+        call (the SDK's bump allocator never frees, so a long session would
+        otherwise end in a spurious memory error; a component's memories are
+        not visible, see :meth:`ComponentRunner.call_resident`). The caller
+        serialises calls on one resident.
 
         Raises:
             The same errors as :meth:`call`; UnknownToolError also when
