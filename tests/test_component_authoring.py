@@ -160,3 +160,41 @@ def test_a_typescript_skill_builds_and_answers(tmp_path: Path, component_cache: 
                           manifest_of(skill).limits, host)
     assert orjson.loads(out.output) == {"greeting": "Hello, Ada!"}
     assert [fn for fn, _ in host.calls] == ["log"]  # the typed host call reached the handler
+
+
+def test_the_typescript_declarations_cover_every_wit_function() -> None:
+    import re
+
+    from vak._resources import wit_dir
+
+    wit = (wit_dir() / "skill.wit").read_text(encoding="utf-8")
+    dts = (wit_dir() / componentbuild.TS_DECLARATIONS).read_text(encoding="utf-8")
+    declared = {m: body for m, body in re.findall(
+        r'^declare module "vak:skill/([a-z-]+)@0\.1\.0" \{(.*?)^\}', dts, re.M | re.S)}
+    for iface, body in re.findall(r"^interface ([a-z-]+) \{(.*?)^\}", wit, re.M | re.S):
+        if iface == "tool":  # the export: the skill defines it
+            continue
+        assert iface in declared, iface
+        for fn in re.findall(r"^\s*%?([a-z-]+): func\(", body, re.M):
+            camel = re.sub(r"-([a-z])", lambda m: m.group(1).upper(), fn)
+            names = re.findall(r"function (\w+)\(|as (\w+) \}", declared[iface])
+            assert camel in {a or b for a, b in names}, f"{iface}.{fn}"
+
+
+def test_the_typescript_walk_through_type_checks(tmp_path: Path) -> None:
+    import re
+    import subprocess
+
+    from vak._resources import wit_dir
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "COMPONENTS.md").read_text()
+    skill = new_skill(tmp_path, "fetcher", "ts")
+    _require_ts_toolchain(skill)
+    (block,) = re.findall(r"```ts\n(.*?)```", doc, re.S)
+    (skill / "app.ts").write_text(block)
+    tsc = componentbuild._node_tool(skill, "tsc")
+    assert tsc is not None
+    proc = subprocess.run([tsc, *componentbuild.TSC_FLAGS, "--noEmit", str(skill / "app.ts"),
+                           str(wit_dir() / componentbuild.TS_DECLARATIONS)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
