@@ -394,7 +394,10 @@ class ComponentRunner:
         except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
             # a trap, or an exception wasmtime-py relays from its process-global
             # "last exception" (which may be another thread's): only this call's
-            # own recorded failure is ever re-raised
+            # own recorded failure is ever re-raised. Its traceback is dropped:
+            # wasmtime-py raises it from a frame holding it, a cycle through our
+            # frames that would keep this engine alive until a collection
+            exc.__traceback__ = None
             if state.pending is not None:
                 raise state.pending from None
             message = str(exc) if isinstance(exc, wasmtime.WasmtimeError) else "host failure"

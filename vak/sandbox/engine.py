@@ -44,7 +44,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -227,7 +227,7 @@ class Engine:
             fuel=bool(settings.fuel), epoch_tick_ms=settings.epoch_tick_ms,
             table_elements=settings.pool_table_elements,
             memory_cap=settings.pool_max_memory_bytes,
-            enter=self._ticker_enter, leave=self._ticker.leave)
+            enter=_entering(self._ticker), leave=self._ticker.leave)
         self._ticker.start()
         self._closed = False
 
@@ -382,12 +382,6 @@ class Engine:
     def compiled_component(self, digest: str) -> CompiledComponent | None:
         """The compiled component for ``digest``, if ``compile_component`` ran for it."""
         return self._components.compiled(digest)
-
-    def _ticker_enter(self) -> None:
-        try:
-            self._ticker.enter()
-        except RuntimeError:
-            raise UnknownToolError("engine is closed") from None
 
     # ------------------------------------------------------------------ calling
     def call(
@@ -670,6 +664,23 @@ class CoreResident:
 
 #: what :meth:`Engine.open_resident` hands out: a core module's or a component's
 Resident: TypeAlias = CoreResident | ComponentResident
+
+
+def _entering(ticker: EpochTicker) -> Callable[[], None]:
+    """The component runner's "a call starts" hook: the ticker's ``enter``, typed.
+
+    A closure over the ticker, not a bound method of the engine: the engine
+    holds the runner, so a reference back would make a cycle that keeps the
+    wasmtime engine, and the pooling allocator's terabytes of reserved address
+    space, alive until the garbage collector happens to run.
+    """
+    def enter() -> None:
+        try:
+            ticker.enter()
+        except RuntimeError:
+            raise UnknownToolError("engine is closed") from None
+
+    return enter
 
 
 def _same_type(a: wasmtime.FuncType, b: wasmtime.FuncType) -> bool:
