@@ -314,3 +314,28 @@ def test_a_tampered_cache_entry_is_never_sent_to_a_worker(components: Compiled,
                      allow_unsandboxed=True) as pool:
         pool.register(digest, data)  # the worker compiles the real module itself
         assert _worker_read(pool, digest, limits)["content"] == "note at /x"
+
+
+# ---------------------------------------------------------------- resources
+def test_an_engine_is_freed_when_dropped_even_after_a_trap(components: Compiled) -> None:
+    """No reference cycle keeps an engine (and its pooled address space) until a GC."""
+    import gc
+    import weakref
+
+    from vak.errors import SkillTimeout
+
+    gc.collect()
+    gc.disable()
+    try:
+        engine = Engine(EngineSettings(module_cache_dir=components.cache), HOST_NAMES)
+        data = component_bytes("pyhostile")
+        engine.compile_component(data, module_digest(data))
+        with pytest.raises(SkillTimeout):
+            engine.call(module_digest(data), "spin", b"{}", components.limits["pyhostile"],
+                        Files())
+        engine.close()
+        alive = weakref.ref(engine)
+        del engine
+        assert alive() is None
+    finally:
+        gc.enable()
