@@ -26,7 +26,9 @@ refused at load, naming the interface.
 Invariants:
 * compiled once per digest, served from the keyed disk cache (its own
   fingerprint: a core-module entry can never be deserialised as a component);
-* one Store per call with the manifest's memory limit, fuel and epoch deadline;
+* one Store per call with the manifest's memory limit, fuel and epoch deadline
+  (with session reuse, one per session's instance: fuel and deadline reset per
+  call, discarded after any failure);
 * whatever the guest does, :meth:`ComponentRunner.call` returns output bytes
   or raises a :class:`vak.errors.ToolCallError` subclass;
 * a host-function error is kept in the call's state and re-raised as is:
