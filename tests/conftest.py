@@ -12,26 +12,6 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SKILLS = REPO / "skills"
 
-#: memory mappings of this process above which closed kernels are collected now
-#: (Linux allows 65530 by default; each wasmtime pooling engine holds ~2000 until
-#: the cycle collector frees it, and a new engine that cannot map aborts the process)
-_MAPS_HIGH = 30_000
-
-
-@pytest.fixture(autouse=True)
-def _release_closed_engines() -> Iterator[None]:
-    """Collect closed kernels' engines when the map count runs high (see ``_MAPS_HIGH``)."""
-    yield
-    try:
-        with open("/proc/self/maps", "rb") as f:
-            count = sum(1 for _ in f)
-    except OSError:  # not Linux: no map-count limit to watch
-        return
-    if count > _MAPS_HIGH:
-        import gc
-
-        gc.collect()
-
 
 @pytest.fixture(scope="session")
 def built_skills() -> Path:
@@ -53,8 +33,12 @@ def built_skills() -> Path:
 
 @pytest.fixture(scope="session")
 def component_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A module cache shared by every component test (one compile per session)."""
-    return tmp_path_factory.mktemp("component-cache") / "cache"
+    """A module cache shared by every component test (one compile per session).
+
+    Named ``modules`` so that its parent is a `vak demo` cache directory too
+    (``run_demo(cache_dir=component_cache.parent)`` shares the compile).
+    """
+    return tmp_path_factory.mktemp("component-cache") / "modules"
 
 
 @pytest.fixture(scope="session")
