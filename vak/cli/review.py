@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
@@ -52,9 +53,13 @@ def _printable(text: str, limit: int = 200) -> str:
 def _diff_line(d: Difference) -> str:
     rec = ", ".join(d.recorded.policy_ids) or "-"
     rep = ", ".join(d.replayed.policy_ids) or "-"
-    return (f"seq {d.seq}  {_printable(d.skill)}  {_printable(d.host_function)} "
-            f"{_printable(d.resource)}  {d.recorded.effect} -> {d.replayed.effect}  "
+    line = (f"seq {d.seq}  {_printable(d.skill)}  {_printable(d.host_function)} "
+            f"{_printable(d.resource)}  {_printable(d.recorded.effect)} -> {d.replayed.effect}  "
             f"[{_printable(rec)}] -> [{_printable(rep)}]")
+    if d.change == "policy-set":
+        line += (f"  cites policy set {_printable(d.recorded.policy_set, 80)}, but "
+                 f"{d.replayed.policy_set} was in force")
+    return line
 
 
 def _render(result: ReplayResult, what_if: bool) -> str:
@@ -63,8 +68,9 @@ def _render(result: ReplayResult, what_if: bool) -> str:
     against = ("the recorded policy sets" if not what_if
                else f"the proposed policy set {result.against}")
     lines = [f"replayed {result.evaluated} of {result.decisions} decisions against {against} "
-             f"({result.policy_sets} policy set(s) recorded; {result.kernel} kernel decision(s) "
-             "need no policy)"]
+             f"({result.policy_sets} policy set(s) recorded, {result.policy_set_changes} "
+             f"change(s) of the set in force; {result.kernel} kernel decision(s) need no "
+             f"policy; {result.distinct_requests} distinct request(s) evaluated)"]
     lines += [_diff_line(d) for d in result.differences]
     lines += [f"seq {u.seq}  not replayable: {_printable(u.reason)}" for u in result.unreplayable]
     if result.unreadable_lines:
@@ -107,7 +113,14 @@ def _cmd_replay(args: argparse.Namespace, locate: Callable[..., tuple[Path, Any]
 
             dirs.insert(0, SHIPPED_POLICY_DIR)
         proposed = load_policies(dirs)
-    result = replay_entries(read_entries(log), proposed=proposed)
+    meter = _Meter() if args.progress or sys.stderr.isatty() else None
+    if meter is not None:
+        meter.say(f"replay: reading {log}")
+    entries = read_entries(log)
+    result = replay_entries(entries, proposed=proposed,
+                            progress=meter.update if meter is not None else None)
+    if meter is not None:
+        meter.done()
     if args.json:
         data = result.to_json()
         data["result"] = _code(result).name
@@ -118,6 +131,34 @@ def _cmd_replay(args: argparse.Namespace, locate: Callable[..., tuple[Path, Any]
     else:
         sys.stdout.write(_render(result, proposed is not None) + "\n")
     return int(_code(result))
+
+
+class _Meter:
+    """Progress of a long replay on stderr (stdout carries only the result)."""
+
+    def __init__(self, every_s: float = 0.25) -> None:
+        self._every = every_s
+        self._last = 0.0
+        self._shown = False
+
+    def say(self, text: str) -> None:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def update(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last < self._every and done < total:
+            return
+        self._last = now
+        pct = 100 * done // total if total else 100
+        sys.stderr.write(f"\rreplay: {done:,}/{total:,} decisions judged ({pct}%)")
+        sys.stderr.flush()
+        self._shown = True
+
+    def done(self) -> None:
+        if self._shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
 
 def _cmd_report(args: argparse.Namespace, locate: Callable[..., tuple[Path, Any]]) -> int:
@@ -171,6 +212,8 @@ def add_commands(
     r.add_argument("--no-base", action="store_true",
                    help="with --policies: the directories hold the whole set, schema included")
     r.add_argument("--json", action="store_true", help="one JSON object for machines")
+    r.add_argument("--progress", action="store_true",
+                   help="show progress on stderr (the default when stderr is a terminal)")
     r.set_defaults(fn=lambda a: _cmd_replay(a, locate))
 
     p = sub.add_parser(
