@@ -7,10 +7,20 @@ requests' entities could change an answer: Cedar's ``in`` follows parents
 through every entity present, and a policy may name any entity). So:
 
 * the policy set and schema are parsed once per evaluator (one per policy set);
-* each distinct principal entity is parsed and schema-validated once, and each
-  (principal, resource) pair gets its own entity set, built once from the
-  principal's handle (:meth:`BatchEvaluator.decide` takes every request of one
-  pair at a time, so the caller groups and deduplicates);
+* each distinct principal entity is parsed and schema-validated once;
+  :meth:`BatchEvaluator.decide` takes every request of one (principal,
+  resource) pair and evaluates them over that pair's own entity set, so the
+  caller groups and deduplicates;
+* :meth:`BatchEvaluator.decide_many` takes many pairs of one principal and
+  evaluates several resources over one entity set (one parse, one Cedar call)
+  when that is provably the same as evaluating each alone: no resource in the
+  set is a parent of, or an entity referenced by, another request of the set
+  (its resource's parents and attributes, its context, the principal) or any
+  policy (an entity literal anywhere in the policy text). Then nothing Cedar
+  evaluates for one request can reach another's resource: ``in`` follows only
+  parents, and an attribute is read only from an entity an expression names.
+  Pairs that conflict go to another set; a set Cedar refuses falls back to
+  pair by pair, so a bad resource only affects its own requests;
 * request validation against the schema runs once per request *type shape*
   (principal type, action, resource type, the context's keys and exact value
   types; :func:`vak.policy.engine._shape`, the same rule as the kernel's): the
@@ -40,18 +50,56 @@ from vak.policy._cedar import authorize_batch
 from vak.policy.engine import EVAL_ERROR, Decision, _shape, interpret
 from vak.policy.loader import LoadedPolicies
 
-__all__ = ["CHUNK", "BatchEvaluator"]
+__all__ = ["ANY_UID", "CHUNK", "BatchEvaluator", "Pair", "entity_refs"]
 
 #: requests per Cedar call (bounds the memory of one call, not its meaning)
 CHUNK = 512
 ACTION_TYPE = "Vak::Action"
 
+#: an entity uid as (type, id)
+Uid = tuple[str, str]
+#: one resource entity with the ``(action, context)`` requests made on it
+Pair = tuple[Mapping[str, Any], Sequence[tuple[str, Mapping[str, Any]]]]
+
+
+#: stands for "some entity uid that cannot be told" in :func:`entity_refs`
+ANY_UID: Uid = ("*", "*")
+
+
+def entity_refs(value: Any) -> set[Uid]:
+    """Every entity uid ``value`` may name: each object anywhere inside it that has
+    string ``type`` and ``id`` (Cedar's ``{"type", "id"}`` and ``__entity`` forms;
+    over-approximating only costs batching), and :data:`ANY_UID` for an ``__expr``
+    escape. Iterative: depth is the input's."""
+    if not isinstance(value, (dict, list)):
+        return set()
+    out: set[Uid] = set()
+    stack = [value]
+    nested = (dict, list)
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            t, i = v.get("type"), v.get("id")
+            if isinstance(t, str) and isinstance(i, str):
+                out.add((t, i))
+            if "__expr" in v:  # an old escape naming an entity in Cedar syntax: any uid
+                out.add(ANY_UID)
+            stack.extend(x for x in v.values() if isinstance(x, nested))
+        else:
+            stack.extend(x for x in v if isinstance(x, nested))
+    return out
+
+
+def _uid(entity: Mapping[str, Any]) -> Uid:
+    uid = entity["uid"]
+    return (uid["type"], uid["id"])
+
 
 class BatchEvaluator:
     """One policy set's Cedar handles, for evaluating many recorded requests."""
 
-    __slots__ = ("_answers", "_principals", "_valid", "approval_ids", "digest", "ids",
-                 "policies", "schema")
+    __slots__ = ("_answers", "_literals", "_principals", "_valid", "approval_ids", "digest",
+                 "ids", "policies", "schema")
 
     def __init__(self, loaded: LoadedPolicies) -> None:
         """Parse ``loaded``'s policies and schema.
@@ -72,6 +120,114 @@ class BatchEvaluator:
         self._principals: dict[Hashable, cedarpy.Entities] = {}
         self._valid: set[Any] = set()
         self._answers: dict[Any, Decision] = {}
+        #: entity uids the policy text names (None: unknown, so never share an entity set)
+        self._literals: set[Uid] | None
+        try:
+            self._literals = entity_refs(orjson.loads(
+                cedarpy.policies_to_json_str(loaded.policy_text)))
+        except (ValueError, TypeError):
+            self._literals = None
+
+    def decide_many(self, principal_key: Hashable, principal: Mapping[str, Any],
+                    pairs: Sequence[Pair]) -> list[list[Decision] | PolicyError]:
+        """:meth:`decide` for each of ``pairs`` (one principal), sharing entity sets.
+
+        Returns, per pair, its decisions in order or the :class:`PolicyError` that
+        :meth:`decide` would raise for it; the answers are those of :meth:`decide`.
+        """
+        out: list[list[Decision] | PolicyError | None] = [None] * len(pairs)
+        try:
+            self._base(principal_key, principal)
+        except PolicyError as exc:
+            return [exc] * len(pairs)
+        for group in self._groups(principal, pairs):
+            if len(group) > 1 and self._decide_shared(principal_key, principal, pairs, group,
+                                                      out):
+                continue
+            for k in group:
+                resource, calls = pairs[k]
+                try:
+                    out[k] = self.decide(principal_key, principal, resource, calls)
+                except PolicyError as exc:
+                    out[k] = exc
+        return [r if r is not None else PolicyError("not evaluated") for r in out]
+
+    def _groups(self, principal: Mapping[str, Any], pairs: Sequence[Pair]) -> list[list[int]]:
+        """Indexes of ``pairs`` in groups that may share one entity set (see the module
+        docstring), each of at most CHUNK requests; a pair that may not share is alone."""
+        p_uid = _uid(principal)
+        literals = {ANY_UID} if self._literals is None else self._literals
+        fixed = (literals | entity_refs(principal.get("attrs"))
+                 | entity_refs(principal.get("parents")))
+        if ANY_UID in fixed:
+            return [[k] for k in range(len(pairs))]
+        groups: list[list[int]] = []
+        open_: list[tuple[list[int], set[Uid], set[Uid], list[int]]] = []
+        for k, (resource, calls) in enumerate(pairs):
+            uid = _uid(resource)
+            refs = entity_refs(resource.get("parents")) | entity_refs(resource.get("attrs"))
+            for _, context in calls:
+                refs |= entity_refs(context)
+            refs.discard(uid)
+            if uid == p_uid or uid in fixed or ANY_UID in refs:
+                groups.append([k])
+                continue
+            for members, uids, seen_refs, size in open_:
+                if (uid not in uids and uid not in seen_refs and refs.isdisjoint(uids)
+                        and size[0] + len(calls) <= CHUNK):
+                    members.append(k)
+                    uids.add(uid)
+                    seen_refs |= refs
+                    size[0] += len(calls)
+                    break
+            else:
+                members = [k]
+                groups.append(members)
+                if len(open_) < 4:  # a few open groups keep the search short
+                    open_.append((members, {uid}, refs, [len(calls)]))
+            open_ = [g for g in open_ if g[3][0] < CHUNK]
+        return groups
+
+    def _decide_shared(self, principal_key: Hashable, principal: Mapping[str, Any],
+                       pairs: Sequence[Pair], group: list[int],
+                       out: list[list[Decision] | PolicyError | None]) -> bool:
+        """Evaluate ``group``'s pairs over one entity set; False if Cedar refuses it."""
+        base = self._base(principal_key, principal)
+        try:
+            entities = base.with_added_json_str(
+                orjson.dumps([pairs[k][0] for k in group]).decode(), self.schema)
+        except (ValueError, TypeError):
+            return False  # some resource is bad: pair by pair finds which
+        p_uid = principal["uid"]
+        requests: list[dict[str, Any]] = []
+        shapes: list[Any] = []
+        for k in group:
+            resource, calls = pairs[k]
+            r_uid = resource["uid"]
+            for action, context in calls:
+                requests.append({"principal": p_uid,
+                                 "action": {"type": ACTION_TYPE, "id": action},
+                                 "resource": r_uid, "context": context})
+                shapes.append((p_uid["type"], action, r_uid["type"], _shape(context)))
+        decided = self._decide_requests(requests, shapes, entities)
+        at = 0
+        for k in group:
+            n = len(pairs[k][1])
+            out[k] = decided[at:at + n]
+            at += n
+        return True
+
+    def _base(self, key: Hashable, principal: Mapping[str, Any]) -> cedarpy.Entities:
+        base = self._principals.get(key)
+        if base is None:
+            try:
+                base = cedarpy.Entities.from_json_str(orjson.dumps([principal]).decode(),
+                                                      self.schema)
+            except (ValueError, TypeError) as exc:
+                raise PolicyError(f"Cedar refused the recorded principal: {str(exc)[:200]}",
+                                  field="skill_loaded.principal") from exc
+            self._principals[key] = base
+        return base
 
     def decide(self, principal_key: Hashable, principal: Mapping[str, Any],
                resource: Mapping[str, Any],
@@ -93,6 +249,11 @@ class BatchEvaluator:
                      "resource": r_uid, "context": context} for action, context in calls]
         shapes = [(p_uid["type"], action, r_uid["type"], _shape(context))
                   for action, context in calls]
+        return self._decide_requests(requests, shapes, entities)
+
+    def _decide_requests(self, requests: list[dict[str, Any]], shapes: list[Any],
+                         entities: cedarpy.Entities) -> list[Decision]:
+        """Cedar's decisions on ``requests`` over ``entities``, validating new shapes."""
         out: list[Decision | None] = [None] * len(requests)
         first: dict[Any, int] = {}
         for i, shape in enumerate(shapes):
@@ -109,12 +270,8 @@ class BatchEvaluator:
 
     def _entities(self, key: Hashable, principal: Mapping[str, Any],
                   resource: Mapping[str, Any]) -> cedarpy.Entities:
+        base = self._base(key, principal)
         try:
-            base = self._principals.get(key)
-            if base is None:
-                base = cedarpy.Entities.from_json_str(orjson.dumps([principal]).decode(),
-                                                      self.schema)
-                self._principals[key] = base
             return base.with_added_json_str(orjson.dumps([resource]).decode(), self.schema)
         except (ValueError, TypeError) as exc:
             raise PolicyError(f"Cedar refused the recorded entities: {str(exc)[:200]}",

@@ -57,6 +57,8 @@ __all__ = ["Difference", "Progress", "ReplayResult", "Unreplayable", "Verdict", 
 Progress = Callable[[int, int], None]
 #: how many decisions between two progress reports
 PROGRESS_EVERY = 2048
+#: resources of one principal handed to the evaluator at a time
+_SLICE = 2048
 _KEY = orjson.OPT_SORT_KEYS
 _PROPOSED = "proposed"
 
@@ -152,8 +154,10 @@ class ReplayResult:
 _Entries = list[Mapping[str, Any]]
 #: one (principal, resource) pair's requests: (action, context bytes) -> (context, decisions)
 _Calls = dict[tuple[str, bytes], tuple[dict[str, Any], _Entries]]
-#: one policy set's pairs: (principal, resource bytes) -> (principal, resource, its calls)
-_Pairs = dict[tuple[int, bytes], tuple[Mapping[str, Any], Mapping[str, Any], _Calls]]
+#: one principal's resources: resource bytes -> (resource, the calls made on it)
+_Resources = dict[bytes, tuple[Mapping[str, Any], _Calls]]
+#: one policy set's principals: id of the recorded principal -> (principal, its resources)
+_Pairs = dict[int, tuple[Mapping[str, Any], _Resources]]
 
 
 @dataclass(slots=True)
@@ -315,12 +319,13 @@ def _file(walk: _Walk, key: str, req: Any, principal: Mapping[str, Any] | None,
         return "request cannot be encoded for Cedar"
     if principal is None:
         return "principal not recorded by skill_loaded"
-    pairs = walk.groups.setdefault(key, {})
-    pair = pairs.get((id(principal), res_key))
-    if pair is None:
-        pair = pairs[(id(principal), res_key)] = (principal, resource, {})
+    by_principal = walk.groups.setdefault(key, {})
+    resources = by_principal.setdefault(id(principal), (principal, {}))[1]
+    on = resources.get(res_key)
+    if on is None:
+        on = resources[res_key] = (resource, {})
     decided: _Entries = []
-    pair[2][(action, ctx_key)] = (context, decided)
+    on[1][(action, ctx_key)] = (context, decided)
     return decided
 
 
@@ -347,26 +352,30 @@ def _evaluate_set(walk: _Walk, key: str, pairs: _Pairs, done: int,
         except PolicyError as exc:
             why = f"policy set {key[:19]}... cannot be evaluated: {exc}"
     last = done
-    for (pkey, _), (principal, resource, calls) in pairs.items():
-        decisions: list[Decision] = []
-        reason = why
-        if evaluator is not None:
-            try:
-                decisions = evaluator.decide(pkey, principal, resource,
-                                             [(action, ctx) for (action, _), (ctx, _)
-                                              in calls.items()])
-            except PolicyError as exc:
-                reason = str(exc)
-        for i, (_, decided) in enumerate(calls.values()):
-            done += len(decided)
-            if evaluator is None or not decisions:
-                result.unreplayable.extend(Unreplayable(e["seq"], reason) for e in decided)
-                continue
-            result.distinct_requests += 1
-            _judge(evaluator, decisions[i], decided, walk.proposed is not None, result)
-        if progress is not None and done - last >= PROGRESS_EVERY:
-            progress(done, walk.queued)
-            last = done
+    what_if = walk.proposed is not None
+    for pkey, (principal, resources) in pairs.items():
+        everything = list(resources.values())
+        for start in range(0, len(everything), _SLICE):  # a slice at a time: progress
+            items = everything[start:start + _SLICE]
+            answers: list[list[Decision] | PolicyError] | None = None
+            if evaluator is not None:
+                answers = evaluator.decide_many(pkey, principal, [
+                    (resource, [(action, ctx) for (action, _), (ctx, _) in calls.items()])
+                    for resource, calls in items])
+            for k, (_, calls) in enumerate(items):
+                answer: list[Decision] | PolicyError | str = (why if answers is None
+                                                              else answers[k])
+                for i, (_, decided) in enumerate(calls.values()):
+                    done += len(decided)
+                    if isinstance(answer, list) and evaluator is not None:
+                        result.distinct_requests += 1
+                        _judge(evaluator, answer[i], decided, what_if, result)
+                    else:
+                        result.unreplayable.extend(Unreplayable(e["seq"], str(answer))
+                                                   for e in decided)
+            if progress is not None and done - last >= PROGRESS_EVERY:
+                progress(done, walk.queued)
+                last = done
     return done
 
 
