@@ -29,6 +29,7 @@ import copy
 import random
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,31 +72,43 @@ def _seed(ctx: Context) -> list[dict[str, Any]]:
     return seed
 
 
-def _synth(ctx: Context, n_decisions: int) -> list[dict[str, Any]]:
-    """A log of ``n_decisions`` fs_read decisions, each on a new path (all distinct)."""
-    seed = _seed(ctx)
-    head = [e for e in seed if e["kind"] in ("policy_set", "skill_loaded")]
-    template = next(e for e in seed if e["kind"] == "host_decision" and "request" in e)
+def _framed(seed: list[dict[str, Any]], head: list[dict[str, Any]], n: int, per_inv: int,
+            session_of: Callable[[int], str],
+            decision_at: Callable[[int], dict[str, Any]]) -> list[dict[str, Any]]:
+    """``head`` then ``n`` decisions, ``per_inv`` to an invocation (started/finished
+    entries copied from the seed run), numbered by seq."""
     started = next(e for e in seed if e["kind"] == "invocation_started")
     finished = next(e for e in seed if e["kind"] == "invocation_finished")
-    out = [copy.deepcopy(e) for e in head]
-    for i in range(n_decisions):
-        path = f"/workspace/d{i % 97}/f{i}.txt"
-        inv = f"inv-{i // 4}"
-        if i % 4 == 0:
-            out.append({**started, "invocation": inv, "session": f"s{i % 50}"})
-        d = copy.deepcopy(template)
-        d.update(invocation=inv, resource=path, session=f"s{i % 50}")
-        res = d["request"]["resource"]
-        res["uid"]["id"] = res["attrs"]["path"] = path
-        res["parents"] = [{"type": "Vak::Dir", "id": p}
-                          for p in ("/", "/workspace", f"/workspace/d{i % 97}", path)]
-        out.append(d)
-        if i % 4 == 3:
+    out = list(head)
+    for i in range(n):
+        inv, session = f"inv-{i // per_inv}", session_of(i)
+        if i % per_inv == 0:
+            out.append({**started, "invocation": inv, "session": session})
+        out.append({**decision_at(i), "invocation": inv, "session": session})
+        if i % per_inv == per_inv - 1:
             out.append({**finished, "invocation": inv})
     for seq, e in enumerate(out):
         e["seq"] = seq
     return out
+
+
+def _synth(ctx: Context, n_decisions: int) -> list[dict[str, Any]]:
+    """A log of ``n_decisions`` fs_read decisions, each on a new path (all distinct)."""
+    seed = _seed(ctx)
+    head = [copy.deepcopy(e) for e in seed if e["kind"] in ("policy_set", "skill_loaded")]
+    template = next(e for e in seed if e["kind"] == "host_decision" and "request" in e)
+
+    def decision(i: int) -> dict[str, Any]:
+        path = f"/workspace/d{i % 97}/f{i}.txt"
+        d = copy.deepcopy(template)
+        d["resource"] = path
+        res = d["request"]["resource"]
+        res["uid"]["id"] = res["attrs"]["path"] = path
+        res["parents"] = [{"type": "Vak::Dir", "id": p}
+                          for p in ("/", "/workspace", f"/workspace/d{i % 97}", path)]
+        return d
+
+    return _framed(seed, head, n_decisions, 4, lambda i: f"s{i % 50}", decision)
 
 
 def _zipf(rng: random.Random, n: int) -> int:
@@ -154,32 +167,22 @@ def _realistic(ctx: Context, n_decisions: int) -> list[dict[str, Any]]:
     skill_loaded["principal"] = {"fingerprint": principal.fingerprint,
                                  "entity": principal.entity.to_json()}
     engine = PolicyEngine(loaded_from_record(policy), cache_size=1 << 20)
-    started = next(e for e in seed if e["kind"] == "invocation_started")
-    finished = next(e for e in seed if e["kind"] == "invocation_finished")
     template = next(e for e in seed if e["kind"] == "host_decision" and "request" in e)
     rng = random.Random(18)
-    out = [policy, skill_loaded]
     skill = pe["uid"]["id"]
-    for i in range(n_decisions):
-        inv = f"inv-{i // 8}"
-        session = f"s{(i // 64) % 40}"
-        if i % 8 == 0:
-            out.append({**started, "invocation": inv, "session": session})
+
+    def decision(i: int) -> dict[str, Any]:
         action, resource, context, shown = _mixed_call(rng, skill)
         context = {"session": NO_SESSION, **context}
-        decision = engine.decide(CedarRequest(principal, action, resource, context))
-        d = {**template, "invocation": inv, "session": session, "host_function": action,
-             "resource": shown,
-             "decision": {"effect": "allow" if decision.allowed else "deny",
-                          "policy_ids": list(decision.policy_ids),
-                          "policy_set": policy["policy_set"]},
-             "request": request_record(principal, action, resource, context)}
-        out.append(d)
-        if i % 8 == 7:
-            out.append({**finished, "invocation": inv})
-    for seq, e in enumerate(out):
-        e["seq"] = seq
-    return out
+        decided = engine.decide(CedarRequest(principal, action, resource, context))
+        return {**template, "host_function": action, "resource": shown,
+                "decision": {"effect": "allow" if decided.allowed else "deny",
+                             "policy_ids": list(decided.policy_ids),
+                             "policy_set": policy["policy_set"]},
+                "request": request_record(principal, action, resource, context)}
+
+    return _framed(seed, [policy, skill_loaded], n_decisions, 8,
+                   lambda i: f"s{(i // 64) % 40}", decision)
 
 
 def _replay(ctx: Context, *, distinct: bool) -> Figure:
