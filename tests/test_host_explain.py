@@ -6,14 +6,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from host_helpers import (
-    LOOPBACK_POLICY,
-    LogSink,
-    call,
-    context,
-    manifest,
-    mediator,
-)
+from host_helpers import LOOPBACK_POLICY, LogSink, call, context, manifest, mediator
 from http_helpers import CountingResolver, cases
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -9,14 +9,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from host_helpers import (
-    LOOPBACK_POLICY,
-    LogSink,
-    call,
-    context,
-    manifest,
-    mediator,
-)
+from host_helpers import LOOPBACK_POLICY, LogSink, call, context, manifest, mediator
 from http_helpers import CountingResolver, FlipResolver, cases, serve_http
 
 from vak.errors import PolicyDeniedError

@@ -21,10 +21,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.security.test_audit_tamper import copy_log, flip_one_byte, make_log
-from vak.audit.keys import load_trusted_keys
+from tests.security.test_audit_tamper import (
+    copy_log,
+    flip_one_byte,
+    make_log,
+    mutated,
+    report_of,
+)
 from vak.audit.log import AuditLog
-from vak.audit.verify import Code, verify_log
+from vak.audit.verify import Code
 from vak.cli.audit import EXIT_INTERNAL, main
 from vak.errors import AuditIntegrityError
 
@@ -152,9 +157,8 @@ def _cli(*args: str) -> tuple[int, str, str]:
 @given(data=st.data())
 def test_structured_mutation_of_an_entry_is_a_typed_finding(base: Path, tmp_path: Path,
                                                            data: st.DataObject) -> None:
-    log = copy_log(base, tmp_path)
-    index = _mutate_line(log, data)
-    report = verify_log(log, load_trusted_keys(tmp_path / "log.key.pub"), workers=1)
+    log, index = mutated(base, tmp_path, _mutate_line, data)
+    report = report_of(log, workers=1)
     assert report.result > Code.WARNINGS, report.render()
     assert any(f.line in (index + 1, index + 2) or f.file == "checkpoint"
                for f in report.findings), report.render()
@@ -176,8 +180,7 @@ def test_a_mutated_log_makes_the_writer_refuse_to_start(
     base: Path, tmp_path: Path, data: st.DataObject,
     mutate: Callable[[Path, st.DataObject], int],
 ) -> None:
-    log = copy_log(base, tmp_path)
-    mutate(log, data)
+    log, _ = mutated(base, tmp_path, mutate, data)
     _writer_refuses(log)
 
 
@@ -214,7 +217,7 @@ def test_crafted_checkpoint_line_is_malformed_everywhere(base: Path, tmp_path: P
                                                         data: st.DataObject) -> None:
     log = copy_log(base, tmp_path)
     _mutate_checkpoint(tmp_path / "vak.log.ckpt", data)
-    report = verify_log(log, load_trusted_keys(tmp_path / "log.key.pub"), workers=1)
+    report = report_of(log, workers=1)
     assert report.result >= Code.MALFORMED, report.render()
     assert any(f.file == "checkpoint" and f.code == Code.MALFORMED for f in report.findings)
     code, out, err = _cli("verify", str(log), "--key", str(tmp_path / "log.key.pub"))

@@ -240,6 +240,18 @@ def copy_log(base: Path, dest: Path) -> Path:
     return dest / "vak.log"
 
 
+def report_of(log: Path, workers: int | None = None) -> Report:
+    """The verifier's report on ``log`` with the log key beside it trusted."""
+    return verify_log(log, load_trusted_keys(log.parent / "log.key.pub"), workers=workers)
+
+
+def mutated(base: Path, dest: Path, mutate: Callable[[Path, st.DataObject], int],
+            data: st.DataObject) -> tuple[Path, int]:
+    """A copy of ``base`` in ``dest`` changed by ``mutate`` (which returns the line index)."""
+    log = copy_log(base, dest)
+    return log, mutate(log, data)
+
+
 @pytest.mark.parametrize(("tamper", "want"), [(c[1], c[2]) for c in CASES],
                          ids=[c[0] for c in CASES])
 def test_tamper_case(base: Path, other: Path, tmp_path: Path, tamper: Tamper, want: Code) -> None:
@@ -288,9 +300,8 @@ _HYP = settings(max_examples=80, deadline=None,
 @given(data=st.data())
 def test_any_single_byte_change_is_detected_and_located(base: Path, tmp_path: Path,
                                                         data: st.DataObject) -> None:
-    log = copy_log(base, tmp_path)
-    index = flip_one_byte(log, data)
-    report = verify_log(log, load_trusted_keys(tmp_path / "log.key.pub"))
+    log, index = mutated(base, tmp_path, flip_one_byte, data)
+    report = report_of(log)
     assert report.result > Code.WARNINGS, report.render()
     assert _located(report, index), (index, report.render())
 
@@ -315,7 +326,7 @@ def test_any_line_deleted_duplicated_or_moved_is_detected(base: Path, tmp_path: 
         lines.insert(j, lines.pop(i))
         want = {Code.REORDERED}
     _write(log, lines)
-    report = verify_log(log, load_trusted_keys(tmp_path / "log.key.pub"))
+    report = report_of(log)
     assert report.result in want, (op, i, report.render())
     assert any(f.seq == i or f.line is not None for f in report.findings if f.code in want)
 
@@ -329,7 +340,7 @@ def test_changed_prev_is_blamed_on_its_own_line_when_a_checkpoint_vouches_for_th
     entry["prev"] = "0" * 64
     lines[-1] = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
     _write(log, lines)
-    report = verify_log(log, load_trusted_keys(tmp_path / "log.key.pub"))
+    report = report_of(log)
     assert report.result == Code.MODIFIED, report.render()
     assert [f.line for f in report.findings if f.file == "log"] == [len(lines)]
     assert report.trusted_prefix == len(lines) - 1
