@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from vak.review.logread import read_entries
+from vak.text import terminal
 
 if TYPE_CHECKING:  # replay needs cedarpy: loaded by `vak-audit replay` only, never by verify
     from vak.review.replay import Difference, ReplayResult
@@ -45,9 +46,7 @@ class ReplayCode(IntEnum):
 def _printable(text: str, limit: int = 200) -> str:
     """``text`` on one line with control characters escaped (a log string cannot forge a
     line), bounded to ``limit`` characters."""
-    from vak.cli.audit import safe_text
-
-    return safe_text(text[:limit], keep_newlines=False) + ("..." if len(text) > limit else "")
+    return terminal(text[:limit], keep_newlines=False) + ("..." if len(text) > limit else "")
 
 
 def _diff_line(d: Difference) -> str:
