@@ -59,7 +59,7 @@ from urllib.parse import quote as _pct
 
 import orjson
 
-from vak.text import escape
+from vak.text import escape, json_escape
 
 __all__ = [
     "EMPTY",
@@ -109,19 +109,8 @@ def _forms(value: str) -> set[str]:
 
 
 def _json_ascii(value: str) -> str:
-    out = []
-    for ch in value:
-        code = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif 0x20 <= code < 0x7F:
-            out.append(ch)
-        elif code > 0xFFFF:
-            code -= 0x10000
-            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
-        else:
-            out.append(f"\\u{code:04x}")
-    return "".join(out)
+    return "".join("\\" + ch if ch in '"\\' else ch if 0x20 <= ord(ch) < 0x7F
+                   else json_escape(ch) for ch in value)
 
 
 def _unescape(match: re.Match[str]) -> str:

@@ -35,7 +35,7 @@ Example::
 
 from __future__ import annotations
 
-__all__ = ["escape", "json_safe", "printable", "terminal"]
+__all__ = ["escape", "json_escape", "json_safe", "printable", "terminal"]
 
 _SHORT = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
@@ -90,15 +90,15 @@ def json_safe(json_text: str) -> str:
     """
     if json_text.isprintable():
         return json_text
-    out = []
-    for ch in json_text:
-        if ch == "\n" or ch.isprintable():
-            out.append(ch)
-            continue
-        code = ord(ch)
-        if code > 0xFFFF:
-            code -= 0x10000
-            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
-        else:
-            out.append(f"\\u{code:04x}")
-    return "".join(out)
+    return "".join(ch if ch == "\n" or ch.isprintable() else json_escape(ch)
+                   for ch in json_text)
+
+
+def json_escape(ch: str) -> str:
+    """One character as JSON writes it escaped: ``\\uNNNN``, a surrogate pair beyond
+    the BMP."""
+    code = ord(ch)
+    if code > 0xFFFF:
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
