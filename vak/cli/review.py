@@ -113,11 +113,9 @@ def _cmd_replay(args: argparse.Namespace, locate: Callable[..., tuple[Path, Any]
             dirs.insert(0, SHIPPED_POLICY_DIR)
         proposed = load_policies(dirs)
     meter = _Meter() if args.progress or sys.stderr.isatty() else None
-    if meter is not None:
-        meter.say(f"replay: reading {log}")
-    entries = read_entries(log)
+    entries = read_entries(log, progress=meter.reading if meter is not None else None)
     result = replay_entries(entries, proposed=proposed,
-                            progress=meter.update if meter is not None else None)
+                            progress=meter.judging if meter is not None else None)
     if meter is not None:
         meter.done()
     if args.json:
@@ -133,29 +131,31 @@ def _cmd_replay(args: argparse.Namespace, locate: Callable[..., tuple[Path, Any]
 
 
 class _Meter:
-    """Progress of a long replay on stderr (stdout carries only the result)."""
+    """Progress of a long replay on one stderr line (stdout carries only the result)."""
 
     def __init__(self, every_s: float = 0.25) -> None:
         self._every = every_s
         self._last = 0.0
-        self._shown = False
+        self._line = ""
 
-    def say(self, text: str) -> None:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-
-    def update(self, done: int, total: int) -> None:
+    def _show(self, line: str, final: bool) -> None:
         now = time.monotonic()
-        if now - self._last < self._every and done < total:
+        if line == self._line or (now - self._last < self._every and not final):
             return
-        self._last = now
-        pct = 100 * done // total if total else 100
-        sys.stderr.write(f"\rreplay: {done:,}/{total:,} decisions judged ({pct}%)")
+        pad = " " * max(0, len(self._line) - len(line))  # no tail of a longer line
+        self._last, self._line = now, line
+        sys.stderr.write("\r" + line + pad)
         sys.stderr.flush()
-        self._shown = True
+
+    def reading(self, done: int, size: int) -> None:
+        self._show(f"replay: reading the log, {done >> 20:,}/{size >> 20:,} MiB", False)
+
+    def judging(self, done: int, total: int) -> None:
+        pct = 100 * done // total if total else 100
+        self._show(f"replay: {done:,}/{total:,} decisions judged ({pct}%)", done >= total)
 
     def done(self) -> None:
-        if self._shown:
+        if self._line:
             sys.stderr.write("\n")
             sys.stderr.flush()
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ __all__ = ["LogEntries", "gc_paused", "read_entries"]
 
 #: one log line longer than this is not parsed (the verifier reports it)
 MAX_LINE = 16 << 20
+#: bytes between two progress reports of :func:`read_entries`
+PROGRESS_BYTES = 8 << 20
 
 
 @dataclass(slots=True)
@@ -43,8 +46,12 @@ class LogEntries:
         return len(self.entries)
 
 
-def read_entries(path: Path) -> LogEntries:
+def read_entries(path: Path,
+                 progress: Callable[[int, int], None] | None = None) -> LogEntries:
     """Every well-formed entry of the log at ``path``.
+
+    ``progress``, when given, is called with (bytes read, file size) every
+    :data:`PROGRESS_BYTES` or so.
 
     Raises:
         OSError: the file cannot be read (the CLI reports it with the path).
@@ -52,7 +59,14 @@ def read_entries(path: Path) -> LogEntries:
     out = LogEntries()
     append = out.entries.append
     with path.open("rb") as fh, gc_paused():
+        size = os.fstat(fh.fileno()).st_size if progress is not None else 0
+        done = mark = 0
         for raw in fh:
+            if progress is not None:
+                done += len(raw)
+                if done - mark >= PROGRESS_BYTES:
+                    progress(done, size)
+                    mark = done
             line = raw.rstrip(b"\n")
             if not line:
                 continue
