@@ -12,12 +12,15 @@ import copy
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+import pytest
 from kernel_helpers import HELLO, Reloaded
 
 from vak.review.logread import LogEntries, read_entries
-from vak.review.replay import replay_entries
+from vak.review.parallel import replay_split
+from vak.review.replay import ReplayResult, replay, replay_entries
 from vak.review.timeline import build_timeline
 
 AUDIT = [sys.executable, "-m", "vak.cli.audit"]
@@ -118,3 +121,51 @@ def test_timeline_marks_the_reloads(reloaded: Reloaded) -> None:
         (reloaded.first.digest, "start"), (reloaded.second.digest, "reload"),
         (reloaded.first.digest, "reload")]
     assert tl.counts["policy_reloads"] == 2
+
+
+def _same(a: ReplayResult, b: ReplayResult) -> None:
+    ja, jb = a.to_json(), b.to_json()
+    ja.pop("distinct_requests"), jb.pop("distinct_requests")  # per chunk when split
+    assert ja == jb
+
+
+@pytest.mark.parametrize("jobs", [2, 3, 5])
+def test_a_split_replay_equals_the_serial_one(reloaded: Reloaded, tmp_path: Path,
+                                              jobs: int) -> None:
+    """Chunks cut anywhere (here: a few lines each) still judge every decision by
+    the set in force, with the what-if and with a tampered decision."""
+    serial = replay(reloaded.log, jobs=1)
+    split = replay_split(reloaded.log, jobs=jobs, min_bytes=0)
+    assert split is not None
+    _same(split, serial)
+    assert split.per_policy_set == serial.per_policy_set and split.evaluated == 4
+    what_if = replay_split(reloaded.log, jobs=jobs, min_bytes=0, proposed=reloaded.second)
+    assert what_if is not None
+    _same(what_if, replay(reloaded.log, jobs=1, proposed=reloaded.second))
+    lines = reloaded.log.read_bytes().splitlines()
+    for i, raw in enumerate(lines):
+        e = json.loads(raw)
+        if e["kind"] == "host_decision" and e["decision"]["effect"] == "deny":
+            e["decision"]["effect"] = "allow"
+            lines[i] = json.dumps(e, sort_keys=True, separators=(",", ":")).encode()
+            break
+    tampered = tmp_path / "tampered.log"
+    tampered.write_bytes(b"\n".join(lines) + b"\n")
+    split = replay_split(tampered, jobs=jobs, min_bytes=0)
+    assert split is not None and [d.change for d in split.differences] == ["allow->deny"]
+    _same(split, replay(tampered, jobs=1))
+
+
+def test_a_state_entry_the_scan_cannot_see_makes_the_split_give_way(
+    reloaded: Reloaded, tmp_path: Path
+) -> None:
+    """A policy_set line whose key is spelled with an escape is a policy_set all the
+    same: the split notices it missed one and the serial replay decides."""
+    text = reloaded.log.read_bytes()
+    at = text.rindex(b'"kind":"policy_set"')
+    crafted = tmp_path / "escaped.log"
+    crafted.write_bytes(text[:at] + b'"kind":"policy\\u005fset"' + text[at + 19:])
+    assert replay_split(crafted, jobs=3, min_bytes=0) is None
+    serial = replay(crafted, jobs=1)
+    assert serial.policy_set_changes == 2 and serial.differences == []
+    _same(replay(crafted, jobs=3), serial)

@@ -101,7 +101,7 @@ def _code(result: ReplayResult) -> ReplayCode:
 
 def _cmd_replay(args: argparse.Namespace, locate: Callable[..., tuple[Path, Any]]) -> int:
     from vak.policy.loader import load_policies
-    from vak.review.replay import changed_ids, replay_entries
+    from vak.review.replay import changed_ids, replay
 
     log, _ = locate(args, need_keys=False)
     proposed = None
@@ -113,9 +113,9 @@ def _cmd_replay(args: argparse.Namespace, locate: Callable[..., tuple[Path, Any]
             dirs.insert(0, SHIPPED_POLICY_DIR)
         proposed = load_policies(dirs)
     meter = _Meter() if args.progress or sys.stderr.isatty() else None
-    entries = read_entries(log, progress=meter.reading if meter is not None else None)
-    result = replay_entries(entries, proposed=proposed,
-                            progress=meter.judging if meter is not None else None)
+    result = replay(log, proposed=proposed, jobs=args.jobs,
+                    progress=meter.judging if meter is not None else None,
+                    reading=meter.reading if meter is not None else None)
     if meter is not None:
         meter.done()
     if args.json:
@@ -148,7 +148,7 @@ class _Meter:
         sys.stderr.flush()
 
     def reading(self, done: int, size: int) -> None:
-        self._show(f"replay: reading the log, {done >> 20:,}/{size >> 20:,} MiB", False)
+        self._show(f"replay: {done >> 20:,}/{size >> 20:,} MiB of the log read", done >= size)
 
     def judging(self, done: int, total: int) -> None:
         pct = 100 * done // total if total else 100
@@ -211,6 +211,8 @@ def add_commands(
     r.add_argument("--no-base", action="store_true",
                    help="with --policies: the directories hold the whole set, schema included")
     r.add_argument("--json", action="store_true", help="one JSON object for machines")
+    r.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="worker processes for a long log (default: one per CPU; 1: none)")
     r.add_argument("--progress", action="store_true",
                    help="show progress on stderr (the default when stderr is a terminal)")
     r.set_defaults(fn=lambda a: _cmd_replay(a, locate))

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["LogEntries", "gc_paused", "read_entries"]
+__all__ = ["LogEntries", "gc_paused", "parse_line", "read_entries"]
 
 #: one log line longer than this is not parsed (the verifier reports it)
 MAX_LINE = 16 << 20
@@ -70,7 +70,7 @@ def read_entries(path: Path,
             line = raw.rstrip(b"\n")
             if not line:
                 continue
-            entry = _parse(line)
+            entry = parse_line(line)
             if entry is None:
                 out.unreadable += 1
             else:
@@ -94,7 +94,8 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
+def parse_line(line: bytes) -> dict[str, Any] | None:
+    """One line (without its newline) as an entry, or None when it is not one."""
     if len(line) > MAX_LINE:
         return None
     try:

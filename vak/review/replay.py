@@ -179,16 +179,30 @@ class _Walk:
 
 
 def replay(log: Path, *, proposed: LoadedPolicies | None = None,
-           progress: Progress | None = None) -> ReplayResult:
+           progress: Progress | None = None, reading: Progress | None = None,
+           jobs: int | None = None) -> ReplayResult:
     """Replay every decision of the log at ``log`` (see the module docstring).
+
+    A long log is split across ``jobs`` processes (default: one per CPU) by
+    :mod:`vak.review.parallel`, with the same result; ``jobs=1`` never splits.
+    ``reading`` is called with (bytes done, log size) while the log is read.
 
     Raises:
         OSError: the log cannot be read.
     """
-    return replay_entries(read_entries(log), proposed=proposed, progress=progress)
+    from vak.review.parallel import replay_split
+
+    split = replay_split(log, proposed=proposed, progress=reading, jobs=jobs)
+    if split is not None:
+        if progress is not None:
+            progress(split.evaluated, split.evaluated)
+        return split
+    return replay_entries(read_entries(log, progress=reading), proposed=proposed,
+                          progress=progress)
 
 
-def replay_entries(entries: LogEntries, *, proposed: LoadedPolicies | None = None,
+def replay_entries(entries: Iterable[Mapping[str, Any]], *,
+                   proposed: LoadedPolicies | None = None,
                    progress: Progress | None = None) -> ReplayResult:
     """Replay the decisions among ``entries`` (recorded sets, or ``proposed``).
 
@@ -198,13 +212,14 @@ def replay_entries(entries: LogEntries, *, proposed: LoadedPolicies | None = Non
     judge) now and then, and once at the end.
     """
     with gc_paused():  # many small acyclic objects (see vak.review.logread)
-        return _replay(entries, proposed, progress)
+        result = _replay(entries, proposed, progress)
+    result.unreadable_lines = entries.unreadable if isinstance(entries, LogEntries) else 0
+    return result
 
 
-def _replay(entries: LogEntries, proposed: LoadedPolicies | None,
+def _replay(entries: Iterable[Mapping[str, Any]], proposed: LoadedPolicies | None,
             progress: Progress | None) -> ReplayResult:
-    result = ReplayResult(against="recorded" if proposed is None else proposed.digest,
-                          unreadable_lines=entries.unreadable)
+    result = ReplayResult(against="recorded" if proposed is None else proposed.digest)
     walk = _Walk(proposed, result)
     for entry in entries:
         kind = entry["kind"]
