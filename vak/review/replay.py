@@ -24,9 +24,11 @@ with its seq, never silently passed.
 Speed comes from evaluating each distinct request once: decisions repeat
 (the same skill reads the same file, logs to the same kernel), and Cedar's
 answer is a function of policy set, request and entities, so decisions are
-grouped by set, by (principal, resource) pair (one entity set each, exactly the
-two entities the kernel used; :mod:`vak.policy.batch`) and by request, and each
-group's answer is compared with every decision in it.
+grouped by set, by (principal, resource) pair and by request, and each group's
+answer is compared with every decision in it. :mod:`vak.policy.batch`
+evaluates each request with exactly the two entities the kernel used (sharing
+one entity set between pairs only where that provably changes nothing), and a
+long log is split across processes (:mod:`vak.review.parallel`).
 
 Example::
 
