@@ -15,8 +15,8 @@ through every entity present, and a policy may name any entity). So:
   evaluates several resources over one entity set (one parse, one Cedar call)
   when that is provably the same as evaluating each alone: no resource in the
   set is a parent of, or an entity referenced by, another request of the set
-  (its resource's parents and attributes, its context, the principal) or any
-  policy (an entity literal anywhere in the policy text). Then nothing Cedar
+  (anything in its resource entity or its context, or in the principal entity)
+  or any policy (an entity literal anywhere in the policy text). Then nothing Cedar
   evaluates for one request can reach another's resource: ``in`` follows only
   parents, and an attribute is read only from an entity an expression names.
   Pairs that conflict go to another set; a set Cedar refuses falls back to
@@ -157,15 +157,15 @@ class BatchEvaluator:
         docstring), each of at most CHUNK requests; a pair that may not share is alone."""
         p_uid = _uid(principal)
         literals = {ANY_UID} if self._literals is None else self._literals
-        fixed = (literals | entity_refs(principal.get("attrs"))
-                 | entity_refs(principal.get("parents")))
+        # everything the principal entity names (attributes, parents, tags: all of it)
+        fixed = literals | entity_refs(principal)
         if ANY_UID in fixed:
             return [[k] for k in range(len(pairs))]
         groups: list[list[int]] = []
         open_: list[tuple[list[int], set[Uid], set[Uid], list[int]]] = []
         for k, (resource, calls) in enumerate(pairs):
             uid = _uid(resource)
-            refs = entity_refs(resource.get("parents")) | entity_refs(resource.get("attrs"))
+            refs = entity_refs(resource)  # its parents, attributes, tags (and its own uid)
             for _, context in calls:
                 refs |= entity_refs(context)
             refs.discard(uid)
