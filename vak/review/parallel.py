@@ -31,6 +31,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,17 +99,20 @@ def replay_split(log: Path, *, proposed: LoadedPolicies | None = None,
     method = "fork" if threading.active_count() == 1 else "spawn"
     done_bytes = 0
     parts: list[ReplayResult] = []
-    with ProcessPoolExecutor(max_workers=min(jobs, len(chunks)),
-                             mp_context=multiprocessing.get_context(method)) as pool:
-        for future in as_completed([pool.submit(_replay_chunk, c) for c in chunks]):
-            done = future.result()
-            if done.state_entries != chunks[done.index].expected:
-                pool.shutdown(cancel_futures=True)
-                return None  # a state entry the scan missed: the split is not exact
-            parts.append(done.result)
-            done_bytes += done.size
-            if progress is not None:
-                progress(done_bytes, size)
+    try:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(chunks)),
+                                 mp_context=multiprocessing.get_context(method)) as pool:
+            for future in as_completed([pool.submit(_replay_chunk, c) for c in chunks]):
+                done = future.result()
+                if done.state_entries != chunks[done.index].expected:
+                    pool.shutdown(cancel_futures=True)
+                    return None  # a state entry the scan missed: the split is not exact
+                parts.append(done.result)
+                done_bytes += done.size
+                if progress is not None:
+                    progress(done_bytes, size)
+    except BrokenProcessPool:  # a worker died (out of memory, killed): replay serially
+        return None
     whole = replay_entries([e for _, e in found], proposed=proposed)  # sets and changes
     return _merged(parts, whole)
 
