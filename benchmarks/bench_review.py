@@ -76,16 +76,22 @@ def _seed(ctx: Context) -> list[dict[str, Any]]:
 def _framed(seed: list[dict[str, Any]], head: list[dict[str, Any]], n: int, per_inv: int,
             session_of: Callable[[int], str],
             decision_at: Callable[[int], dict[str, Any]]) -> list[dict[str, Any]]:
-    """``head`` then ``n`` decisions, ``per_inv`` to an invocation (started/finished
-    entries copied from the seed run), numbered by seq."""
+    """``head`` then ``n`` decisions, ``per_inv`` to an invocation, each allowed one
+    followed by its ``host_result`` as the kernel writes it (started, finished and
+    result entries copied from the seed run), numbered by seq."""
     started = next(e for e in seed if e["kind"] == "invocation_started")
     finished = next(e for e in seed if e["kind"] == "invocation_finished")
+    result = next(e for e in seed if e["kind"] == "host_result")
     out = list(head)
     for i in range(n):
         inv, session = f"inv-{i // per_inv}", session_of(i)
         if i % per_inv == 0:
             out.append({**started, "invocation": inv, "session": session})
-        out.append({**decision_at(i), "invocation": inv, "session": session})
+        decision = {**decision_at(i), "invocation": inv, "session": session}
+        out.append(decision)
+        if decision["decision"]["effect"] == "allow":
+            out.append({**result, "invocation": inv, "host_function": decision["host_function"],
+                        "resource": decision["resource"], "decision_seq": len(out) - 1})
         if i % per_inv == per_inv - 1:
             out.append({**finished, "invocation": inv})
     for seq, e in enumerate(out):

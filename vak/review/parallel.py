@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from vak.policy.loader import LoadedPolicies
-from vak.review.logread import gc_paused, parse_line
-from vak.review.replay import ReplayResult, replay_entries
+from vak.review.logread import gc_paused, kind_needles, may_be, parse_line
+from vak.review.replay import KINDS, ReplayResult, replay_entries
 
 __all__ = ["MIN_SPLIT_BYTES", "replay_split"]
 
@@ -156,9 +156,10 @@ def _replay_chunk(chunk: _Chunk) -> _Done:
         raw = fh.read(chunk.end - chunk.start)
     entries: list[Mapping[str, Any]] = list(chunk.prelude)
     unreadable = state = 0
+    needles = kind_needles(KINDS)
     with gc_paused():
         for line in raw.split(b"\n"):
-            if not line:
+            if not line or not may_be(line, needles):
                 continue
             entry = parse_line(line)
             if entry is None:

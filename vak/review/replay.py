@@ -52,9 +52,11 @@ from vak.policy.engine import Decision
 from vak.policy.loader import LoadedPolicies, loaded_from_record
 from vak.review.logread import LogEntries, gc_paused, read_entries
 
-__all__ = ["Difference", "Progress", "ReplayResult", "Unreplayable", "Verdict", "replay",
+__all__ = ["KINDS", "Difference", "Progress", "ReplayResult", "Unreplayable", "Verdict", "replay",
            "replay_entries"]
 
+#: the entry kinds replay reads (a log's other lines are passed over unparsed)
+KINDS = ("policy_set", "skill_loaded", "host_decision", "host_resolve")
 #: ``progress(done, total)``: decisions judged so far of those to judge
 Progress = Callable[[int, int], None]
 #: how many decisions between two progress reports
@@ -135,6 +137,7 @@ class ReplayResult:
     distinct_requests: int = 0
     #: evaluated decisions per policy set in force when they were made
     per_policy_set: dict[str, int] = field(default_factory=dict)
+    #: lines that could hold a decision, policy set or principal but are no entry
     unreadable_lines: int = 0
     differences: list[Difference] = field(default_factory=list)
     unreplayable: list[Unreplayable] = field(default_factory=list)
@@ -199,8 +202,8 @@ def replay(log: Path, *, proposed: LoadedPolicies | None = None,
         if progress is not None:
             progress(split.evaluated, split.evaluated)
         return split
-    return replay_entries(read_entries(log, progress=reading), proposed=proposed,
-                          progress=progress)
+    return replay_entries(read_entries(log, progress=reading, kinds=KINDS),
+                          proposed=proposed, progress=progress)
 
 
 def replay_entries(entries: Iterable[Mapping[str, Any]], *,
