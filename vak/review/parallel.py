@@ -44,6 +44,8 @@ __all__ = ["MIN_SPLIT_BYTES", "replay_split"]
 
 #: a log shorter than this is replayed in-process (starting workers costs more)
 MIN_SPLIT_BYTES = 24 << 20
+#: more worker processes than this are never started, whatever is asked
+_MAX_JOBS = 64
 #: chunks per worker (more chunks: finer progress, less reuse of evaluations)
 _CHUNKS_PER_JOB = 1
 _MARKERS = (b'"kind":"policy_set"', b'"kind":"skill_loaded"')
@@ -83,7 +85,7 @@ def replay_split(log: Path, *, proposed: LoadedPolicies | None = None,
     Raises:
         OSError: the log cannot be read.
     """
-    jobs = jobs if jobs is not None else (os.cpu_count() or 1)
+    jobs = min(jobs if jobs is not None else (os.cpu_count() or 1), _MAX_JOBS)
     size = log.stat().st_size
     if jobs <= 1 or size == 0 or size < min_bytes:
         return None
