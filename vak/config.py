@@ -46,6 +46,7 @@ that room's settings class)::
     max_concurrency = 8
     session_reuse = false   # opt-in: state persists between calls of one session
     session_max_live = 64
+    compact_invocations = false  # opt-in: one entry for a call without host calls
     [policy]
     decision_cache_size = 4096
     [audit]
@@ -182,6 +183,10 @@ class KernelConfig:
     #: most sessions holding a live instance at once (least recently used closed first);
     #: must stay below engine.pool_total_instances so fresh calls still find a slot
     session_max_live: int = field(default=64, metadata={"min": 1})
+    #: opt-in: an invocation that makes no host call is recorded by one combined
+    #: ``invocation_finished`` entry instead of two; ``invocation_started`` is then
+    #: written just before the first host call's decision (docs/AUDIT-FORMAT.md)
+    compact_invocations: bool = False
 
     # --- each room's settings ------------------------------------------------
     engine: EngineSettings = field(default_factory=_engine_default)

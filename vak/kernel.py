@@ -113,6 +113,7 @@ class Kernel:
         self._load_lock = threading.Lock()
         self._closed = False
         self._strict = config.audit.fsync == "strict"
+        self._compact = config.compact_invocations
         self._pool: ModuleWorkers | None = None
         self._pool_lock = threading.Lock()
         self._semaphores: weakref.WeakKeyDictionary[
@@ -341,10 +342,16 @@ class Kernel:
         if reuse:
             # an auditor must be able to tell this call saw state of earlier ones
             fields["instance"] = "session"
-        started = self._audit.append("invocation_started", fields)
+        audit = self._audit
+        # compact_invocations: invocation_started waits for the first host call (the
+        # first possible effect); a call without one is recorded by one combined
+        # invocation_finished entry, written before its output is returned
+        opened: AuditRef | None = None if self._compact else audit.append(
+            "invocation_started", fields)
         t0 = time.perf_counter_ns()
         outcome: CallOutcome | None = None
-        host = _LazyHost(self._mediator, tool, inv_id, session)
+        host = _LazyHost(self._mediator, tool, inv_id, session,
+                         None if opened is not None else (audit, fields))
         try:
             tool.input_validator.check(payload)
             outcome, output = self._run(tool, input_json, session, reuse, host)
@@ -352,9 +359,11 @@ class Kernel:
         except BaseException as exc:
             # nothing the session's secrets are in leaves in a message (vak.scrub)
             scrub_error(exc, host.scrubber())
-            self._finish(tool, inv_id, session, started, outcome, t0, exc)
+            self._finish(tool, inv_id, session, opened or host.started, fields, outcome, t0,
+                         exc)
             raise
-        finished = self._finish(tool, inv_id, session, started, outcome, t0, None)
+        started = opened or host.started
+        finished = self._finish(tool, inv_id, session, started, fields, outcome, t0, None)
         assert outcome is not None  # _run returned
         return Invocation(
             tool=name,
@@ -365,7 +374,7 @@ class Kernel:
             invocation_id=inv_id,
             session=session,
             call_id=call_id,
-            audit_seq_started=started.seq,
+            audit_seq_started=finished.seq if started is None else started.seq,
             audit_seq_finished=finished.seq,
             leaf_hash=finished.leaf_hash,
             receipt_source=self._receipt,
@@ -450,19 +459,25 @@ class Kernel:
         return self._sessions is not None and bool(session) and not tool.skill.use_worker
 
     def _finish(
-        self, tool: RegisteredTool, inv_id: str, session: str | None, started: AuditRef,
-        outcome: CallOutcome | None, t0: int, exc: BaseException | None,
+        self, tool: RegisteredTool, inv_id: str, session: str | None, started: AuditRef | None,
+        start_fields: dict[str, Any], outcome: CallOutcome | None, t0: int,
+        exc: BaseException | None,
     ) -> AuditRef:
+        """Append ``invocation_finished``; with ``started`` None, the combined entry
+        that also carries ``start_fields`` (``compact_invocations``, no host call)."""
         duration_ns = outcome.duration_ns if outcome is not None else time.perf_counter_ns() - t0
         result: dict[str, Any] = {"status": "ok", "duration_us": duration_ns // 1000}
-        fields: dict[str, Any] = {
-            "invocation": inv_id,
-            "skill": tool.audit_skill,
-            "session": session or "",
-            "tool": tool.spec.name,
-            "started_seq": started.seq,
-            "outcome": result,
-        }
+        if started is None:
+            fields = start_fields  # ours alone: the started entry was never written
+        else:
+            fields = {
+                "invocation": inv_id,
+                "skill": tool.audit_skill,
+                "session": session or "",
+                "tool": tool.spec.name,
+                "started_seq": started.seq,
+            }
+        fields["outcome"] = result
         if outcome is not None:
             fields["fuel"] = outcome.fuel_used
             fields["host_calls"] = outcome.host_calls
@@ -523,17 +538,26 @@ class _LazyHost:
     mediated handler are not built for them. The session's scrubber comes from
     the mediator even then: under session reuse a guest may still hold, in its
     memory, a secret an earlier call of the session read.
+
+    With ``opening`` (``compact_invocations``), the invocation's
+    ``invocation_started`` entry is appended here, before the handler exists,
+    so it precedes the first host call's decision (and so every effect).
     """
 
-    __slots__ = ("_deadline", "_handler", "_inv_id", "_mediator", "_session", "_tool")
+    __slots__ = ("_deadline", "_handler", "_inv_id", "_mediator", "_opening", "_session",
+                 "_tool", "started")
 
     def __init__(self, mediator: Mediation, tool: RegisteredTool, inv_id: str,
-                 session: str | None) -> None:
+                 session: str | None,
+                 opening: tuple[KernelAudit, dict[str, Any]] | None = None) -> None:
         self._mediator = mediator
         self._tool = tool
         self._inv_id = inv_id
         self._session = session
         self._handler: ScrubbingHandler | None = None
+        self._opening = opening
+        #: the lazily written ``invocation_started`` entry (None: not written here)
+        self.started: AuditRef | None = None
         #: no host effect outlives the call's own time limit
         self._deadline = (time.monotonic()
                           + tool.skill.manifest.limits.max_execution_time_ms / 1000)
@@ -541,6 +565,12 @@ class _LazyHost:
     def _get(self) -> ScrubbingHandler:
         handler = self._handler
         if handler is None:
+            opening = self._opening
+            if opening is not None:
+                audit, fields = opening
+                # record first: a failed append leaves no handler, so no decision
+                self.started = audit.append("invocation_started", fields)
+                self._opening = None
             handler = self._handler = _handler(
                 self._mediator, self._tool, self._inv_id, self._session, self._deadline)
         return handler

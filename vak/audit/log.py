@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hmac
 import logging
 import os
 import queue
@@ -85,6 +84,7 @@ from vak.audit.entry import (
     short_repr,
 )
 from vak.audit.entrysig import EntrySigner, read_entry_sigs, sigs_path_for
+from vak.audit.keyed import HMAC_PREFIX, KeyedDigest
 from vak.audit.keys import (
     TrustedKey,
     export_public,
@@ -116,9 +116,6 @@ __all__ = [
     "verify_receipt",
 ]
 
-#: prefix of every keyed digest in the log (``AuditLog.args_digest``)
-HMAC_PREFIX = "hmac-sha256:"
-
 #: called with each new signed checkpoint, on the writer's notifier thread
 CheckpointListener = Callable[[SignedCheckpoint], None]
 
@@ -128,7 +125,6 @@ _NHEADER = len(HEADER_FIELDS)
 _BUF_LIMIT = 1 << 16  # bytes of lines kept before a write(2)
 _BLOCK = 1 << 20
 _dumps = orjson.dumps
-_hmac_digest = hmac.digest  # one-shot C HMAC: ~3 us cheaper than hmac.new objects
 _time_ns = time.time_ns
 _LEAF_PREFIX = sha256(b"\x00")  # RFC 9162 leaf prefix, copied per entry (cheaper than new)
 # AuditRef is a frozen dataclass; filling its slots through the member descriptors
@@ -316,6 +312,8 @@ class AuditLog:
                     "audit.log and origin)")
             self._key = load_or_create_private_key(self.key_path)
             self._hmac_key = load_or_create_secret(s.hmac_key)
+            #: the bound digest function (key schedule done once): args_digest itself
+            self.args_digest = KeyedDigest(self._hmac_key)  # type: ignore[method-assign]
             found = self._recover()
             staged = self._check_key(found)
             self._check_newest_checkpoint(found)
@@ -937,7 +935,7 @@ class AuditLog:
         log alone. The algorithm prefix keeps every digest in the log self-describing
         (``sha256:`` for public content such as manifests, ``hmac-sha256:`` here).
         """
-        return HMAC_PREFIX + _hmac_digest(self._hmac_key, args_bytes, "sha256").hex()
+        return KeyedDigest(self._hmac_key)(args_bytes)  # (open() binds a prepared one)
 
     def heartbeat(self) -> AuditRef:
         return self.append("heartbeat", {}, durable=True)

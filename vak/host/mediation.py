@@ -340,8 +340,22 @@ class Mediator:
         return p
 
 
-def _memo_put(memo: dict[tuple[str, bytes], tuple[NormalCall, str | None]],
-              key: tuple[str, bytes], value: tuple[NormalCall, str | None]) -> None:
+class _Memo:
+    """What is a pure function of one call's exact argument bytes, for a fixed skill:
+    the normal call, the ceiling's verdict, the args HMAC and (while the policy set
+    sends Cedar no per-call session fields) the request record replay needs."""
+
+    __slots__ = ("args_hmac", "call", "ceiling", "request")
+
+    def __init__(self, call: NormalCall, ceiling: str | None) -> None:
+        self.call = call
+        self.ceiling = ceiling
+        self.args_hmac: str | None = None
+        self.request: dict[str, Any] | None = None
+
+
+def _memo_put(memo: dict[tuple[str, bytes], _Memo], key: tuple[str, bytes],
+              value: _Memo) -> None:
     if len(memo) >= _MEMO_SIZE:
         memo.pop(next(iter(memo)))
     memo[key] = value
@@ -378,7 +392,7 @@ class MediatedHandler:
         limit = ctx.manifest.limits.max_host_calls
         self._max_calls = limit if cap is None else min(limit, cap)
         #: normalised calls and their ceiling verdicts, by exact (function, argument bytes)
-        self._memo: dict[tuple[str, bytes], tuple[NormalCall, str | None]] = {}
+        self._memo: dict[tuple[str, bytes], _Memo] = {}
 
     # -- EffectScope ------------------------------------------------------------------
     @property
@@ -408,12 +422,12 @@ class MediatedHandler:
             raise self._refused(function, args, HOST_CALL_LIMIT,
                                 f"max_host_calls ({self._max_calls}) exceeded")
         memo_key = (function, args) if type(args) is bytes and len(args) <= _MEMO_ARGS else None
-        hit = self._memo.get(memo_key) if memo_key is not None else None
-        if hit is None:
-            hit = self._parse_and_normalise(fn, args)
+        memo = self._memo.get(memo_key) if memo_key is not None else None
+        if memo is None:
+            memo = _Memo(*self._parse_and_normalise(fn, args))
             if memo_key is not None:
-                _memo_put(self._memo, memo_key, hit)
-        call, ceiling = hit
+                _memo_put(self._memo, memo_key, memo)
+        call, ceiling = memo.call, memo.ceiling
         if ceiling is not None:
             decision, why = _CEILING_DECISION, ceiling
         else:
@@ -429,7 +443,7 @@ class MediatedHandler:
             ref, approval = self._approval(fn, call, args, decision)
         else:
             ref = self._record("host_decision", fn, call, args, decision, why,
-                               durable=fn.effectful)
+                               durable=fn.effectful, memo=memo if call is memo.call else None)
         if decision.allowed:
             # marked before the data arrives: the next decision already sees the label
             adds = self._m._label_map.labels(function, call.resource)
@@ -630,9 +644,20 @@ class MediatedHandler:
 
     # -- recording --------------------------------------------------------------------
     def _record(self, kind: str, fn: HostFunction, call: NormalCall, args: bytes,
-                decision: Decision, why: str, *, durable: bool) -> AuditRef:
-        """Append the ``host_decision`` (or ``host_resolve``) entry of ``call``."""
-        fields = self._fields(fn.name, audit_target(call.resource), args)
+                decision: Decision, why: str, *, durable: bool,
+                memo: _Memo | None = None) -> AuditRef:
+        """Append the ``host_decision`` (or ``host_resolve``) entry of ``call``.
+
+        ``memo``: the memo entry ``call`` came from; what is a pure function of the
+        argument bytes (args HMAC, request record) is computed once there.
+        """
+        if memo is None:
+            fields = self._fields(fn.name, audit_target(call.resource), args)
+        else:
+            if memo.args_hmac is None:
+                memo.args_hmac = self._digest(args)
+            fields = self._fields(fn.name, audit_target(call.resource), None)
+            fields["args_hmac"] = memo.args_hmac
         policy_set = decision.policy_set or self._m.engine.digest
         if why:
             fields["decision"] = self._decision_field(False, list(decision.policy_ids), why,
@@ -646,9 +671,14 @@ class MediatedHandler:
         if decision.errors:
             fields["errors"] = list(decision.errors)
         if decision is not _CEILING_DECISION:  # Cedar decided: record what it saw, for replay
-            fields["request"] = request_record(
-                self.principal, fn.name, call.resource,
-                {"session": dict(self.session()), **call.context})
+            request = None if memo is None else memo.request
+            if request is None:
+                session = self.session()
+                request = request_record(self.principal, fn.name, call.resource,
+                                         {"session": dict(session), **call.context})
+                if memo is not None and session is NO_SESSION:
+                    memo.request = request  # never mutated: entries only read it
+            fields["request"] = request
         return self._append(kind, fields, durable=durable)
 
     def _fields(self, function: str, resource: str, args: bytes | None) -> dict[str, Any]:
