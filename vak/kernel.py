@@ -41,6 +41,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
+from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -365,20 +366,10 @@ class Kernel:
         started = opened or host.started
         finished = self._finish(tool, inv_id, session, started, fields, outcome, t0, None)
         assert outcome is not None  # _run returned
-        return Invocation(
-            tool=name,
-            output=output,
-            fuel_used=outcome.fuel_used,
-            duration_ns=outcome.duration_ns,
-            host_calls=outcome.host_calls,
-            invocation_id=inv_id,
-            session=session,
-            call_id=call_id,
-            audit_seq_started=finished.seq if started is None else started.seq,
-            audit_seq_finished=finished.seq,
-            leaf_hash=finished.leaf_hash,
-            receipt_source=self._receipt,
-            worker=tool.skill.use_worker,
+        return _invocation(
+            name, output, outcome.fuel_used, outcome.duration_ns, outcome.host_calls, inv_id,
+            session, call_id, finished.seq if started is None else started.seq, finished.seq,
+            finished.leaf_hash, tool.skill.use_worker, self._receipt,
         )
 
     async def ainvoke(
@@ -602,6 +593,19 @@ class _LazyHost:
 
 _ANONYMOUS = Principal().to_audit()
 
+#: the slot setters of Invocation in field order: filling a fresh object through
+#: them builds the same frozen value as the generated __init__ at half the cost
+_INVOCATION_SLOTS = tuple(getattr(Invocation, f.name).__set__ for f in dataclass_fields(Invocation))
+_new_object = object.__new__
+
+
+def _invocation(*values: Any) -> Invocation:
+    """``Invocation(*values)`` (every field, in declaration order), on the hot path."""
+    inv: Invocation = _new_object(Invocation)
+    for setter, value in zip(_INVOCATION_SLOTS, values, strict=True):
+        setter(inv, value)
+    return inv
+
 
 def _decode_output(tool: str, data: bytes) -> object:
     """The skill's output as a value, its nesting bounded (the ABI bounds it too).
@@ -616,7 +620,8 @@ def _decode_output(tool: str, data: bytes) -> object:
     except orjson.JSONDecodeError as exc:
         raise OutputValidationError(
             f"{tool}: output is not JSON: {exc}", tool=tool) from None
-    if isinstance(output, dict | list) and nesting_depth(output) > MAX_DEPTH:
+    if isinstance(output, dict | list) and _may_nest_deeper(data) \
+            and nesting_depth(output) > MAX_DEPTH:
         raise OutputValidationError(
             f"{tool}: output nests deeper than {MAX_DEPTH} levels", tool=tool,
             max_depth=MAX_DEPTH, fix="flatten the skill's output",
@@ -675,6 +680,13 @@ def _status_of(exc: VakError) -> str:
     return "error"
 
 
+def _may_nest_deeper(data: bytes) -> bool:
+    """False when the JSON ``data`` cannot nest deeper than ``MAX_DEPTH``: every
+    array or object opens with a bracket, so fewer brackets (those inside strings
+    counted too) bound the depth without walking the decoded value."""
+    return data.count(b"[") + data.count(b"{") > MAX_DEPTH
+
+
 def _encode_input(name: str, payload: object) -> bytes:
     """The call's input as JSON bytes, nesting bounded like outputs.
 
@@ -685,7 +697,7 @@ def _encode_input(name: str, payload: object) -> bytes:
         data = orjson.dumps(payload)
     except TypeError as exc:
         raise InputValidationError(f"{name}: input is not JSON: {exc}", tool=name) from None
-    if nesting_depth(payload) > MAX_DEPTH:
+    if _may_nest_deeper(data) and nesting_depth(payload) > MAX_DEPTH:
         raise InputValidationError(f"{name}: input nests deeper than {MAX_DEPTH} levels",
                                    tool=name, max_depth=MAX_DEPTH)
     return data
