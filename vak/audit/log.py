@@ -312,8 +312,7 @@ class AuditLog:
                     "audit.log and origin)")
             self._key = load_or_create_private_key(self.key_path)
             self._hmac_key = load_or_create_secret(s.hmac_key)
-            #: the bound digest function (key schedule done once): args_digest itself
-            self.args_digest = KeyedDigest(self._hmac_key)  # type: ignore[method-assign]
+            self._keyed = KeyedDigest(self._hmac_key)  # key schedule done once
             found = self._recover()
             staged = self._check_key(found)
             self._check_newest_checkpoint(found)
@@ -935,7 +934,7 @@ class AuditLog:
         log alone. The algorithm prefix keeps every digest in the log self-describing
         (``sha256:`` for public content such as manifests, ``hmac-sha256:`` here).
         """
-        return KeyedDigest(self._hmac_key)(args_bytes)  # (open() binds a prepared one)
+        return self._keyed(args_bytes)
 
     def heartbeat(self) -> AuditRef:
         return self.append("heartbeat", {}, durable=True)
