@@ -26,7 +26,7 @@ import orjson
 from benchmarks._harness import Context, Figure, guarded, interleaved
 
 PATH = "/workspace/notes/today.txt"
-HIT_BUDGET_NS = 25_000
+HIT_LIMIT = 0.3
 MISS_LIMIT = 1.2
 
 
@@ -111,7 +111,7 @@ def figures(ctx: Context) -> list[Figure]:
     return [
         guarded("host call, cache miss", lambda: _miss(ctx), target="<= 1.2x",
                 baseline_name=base),
-        guarded("host call, cache hit", lambda: _hit(ctx), target="<= 25 us",
+        guarded("host call, cache hit", lambda: _hit(ctx), target="<= 0.3x",
                 baseline_name=base),
     ]
 
@@ -133,7 +133,9 @@ def _miss(ctx: Context) -> Figure:
 def _hit(ctx: Context) -> Figure:
     s = _setup(ctx)
     subject, baseline = interleaved(s["hit"], s["bare"], iterations=_n(ctx), warmup=50)
+    ratio = subject.median_ns / baseline.median_ns
     return Figure("host call, cache hit", subject, baseline, "bare cedarpy + append",
-                  "<= 25 us", subject.median_ns <= HIT_BUDGET_NS,
-                  note="whole mediation on a decision-cache hit incl. both audit appends; "
-                       "effect stubbed, fsync not awaited; met judged on the median")
+                  "<= 0.3x", ratio <= HIT_LIMIT,
+                  note="whole mediation on a decision-cache hit incl. both audit appends "
+                       "(decision + result) and their HMACs; effect stubbed, fsync not "
+                       f"awaited; {subject.median_ns / 1000:.1f} us absolute")
