@@ -18,7 +18,11 @@ Invariants:
   at load;
 * every call is bracketed by an ``invocation_started`` and an
   ``invocation_finished`` audit entry; a failed call records its error in the
-  ``invocation_finished`` entry before the error propagates;
+  ``invocation_finished`` entry before the error propagates; with
+  ``compact_invocations`` (opt-in) ``invocation_started`` is written just
+  before the first host call, and a call without one is recorded by a single
+  combined ``invocation_finished`` (docs/AUDIT-FORMAT.md), always before the
+  output is returned;
 * the guest runs in-process (trusted tier) or in the OS-sandboxed worker pool
   (untrusted tier, or ``force_worker``), both behind the same ``Runner`` seam;
 * :meth:`Kernel.invoke` is safe to call from many threads at once: the
