@@ -119,6 +119,7 @@ class Kernel:
         self._closed = False
         self._strict = config.audit.fsync == "strict"
         self._compact = config.compact_invocations
+        self._sealed = False  # whether the log takes Sealed values (set once it is open)
         self._pool: ModuleWorkers | None = None
         self._pool_lock = threading.Lock()
         self._semaphores: weakref.WeakKeyDictionary[
@@ -132,6 +133,7 @@ class Kernel:
             self._trust = _load_trust(config)
             self._floor = VersionFloor.open(config.state_dir / VERSION_FLOOR_FILE)
             self._audit_log = _open_audit(config)
+            self._sealed = getattr(self._audit_log, "accepts_sealed", False) is True
             self._fleet = _start_fleet(config, self._audit_log)
             _record_sandbox_state(self._audit_log, config)
             self._engine_obj = _make_engine(config)
@@ -333,7 +335,8 @@ class Kernel:
         reuse = self._reuses(tool, session)
         fields: dict[str, Any] = {
             "invocation": inv_id,
-            "skill": tool.audit_skill,
+            "skill": (tool.sealed_skill or tool.audit_skill) if self._sealed
+            else tool.audit_skill,
             "session": session or "",
             "call_id": call_id,
             "principal": _ANONYMOUS if principal is None else principal.to_audit(),
@@ -467,7 +470,8 @@ class Kernel:
         else:
             fields = {
                 "invocation": inv_id,
-                "skill": tool.audit_skill,
+                "skill": (tool.sealed_skill or tool.audit_skill) if self._sealed
+                else tool.audit_skill,
                 "session": session or "",
                 "tool": tool.spec.name,
                 "started_seq": started.seq,

@@ -82,6 +82,7 @@ from vak.audit.entry import (
     needs_exact,
     rfc3339_now,
     short_repr,
+    unseal,
 )
 from vak.audit.entrysig import EntrySigner, read_entry_sigs, sigs_path_for
 from vak.audit.keyed import HMAC_PREFIX, KeyedDigest
@@ -199,6 +200,10 @@ class _Recovery:
 
 class AuditLog:
     """The audit log of one kernel. Build it with :meth:`open`."""
+
+    #: top-level field values may be :class:`vak.audit.entry.Sealed` (checked and
+    #: encoded once by their maker); writers test this before passing one
+    accepts_sealed = True
 
     def __init__(self) -> None:  # use open()
         self._lock = threading.RLock()  # append state: buffer, size, prev, pending leaves
@@ -661,7 +666,7 @@ class AuditLog:
         if len(header) != len(fields) + _NHEADER:  # the caller tried to set a header field
             check_fields(kind, fields)
         try:
-            line = _dumps(header, option=ENTRY_OPTS)
+            line = _dumps(header, default=unseal, option=ENTRY_OPTS)
         except TypeError:
             line = b""
         try:

@@ -77,6 +77,7 @@ import orjson
 
 from vak.approvals.gate import ApprovalGate
 from vak.audit.approval import call_binding
+from vak.audit.entry import Sealed, unsealed
 from vak.audit.sink import AuditRef, AuditSink
 from vak.errors import (
     ABIError,
@@ -234,6 +235,10 @@ class Mediator:
             for fn in HOST_FUNCTIONS
         }
         self._principals: dict[tuple[str, str, str, str], Principal] = {}
+        #: each skill's audit reference, checked and encoded once (vak.audit.entry.Sealed),
+        #: when the sink takes such values (the real AuditLog does)
+        self._sealed: dict[tuple[Any, ...], Sealed] = {}
+        self._seal = getattr(audit, "accepts_sealed", False) is True
 
     def close(self) -> None:
         """Close the kv database."""
@@ -325,6 +330,17 @@ class Mediator:
         p = self._principal(ctx)
         return {"fingerprint": p.fingerprint, "entity": p.entity.to_json()}
 
+    def _sealed_skill(self, skill: dict[str, Any]) -> Sealed | dict[str, Any]:
+        if not self._seal:
+            return skill
+        key = tuple(sorted(skill.items()))
+        sealed = self._sealed.get(key)
+        if sealed is None:
+            if len(self._sealed) >= _MEMO_SIZE * 16:
+                self._sealed.clear()  # bounded: skills are few, reloads rare
+            sealed = self._sealed[key] = Sealed(skill)
+        return sealed
+
     def _principal(self, ctx: CallContext) -> Principal:
         key = (ctx.manifest_digest, ctx.module_sha256, ctx.signer_key_id, ctx.trust_tier)
         p = self._principals.get(key)
@@ -351,7 +367,8 @@ class _Memo:
         self.call = call
         self.ceiling = ceiling
         self.args_hmac: str | None = None
-        self.request: dict[str, Any] | None = None
+        #: the request record; sealed (encoded once) when it is used a second time
+        self.request: dict[str, Any] | Sealed | None = None
 
 
 def _memo_put(memo: dict[tuple[str, bytes], _Memo], key: tuple[str, bytes],
@@ -383,8 +400,9 @@ class MediatedHandler:
         self._flow: SessionFlow = mediator._flows.open(ctx.session_id)
         self._skill = ctx.skill.to_audit()
         #: the audit fields every entry of this invocation shares (never mutated)
-        self._head = {"invocation": ctx.invocation_id, "session": ctx.session_id,
-                      "skill": self._skill}
+        self._head: dict[str, Any] = {"invocation": ctx.invocation_id,
+                                      "session": ctx.session_id,
+                                      "skill": mediator._sealed_skill(self._skill)}
         self._sink_append = mediator._audit.append
         self._append = self._append_scrubbed
         self._digest = mediator._digest
@@ -671,13 +689,15 @@ class MediatedHandler:
         if decision.errors:
             fields["errors"] = list(decision.errors)
         if decision is not _CEILING_DECISION:  # Cedar decided: record what it saw, for replay
-            request = None if memo is None else memo.request
+            request: dict[str, Any] | Sealed | None = None if memo is None else memo.request
             if request is None:
                 session = self.session()
                 request = request_record(self.principal, fn.name, call.resource,
                                          {"session": dict(session), **call.context})
                 if memo is not None and session is NO_SESSION:
                     memo.request = request  # never mutated: entries only read it
+            elif request.__class__ is dict and self._m._seal:
+                request = memo.request = Sealed(request)  # type: ignore[union-attr]
             fields["request"] = request
         return self._append(kind, fields, durable=durable)
 
@@ -755,7 +775,8 @@ class MediatedHandler:
         """Every audit entry of this handler, with the session's secrets scrubbed out."""
         scrubber = self._flow.scrubber(self._m._scrubbers)
         return self._sink_append(
-            kind, fields if scrubber is EMPTY else scrubber.fields(fields), durable=durable)
+            kind, fields if scrubber is EMPTY else scrubber.fields(unsealed(fields)),
+            durable=durable)
 
     def scrub_text(self, text: str, /) -> str:
         """``text`` with every value of a secret the session holds redacted."""
