@@ -361,7 +361,7 @@ class _Memo:
     the normal call, the ceiling's verdict, the args HMAC and (while the policy set
     sends Cedar no per-call session fields) the request record replay needs."""
 
-    __slots__ = ("args_hmac", "call", "ceiling", "request")
+    __slots__ = ("_allow", "args_hmac", "call", "ceiling", "request")
 
     def __init__(self, call: NormalCall, ceiling: str | None) -> None:
         self.call = call
@@ -369,6 +369,21 @@ class _Memo:
         self.args_hmac: str | None = None
         #: the request record; sealed (encoded once) when it is used a second time
         self.request: dict[str, Any] | Sealed | None = None
+        self._allow: tuple[Decision, str, dict[str, Any] | Sealed] | None = None
+
+    def allowed(self, decision: Decision, policy_set: str) -> dict[str, Any] | Sealed:
+        """The ``decision`` field of an Allow, sealed once the same one recurs."""
+        kept = self._allow
+        if kept is not None and kept[0] is decision and kept[1] == policy_set:
+            value = kept[2]
+            if value.__class__ is dict:
+                value = Sealed(value)
+                self._allow = (decision, policy_set, value)
+            return value
+        field: dict[str, Any] = {"effect": "allow", "policy_ids": list(decision.policy_ids),
+                                 "policy_set": policy_set}
+        self._allow = (decision, policy_set, field)
+        return field
 
 
 def _memo_put(memo: dict[tuple[str, bytes], _Memo], key: tuple[str, bytes],
@@ -680,6 +695,8 @@ class MediatedHandler:
         if why:
             fields["decision"] = self._decision_field(False, list(decision.policy_ids), why,
                                                       policy_set)
+        elif memo is not None and self._m._seal:
+            fields["decision"] = memo.allowed(decision, policy_set)
         else:  # the common case, inlined
             fields["decision"] = {"effect": "allow", "policy_ids": list(decision.policy_ids),
                                   "policy_set": policy_set}
