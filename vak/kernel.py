@@ -57,6 +57,7 @@ from vak._registry import RegisteredTool, Registry
 from vak._session import SessionTable
 from vak.approvals.gate import CALLER_LOOP, ApprovalGate, Approver
 from vak.approvals.store import ApprovalStore
+from vak.audit.entry import Sealed
 from vak.audit.sink import AuditRef
 from vak.canonical import MAX_DEPTH, nesting_depth
 from vak.config import KernelConfig
@@ -339,7 +340,8 @@ class Kernel:
             else tool.audit_skill,
             "session": session or "",
             "call_id": call_id,
-            "principal": _ANONYMOUS if principal is None else principal.to_audit(),
+            "principal": (_ANONYMOUS_SEALED if self._sealed else _ANONYMOUS)
+            if principal is None else principal.to_audit(),
             "tool": name,
             "export": tool.spec.export,
             # keyed digest: a low-entropy input (a PIN, a name) cannot be
@@ -600,6 +602,7 @@ class _LazyHost:
 
 
 _ANONYMOUS = Principal().to_audit()
+_ANONYMOUS_SEALED = Sealed(_ANONYMOUS)
 
 #: the slot setters of Invocation in field order: filling a fresh object through
 #: them builds the same frozen value as the generated __init__ at half the cost
