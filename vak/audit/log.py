@@ -127,6 +127,8 @@ _BUF_LIMIT = 1 << 16  # bytes of lines kept before a write(2)
 _BLOCK = 1 << 20
 _dumps = orjson.dumps
 _time_ns = time.time_ns
+#: "000".."999": the microseconds of an entry's time as two lookups (cheaper than :06d)
+_DIGITS3 = tuple(f"{i:03d}" for i in range(1000))
 _LEAF_PREFIX = sha256(b"\x00")  # RFC 9162 leaf prefix, copied per entry (cheaper than new)
 # AuditRef is a frozen dataclass; filling its slots through the member descriptors
 # builds the same object at half the cost of the generated __init__ (hot path).
@@ -659,9 +661,10 @@ class AuditLog:
         if not 0 <= us - self._sec_us < 1_000_000:
             self._sec_us = us - us % 1_000_000
             self._sec_text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(us // 1_000_000))
+        us -= self._sec_us
         header = {"v": FORMAT_VERSION, "origin": self.origin, "seq": seq,
-                  "time": f"{self._sec_text}{us - self._sec_us:06d}Z", "kind": kind,
-                  "prev": self._prev}
+                  "time": f"{self._sec_text}{_DIGITS3[us // 1000]}{_DIGITS3[us % 1000]}Z",
+                  "kind": kind, "prev": self._prev}
         header.update(fields)
         if len(header) != len(fields) + _NHEADER:  # the caller tried to set a header field
             check_fields(kind, fields)
