@@ -104,7 +104,7 @@ def _setup(ctx: Context) -> dict[str, Any]:
         log.append("heartbeat", decision)
 
     ctx.cache["mediation"] = {"hit": lambda: hit("fs_read", args),
-                              "miss": lambda: miss("fs_read", args), "bare": bare}
+                              "miss": lambda: miss("fs_read", args), "bare": bare, "log": log}
     return ctx.cache["mediation"]
 
 

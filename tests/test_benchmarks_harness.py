@@ -165,3 +165,24 @@ def test_chart_lists_error_rows_and_refuses_an_empty_run(tmp_path: Path) -> None
     assert draw(doc, tmp_path / "c.png").stat().st_size > 1000
     with pytest.raises(ValueError):
         draw({"figures": [Figure.failed("broken", "Boom").to_dict()]}, tmp_path / "d.png")
+
+
+def test_breakdown_measures_cpu_per_call_and_formats_shares() -> None:
+    from benchmarks.breakdown import _rows, cpu_ns
+
+    calls: list[int] = []
+    ns = cpu_ns(lambda: calls.append(1), 100, rounds=3)
+    assert ns > 0 and len(calls) == 100 + 100 * 3  # warm-up, then three rounds
+    rows = _rows("path", 10_000.0, [("part a", 2_500.0), ("part b", 7_500.0)])
+    assert rows[0] == "path: 10.0 us CPU per call"
+    assert rows[1].split()[-2:] == ["us", "25%"] and "7.5 us" in rows[2]
+
+
+@pytest.mark.slow
+def test_breakdown_runs_on_the_real_hot_paths() -> None:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.breakdown", "--quick"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    for path in ("session-reuse invoke", "fresh-instance invoke", "batched append",
+                 "decision-cache hit"):
+        assert path in proc.stdout
