@@ -472,8 +472,7 @@ class Kernel:
         else:
             fields = {
                 "invocation": inv_id,
-                "skill": (tool.sealed_skill or tool.audit_skill) if self._sealed
-                else tool.audit_skill,
+                "skill": start_fields["skill"],
                 "session": session or "",
                 "tool": tool.spec.name,
                 "started_seq": started.seq,

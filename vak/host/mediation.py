@@ -333,8 +333,11 @@ class Mediator:
     def _sealed_skill(self, skill: dict[str, Any]) -> Sealed | dict[str, Any]:
         if not self._seal:
             return skill
-        key = tuple(sorted(skill.items()))
-        sealed = self._sealed.get(key)
+        try:
+            key = tuple(sorted(skill.items()))
+            sealed = self._sealed.get(key)
+        except TypeError:  # an unhashable value: not worth sealing
+            return skill
         if sealed is None:
             if len(self._sealed) >= _MEMO_SIZE * 16:
                 self._sealed.clear()  # bounded: skills are few, reloads rare
@@ -706,15 +709,18 @@ class MediatedHandler:
         if decision.errors:
             fields["errors"] = list(decision.errors)
         if decision is not _CEILING_DECISION:  # Cedar decided: record what it saw, for replay
-            request: dict[str, Any] | Sealed | None = None if memo is None else memo.request
+            session = self.session()
+            # a memoised request holds only while Cedar sees no per-call session fields
+            # (a policy reload may start sending some: then it is built afresh)
+            keep = memo if memo is not None and session is NO_SESSION else None
+            request = None if keep is None else keep.request
             if request is None:
-                session = self.session()
                 request = request_record(self.principal, fn.name, call.resource,
                                          {"session": dict(session), **call.context})
-                if memo is not None and session is NO_SESSION:
-                    memo.request = request  # never mutated: entries only read it
-            elif request.__class__ is dict and self._m._seal:
-                request = memo.request = Sealed(request)  # type: ignore[union-attr]
+                if keep is not None:
+                    keep.request = request  # never mutated: entries only read it
+            elif keep is not None and request.__class__ is dict and self._m._seal:
+                request = keep.request = Sealed(request)
             fields["request"] = request
         return self._append(kind, fields, durable=durable)
 
