@@ -19,7 +19,7 @@ from kernel_helpers import DemoState, verify
 
 from vak.audit.sink import AuditRef
 from vak.config import KernelConfig
-from vak.errors import AuditError, InputValidationError, PolicyDeniedError
+from vak.errors import AuditError, ConfigError, InputValidationError, PolicyDeniedError
 from vak.kernel import Kernel
 from vak.review.logread import read_entries
 from vak.review.replay import replay
@@ -129,5 +129,11 @@ def test_timeline_and_replay_read_combined_entries(compact: Kernel,
     assert not result.differences and not result.unreplayable
 
 
-def test_off_by_default(tmp_path: Path) -> None:
+def test_off_by_default_and_a_toml_key(tmp_path: Path) -> None:
     assert KernelConfig(state_dir=tmp_path).compact_invocations is False
+    for where in ("compact_invocations = true\n", "[kernel]\ncompact_invocations = true\n"):
+        (tmp_path / "vak.toml").write_text(where)
+        assert KernelConfig.from_toml(tmp_path / "vak.toml").compact_invocations is True
+    (tmp_path / "vak.toml").write_text('compact_invocations = "yes"\n')
+    with pytest.raises(ConfigError, match="compact_invocations"):
+        KernelConfig.from_toml(tmp_path / "vak.toml")
