@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,18 +28,13 @@ def test_reusable_and_thread_safe() -> None:
     keyed = KeyedDigest(b"k" * 32)
     expected = {i: HMAC_PREFIX + hmac.digest(b"k" * 32, bytes([i]) * i, "sha256").hex()
                 for i in range(64)}
-    wrong: list[int] = []
 
-    def work() -> None:
-        for _ in range(50):
-            wrong.extend(i for i, want in expected.items() if keyed(bytes([i]) * i) != want)
+    def wrong(_: int) -> list[int]:
+        return [i for _ in range(50) for i, want in expected.items()
+                if keyed(bytes([i]) * i) != want]
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not wrong
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert not [i for found in pool.map(wrong, range(4)) for i in found]
 
 
 def test_accepts_bytearray_and_memoryview() -> None:
