@@ -1,7 +1,10 @@
 """``python -m benchmarks [--quick] [--json PATH] [--markdown PATH] [--only NAME ...]``.
 
 Runs every figure group (or only the named ones), prints the results table on
-stdout, progress on stderr, and writes the same as JSON. Exits non-zero only
+stdout, progress on stderr, and writes the same as JSON: a full run to the
+committed ``benchmarks-results.json`` (then ``python -m benchmarks.chart``
+redraws ``docs/benchmarks.png``), a ``--quick`` or ``--only`` run to the
+temporary directory unless ``--json`` names a file. Exits non-zero only
 when the harness itself crashes: a missed target or a broken part under test
 is a row in the table, never an exit code (CI runs ``--quick`` to prove the
 harness works, not as a gate).
@@ -21,6 +24,11 @@ import orjson
 from benchmarks._harness import Context, Figure, progress
 from benchmarks._report import render_markdown, render_table, to_json
 
+#: the committed results of the last full run (the README's table and chart)
+FULL_JSON = Path(__file__).resolve().parent.parent / "benchmarks-results.json"
+#: where a partial run (--quick or --only) writes unless --json says otherwise
+QUICK_JSON = Path(tempfile.gettempdir()) / "vak-benchmarks-quick.json"
+
 #: figure groups, in run order (cheap and independent first)
 GROUPS = ("engine", "kernel", "mediation", "audit", "review", "worker", "concurrency",
           "fleet", "components")
@@ -30,13 +38,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="about one minute, fewer iterations")
-    ap.add_argument("--json", type=Path, default=Path("benchmarks-results.json"),
-                    help="where to write the JSON results (default: %(default)s)")
+    ap.add_argument("--json", type=Path, default=None,
+                    help=f"where to write the JSON results (default: {FULL_JSON} for a full "
+                         f"run; a --quick or --only run writes {QUICK_JSON.name} in the "
+                         "temporary directory, so it never replaces the committed figures)")
     ap.add_argument("--markdown", type=Path, default=None,
                     help="also write the table as Markdown (for the README)")
     ap.add_argument("--only", action="append", choices=GROUPS, metavar="NAME",
                     help=f"run only this group (repeatable): {', '.join(GROUPS)}")
     return ap.parse_args(argv)
+
+
+def json_path(args: argparse.Namespace) -> Path:
+    """Where this run's JSON goes: ``--json``, else the committed file only for a full run."""
+    if args.json is not None:
+        return Path(args.json)
+    return QUICK_JSON if args.quick or args.only else FULL_JSON
 
 
 def run(groups: tuple[str, ...], ctx: Context) -> list[Figure]:
@@ -73,12 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - start
     print(render_table(figures))
     doc = to_json(figures, quick=args.quick, elapsed_s=elapsed)
-    args.json.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    out = json_path(args)
+    out.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     if args.markdown is not None:
         command = "python -m benchmarks" + (" --quick" if args.quick else "") + "".join(
             f" --only {g}" for g in args.only or ())
         args.markdown.write_text(render_markdown(figures, command=command), encoding="utf-8")
-    progress(f"done in {elapsed:.0f} s; JSON written to {args.json}")
+    progress(f"done in {elapsed:.0f} s; JSON written to {out}")
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import wasmtime
 
-from benchmarks._fixtures import SKILLS, rss_bytes
+from benchmarks._fixtures import SKILLS, host_names, rss_bytes
 
 
 def measure(kind: str, n: int) -> int:
@@ -32,7 +32,7 @@ def measure(kind: str, n: int) -> int:
             vak_engine = Engine(EngineSettings(module_cache_dir=Path(tmp) / "cache",
                                                pool_total_instances=n + 8,
                                                pool_total_memories=n + 8,
-                                               pool_total_tables=n + 8), ())
+                                               pool_total_tables=n + 8), host_names())
             engine = vak_engine.wasmtime_engine
         else:
             cfg = wasmtime.Config()

@@ -72,7 +72,8 @@ def _throughput(ctx: Context, threads: int) -> Figure:
     return Figure(f"throughput, {threads} thread(s)", subject, baseline, f"naive x{threads}",
                   "info", None, unit="invokes/s",
                   note=f"kernel scaling vs 1 thread: {subject.median_ns / one:.2f}x; "
-                       f"audit fsync {k.config.audit_fsync}; {os.cpu_count()} CPUs")
+                       f"audit fsync {k.config.audit_fsync}, compact_invocations; "
+                       f"{os.cpu_count()} CPUs")
 
 
 def _idle(ctx: Context) -> Figure:

@@ -14,7 +14,14 @@ Baselines, measured interleaved in the same run:
 * the Extism Python SDK's ``Plugin.call`` on an equivalent plugin: it reads
   the same input JSON through Extism's kernel and writes it back as output,
   and the host decodes that JSON, as the kernel does with the calculator's.
-  Extism reuses one instance for every call and does no policy or audit.
+  Extism reuses one instance for every call and does no validation, policy or
+  audit. The guest work differs only in the calculator's own JSON parsing,
+  which is on VAK's side of the ratio; both hosts encode the input and decode
+  the output with orjson.
+
+The kernel rows run with ``compact_invocations`` on (one combined audit entry
+for a call that makes no host call, docs/AUDIT-FORMAT.md); "two entries" is
+the default shape, for comparison.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ def kernel(ctx: Context) -> Any:
     if "kernel" not in ctx.cache:
         from vak.kernel import Kernel
 
-        cfg = kernel_config(ctx, "kernel", audit_fsync="batched:5",
+        cfg = kernel_config(ctx, "kernel", audit_fsync="batched:5", compact_invocations=True,
                             skill_dirs=(signed_skill(ctx, "calculator"),))
         k = Kernel(cfg)
         ctx.cache.setdefault("closers", []).append(k.close)
@@ -106,37 +113,45 @@ def figures(ctx: Context) -> list[Figure]:
             target="< 1x", baseline_name="naive wasmtime-py"),
         guarded("kernel invoke vs Extism", lambda: _pair(
             ctx, "kernel invoke vs Extism", _invoke(ctx), "extism Plugin.call",
-            extism_caller(), "<= 2.5x", 2.5, n),
-            target="<= 2.5x", baseline_name="extism Plugin.call"),
+            extism_caller(), "<= 1.5x", 1.5, n),
+            target="<= 1.5x", baseline_name="extism Plugin.call"),
         guarded("kernel invoke, session reuse vs Extism", lambda: _session_reuse(ctx, n),
-                target="<= 1.2x", baseline_name="extism Plugin.call"),
+                target="<= 1.0x", baseline_name="extism Plugin.call"),
+        guarded("kernel invoke, two entries vs Extism", lambda: _two_entries(ctx, n),
+                target="info", baseline_name="extism Plugin.call"),
     ]
 
 
+def _two_entries(ctx: Context, n: int) -> Figure:
+    """The default audit shape (invocation_started + invocation_finished), for comparison."""
+    from vak.kernel import Kernel
+
+    cfg = kernel_config(ctx, "kernel-two", audit_fsync="batched:5",
+                        skill_dirs=(signed_skill(ctx, "calculator"),))
+    k = Kernel(cfg)
+    ctx.cache.setdefault("closers", []).append(k.close)
+    s, b = interleaved(lambda: k.invoke(TOOL, CALC_INPUT).output, extism_caller(),
+                       iterations=n, warmup=min(100, n // 3))
+    return Figure("kernel invoke, two entries vs Extism", s, b, "extism Plugin.call", "info",
+                  None, note="as 'kernel invoke vs Extism' with compact_invocations off (the "
+                             "default): invocation_started and invocation_finished entries")
+
+
 def _session_reuse(ctx: Context, n: int) -> Figure:
-    """The opt-in per-session reuse mode, if the kernel implements it yet."""
-    import inspect
-
-    import vak.kernel
-
-    if "session_reuse" not in inspect.getsource(vak.kernel):
-        return Figure.failed(
-            "kernel invoke, session reuse vs Extism",
-            "not measurable: Kernel has no per-session instance reuse mode "
-            "(KernelConfig.session_reuse exists but vak/kernel.py does not use it)",
-            target="<= 1.2x", baseline_name="extism Plugin.call")
+    """The opt-in per-session reuse mode: one live instance, like Extism's."""
     from vak.kernel import Kernel
 
     cfg = kernel_config(ctx, "kernel-reuse", audit_fsync="batched:5", session_reuse=True,
-                        skill_dirs=(signed_skill(ctx, "calculator"),))
+                        compact_invocations=True, skill_dirs=(signed_skill(ctx, "calculator"),))
     k = Kernel(cfg)
     ctx.cache.setdefault("closers", []).append(k.close)
     s, b = interleaved(lambda: k.invoke(TOOL, CALC_INPUT, session="bench").output,
                        extism_caller(), iterations=n, warmup=min(100, n // 3))
     return Figure("kernel invoke, session reuse vs Extism", s, b, "extism Plugin.call",
-                  "<= 1.2x", s.median_ns / b.median_ns <= 1.2,
-                  note="KernelConfig(session_reuse=True), one session; 'on par' read as "
-                       "within 1.2x")
+                  "<= 1.0x", s.median_ns / b.median_ns <= 1.0,
+                  note="KernelConfig(session_reuse=True, compact_invocations=True), one "
+                       "session: one reused instance on both sides; one combined audit entry "
+                       "handed to the OS (write(2)) before the call returns, fsync batched:5")
 
 
 def _pair(ctx: Context, name: str, subject: Any, baseline_name: str, baseline: Any,
@@ -146,9 +161,10 @@ def _pair(ctx: Context, name: str, subject: Any, baseline_name: str, baseline: A
     fsync = kernel(ctx).config.audit_fsync
     met = ratio <= limit if target.startswith("<=") else ratio < limit
     return Figure(name, s, b, baseline_name, target, met,
-                  note=f"Kernel.invoke: input+output schemas, invocation_started and "
-                       f"invocation_finished audit entries (fsync {fsync}), fresh pooled "
-                       "instance")
+                  note=f"Kernel.invoke: input+output schemas, one combined "
+                       f"invocation_finished entry (compact_invocations; fsync {fsync}) "
+                       "handed to the OS before returning, fresh pooled instance; Extism "
+                       "reuses one instance")
 
 
 def _engine_vs_naive(ctx: Context, n: int) -> Figure:

@@ -26,12 +26,14 @@ import orjson
 from benchmarks._harness import Context, Figure, guarded, interleaved
 
 PATH = "/workspace/notes/today.txt"
-HIT_BUDGET_NS = 25_000
+HIT_LIMIT = 0.3
 MISS_LIMIT = 1.2
 
 
 class _NoWait:
     """An AuditSink that appends to the real log but never waits for the fsync."""
+
+    accepts_sealed = True  # it forwards to the real AuditLog, which does
 
     def __init__(self, log: Any) -> None:
         self.log = log
@@ -102,7 +104,7 @@ def _setup(ctx: Context) -> dict[str, Any]:
         log.append("heartbeat", decision)
 
     ctx.cache["mediation"] = {"hit": lambda: hit("fs_read", args),
-                              "miss": lambda: miss("fs_read", args), "bare": bare}
+                              "miss": lambda: miss("fs_read", args), "bare": bare, "log": log}
     return ctx.cache["mediation"]
 
 
@@ -111,7 +113,7 @@ def figures(ctx: Context) -> list[Figure]:
     return [
         guarded("host call, cache miss", lambda: _miss(ctx), target="<= 1.2x",
                 baseline_name=base),
-        guarded("host call, cache hit", lambda: _hit(ctx), target="<= 25 us",
+        guarded("host call, cache hit", lambda: _hit(ctx), target="<= 0.3x",
                 baseline_name=base),
     ]
 
@@ -133,7 +135,9 @@ def _miss(ctx: Context) -> Figure:
 def _hit(ctx: Context) -> Figure:
     s = _setup(ctx)
     subject, baseline = interleaved(s["hit"], s["bare"], iterations=_n(ctx), warmup=50)
+    ratio = subject.median_ns / baseline.median_ns
     return Figure("host call, cache hit", subject, baseline, "bare cedarpy + append",
-                  "<= 25 us", subject.median_ns <= HIT_BUDGET_NS,
-                  note="whole mediation on a decision-cache hit incl. both audit appends; "
-                       "effect stubbed, fsync not awaited; met judged on the median")
+                  "<= 0.3x", ratio <= HIT_LIMIT,
+                  note="whole mediation on a decision-cache hit incl. both audit appends "
+                       "(decision + result) and their HMACs; effect stubbed, fsync not "
+                       f"awaited; {subject.median_ns / 1000:.1f} us absolute")

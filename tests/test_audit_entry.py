@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import orjson
 import pytest
@@ -102,3 +103,68 @@ def test_encoded_lines_never_hold_a_float(value: object) -> None:
         return
     assert not has_float(orjson.loads(line)) and not has_float({"x": value})
     assert line == rfc8785.dumps({**_HEADER, "x": value}) + b"\n"
+
+
+@settings(max_examples=150)
+@given(st.dictionaries(st.text(max_size=10).filter(lambda k: k not in _HEADER), _values,
+                       max_size=6), st.data())
+def test_sealed_values_encode_exactly_as_plain_ones(fields: dict, data: st.DataObject) -> None:
+    from vak.audit.entry import Sealed
+
+    sealed = {k: Sealed(v) if data.draw(st.booleans()) else v for k, v in fields.items()}
+    line = encode_checked(sealed, dict(_HEADER))
+    assert line == rfc8785.dumps({**_HEADER, **fields}) + b"\n"
+
+
+def test_sealed_refuses_what_the_profile_refuses_and_keeps_a_private_copy() -> None:
+    from vak.audit.entry import MAX_DEPTH, Sealed
+
+    for bad in (1.5, {"x": [float("nan")]}, 2**53, {1: "a"}, b"x"):
+        with pytest.raises(CanonicalError):
+            Sealed(bad)
+    deep: object = "leaf"
+    for _ in range(MAX_DEPTH):
+        deep = [deep]
+    with pytest.raises(CanonicalError):
+        Sealed(deep)
+    original = {"id": "calc", "tags": ["a"]}
+    sealed = Sealed(original)
+    original["tags"].append(0.5)  # the caller's object changes; the seal does not
+    line = encode_checked({"skill": sealed}, dict(_HEADER))
+    assert b'"tags":["a"]' in line and sealed.value == {"id": "calc", "tags": ["a"]}
+
+
+def test_sealed_depth_counts_where_it_is_placed() -> None:
+    from vak.audit.entry import MAX_DEPTH, Sealed
+
+    inner: object = "leaf"
+    for _ in range(MAX_DEPTH - 1):  # fits at the top level of an entry: 1 + 31 levels
+        inner = [inner]
+    line = encode_checked({"x": Sealed(inner)}, dict(_HEADER))
+    assert line.count(b"[") == MAX_DEPTH - 1
+    with pytest.raises(CanonicalError):  # one level lower it is one too deep
+        encode_checked({"x": [Sealed(inner)]}, dict(_HEADER))
+
+
+def test_the_log_takes_sealed_values_and_verifies(tmp_path: Path) -> None:
+    from vak.audit.entry import Sealed
+    from vak.audit.keys import load_trusted_keys
+    from vak.audit.log import AuditLog
+    from vak.audit.verify import verify_log
+
+    log = AuditLog.open(tmp_path / "vak.log", key_path=tmp_path / "log.key", origin="t/o",
+                        fsync="batched:5")
+    assert AuditLog.accepts_sealed is True
+    skill = {"id": "calc", "version": "1.0.0", "manifest_digest": "sha256:" + "a" * 64,
+             "signer": "ed25519:x"}
+    a = log.append("invocation_started", {"invocation": "i1", "skill": skill})
+    b = log.append("invocation_started", {"invocation": "i1", "skill": Sealed(skill)})
+    with pytest.raises(CanonicalError):
+        log.append("heartbeat", {"x": [Sealed({"y": 1})] * 1, "z": 1.5})
+    log.close()
+    lines = (tmp_path / "vak.log").read_bytes().splitlines()
+    plain, sealed = (orjson.loads(lines[r.seq]) for r in (a, b))
+    for e in (plain, sealed):
+        del e["seq"], e["prev"], e["time"]
+    assert plain == sealed
+    assert int(verify_log(tmp_path / "vak.log", load_trusted_keys(log.public_key_path)).result) == 0

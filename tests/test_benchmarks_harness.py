@@ -118,3 +118,71 @@ def test_quick_engine_group_runs_and_writes_json(tmp_path: Path) -> None:
         assert f["error"] is None, f
         assert f["vak"]["n"] > 0 and f["baseline"]["median_ns"] > 0
     assert "ratio" in proc.stdout and "[bench]" in proc.stderr
+
+
+def test_only_a_full_run_writes_the_committed_results() -> None:
+    from benchmarks.__main__ import FULL_JSON, QUICK_JSON, _parse, json_path
+
+    assert FULL_JSON == REPO / "benchmarks-results.json"
+    assert json_path(_parse([])) == FULL_JSON
+    for partial in (["--quick"], ["--only", "engine"], ["--quick", "--only", "audit"]):
+        assert json_path(_parse(partial)) == QUICK_JSON != FULL_JSON
+    assert json_path(_parse(["--quick", "--json", "x.json"])) == Path("x.json")
+    assert QUICK_JSON.parent != REPO
+
+
+@pytest.mark.slow
+def test_quick_run_leaves_the_committed_results_alone() -> None:
+    from benchmarks.__main__ import FULL_JSON, QUICK_JSON
+
+    before = FULL_JSON.read_bytes()
+    QUICK_JSON.unlink(missing_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--only", "engine"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert FULL_JSON.read_bytes() == before
+    assert json.loads(QUICK_JSON.read_text())["quick"] is True
+
+
+def test_chart_draws_the_committed_results(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from benchmarks.chart import DEFAULT_RESULTS, main, ratio_target
+
+    out = tmp_path / "chart.png"
+    assert main([str(DEFAULT_RESULTS), "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and out.stat().st_size > 10_000
+    assert (REPO / "docs" / "benchmarks.png").read_bytes().startswith(b"\x89PNG")
+    assert ratio_target("<= 2.5x") == 2.5 and ratio_target("< 1x") == 1.0
+    assert ratio_target("<= 25 us") is None and ratio_target("info") is None
+
+
+def test_chart_lists_error_rows_and_refuses_an_empty_run(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from benchmarks.chart import draw
+
+    doc = to_json([Figure("ok", Sample(2.0, 3.0, 1), Sample(1.0, 1.0, 1), "b", "<= 2x", True),
+                   Figure.failed("broken", "Boom")], quick=True, elapsed_s=1.0)
+    assert draw(doc, tmp_path / "c.png").stat().st_size > 1000
+    with pytest.raises(ValueError):
+        draw({"figures": [Figure.failed("broken", "Boom").to_dict()]}, tmp_path / "d.png")
+
+
+def test_breakdown_measures_cpu_per_call_and_formats_shares() -> None:
+    from benchmarks.breakdown import _rows, cpu_ns
+
+    calls: list[int] = []
+    ns = cpu_ns(lambda: calls.append(1), 100, rounds=3)
+    assert ns > 0 and len(calls) == 100 + 100 * 3  # warm-up, then three rounds
+    rows = _rows("path", 10_000.0, [("part a", 2_500.0), ("part b", 7_500.0)])
+    assert rows[0] == "path: 10.0 us CPU per call"
+    assert rows[1].split()[-2:] == ["us", "25%"] and "7.5 us" in rows[2]
+
+
+@pytest.mark.slow
+def test_breakdown_runs_on_the_real_hot_paths() -> None:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.breakdown", "--quick"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    for path in ("session-reuse invoke", "fresh-instance invoke", "batched append",
+                 "decision-cache hit"):
+        assert path in proc.stdout

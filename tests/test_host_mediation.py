@@ -340,3 +340,51 @@ def test_policy_reload_applies_to_cached_decisions(tmp_path: Path, ws: Path) -> 
     assert err.value.policy_ids == ("ops.no-reads",)
     sets = [d["decision"]["policy_set"] for d in sink.decisions()]
     assert sets == [old_digest, old_digest, strict.digest] and old_digest != strict.digest
+
+
+class _SealingSink(LogSink):
+    """The real log, declared able to take Sealed values (as AuditLog itself is)."""
+
+    accepts_sealed = True
+
+
+def _strip(e: dict) -> dict:  # type: ignore[type-arg]
+    # what differs between two logs and two calls by design: position, time, the
+    # per-log HMAC key, the effect's duration
+    out = {k: v for k, v in e.items()
+           if k not in ("seq", "prev", "time", "invocation", "args_hmac", "outcome")}
+    if "outcome" in e:
+        out["status"] = e["outcome"]["status"]
+    return out
+
+
+def test_sealed_fragments_write_the_same_entries_as_plain_values(tmp_path: Path,
+                                                                 ws: Path) -> None:
+    # the skill, a recurring call's request and its Allow are sealed (encoded once)
+    # only for a sink that says it takes them; the bytes on disk are the same
+    written = []
+    for sink in (LogSink(tmp_path), _SealingSink(tmp_path)):
+        m = mediator(tmp_path, sink, fs_mounts={"/workspace": ws})
+        h = m.handler(context(manifest(fs_read=("/workspace",))))
+        for _ in range(3):
+            assert call(h, "fs_read", path="/workspace/a.txt")["content"] == "hello"
+        written.append([_strip(e) for _, e, _ in sink.entries])
+        decisions = [e for e in written[-1] if e["kind"] == "host_decision"]
+        # the first read adds the session's fs label; the recurring ones are identical
+        assert "labels" not in decisions[0] and decisions[1] == decisions[2]
+    plain, sealed = written
+    assert plain == sealed and len(plain) == 6
+
+
+def test_sealed_values_are_still_scrubbed(tmp_path: Path, ws: Path) -> None:
+    sink = _SealingSink(tmp_path)
+    m = mediator(tmp_path, sink, fs_mounts={"/workspace": ws},
+                 secrets=EnvSecretProvider({"API_TOKEN": "VAK_T"}, {"VAK_T": "s3cr3t-value"}))
+    h = m.handler(context(manifest(secrets=("API_TOKEN",), fs_read=("/workspace",))))
+    for _ in range(3):  # recurring: the request is memoised, then sealed
+        assert call(h, "fs_read", path="/workspace/s3cr3t-value")["error"] == "not_found"
+    call(h, "secret_get", name="API_TOKEN")
+    for _ in range(2):  # the session now holds the secret: sealed values are scrubbed too
+        assert call(h, "fs_read", path="/workspace/s3cr3t-value")["error"] == "not_found"
+    after = [e for _, e, _ in sink.entries][-4:]
+    assert all(b"s3cr3t-value" not in orjson.dumps(e) for e in after)

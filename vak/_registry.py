@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from vak.audit.entry import Sealed
 from vak.errors import SkillLoadError, UnknownToolError
 from vak.identity.validation import SchemaValidator, compile_validator
 from vak.invocation import LoadedSkill, ToolSpec, freeze_mapping
@@ -52,6 +53,9 @@ class RegisteredTool:
     #: ``skill.ref.to_audit()``, built once (every audit entry of a call
     #: carries it; the log encodes it and never mutates or keeps it)
     audit_skill: Mapping[str, Any] = field(default_factory=dict)
+    #: the same, checked and encoded once, for a sink that ``accepts_sealed``
+    #: (``vak.audit.entry.Sealed``; None: use ``audit_skill``)
+    sealed_skill: Sealed | None = None
 
 
 class Registry:
@@ -70,6 +74,7 @@ class Registry:
         """
         out = []
         ref = skill.ref.to_audit()
+        sealed = Sealed(ref)
         for export in skill.manifest.exports:
             name = wire_name(skill.name, export.name)
             spec = ToolSpec(
@@ -90,6 +95,7 @@ class Registry:
                 compile_validator(name, "input", export.input_schema),
                 compile_validator(name, "output", export.output_schema),
                 ref,
+                sealed,
             ))
         return out
 

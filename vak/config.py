@@ -47,6 +47,7 @@ that room's settings class)::
     session_reuse = false   # opt-in: state persists between calls of one session
     session_max_live = 64
     strict_skills = false   # true: a skill that fails to load stops the start
+    compact_invocations = false  # opt-in: one entry for a call without host calls
     [policy]
     decision_cache_size = 4096
     [audit]
@@ -189,6 +190,10 @@ class KernelConfig:
     #: refuse to start when a skill of skill_dirs fails to load; off: the refusal is
     #: recorded (skill_refused) and the other skills keep serving
     strict_skills: bool = False
+    #: opt-in: an invocation that makes no host call is recorded by one combined
+    #: ``invocation_finished`` entry instead of two; ``invocation_started`` is then
+    #: written just before the first host call's decision (docs/AUDIT-FORMAT.md)
+    compact_invocations: bool = False
 
     # --- each room's settings ------------------------------------------------
     engine: EngineSettings = field(default_factory=_engine_default)

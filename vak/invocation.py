@@ -151,6 +151,7 @@ class Invocation:
     session: str | None
     call_id: str | None
     #: sequence numbers of the ``invocation_started`` and ``invocation_finished`` entries
+    #: (equal for the one combined entry of a ``compact_invocations`` call without host calls)
     audit_seq_started: int
     audit_seq_finished: int
     #: RFC 9162 leaf hash (hex) of the ``invocation_finished`` entry

@@ -18,7 +18,11 @@ Invariants:
   at load;
 * every call is bracketed by an ``invocation_started`` and an
   ``invocation_finished`` audit entry; a failed call records its error in the
-  ``invocation_finished`` entry before the error propagates;
+  ``invocation_finished`` entry before the error propagates; with
+  ``compact_invocations`` (opt-in) ``invocation_started`` is written just
+  before the first host call, and a call without one is recorded by a single
+  combined ``invocation_finished`` (docs/AUDIT-FORMAT.md), always before the
+  output is returned;
 * the guest runs in-process (trusted tier) or in the OS-sandboxed worker pool
   (untrusted tier, or ``force_worker``), both behind the same ``Runner`` seam;
 * :meth:`Kernel.invoke` is safe to call from many threads at once: the
@@ -47,6 +51,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
+from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +63,7 @@ from vak._registry import RegisteredTool, Registry
 from vak._session import SessionTable
 from vak.approvals.gate import CALLER_LOOP, ApprovalGate, Approver
 from vak.approvals.store import ApprovalStore
+from vak.audit.entry import Sealed
 from vak.audit.sink import AuditRef
 from vak.canonical import MAX_DEPTH, nesting_depth
 from vak.config import KernelConfig
@@ -139,6 +145,8 @@ class Kernel:
         self._load_lock = threading.Lock()
         self._closed = False
         self._strict = config.audit.fsync == "strict"
+        self._compact = config.compact_invocations
+        self._sealed = False  # whether the log takes Sealed values (set once it is open)
         self._pool: ModuleWorkers | None = None
         self._pool_lock = threading.Lock()
         self._semaphores: weakref.WeakKeyDictionary[
@@ -158,6 +166,7 @@ class Kernel:
                 self._engine_obj = _make_engine(config)
             else:
                 self._audit_log = _open_audit(config)
+                self._sealed = getattr(self._audit_log, "accepts_sealed", False) is True
                 self._fleet = _start_fleet(config, self._audit_log)
                 _record_sandbox_state(self._audit_log, config)
                 self._observer = observer if observer is not None else _make_observer(config)
@@ -392,10 +401,12 @@ class Kernel:
         reuse = self._reuses(tool, session)
         fields: dict[str, Any] = {
             "invocation": inv_id,
-            "skill": tool.audit_skill,
+            "skill": (tool.sealed_skill or tool.audit_skill) if self._sealed
+            else tool.audit_skill,
             "session": session or "",
             "call_id": call_id,
-            "principal": _ANONYMOUS if principal is None else principal.to_audit(),
+            "principal": (_ANONYMOUS_SEALED if self._sealed else _ANONYMOUS)
+            if principal is None else principal.to_audit(),
             "tool": name,
             "export": tool.spec.export,
             # keyed digest: a low-entropy input (a PIN, a name) cannot be
@@ -406,10 +417,16 @@ class Kernel:
         if reuse:
             # an auditor must be able to tell this call saw state of earlier ones
             fields["instance"] = "session"
-        started = self._audit.append("invocation_started", fields)
+        audit = self._audit
+        # compact_invocations: invocation_started waits for the first host call (the
+        # first possible effect); a call without one is recorded by one combined
+        # invocation_finished entry, written before its output is returned
+        opened: AuditRef | None = None if self._compact else audit.append(
+            "invocation_started", fields)
         t0 = time.perf_counter_ns()
         outcome: CallOutcome | None = None
-        host = _LazyHost(self._mediator, tool, inv_id, session)
+        host = _LazyHost(self._mediator, tool, inv_id, session,
+                         None if opened is not None else (audit, fields))
         try:
             tool.input_validator.check(payload)
             outcome, output = self._run(tool, input_json, session, reuse, host)
@@ -417,24 +434,16 @@ class Kernel:
         except BaseException as exc:
             # nothing the session's secrets are in leaves in a message (vak.scrub)
             scrub_error(exc, host.scrubber())
-            self._finish(tool, inv_id, session, started, outcome, t0, exc)
+            self._finish(tool, inv_id, session, opened or host.started, fields, outcome, t0,
+                         exc)
             raise
-        finished = self._finish(tool, inv_id, session, started, outcome, t0, None)
+        started = opened or host.started
+        finished = self._finish(tool, inv_id, session, started, fields, outcome, t0, None)
         assert outcome is not None  # _run returned
-        return Invocation(
-            tool=name,
-            output=output,
-            fuel_used=outcome.fuel_used,
-            duration_ns=outcome.duration_ns,
-            host_calls=outcome.host_calls,
-            invocation_id=inv_id,
-            session=session,
-            call_id=call_id,
-            audit_seq_started=started.seq,
-            audit_seq_finished=finished.seq,
-            leaf_hash=finished.leaf_hash,
-            receipt_source=self._receipt,
-            worker=tool.skill.use_worker,
+        return _invocation(
+            name, output, outcome.fuel_used, outcome.duration_ns, outcome.host_calls, inv_id,
+            session, call_id, finished.seq if started is None else started.seq, finished.seq,
+            finished.leaf_hash, tool.skill.use_worker, self._receipt,
         )
 
     async def ainvoke(
@@ -515,19 +524,25 @@ class Kernel:
         return self._sessions is not None and bool(session) and not tool.skill.use_worker
 
     def _finish(
-        self, tool: RegisteredTool, inv_id: str, session: str | None, started: AuditRef,
-        outcome: CallOutcome | None, t0: int, exc: BaseException | None,
+        self, tool: RegisteredTool, inv_id: str, session: str | None, started: AuditRef | None,
+        start_fields: dict[str, Any], outcome: CallOutcome | None, t0: int,
+        exc: BaseException | None,
     ) -> AuditRef:
+        """Append ``invocation_finished``; with ``started`` None, the combined entry
+        that also carries ``start_fields`` (``compact_invocations``, no host call)."""
         duration_ns = outcome.duration_ns if outcome is not None else time.perf_counter_ns() - t0
         result: dict[str, Any] = {"status": "ok", "duration_us": duration_ns // 1000}
-        fields: dict[str, Any] = {
-            "invocation": inv_id,
-            "skill": tool.audit_skill,
-            "session": session or "",
-            "tool": tool.spec.name,
-            "started_seq": started.seq,
-            "outcome": result,
-        }
+        if started is None:
+            fields = start_fields  # ours alone: the started entry was never written
+        else:
+            fields = {
+                "invocation": inv_id,
+                "skill": start_fields["skill"],
+                "session": session or "",
+                "tool": tool.spec.name,
+                "started_seq": started.seq,
+            }
+        fields["outcome"] = result
         if outcome is not None:
             fields["fuel"] = outcome.fuel_used
             fields["host_calls"] = outcome.host_calls
@@ -548,8 +563,9 @@ class Kernel:
         ref = self._audit.append("invocation_finished", fields, durable=self._strict,
                                  flush=True)
         if self._observer is not None:
-            self._observer.invocation_finished(inv_id, tool.spec, result, started.seq, ref.seq,
-                                               fields.get("fuel"), duration_ns)
+            self._observer.invocation_finished(
+                inv_id, tool.spec, result, ref.seq if started is None else started.seq, ref.seq,
+                fields.get("fuel"), duration_ns)
         if isinstance(exc, VakError):
             # the caller (and the model) can point an auditor at the exact entry
             exc.details.setdefault("invocation", inv_id)
@@ -614,17 +630,26 @@ class _LazyHost:
     mediated handler are not built for them. The session's scrubber comes from
     the mediator even then: under session reuse a guest may still hold, in its
     memory, a secret an earlier call of the session read.
+
+    With ``opening`` (``compact_invocations``), the invocation's
+    ``invocation_started`` entry is appended here, before the handler exists,
+    so it precedes the first host call's decision (and so every effect).
     """
 
-    __slots__ = ("_deadline", "_handler", "_inv_id", "_mediator", "_session", "_tool")
+    __slots__ = ("_deadline", "_handler", "_inv_id", "_mediator", "_opening", "_session",
+                 "_tool", "started")
 
     def __init__(self, mediator: Mediation, tool: RegisteredTool, inv_id: str,
-                 session: str | None) -> None:
+                 session: str | None,
+                 opening: tuple[KernelAudit, dict[str, Any]] | None = None) -> None:
         self._mediator = mediator
         self._tool = tool
         self._inv_id = inv_id
         self._session = session
         self._handler: ScrubbingHandler | None = None
+        self._opening = opening
+        #: the lazily written ``invocation_started`` entry (None: not written here)
+        self.started: AuditRef | None = None
         #: no host effect outlives the call's own time limit
         self._deadline = (time.monotonic()
                           + tool.skill.manifest.limits.max_execution_time_ms / 1000)
@@ -632,6 +657,12 @@ class _LazyHost:
     def _get(self) -> ScrubbingHandler:
         handler = self._handler
         if handler is None:
+            opening = self._opening
+            if opening is not None:
+                audit, fields = opening
+                # record first: a failed append leaves no handler, so no decision
+                self.started = audit.append("invocation_started", fields)
+                self._opening = None
             handler = self._handler = _handler(
                 self._mediator, self._tool, self._inv_id, self._session, self._deadline)
         return handler
@@ -662,6 +693,20 @@ class _LazyHost:
 
 
 _ANONYMOUS = Principal().to_audit()
+_ANONYMOUS_SEALED = Sealed(_ANONYMOUS)
+
+#: the slot setters of Invocation in field order: filling a fresh object through
+#: them builds the same frozen value as the generated __init__ at half the cost
+_INVOCATION_SLOTS = tuple(getattr(Invocation, f.name).__set__ for f in dataclass_fields(Invocation))
+_new_object = object.__new__
+
+
+def _invocation(*values: Any) -> Invocation:
+    """``Invocation(*values)`` (every field, in declaration order), on the hot path."""
+    inv: Invocation = _new_object(Invocation)
+    for setter, value in zip(_INVOCATION_SLOTS, values, strict=True):
+        setter(inv, value)
+    return inv
 
 #: what a skill of ``config.skill_dirs`` may fail with and still leave the others serving
 #: (its files, its signature, its compile, its sandbox); anything else stops the start
@@ -704,7 +749,8 @@ def _decode_output(tool: str, data: bytes) -> object:
     except orjson.JSONDecodeError as exc:
         raise OutputValidationError(
             f"{tool}: output is not JSON: {exc}", tool=tool) from None
-    if isinstance(output, dict | list) and nesting_depth(output) > MAX_DEPTH:
+    if isinstance(output, dict | list) and _may_nest_deeper(data) \
+            and nesting_depth(output) > MAX_DEPTH:
         raise OutputValidationError(
             f"{tool}: output nests deeper than {MAX_DEPTH} levels", tool=tool,
             max_depth=MAX_DEPTH, fix="flatten the skill's output",
@@ -763,6 +809,13 @@ def _status_of(exc: VakError) -> str:
     return "error"
 
 
+def _may_nest_deeper(data: bytes) -> bool:
+    """False when the JSON ``data`` cannot nest deeper than ``MAX_DEPTH``: every
+    array or object opens with a bracket, so fewer brackets (those inside strings
+    counted too) bound the depth without walking the decoded value."""
+    return data.count(b"[") + data.count(b"{") > MAX_DEPTH
+
+
 def _encode_input(name: str, payload: object) -> bytes:
     """The call's input as JSON bytes, nesting bounded like outputs.
 
@@ -773,7 +826,7 @@ def _encode_input(name: str, payload: object) -> bytes:
         data = orjson.dumps(payload)
     except TypeError as exc:
         raise InputValidationError(f"{name}: input is not JSON: {exc}", tool=name) from None
-    if nesting_depth(payload) > MAX_DEPTH:
+    if _may_nest_deeper(data) and nesting_depth(payload) > MAX_DEPTH:
         raise InputValidationError(f"{name}: input nests deeper than {MAX_DEPTH} levels",
                                    tool=name, max_depth=MAX_DEPTH)
     return data

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_DEPTH",
     "SKILL_ROUTES",
     "ZERO_HASH",
+    "Sealed",
     "check_fields",
     "encode_checked",
     "encode_entry",
@@ -44,6 +45,8 @@ __all__ = [
     "nesting_depth",
     "rfc3339_now",
     "short_repr",
+    "unseal",
+    "unsealed",
 ]
 
 FORMAT_VERSION = 1
@@ -90,6 +93,55 @@ ENTRY_OPTS = _OPTS
 LINE_OPTS = _OPTS | orjson.OPT_APPEND_NEWLINE
 
 
+class Sealed:
+    """A JSON value checked and encoded once, then placed whole into many entries.
+
+    Why: the writer walks every value of every entry for floats and exotic types
+    and encodes it; a value that recurs unchanged (a skill's reference, the Cedar
+    request of a memoised host call) need not be walked and encoded again. The
+    constructor checks ``value`` against the canonical profile and keeps its
+    canonical bytes as an ``orjson.Fragment``, which the encoder copies verbatim
+    (the bytes sort and escape exactly as in the whole line), and a private
+    parsed copy for the exact path and for scrubbing: nothing the caller holds
+    can change what a seal writes.
+
+    Raises (constructor):
+        CanonicalError: ``value`` is outside the profile or nested too deeply.
+    """
+
+    __slots__ = ("depth", "fragment", "value")
+
+    def __init__(self, value: Any) -> None:
+        data = canonical_bytes(value)
+        #: a parsed copy no one else references (the exact path and scrubbers read it)
+        self.value: Any = orjson.loads(data)
+        #: nesting depth of the value itself (a scalar is 0)
+        self.depth = nesting_depth(self.value, MAX_DEPTH)
+        if self.depth >= MAX_DEPTH:
+            raise CanonicalError(f"sealed audit value nests deeper than {MAX_DEPTH - 1} levels")
+        self.fragment = orjson.Fragment(data)
+
+    def __repr__(self) -> str:
+        return f"Sealed({short_repr(self.value)})"
+
+
+def unseal(value: Any) -> Any:
+    """The ``default=`` hook of the entry encoder: a :class:`Sealed` value's fragment.
+
+    Raises:
+        TypeError: any other type orjson cannot encode (the exact path explains it).
+    """
+    if value.__class__ is Sealed:
+        return value.fragment
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def unsealed(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` with every top-level :class:`Sealed` value replaced by its plain value
+    (for code that walks values, such as a scrubber)."""
+    return {k: v.value if v.__class__ is Sealed else v for k, v in fields.items()}
+
+
 def needs_exact(fields: Mapping[str, Any]) -> bool:
     """True unless every value in ``fields`` is a plain JSON type (no float, no exotica).
 
@@ -99,6 +151,7 @@ def needs_exact(fields: Mapping[str, Any]) -> bool:
     ``list``/``tuple``; anything else, floats included, sends the entry to
     :func:`vak.canonical.canonical_bytes`, which either accepts or raises. A
     recursive function beats an explicit stack here (about 1 us per host entry).
+    A :class:`Sealed` value was checked when it was made; only its depth counts.
     """
     return _values_need_exact(fields.values(), 2)
 
@@ -116,7 +169,7 @@ def _values_need_exact(items: Iterable[Any], depth: int) -> bool:
         elif c is list or c is tuple:
             if _values_need_exact(x, depth + 1):
                 return True
-        else:
+        elif c is not Sealed or depth + x.depth > MAX_DEPTH + 1:
             return True
     return False
 
@@ -163,7 +216,7 @@ def encode_checked(fields: Mapping[str, Any], header: dict[str, Any]) -> bytes:
     """
     header.update(fields)
     try:
-        line = orjson.dumps(header, option=LINE_OPTS)
+        line = orjson.dumps(header, default=unseal, option=LINE_OPTS)
     except TypeError:  # big int, non-str key, unsupported type: let the exact check explain
         return _exact_line(header)
     # orjson sorts keys by code point, which equals RFC 8785's UTF-16 order for ASCII
@@ -175,9 +228,25 @@ def encode_checked(fields: Mapping[str, Any], header: dict[str, Any]) -> bytes:
 
 def _exact_line(entry: Mapping[str, Any]) -> bytes:
     """The exact (slow) encoding, after the depth bound the fast path leaves to it."""
+    entry = _expand(entry)
     if nesting_depth(entry) > MAX_DEPTH:
         raise CanonicalError(f"audit entry nests deeper than {MAX_DEPTH} levels")
     return canonical_bytes(entry) + b"\n"
+
+
+def _expand(value: Any, depth: int = 1) -> Any:
+    """``value`` with every :class:`Sealed` inside it replaced by its plain value
+    (below ``MAX_DEPTH`` levels; deeper is left for the depth check to refuse)."""
+    c = value.__class__
+    if c is Sealed:
+        return value.value
+    if depth > MAX_DEPTH:
+        return value
+    if c is dict:
+        return {k: _expand(v, depth + 1) for k, v in value.items()}
+    if c is list or c is tuple:
+        return [_expand(v, depth + 1) for v in value]
+    return value
 
 
 def entry_problem(e: Any) -> str | None:

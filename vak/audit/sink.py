@@ -7,6 +7,11 @@ mediation uses it for decision entries so that an effect never happens before
 its record ("record, then act"). ``flush=True`` means *handed to the OS*: the
 kernel uses it before acknowledging an invocation, so a crash of the kernel
 process never loses an entry of a call whose result was returned.
+
+Field values are plain JSON values; a sink whose class sets
+``accepts_sealed = True`` (the real log) may also be handed
+:class:`vak.audit.entry.Sealed` values, a recurring value checked and encoded
+once. Writers look for the flag and hand any other sink plain values.
 """
 
 from __future__ import annotations

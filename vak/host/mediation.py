@@ -77,6 +77,7 @@ import orjson
 
 from vak.approvals.gate import ApprovalGate
 from vak.audit.approval import call_binding
+from vak.audit.entry import Sealed, unsealed
 from vak.audit.sink import AuditRef, AuditSink
 from vak.errors import (
     ABIError,
@@ -240,6 +241,10 @@ class Mediator:
             for fn in HOST_FUNCTIONS
         }
         self._principals: dict[tuple[str, str, str, str], Principal] = {}
+        #: each skill's audit reference, checked and encoded once (vak.audit.entry.Sealed),
+        #: when the sink takes such values (the real AuditLog does)
+        self._sealed: dict[tuple[Any, ...], Sealed] = {}
+        self._seal = getattr(audit, "accepts_sealed", False) is True
 
     def close(self) -> None:
         """Close the kv database."""
@@ -331,6 +336,20 @@ class Mediator:
         p = self._principal(ctx)
         return {"fingerprint": p.fingerprint, "entity": p.entity.to_json()}
 
+    def _sealed_skill(self, skill: dict[str, Any]) -> Sealed | dict[str, Any]:
+        if not self._seal:
+            return skill
+        try:
+            key = tuple(sorted(skill.items()))
+            sealed = self._sealed.get(key)
+        except TypeError:  # an unhashable value: not worth sealing
+            return skill
+        if sealed is None:
+            if len(self._sealed) >= _MEMO_SIZE * 16:
+                self._sealed.clear()  # bounded: skills are few, reloads rare
+            sealed = self._sealed[key] = Sealed(skill)
+        return sealed
+
     def _principal(self, ctx: CallContext) -> Principal:
         key = (ctx.manifest_digest, ctx.module_sha256, ctx.signer_key_id, ctx.trust_tier)
         p = self._principals.get(key)
@@ -346,8 +365,38 @@ class Mediator:
         return p
 
 
-def _memo_put(memo: dict[tuple[str, bytes], tuple[NormalCall, str | None]],
-              key: tuple[str, bytes], value: tuple[NormalCall, str | None]) -> None:
+class _Memo:
+    """What is a pure function of one call's exact argument bytes, for a fixed skill:
+    the normal call, the ceiling's verdict, the args HMAC and (while the policy set
+    sends Cedar no per-call session fields) the request record replay needs."""
+
+    __slots__ = ("_allow", "args_hmac", "call", "ceiling", "request")
+
+    def __init__(self, call: NormalCall, ceiling: str | None) -> None:
+        self.call = call
+        self.ceiling = ceiling
+        self.args_hmac: str | None = None
+        #: the request record; sealed (encoded once) when it is used a second time
+        self.request: dict[str, Any] | Sealed | None = None
+        self._allow: tuple[Decision, str, dict[str, Any] | Sealed] | None = None
+
+    def allowed(self, decision: Decision, policy_set: str) -> dict[str, Any] | Sealed:
+        """The ``decision`` field of an Allow, sealed once the same one recurs."""
+        kept = self._allow
+        if kept is not None and kept[0] is decision and kept[1] == policy_set:
+            value = kept[2]
+            if value.__class__ is dict:
+                value = Sealed(value)
+                self._allow = (decision, policy_set, value)
+            return value
+        field: dict[str, Any] = {"effect": "allow", "policy_ids": list(decision.policy_ids),
+                                 "policy_set": policy_set}
+        self._allow = (decision, policy_set, field)
+        return field
+
+
+def _memo_put(memo: dict[tuple[str, bytes], _Memo], key: tuple[str, bytes],
+              value: _Memo) -> None:
     if len(memo) >= _MEMO_SIZE:
         memo.pop(next(iter(memo)))
     memo[key] = value
@@ -375,8 +424,9 @@ class MediatedHandler:
         self._flow: SessionFlow = mediator._flows.open(ctx.session_id)
         self._skill = ctx.skill.to_audit()
         #: the audit fields every entry of this invocation shares (never mutated)
-        self._head = {"invocation": ctx.invocation_id, "session": ctx.session_id,
-                      "skill": self._skill}
+        self._head: dict[str, Any] = {"invocation": ctx.invocation_id,
+                                      "session": ctx.session_id,
+                                      "skill": mediator._sealed_skill(self._skill)}
         self._sink_append = mediator._audit.append
         self._append = self._append_scrubbed
         self._observer = mediator.observer
@@ -385,7 +435,7 @@ class MediatedHandler:
         limit = ctx.manifest.limits.max_host_calls
         self._max_calls = limit if cap is None else min(limit, cap)
         #: normalised calls and their ceiling verdicts, by exact (function, argument bytes)
-        self._memo: dict[tuple[str, bytes], tuple[NormalCall, str | None]] = {}
+        self._memo: dict[tuple[str, bytes], _Memo] = {}
 
     # -- EffectScope ------------------------------------------------------------------
     @property
@@ -415,12 +465,12 @@ class MediatedHandler:
             raise self._refused(function, args, HOST_CALL_LIMIT,
                                 f"max_host_calls ({self._max_calls}) exceeded")
         memo_key = (function, args) if type(args) is bytes and len(args) <= _MEMO_ARGS else None
-        hit = self._memo.get(memo_key) if memo_key is not None else None
-        if hit is None:
-            hit = self._parse_and_normalise(fn, args)
+        memo = self._memo.get(memo_key) if memo_key is not None else None
+        if memo is None:
+            memo = _Memo(*self._parse_and_normalise(fn, args))
             if memo_key is not None:
-                _memo_put(self._memo, memo_key, hit)
-        call, ceiling = hit
+                _memo_put(self._memo, memo_key, memo)
+        call, ceiling = memo.call, memo.ceiling
         if ceiling is not None:
             decision, why = _CEILING_DECISION, ceiling
         else:
@@ -436,7 +486,7 @@ class MediatedHandler:
             ref, approval = self._approval(fn, call, args, decision)
         else:
             ref = self._record("host_decision", fn, call, args, decision, why,
-                               durable=fn.effectful)
+                               durable=fn.effectful, memo=memo if call is memo.call else None)
         if decision.allowed:
             # marked before the data arrives: the next decision already sees the label
             adds = self._m._label_map.labels(function, call.resource)
@@ -637,13 +687,26 @@ class MediatedHandler:
 
     # -- recording --------------------------------------------------------------------
     def _record(self, kind: str, fn: HostFunction, call: NormalCall, args: bytes,
-                decision: Decision, why: str, *, durable: bool) -> AuditRef:
-        """Append the ``host_decision`` (or ``host_resolve``) entry of ``call``."""
-        fields = self._fields(fn.name, audit_target(call.resource), args)
+                decision: Decision, why: str, *, durable: bool,
+                memo: _Memo | None = None) -> AuditRef:
+        """Append the ``host_decision`` (or ``host_resolve``) entry of ``call``.
+
+        ``memo``: the memo entry ``call`` came from; what is a pure function of the
+        argument bytes (args HMAC, request record) is computed once there.
+        """
+        if memo is None:
+            fields = self._fields(fn.name, audit_target(call.resource), args)
+        else:
+            if memo.args_hmac is None:
+                memo.args_hmac = self._digest(args)
+            fields = self._fields(fn.name, audit_target(call.resource), None)
+            fields["args_hmac"] = memo.args_hmac
         policy_set = decision.policy_set or self._m.engine.digest
         if why:
             fields["decision"] = self._decision_field(False, list(decision.policy_ids), why,
                                                       policy_set)
+        elif memo is not None and self._m._seal:
+            fields["decision"] = memo.allowed(decision, policy_set)
         else:  # the common case, inlined
             fields["decision"] = {"effect": "allow", "policy_ids": list(decision.policy_ids),
                                   "policy_set": policy_set}
@@ -653,9 +716,19 @@ class MediatedHandler:
         if decision.errors:
             fields["errors"] = list(decision.errors)
         if decision is not _CEILING_DECISION:  # Cedar decided: record what it saw, for replay
-            fields["request"] = request_record(
-                self.principal, fn.name, call.resource,
-                {"session": dict(self.session()), **call.context})
+            session = self.session()
+            # a memoised request holds only while Cedar sees no per-call session fields
+            # (a policy reload may start sending some: then it is built afresh)
+            keep = memo if memo is not None and session is NO_SESSION else None
+            request = None if keep is None else keep.request
+            if request is None:
+                request = request_record(self.principal, fn.name, call.resource,
+                                         {"session": dict(session), **call.context})
+                if keep is not None:
+                    keep.request = request  # never mutated: entries only read it
+            elif keep is not None and request.__class__ is dict and self._m._seal:
+                request = keep.request = Sealed(request)
+            fields["request"] = request
         return self._append(kind, fields, durable=durable)
 
     def _fields(self, function: str, resource: str, args: bytes | None) -> dict[str, Any]:
@@ -732,9 +805,10 @@ class MediatedHandler:
         """Every audit entry of this handler, with the session's secrets scrubbed out."""
         scrubber = self._flow.scrubber(self._m._scrubbers)
         ref = self._sink_append(
-            kind, fields if scrubber is EMPTY else scrubber.fields(fields), durable=durable)
+            kind, fields if scrubber is EMPTY else scrubber.fields(unsealed(fields)),
+            durable=durable)
         if self._observer is not None:
-            self._observer.host_entry(self.ctx.invocation_id, kind, fields, ref.seq)
+            self._observer.host_entry(self.ctx.invocation_id, kind, unsealed(fields), ref.seq)
         return ref
 
     def scrub_text(self, text: str, /) -> str:

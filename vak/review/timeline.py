@@ -5,6 +5,9 @@ and any other viewer share one reading of what happened:
 
 * an invocation spans ``invocation_started`` .. ``invocation_finished`` (an
   unfinished one ends at the last entry's time and has outcome ``unfinished``);
+  a combined ``invocation_finished`` (no ``started_seq``: a call without host
+  calls under ``compact_invocations``) is one invocation of its own, begun
+  ``outcome.duration_us`` before it;
 * a host call is one ``host_decision`` (allowed, denied or awaiting approval),
   joined with its ``host_result`` by ``decision_seq``;
 * ``approval`` entries (human decisions on a call) are listed and counted;
@@ -131,6 +134,17 @@ def build_timeline(  # noqa: C901 - one pass over the log, one branch per entry 
                                    "unfinished", ""])
         elif kind == "invocation_finished":
             idx = open_inv.pop(_str(e.get("invocation")), None)
+            if idx is None and "started_seq" not in e:
+                # a combined entry (compact_invocations, no host call): it began and ended here
+                counts["invocations"] += 1
+                sessions.setdefault(session)
+                skills.setdefault(skill)
+                took = _obj(e.get("outcome")).get("duration_us")
+                idx = len(tl.invocations)
+                tl.invocations.append([seq, _str(e.get("invocation")), skill, session,
+                                       _str(e.get("export")),
+                                       us - took if type(took) is int and 0 <= took <= us else us,
+                                       us, "unfinished", ""])
             if idx is not None:
                 outcome = _obj(e.get("outcome"))
                 row = tl.invocations[idx]
