@@ -69,13 +69,14 @@ from vak.identity.floor import VERSION_FLOOR_FILE, VersionFloor
 from vak.identity.manifest import Manifest
 from vak.identity.signing import VerifiedSkill
 from vak.identity.trust import Tier, TrustStore
-from vak.invocation import Invocation, LoadedSkill, Principal, ToolSpec
+from vak.invocation import Invocation, LoadedSkill, Principal, ReloadResult, ToolSpec
 from vak.sandbox.types import CallOutcome, Runner
 from vak.seams import KernelAudit, Mediation, ModuleEngine, ModuleWorkers, ScrubbingHandler
 
 if TYPE_CHECKING:
     from vak.fleet.agent import FleetAgent
     from vak.host.context import CallContext
+    from vak.policy.engine import PolicyEngine
     from vak.sandbox.engine import Resident
 from vak.scrub import Scrubber, scrub_error
 
@@ -132,8 +133,8 @@ class Kernel:
             self._approval_gate = ApprovalGate(
                 ApprovalStore(config.state_dir / "approvals"), self._trust, approver,
                 approval_timeout)
-            self._mediator_obj = _make_mediator(config, self._audit_log, secrets,
-                                                self._approval_gate)
+            self._mediator_obj, self._policies = _make_mediator(
+                config, self._audit_log, secrets, self._approval_gate)
             if config.session_reuse:
                 self._sessions = _make_sessions(config, self._engine_obj)
                 # a session whose labels are dropped loses its instance too (fail closed)
@@ -261,6 +262,53 @@ class Kernel:
                 raise
         return tuple(t.spec for t in tools)
 
+    # ------------------------------------------------------------------ reloading
+    def reload(self) -> ReloadResult:
+        """Reload the policy set and the trust store from this kernel's config, atomically.
+
+        Everything is read and validated first; nothing changes unless all of it
+        is valid. Then, while no host call is between its decision and the
+        decision's record (:mod:`vak.host.swap`), a ``policy_set`` entry records
+        the new set and only then is it installed, with an empty decision
+        cache, together with the new trust store. Calls in flight are neither
+        lost nor decided by a mix of sets: each decision is made and recorded
+        under one set, the one whose ``policy_set`` entry precedes it.
+
+        Every loaded skill must still verify under the new trust store with the
+        same signer and tier (a skill cannot be unloaded by a reload: restart).
+
+        Raises:
+            PolicyError: a schema or policy file is invalid (file and line named);
+                the set in force stays.
+            ConfigError: the trust store is missing or invalid, or a loaded skill
+                no longer verifies under it; nothing changed.
+            SignatureError, UntrustedSignerError, DigestMismatchError: a loaded
+                skill's signature no longer verifies (nothing changed).
+            AuditError: the ``policy_set`` entry could not be written (the old
+                set stays in force).
+        """
+        from vak.policy.loader import load_policies, policy_set_record
+
+        self._check_open()
+        with self._load_lock:
+            trust = _load_trust(self.config)
+            for skill in self.skills():
+                _recheck(skill, trust, self.config)
+            loaded = load_policies(self.config.policy_settings().policy_dirs)
+            policies = self._policies
+            audit = self._audit
+
+            def swap() -> ReloadResult:
+                previous = policies.digest
+                ref = audit.append("policy_set", policy_set_record(loaded),
+                                   durable=self._strict, flush=True)
+                policies.reload(loaded)
+                self._trust = trust
+                self._approval_gate.trust = trust
+                return ReloadResult(loaded.digest, previous, ref.seq, tuple(loaded.ids))
+
+            return self._mediator.swap_policies(swap)
+
     # ------------------------------------------------------------------ queries
     def tools(self) -> tuple[ToolSpec, ...]:
         """Every loaded tool, sorted by wire name."""
@@ -344,7 +392,7 @@ class Kernel:
         started = self._audit.append("invocation_started", fields)
         t0 = time.perf_counter_ns()
         outcome: CallOutcome | None = None
-        host = _LazyHost(self._mediator, tool, inv_id, session)
+        host = _LazyHost(self._mediator, tool, inv_id, session, principal)
         try:
             tool.input_validator.check(payload)
             outcome, output = self._run(tool, input_json, session, reuse, host)
@@ -525,11 +573,12 @@ class _LazyHost:
     memory, a secret an earlier call of the session read.
     """
 
-    __slots__ = ("_deadline", "_handler", "_inv_id", "_mediator", "_session", "_tool")
+    __slots__ = ("_caller", "_deadline", "_handler", "_inv_id", "_mediator", "_session", "_tool")
 
     def __init__(self, mediator: Mediation, tool: RegisteredTool, inv_id: str,
-                 session: str | None) -> None:
+                 session: str | None, caller: Principal | None = None) -> None:
         self._mediator = mediator
+        self._caller = caller
         self._tool = tool
         self._inv_id = inv_id
         self._session = session
@@ -542,7 +591,8 @@ class _LazyHost:
         handler = self._handler
         if handler is None:
             handler = self._handler = _handler(
-                self._mediator, self._tool, self._inv_id, self._session, self._deadline)
+                self._mediator, self._tool, self._inv_id, self._session, self._deadline,
+                self._caller)
         return handler
 
     def __call__(self, name: str, payload: bytes, /) -> bytes:
@@ -700,6 +750,23 @@ def _verify(skill_dir: Path, trust: TrustStore | None, config: KernelConfig) -> 
     )
 
 
+def _recheck(skill: LoadedSkill, trust: TrustStore | None, config: KernelConfig) -> None:
+    """A loaded skill still verifies under a reloaded trust store, as it was loaded.
+
+    Raises:
+        ConfigError: its signer, tier or module digest would differ now.
+        SignatureError, UntrustedSignerError, DigestMismatchError: it no longer verifies.
+    """
+    verified = _verify(Path(skill.skill_dir), trust, config)
+    if (verified.signer_key_id, verified.tier, verified.module_sha256) != (
+            skill.signer_key_id, skill.tier, skill.module_sha256):
+        raise ConfigError(
+            f"{skill.skill_dir}: skill {skill.name} would load differently under the new "
+            f"trust store (signer, tier or module changed); the reload changed nothing",
+            skill_dir=skill.skill_dir, field="trust_store",
+            fix="restart the kernel to load the skill again under the new trust store")
+
+
 def _open_audit(config: KernelConfig) -> KernelAudit:
     from vak.audit.log import AuditLog
 
@@ -742,8 +809,8 @@ def _make_engine(config: KernelConfig) -> ModuleEngine[Resident]:
     return Engine(config.engine_settings(), _host_names())
 
 
-def _make_mediator(config: KernelConfig, audit: KernelAudit,
-                   secrets: SecretProvider | None, approvals: ApprovalGate) -> Mediation:
+def _make_mediator(config: KernelConfig, audit: KernelAudit, secrets: SecretProvider | None,
+                   approvals: ApprovalGate) -> tuple[Mediation, PolicyEngine]:
     from vak.host.mediation import Mediator
     from vak.host.secrets import FileSecretProvider
     from vak.policy.engine import PolicyEngine
@@ -756,7 +823,7 @@ def _make_mediator(config: KernelConfig, audit: KernelAudit,
     if secrets is None and host.secrets_file is not None:
         secrets = FileSecretProvider(host.secrets_file)
     return Mediator(host, policies, audit, args_digest=audit.args_digest, secrets=secrets,
-                    approvals=approvals)
+                    approvals=approvals), policies
 
 
 def _make_sessions(config: KernelConfig, engine: ModuleEngine[Resident]) -> SessionTable[Resident]:
@@ -778,15 +845,19 @@ def _make_pool(config: KernelConfig) -> ModuleWorkers:
 
 
 def _handler(mediator: Mediation, tool: RegisteredTool, inv_id: str,
-             session: str | None, deadline: float) -> ScrubbingHandler:
-    return mediator.handler(_context(tool.skill, inv_id, session, deadline))
+             session: str | None, deadline: float,
+             caller: Principal | None = None) -> ScrubbingHandler:
+    return mediator.handler(_context(tool.skill, inv_id, session, deadline, caller))
 
 
 def _context(skill: LoadedSkill, inv_id: str, session: str | None,
-             deadline: float) -> CallContext:
+             deadline: float, caller: Principal | None = None) -> CallContext:
     from vak.host.context import CallContext
 
+    who = Principal() if caller is None else caller
     return CallContext(
+        caller_id=who.id,
+        caller_kind=who.kind,
         manifest=skill.manifest,
         manifest_digest=f"sha256:{skill.manifest_sha256}",
         module_sha256=skill.module_sha256,

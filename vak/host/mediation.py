@@ -69,8 +69,8 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import orjson
@@ -103,6 +103,7 @@ from vak.host.principal import principal_for
 from vak.host.random import RandomFamily
 from vak.host.secrets import NoSecrets, SecretProvider, SecretsFamily
 from vak.host.settings import HostSettings
+from vak.host.swap import SwapGuard
 from vak.policy.engine import NO_SESSION, Decision
 from vak.policy.entities import CedarRequest, Entity, Principal, request_record
 from vak.scrub import EMPTY, Scrubber, excerpt
@@ -133,6 +134,7 @@ _MEMO_ARGS = 1024  # larger arguments (fs_write contents) are never kept
 _MEMO_SIZE = 64
 
 _log = logging.getLogger("vak.host")
+_R = TypeVar("_R")
 
 
 class Authorizer(Protocol):
@@ -234,6 +236,17 @@ class Mediator:
             for fn in HOST_FUNCTIONS
         }
         self._principals: dict[tuple[str, str, str, str], Principal] = {}
+        #: orders decisions and policy-set swaps in the log (vak.host.swap)
+        self._swap = SwapGuard()
+
+    def swap_policies(self, swap: Callable[[], _R]) -> _R:
+        """Run ``swap`` (record the new ``policy_set``, then install it) between decisions.
+
+        No decision is in its decide-and-record step while ``swap`` runs, so every
+        ``host_decision`` entry follows the ``policy_set`` entry of the set that
+        made it (:mod:`vak.host.swap`).
+        """
+        return self._swap.exclusive(swap)
 
     def close(self) -> None:
         """Close the kv database."""
@@ -292,6 +305,14 @@ class Mediator:
         fn = host_function(function)
         if fn is None:
             raise ABIError(f"unknown host function vak.{function[:64]}", host_function=function)
+        if extra_context and "caller" in extra_context:
+            caller = extra_context["caller"]
+            if not (isinstance(caller, Mapping) and set(caller) == {"id", "kind"}
+                    and all(isinstance(v, str) for v in caller.values())):
+                raise ABIError('context.caller must be {"id": "...", "kind": "..."}',
+                               field="caller")
+            ctx = replace(ctx, caller_id=caller["id"], caller_kind=caller["kind"])
+            extra_context = {k: v for k, v in extra_context.items() if k != "caller"}
         h = self.handler(ctx)
         call, ceiling = h.normalised(fn, args)
         if extra_context:
@@ -315,7 +336,7 @@ class Mediator:
         decision = _CEILING_DECISION if ceiling is not None else cedar
         reason = ceiling or ("" if decision.allowed else "denied by policy")
         request = CedarRequest(h.principal, fn.name, call.resource,
-                               {"session": h.session(), **call.context})
+                               {"session": h.session(), **h.cedar_context(call)})
         return Explanation(fn.name, decision.allowed, decision.policy_ids, reason, ceiling,
                            cedar, request.to_data(), tuple(stages), pending,
                            h.needs_approval(decision))
@@ -359,12 +380,14 @@ class MediatedHandler:
     """
 
     __slots__ = ("_append", "_digest", "_flow", "_head", "_m", "_max_calls", "_memo",
-                 "_sink_append", "_skill", "ctx", "principal")
+                 "_sink_append", "_skill", "caller", "ctx", "principal")
 
     def __init__(self, mediator: Mediator, ctx: CallContext, principal: Principal) -> None:
         self._m = mediator
         self.ctx = ctx
         self.principal = principal
+        #: ``context.caller`` of every Cedar request of this invocation (who asked)
+        self.caller = {"id": ctx.caller_id, "kind": ctx.caller_kind}
         #: the session's data-flow labels (shared by all its invocations, any route)
         self._flow: SessionFlow = mediator._flows.open(ctx.session_id)
         self._skill = ctx.skill.to_audit()
@@ -414,22 +437,31 @@ class MediatedHandler:
             if memo_key is not None:
                 _memo_put(self._memo, memo_key, hit)
         call, ceiling = hit
+        approval: AuditRef | None = None
         if ceiling is not None:
             decision, why = _CEILING_DECISION, ceiling
-        else:
-            decision = self.authorize(fn, call)
-            if fn.resolves and decision.allowed and call.unresolved:
-                # the URL decision allowed it: record that, and only then resolve
-                self._record("host_resolve", fn, call, args, decision, "", durable=True)
-                call = self._m._http.resolved(call, self)
-                decision = self.authorize(fn, call)
-            why = "" if decision.allowed else "denied by policy"
-        approval: AuditRef | None = None
-        if self.needs_approval(decision):
-            ref, approval = self._approval(fn, call, args, decision)
-        else:
             ref = self._record("host_decision", fn, call, args, decision, why,
                                durable=fn.effectful)
+        else:
+            if fn.resolves and call.unresolved:
+                with self._m._swap.deciding():  # decided and recorded under one set
+                    decision = self.authorize(fn, call)
+                    if decision.allowed:
+                        # the URL decision allowed it: record that, and only then resolve
+                        self._record("host_resolve", fn, call, args, decision, "",
+                                     durable=True)
+                if decision.allowed:
+                    call = self._m._http.resolved(call, self)
+            with self._m._swap.deciding():
+                if not (fn.resolves and call.unresolved):
+                    decision = self.authorize(fn, call)
+                why = "" if decision.allowed else "denied by policy"
+                pending = self.needs_approval(decision)
+                if not pending:
+                    ref = self._record("host_decision", fn, call, args, decision, why,
+                                       durable=fn.effectful)
+            if pending:
+                ref, approval = self._approval(fn, call, args, decision)
         if decision.allowed:
             # marked before the data arrives: the next decision already sees the label
             adds = self._m._label_map.labels(function, call.resource)
@@ -500,10 +532,16 @@ class MediatedHandler:
         out.setdefault("labels", [])
         return out
 
+    def cedar_context(self, call: NormalCall) -> dict[str, Any]:
+        """The Cedar context of ``call`` but ``session``: the action's fields and
+        ``caller``, the one place the caller enters a request (set last: no
+        normaliser output can stand in for it)."""
+        return {**call.context, "caller": self.caller}
+
     def authorize(self, fn: HostFunction, call: NormalCall) -> Decision:
         """Step 5: Cedar's decision on ``call`` (fail closed; never raises)."""
-        return self._m.engine.decide_call(self.principal, fn.name, call.resource, call.context,
-                                          self.session())
+        return self._m.engine.decide_call(self.principal, fn.name, call.resource,
+                                          self.cedar_context(call), self.session())
 
     def _parse_and_normalise(self, fn: HostFunction, args: bytes) -> tuple[NormalCall,
                                                                           str | None]:
@@ -648,7 +686,7 @@ class MediatedHandler:
         if decision is not _CEILING_DECISION:  # Cedar decided: record what it saw, for replay
             fields["request"] = request_record(
                 self.principal, fn.name, call.resource,
-                {"session": dict(self.session()), **call.context})
+                {"session": dict(self.session()), **self.cedar_context(call)})
         return self._append(kind, fields, durable=durable)
 
     def _fields(self, function: str, resource: str, args: bytes | None) -> dict[str, Any]:
