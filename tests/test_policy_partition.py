@@ -211,7 +211,8 @@ def test_the_properties_exercise_every_outcome(
     req = CedarRequest(alice, "fs_read", f,
                        {"caller": CALLER, "session": none, "max_bytes": 1})
     assert sliced.decide(req).allowed
-    d = sliced.decide(CedarRequest(carol, "fs_read", f, {"caller": CALLER, "session": none, "max_bytes": 1}))
+    d = sliced.decide(CedarRequest(carol, "fs_read", f,
+                                   {"caller": CALLER, "session": none, "max_bytes": 1}))
     assert not d.allowed and d.policy_ids == ("ops.forbid-carol",)
     d = sliced.decide(CedarRequest(alice, "random_bytes", Entity("Vak::Kernel", "local"),
                                    {"caller": CALLER, "session": {"labels": []}, "n": 80000}))
