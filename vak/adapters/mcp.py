@@ -35,7 +35,10 @@ from vak.errors import ApprovalError, ApprovalPendingError
 from vak.formats import to_mcp
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from vak.identity.keys import SigningKey
+    from vak.invocation import Principal
     from vak.kernel import Kernel
 
 #: what the person is asked to fill in (a flat object schema, as elicitation requires)
@@ -47,11 +50,17 @@ __all__ = ["build_server", "serve_http", "serve_stdio"]
 
 
 def build_server(kernel: Kernel, *, name: str = "vak", approver_key: SigningKey | None = None,
-                 approval_ttl: timedelta = timedelta(minutes=5)) -> Any:
+                 approval_ttl: timedelta = timedelta(minutes=5),
+                 principal_of: Callable[[Any], Principal | None] | None = None,
+                 session_of: Callable[[Any], str | None] | None = None) -> Any:
     """A low-level ``mcp.server.lowlevel.Server`` exposing ``kernel.tools()``.
 
     ``approver_key``: the operator key that signs what a person answers through
     MCP elicitation (None: calls awaiting approval are answered out of band).
+    ``principal_of(ctx)``: who is calling (``vak serve``: the bearer token's
+    principal), passed to ``Kernel.ainvoke(principal=...)`` and so seen by Cedar
+    as ``context.caller``. ``session_of(ctx)``: the kernel session of a call
+    (``vak serve``: the MCP session id); default ``"mcp"``.
     """
     import mcp_types as types
     from mcp.server.lowlevel import Server
@@ -74,14 +83,18 @@ def build_server(kernel: Kernel, *, name: str = "vak", approver_key: SigningKey 
         )
 
     async def invoke(ctx: Any, params: Any) -> Any:
+        who = None if principal_of is None else principal_of(ctx)
+        session = (None if session_of is None else session_of(ctx)) or "mcp"
         try:
-            return await kernel.ainvoke(params.name, params.arguments or {}, session="mcp")
+            return await kernel.ainvoke(params.name, params.arguments or {}, session=session,
+                                        principal=who)
         except ApprovalPendingError as exc:
             if approver_key is None or not _can_elicit(ctx):
                 raise
             if not await _ask_person(ctx, kernel, exc, approver_key, approval_ttl):
                 raise
-        return await kernel.ainvoke(params.name, params.arguments or {}, session="mcp")
+        return await kernel.ainvoke(params.name, params.arguments or {}, session=session,
+                                    principal=who)
 
     async def call_tool(ctx: Any, params: Any) -> Any:
         try:
