@@ -23,7 +23,7 @@ from benchmarks._report import render_markdown, render_table, to_json
 
 #: figure groups, in run order (cheap and independent first)
 GROUPS = ("engine", "kernel", "mediation", "audit", "review", "worker", "concurrency",
-          "fleet", "components")
+          "fleet", "components", "serve")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

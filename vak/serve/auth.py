@@ -28,7 +28,7 @@ from typing import Any
 
 from vak.serve.tokens import TokenFile
 
-__all__ = ["METADATA_PATH", "BearerGate", "PRINCIPAL_KEY"]
+__all__ = ["METADATA_PATH", "PRINCIPAL_KEY", "BearerGate"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

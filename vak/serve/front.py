@@ -39,7 +39,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from vak.serve.naming import worker_of_session
