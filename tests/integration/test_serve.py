@@ -1,0 +1,189 @@
+"""``vak serve --workers 2`` through the real ``mcp`` client over HTTP: tokens, callers,
+sessions sticky to a worker, health and readiness.
+
+One server (two workers, a token file with alice and bob) is shared by the
+module; the drain and reload tests (test_serve_lifecycle.py) start their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytest.importorskip("mcp")
+
+from kernel_helpers import DemoState
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from serve_helpers import Served, entries, run, served_workdir, with_session, worker_of
+
+from vak.serve.process import ServeProcess
+
+
+@pytest.fixture(scope="module")
+def served(demo_state: DemoState, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[Served, ServeProcess]]:
+    workdir = served_workdir(demo_state, tmp_path_factory.mktemp("served"))
+    stderr = (workdir.root / "serve.stderr").open("wb")
+    with ServeProcess.start(workdir.config, workers=2, token_file=workdir.tokens,
+                            stderr=stderr, extra=("--log-level", "debug")) as srv:
+        yield workdir, srv
+    stderr.close()
+
+
+def _call(url: str, token: str | None, tool: str, args: dict[str, Any]) -> Any:
+    async def body(session: Any) -> Any:
+        return await session.call_tool(tool, args)
+
+    return run(lambda: with_session(url, token, body))
+
+
+def test_a_token_holder_lists_and_calls_the_demo_tools(
+        served: tuple[Served, ServeProcess]) -> None:
+    workdir, srv = served
+
+    async def body(session: Any) -> Any:
+        names = [t.name for t in (await session.list_tools()).tools]
+        result = await session.call_tool("calculator__execute",
+                                         {"operation": "multiply", "a": 6, "b": 7})
+        return names, result
+
+    names, result = run(lambda: with_session(srv.url, workdir.alice, body))
+    assert {"calculator__execute", "notes__read"} <= set(names)
+    assert not result.is_error and result.structured_content == {"result": 42}
+    assert isinstance(result.meta["vak/audit_seq"], int)
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer not-a-token", "Basic YWxpY2U6eA==",
+                                    "bearer  x" + "y" * 600],
+                         ids=["missing", "empty", "wrong", "basic", "oversized"])
+def test_without_a_valid_token_the_answer_is_one_and_the_same_401(
+        served: tuple[Served, ServeProcess], header: str | None) -> None:
+    _, srv = served
+    headers = {"content-type": "application/json",
+               "accept": "application/json, text/event-stream"}
+    if header is not None:
+        headers["authorization"] = header
+    r = httpx.post(srv.url, headers=headers, content=json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}))
+    assert r.status_code == 401
+    challenge = r.headers["www-authenticate"]
+    assert challenge.startswith("Bearer ") and 'error="invalid_token"' in challenge
+    metadata_url = challenge.split('resource_metadata="', 1)[1].rstrip('"')
+    assert metadata_url == f"{srv.base}/.well-known/oauth-protected-resource/mcp"
+    assert r.json() == {"error": "invalid_token", "error_description": "Authentication required"}
+    meta = httpx.get(metadata_url).json()  # RFC 9728 metadata of the resource
+    assert meta["resource"] == srv.url and meta["bearer_methods_supported"] == ["header"]
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token"], ids=["none", "wrong"])
+def test_the_real_client_without_a_valid_token_cannot_initialize(
+        served: tuple[Served, ServeProcess], token: str | None) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    _, srv = served
+    with pytest.raises(BaseExceptionGroup) as info:
+        _call(srv.url, token, "calculator__execute", {"operation": "add", "a": 1, "b": 1})
+    assert info.group_contains(MCPError)
+    # and nothing was run
+    assert not any(e["kind"] == "invocation_started" and e["principal"]["id"] == "anonymous"
+                   for log in srv.logs for e in entries(log))
+
+
+def test_cedar_sees_the_caller_bob_is_forbidden_alice_is_not(
+        served: tuple[Served, ServeProcess]) -> None:
+    workdir, srv = served
+    args = {"path": "/workspace/hello.txt"}
+    as_alice = _call(srv.url, workdir.alice, "notes__read", args)
+    as_bob = _call(srv.url, workdir.bob, "notes__read", args)
+    assert not as_alice.is_error
+    assert as_bob.is_error and as_bob.meta["vak/error"] == "policy_denied"
+    assert "ops.no-bob-notes" in as_bob.content[0].text
+    # the log records who asked and what Cedar saw
+    started = [e for log in srv.logs for e in entries(log) if e["kind"] == "invocation_started"]
+    assert {"alice", "bob"} <= {e["principal"]["id"] for e in started}
+    denied = [e for log in srv.logs for e in entries(log) if e["kind"] == "host_decision"
+              and e["decision"]["effect"] == "deny"]
+    assert any(e["request"]["context"]["caller"] == {"id": "bob", "kind": "agent"}
+               for e in denied)
+
+
+def test_sessions_are_sticky_to_the_worker_their_id_names(
+        served: tuple[Served, ServeProcess]) -> None:
+    workdir, srv = served
+    seen: set[int] = set()
+    for _ in range(4):
+        ids: list[str] = []
+
+        async def session_calls() -> list[int]:
+            http = create_mcp_http_client(headers={"Authorization": f"Bearer {workdir.alice}"})
+
+            async def remember(response: Any) -> None:
+                if response.headers.get("mcp-session-id"):
+                    ids.append(response.headers["mcp-session-id"])
+
+            http.event_hooks["response"].append(remember)
+            async with http, streamable_http_client(srv.url, http_client=http) as (r, w), \
+                    ClientSession(r, w) as session:
+                await session.initialize()
+                seqs = []
+                for i in range(3):
+                    res = await session.call_tool("calculator__execute",
+                                                  {"operation": "add", "a": i, "b": 1})
+                    assert not res.is_error, res
+                    seqs.append(res.meta["vak/audit_seq"])
+                return seqs
+
+        seqs = run(session_calls)
+        assert ids and len(set(ids)) == 1
+        index = worker_of(ids[0])
+        seen.add(index)
+        finished = {e["seq"] for e in entries(srv.logs[index])
+                    if e["kind"] == "invocation_finished" and e["session"] == ids[0]}
+        assert set(seqs) <= finished  # every call of the session ran on its worker
+    assert seen == {0, 1}  # new sessions are spread over both workers
+
+
+def test_health_and_readiness(served: tuple[Served, ServeProcess]) -> None:
+    _, srv = served
+    assert httpx.get(f"{srv.base}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{srv.base}/readyz")
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    assert [w["ready"] for w in ready.json()["workers"]] == [True, True]
+
+
+def test_no_token_appears_in_a_log_or_the_server_output(
+        served: tuple[Served, ServeProcess]) -> None:
+    workdir, srv = served
+    _call(srv.url, workdir.alice, "calculator__execute", {"operation": "add", "a": 1, "b": 1})
+    texts = [log.read_text(encoding="utf-8") for log in srv.logs]
+    texts.append((workdir.root / "serve.stderr").read_text(encoding="utf-8", errors="replace"))
+    texts.append(workdir.tokens.read_text(encoding="utf-8"))
+    for token in (workdir.alice, workdir.bob):
+        assert not any(token in t for t in texts)
+
+
+def test_a_skill_log_line_reaches_the_server_log_under_vak_skill(
+        served: tuple[Served, ServeProcess]) -> None:
+    workdir, srv = served
+    _call(srv.url, workdir.alice, "notes__read", {"path": "/workspace/hello.txt"})
+    text = (workdir.root / "serve.stderr").read_text(encoding="utf-8", errors="replace")
+    decided = [e for log in srv.logs for e in entries(log)
+               if e["kind"] == "host_decision" and e["host_function"] == "log"]
+    if decided:  # the notes skill logs what it read: shown at --log-level debug
+        assert "vak.skill.notes" in text
+
+
+def test_worker_logs_are_named_after_the_configured_log(
+        served: tuple[Served, ServeProcess]) -> None:
+    workdir, srv = served
+    assert [p.name for p in srv.logs] == ["vak-w0.log", "vak-w1.log"]
+    origins = [entries(p)[0]["origin"] for p in srv.logs]
+    assert origins == ["test.vak/serve/w0", "test.vak/serve/w1"]
+    assert Path(srv.state["control"]).stat().st_mode & 0o077 == 0
