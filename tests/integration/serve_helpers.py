@@ -106,3 +106,39 @@ def verify_json(log: Path, pin: Path) -> dict[str, Any]:
 
 def worker_of(session_id: str) -> int:
     return int(session_id.split("-", 1)[0][1:])
+
+
+@dataclass(frozen=True)
+class Ack:
+    """One acknowledged tool result: its session (so its worker), seq and outcome."""
+
+    session: str
+    seq: int
+    error: str | None
+    text: str
+
+
+async def call_loop(url: str, token: str, tool: str, args: dict[str, Any],
+                    stop: Callable[[], bool], acks: list[Ack]) -> None:
+    """Call ``tool`` in one session until ``stop()`` or the server goes away;
+    every result the server acknowledged is appended to ``acks``."""
+    ids: list[str] = []
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+
+    async def remember(response: Any) -> None:
+        if response.headers.get("mcp-session-id"):
+            ids.append(response.headers["mcp-session-id"])
+
+    http.event_hooks["response"].append(remember)
+    try:
+        async with http, streamable_http_client(url, http_client=http) as (read, write), \
+                ClientSession(read, write) as session:
+            await session.initialize()
+            while not stop():
+                res = await session.call_tool(tool, args)
+                meta = res.meta or {}
+                acks.append(Ack(ids[0], int(meta["vak/audit_seq"]), meta.get("vak/error"),
+                                res.content[0].text if res.content else ""))
+    except BaseException as exc:  # noqa: BLE001 - the drain ends the session; acks stand
+        if isinstance(exc, KeyboardInterrupt):
+            raise
