@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-from kernel_helpers import DemoState
+from kernel_helpers import ALLOC_WAT, DemoState, wat_skill
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -26,6 +26,19 @@ T = TypeVar("T")
 CALLER_POLICY = """@id("ops.no-bob-notes")
 forbid (principal == Vak::Skill::"notes", action in Vak::Action::"fs", resource)
 when { context.caller.id == "bob" };
+"""
+
+#: a skill whose ``execute`` logs one line (with an escape character) and answers {}
+LOGGER_WAT = r"""
+(module
+  (import "vak" "log" (func $log (param i32 i32) (result i64)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (data (i32.const 16) "{\"level\":\"info\",\"message\":\"hello from logger \\u001b[31m\"}")
+  (data (i32.const 200) "{}")
+""" + ALLOC_WAT + r"""  (func (export "execute") (param i32 i32) (result i64)
+    (drop (call $log (i32.const 16) (i32.const 57)))
+    (i64.const 858993459202)))
 """
 
 
@@ -55,7 +68,11 @@ def served_workdir(demo: DemoState, root: Path, name: str = "serve") -> Served:
     policies = root / "policies"
     shutil.copytree(demo.workdir / "policies", policies, dirs_exist_ok=True)
     (policies / "caller.cedar").write_text(CALLER_POLICY, encoding="utf-8")
+    logger = wat_skill(demo, root / "skills", "logger", LOGGER_WAT,
+                       capabilities={"log": True},
+                       limits={"max_fuel": 100000, "max_host_calls": 1})
     skills = ", ".join(f'"{demo.workdir / "skills" / n}"' for n in ("calculator", "notes"))
+    skills += f', "{logger}"'
     origin = f"test.vak/{name}"
     key = root / "audit" / "log.key"
     key.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +156,6 @@ async def call_loop(url: str, token: str, tool: str, args: dict[str, Any],
                 meta = res.meta or {}
                 acks.append(Ack(ids[0], int(meta["vak/audit_seq"]), meta.get("vak/error"),
                                 res.content[0].text if res.content else ""))
-    except BaseException as exc:  # noqa: BLE001 - the drain ends the session; acks stand
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise

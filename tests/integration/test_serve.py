@@ -18,10 +18,16 @@ import pytest
 pytest.importorskip("mcp")
 
 from kernel_helpers import DemoState
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
-from serve_helpers import Served, entries, run, served_workdir, with_session, worker_of
+from serve_helpers import (
+    Ack,
+    Served,
+    call_loop,
+    entries,
+    run,
+    served_workdir,
+    with_session,
+    worker_of,
+)
 
 from vak.serve.process import ServeProcess
 
@@ -119,34 +125,16 @@ def test_sessions_are_sticky_to_the_worker_their_id_names(
     workdir, srv = served
     seen: set[int] = set()
     for _ in range(4):
-        ids: list[str] = []
-
-        async def session_calls() -> list[int]:
-            http = create_mcp_http_client(headers={"Authorization": f"Bearer {workdir.alice}"})
-
-            async def remember(response: Any) -> None:
-                if response.headers.get("mcp-session-id"):
-                    ids.append(response.headers["mcp-session-id"])
-
-            http.event_hooks["response"].append(remember)
-            async with http, streamable_http_client(srv.url, http_client=http) as (r, w), \
-                    ClientSession(r, w) as session:
-                await session.initialize()
-                seqs = []
-                for i in range(3):
-                    res = await session.call_tool("calculator__execute",
-                                                  {"operation": "add", "a": i, "b": 1})
-                    assert not res.is_error, res
-                    seqs.append(res.meta["vak/audit_seq"])
-                return seqs
-
-        seqs = run(session_calls)
-        assert ids and len(set(ids)) == 1
-        index = worker_of(ids[0])
+        acks: list[Ack] = []
+        run(lambda: call_loop(srv.url, workdir.alice, "calculator__execute",
+                              {"operation": "add", "a": 1, "b": 1},
+                              lambda: len(acks) >= 3, acks))  # noqa: B023 - runs at once
+        assert len(acks) == 3 and len({a.session for a in acks}) == 1
+        index = worker_of(acks[0].session)
         seen.add(index)
         finished = {e["seq"] for e in entries(srv.logs[index])
-                    if e["kind"] == "invocation_finished" and e["session"] == ids[0]}
-        assert set(seqs) <= finished  # every call of the session ran on its worker
+                    if e["kind"] == "invocation_finished" and e["session"] == acks[0].session}
+        assert {a.seq for a in acks} <= finished  # every call of the session ran there
     assert seen == {0, 1}  # new sessions are spread over both workers
 
 
@@ -172,17 +160,28 @@ def test_no_token_appears_in_a_log_or_the_server_output(
 def test_a_skill_log_line_reaches_the_server_log_under_vak_skill(
         served: tuple[Served, ServeProcess]) -> None:
     workdir, srv = served
-    _call(srv.url, workdir.alice, "notes__read", {"path": "/workspace/hello.txt"})
-    text = (workdir.root / "serve.stderr").read_text(encoding="utf-8", errors="replace")
-    decided = [e for log in srv.logs for e in entries(log)
-               if e["kind"] == "host_decision" and e["host_function"] == "log"]
-    if decided:  # the notes skill logs what it read: shown at --log-level debug
-        assert "vak.skill.notes" in text
+    result = _call(srv.url, workdir.alice, "logger__execute", {})
+    assert not result.is_error, result
+    stderr = workdir.root / "serve.stderr"
+    _wait(lambda: "vak.skill.logger" in stderr.read_text(encoding="utf-8", errors="replace"))
+    text = stderr.read_text(encoding="utf-8", errors="replace")
+    line = next(x for x in text.splitlines() if "vak.skill.logger" in x)
+    assert "hello from logger" in line
+    assert "\x1b" not in line  # control characters escaped: one call, one line
+
+
+def _wait(pred: Any, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
 
 def test_worker_logs_are_named_after_the_configured_log(
         served: tuple[Served, ServeProcess]) -> None:
-    workdir, srv = served
+    _, srv = served
     assert [p.name for p in srv.logs] == ["vak-w0.log", "vak-w1.log"]
     origins = [entries(p)[0]["origin"] for p in srv.logs]
     assert origins == ["test.vak/serve/w0", "test.vak/serve/w1"]

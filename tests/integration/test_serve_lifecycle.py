@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("mcp")
 
 from kernel_helpers import DemoState
-from serve_helpers import Ack, Served, call_loop, entries, served_workdir, verify_json, worker_of
+from serve_helpers import Ack, call_loop, entries, served_workdir, verify_json, worker_of
 
 from vak.serve.control import ask, read_state
 from vak.serve.process import ServeProcess

@@ -1,0 +1,96 @@
+"""vak.serve: listen addresses, the loopback rule, session ids naming a worker, the
+front's reading of a request head, per-worker names, JSON logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vak.config import KernelConfig
+from vak.errors import ConfigError
+from vak.serve.front import _parse_head
+from vak.serve.logsetup import configure_logging
+from vak.serve.naming import log_path, new_session_id, worker_config, worker_of_session
+from vak.serve.settings import ServeSettings, parse_listen
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("127.0.0.1:8000", ("127.0.0.1", 8000)), ("localhost:1", ("127.0.0.1", 1)),
+    ("[::1]:9", ("::1", 9)), ("0.0.0.0:0", ("0.0.0.0", 0)), ("127.0.0.1", ("127.0.0.1", 8765)),
+    ("[::1]", ("::1", 8765)),
+], ids=["v4", "localhost", "v6", "any", "no-port", "v6-no-port"])
+def test_listen_addresses(text: str, want: tuple[str, int]) -> None:
+    assert parse_listen(text) == want
+
+
+@pytest.mark.parametrize("text", ["example.com:80", "127.0.0.1:70000", "127.0.0.1:x", "[::1",
+                                  "[::1]x", "1.2.3:4", ""],
+                         ids=["name", "port-range", "port-text", "unclosed", "junk", "short",
+                              "empty"])
+def test_bad_listen_addresses(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_listen(text)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.1", "192.0.2.1", "::ffff:10.0.0.1"])
+def test_non_loopback_needs_a_token_file(host: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="without authentication"):
+        ServeSettings(tmp_path / "vak.toml", tmp_path, host=host)
+    ServeSettings(tmp_path / "vak.toml", tmp_path, host=host, token_file=tmp_path / "t.json")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.9.9.9", "::1"])
+def test_loopback_may_be_served_without_tokens(host: str, tmp_path: Path) -> None:
+    assert ServeSettings(tmp_path / "vak.toml", tmp_path, host=host).workers >= 1
+
+
+@given(st.integers(min_value=0, max_value=63))
+def test_a_session_id_names_its_worker(index: int) -> None:
+    sid = new_session_id(index)
+    assert worker_of_session(sid, 64) == index
+    assert worker_of_session(sid, index) is None  # no such worker: not routed by it
+
+
+@given(st.text(max_size=60))
+def test_arbitrary_session_ids_route_nowhere_unless_well_formed(text: str) -> None:
+    index = worker_of_session(text, 4)
+    assert index is None or text.startswith(f"w{index}-")
+
+
+def test_parse_head() -> None:
+    head = (b"POST /mcp?x=1 HTTP/1.1\r\nHost: a\r\nMCP-Session-Id:  w1-" + b"a" * 32 +
+            b"\r\n\r\n")
+    assert _parse_head(head) == (b"/mcp", "w1-" + "a" * 32)
+    assert _parse_head(b"GET /readyz HTTP/1.1\r\n\r\n") == (b"/readyz", None)
+    assert _parse_head(b"garbage\r\n\r\n") == (b"", None)
+    assert _parse_head(b"GET / HTTP/1.1\r\nmcp-session-id: \xff\r\n\r\n") == (b"/", None)
+
+
+def test_worker_names(tmp_path: Path) -> None:
+    assert log_path(Path("audit/vak.log"), 3) == Path("audit/vak-w3.log")
+    cfg = KernelConfig(state_dir=tmp_path).with_(audit_origin="ex.com/k")
+    w = worker_config(cfg, 1)
+    assert w.audit.origin == "ex.com/k/w1" and w.audit_settings().log.name == "vak-w1.log"
+    assert w.audit.key == cfg.audit.key and w.audit.hmac_key == cfg.audit.hmac_key
+
+
+def test_json_logs_name_the_skill(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("json", "debug", "w0")
+        logging.getLogger("vak.skill.notes").debug("read %s", "a.txt")
+        line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+        assert line["skill"] == "notes" and line["msg"] == "read a.txt"
+        assert line["level"] == "debug" and line["process"] == "w0"
+        configure_logging("text", "warning", "w0")
+        logging.getLogger("vak.skill.notes").info("hidden")
+        assert "hidden" not in capsys.readouterr().err
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
