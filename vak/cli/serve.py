@@ -26,12 +26,14 @@ __all__ = ["register"]
 
 _EXAMPLES = """examples:
   vak serve token add ci-agent --token-file tokens.json
-  vak serve --config vak.toml --workers 2 --token-file tokens.json
-  vak serve --config vak.toml --listen 0.0.0.0:8765 --token-file tokens.json
-  vak reload --config vak.toml
+  vak serve token list --token-file tokens.json
+
+Then start it (it runs until SIGTERM or Ctrl-C, which drain it):
+  $ vak serve --config vak.toml --workers 2 --token-file tokens.json
+  $ vak serve --config vak.toml --listen 0.0.0.0:8765 --token-file tokens.json
 
 MCP streamable HTTP at http://ADDR/mcp; /healthz and /readyz beside it.
-SIGTERM or SIGINT drains (every audit log closes cleanly), SIGHUP reloads.
+SIGHUP or `vak reload --config vak.toml` reloads policies, trust store and tokens.
 Without --token-file only loopback addresses may be served (exit 8 otherwise).
 Each worker i writes its own log: audit/vak.log -> audit/vak-w<i>.log (docs/SERVE.md)."""
 
@@ -63,13 +65,15 @@ def register(sub: Any) -> None:
         q = add(ttsub, name, fn, text, config=False, json_flag=True)
         if name != "list":
             q.add_argument("name", metavar="NAME", help="the caller (Cedar context.caller.id)")
-        q.add_argument("--token-file", type=Path, required=True, metavar="FILE")
+        q.add_argument("--token-file", type=Path, required=True, metavar="FILE",
+                       help="the token file (JSON, mode 0600; only hashes)")
         if name == "add":
             q.add_argument("--kind", default="agent", help="context.caller.kind (agent)")
     add(sub, "reload", cmd_reload, "Reload policies, trust store and tokens of the running "
         "vak serve of this config (like SIGHUP), and say whether every worker took it.",
-        epilog="examples:\n  vak reload --config vak.toml\n\nAn invalid policy set is "
-        "refused with exit 24 and the old one stays in force.")
+        epilog="With `vak serve --config vak.toml` running:\n  $ vak reload --config vak.toml\n\n"
+        "An invalid policy set is refused with exit 24 and the old one stays in force; "
+        "exit 8 when no server runs for the config's state_dir.")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
