@@ -52,6 +52,9 @@ _MAX_HEAD = 16384
 #: a client that has not sent its request head by then is dropped
 _HEAD_TIMEOUT = 10.0
 _HEALTH = {b"/healthz", b"/readyz"}
+#: connections accepted but not yet handed over (their head still coming); past this
+#: a new one is closed at once, so slow clients cannot pile up descriptors
+_MAX_PENDING = 1024
 
 
 @dataclass
@@ -83,6 +86,7 @@ class Front:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._control_server: asyncio.AbstractServer | None = None
         self.port = 0
+        self._pending = 0
 
     # ------------------------------------------------------------ lifecycle
     def run(self) -> int:
@@ -287,13 +291,23 @@ class Front:
                 # closed by the drain (the loop then ends), or out of descriptors: back off
                 await asyncio.sleep(0.05)
                 continue
+            if self._pending >= _MAX_PENDING:
+                conn.close()
+                continue
             self._keep(self._route(conn))
 
     async def _route(self, conn: socket.socket) -> None:
+        self._pending += 1
+        try:
+            await self._hand_over(conn)
+        finally:
+            self._pending -= 1
+            conn.close()
+
+    async def _hand_over(self, conn: socket.socket) -> None:
         try:
             head = await _peek_head(conn)
             if head is None:
-                conn.close()
                 return
             path, session = _parse_head(head)
             if path in _HEALTH:
@@ -306,7 +320,6 @@ class Front:
             socket.send_fds(target.conns, [b"c"], [conn.fileno()])
         except OSError:
             pass
-        conn.close()
 
     def _pick(self, session: str | None) -> WorkerHandle | None:
         if session is not None:
@@ -328,7 +341,6 @@ class Front:
             await _reply(conn, 200 if self.ready else 503, {
                 "ready": self.ready, "draining": self.draining,
                 "workers": [{"index": w.index, "ready": w.ready} for w in self.workers]})
-        conn.close()
 
 
 def _listen(host: str, port: int) -> socket.socket:
