@@ -6,76 +6,70 @@ swaps the set as another. The guard orders the two, so that in the log every
 decision follows the ``policy_set`` entry of the set that made it (replay
 evaluates each decision against the most recent ``policy_set`` before it):
 
-* many decisions may be in their step at once (:meth:`deciding`, shared);
+* many decisions may be in their step at once (``with guard.deciding():``);
 * :meth:`exclusive` first stops new decisions from starting, waits for those
   in their step to be recorded, runs the swap, then lets decisions go on.
 
-The shared side costs two uncontended lock round trips per decision; a swap
-waits at most for the slowest step in flight (an effectful decision's fsync),
-since no step spans an effect, a DNS lookup or a person's approval.
+The decision side is on every host call, so it takes no lock: it announces
+itself (an atomic ``list.append``), then looks whether a swap is under way and,
+if so, withdraws and waits. The swap side raises its flag, then waits until
+no decision is announced. Each side writes before it reads, so one of them
+always sees the other (the interpreter orders these single operations). A
+swap waits at most for the slowest step in flight (an effectful decision's
+fsync): no step spans an effect, a DNS lookup or a person's approval.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
 from typing import TypeVar
 
 __all__ = ["SwapGuard"]
 
 _T = TypeVar("_T")
+#: how often a waiting swap looks whether the decisions in their step are done
+_POLL = 0.0005
 
 
 class SwapGuard:
-    """Shared steps (decisions) and exclusive ones (swaps), writer first."""
+    """Shared steps (decisions) and exclusive ones (swaps), the swap first."""
 
-    __slots__ = ("_drained", "_lock", "_open", "_readers", "_swapping", "_writer")
+    __slots__ = ("_in_step", "_open", "_swapping", "_writer")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._writer = threading.Lock()  # one swap at a time
         self._open = threading.Event()
         self._open.set()
-        self._drained = threading.Event()
-        self._readers = 0
+        self._in_step: list[None] = []
         self._swapping = False
 
-    @contextmanager
-    def deciding(self) -> Iterator[None]:
-        """One decision and its record (waits while a swap is under way)."""
-        while True:
-            with self._lock:
-                if not self._swapping:
-                    self._readers += 1
-                    break
-            self._open.wait()
-        try:
-            yield
-        finally:
-            self._leave()
+    def deciding(self) -> SwapGuard:
+        """``with guard.deciding():`` one decision and its record."""
+        return self
 
-    def _leave(self) -> None:
-        with self._lock:
-            self._readers -= 1
-            if self._swapping and self._readers == 0:
-                self._drained.set()
+    def __enter__(self) -> None:
+        in_step = self._in_step
+        while True:
+            in_step.append(None)
+            if not self._swapping:
+                return
+            in_step.pop()
+            self._open.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        self._in_step.pop()
 
     def exclusive(self, swap: Callable[[], _T]) -> _T:
         """Run ``swap`` with no decision in its step; returns what ``swap`` returns."""
         with self._writer:
-            with self._lock:
-                self._swapping = True
-                self._open.clear()
-                if self._readers == 0:
-                    self._drained.set()
-                else:
-                    self._drained.clear()
+            self._open.clear()
+            self._swapping = True
             try:
-                self._drained.wait()
+                while self._in_step:
+                    time.sleep(_POLL)
                 return swap()
             finally:
-                with self._lock:
-                    self._swapping = False
-                    self._drained.clear()
-                    self._open.set()
+                self._swapping = False
+                self._open.set()
