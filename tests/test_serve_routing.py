@@ -94,3 +94,18 @@ def test_json_logs_name_the_skill(capsys: pytest.CaptureFixture[str]) -> None:
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+@given(st.binary(max_size=400))
+def test_any_request_head_parses_without_raising(head: bytes) -> None:
+    path, session = _parse_head(head)
+    assert isinstance(path, bytes) and (session is None or session.isascii())
+
+
+@given(st.text(max_size=40))
+def test_any_listen_text_is_an_address_or_a_config_error(text: str) -> None:
+    try:
+        host, port = parse_listen(text)
+    except ConfigError:
+        return
+    assert 0 <= port <= 65535 and host
