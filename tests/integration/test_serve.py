@@ -186,3 +186,20 @@ def test_worker_logs_are_named_after_the_configured_log(
     origins = [entries(p)[0]["origin"] for p in srv.logs]
     assert origins == ["test.vak/serve/w0", "test.vak/serve/w1"]
     assert Path(srv.state["control"]).stat().st_mode & 0o077 == 0
+
+
+def test_a_request_for_another_workers_session_is_misdirected(
+        served: tuple[Served, ServeProcess]) -> None:
+    workdir, srv = served
+    headers = {"content-type": "application/json", "authorization": f"Bearer {workdir.alice}",
+               "accept": "application/json, text/event-stream"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}}
+    with httpx.Client(headers=headers) as client:  # one keep-alive connection
+        first = client.post(srv.url, json=init)
+        here = worker_of(first.headers["mcp-session-id"])
+        other = f"w{1 - here}-" + "0" * 32
+        r = client.post(srv.url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+                        headers={"mcp-session-id": other})
+        assert r.status_code == 421 and r.headers["connection"] == "close"

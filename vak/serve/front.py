@@ -7,9 +7,10 @@ the next ready worker in turn -- and hands the connection over whole
 (``SCM_RIGHTS``); that worker's HTTP server reads the request as if it had
 accepted it. So the front costs one peek per *connection*, not per request,
 and is never the bottleneck of keep-alive clients. A request on a handed-over
-connection naming another worker's session finds no session there (404) and
-the client opens a new session; the MCP client keeps one connection per
-session, which is what the routing assumes.
+connection naming another worker's session is answered 421 Misdirected
+Request with ``connection: close`` by that worker, so the client retries on a
+new connection, which is routed right (the MCP client keeps one connection
+per session anyway).
 
 The front answers ``/healthz`` (200 while it runs) and ``/readyz`` (200 once
 every worker has loaded its kernel and until a drain starts; 503 otherwise)
@@ -131,7 +132,7 @@ class Front:
         conn_front, conn_worker = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ctl_front, ctl_worker = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         argv = [sys.executable, "-m", "vak.serve.worker", "--config", str(s.config_path),
-                "--index", str(index), "--conn-fd", str(conn_worker.fileno()),
+                "--index", str(index), "--workers", str(s.workers), "--conn-fd", str(conn_worker.fileno()),
                 "--control-fd", str(ctl_worker.fileno()), "--listen-host", s.host,
                 "--drain-timeout", str(s.drain_timeout), "--log-format", s.log_format,
                 "--log-level", s.log_level]

@@ -42,7 +42,7 @@ from vak.invocation import Invocation, Principal
 from vak.kernel import Kernel
 from vak.serve.auth import PRINCIPAL_KEY, BearerGate, Receive, Scope, Send
 from vak.serve.logsetup import configure_logging
-from vak.serve.naming import new_session_id, worker_config
+from vak.serve.naming import new_session_id, worker_config, worker_of_session
 from vak.serve.tokens import TokenFile
 
 __all__ = ["ServedKernel", "main"]
@@ -91,6 +91,33 @@ class _SessionIds:
         return new_session_id(self.index)
 
 
+class _Misdirected:
+    """A request for another worker's session, on a connection handed here: 421.
+
+    The front routes a connection by its first request; a client (or a proxy
+    pooling connections) may send a later request of another session on it.
+    HTTP's 421 Misdirected Request with ``connection: close`` makes the client
+    retry on a new connection, which the front routes to the right worker.
+    """
+
+    def __init__(self, app: Any, index: int, workers: int) -> None:
+        self.app = app
+        self.index = index
+        self.workers = workers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope.get("headers") or ():
+                if name == b"mcp-session-id":
+                    owner = worker_of_session(value.decode("latin-1"), self.workers)
+                    if owner is not None and owner != self.index:
+                        await send({"type": "http.response.start", "status": 421, "headers": [
+                            (b"content-length", b"0"), (b"connection", b"close")]})
+                        await send({"type": "http.response.body", "body": b""})
+                        return
+        await self.app(scope, receive, send)
+
+
 class _InFlight:
     """ASGI middleware counting HTTP requests whose response is not finished."""
 
@@ -118,6 +145,7 @@ class _InFlight:
 class _Worker:
     def __init__(self, args: argparse.Namespace) -> None:
         self.index: int = args.index
+        self.workers: int = args.workers
         self.conn_chan = socket.socket(fileno=args.conn_fd)
         self.ctl = socket.socket(fileno=args.control_fd)
         self.token_path = Path(args.token_file) if args.token_file else None
@@ -205,7 +233,8 @@ class _Worker:
 
         server = build_server(kernel, principal_of=principal_of, session_of=session_of)
         mcp_app = server.streamable_http_app(host=self.listen_host)
-        inflight = _InFlight(BearerGate(mcp_app, lambda: self.tokens))
+        inflight = _InFlight(_Misdirected(BearerGate(mcp_app, lambda: self.tokens),
+                                          self.index, self.workers))
         return inflight, inflight
 
     def serve(self) -> int:
@@ -330,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="vak-serve-worker")
     p.add_argument("--config", required=True)
     p.add_argument("--index", type=int, required=True)
+    p.add_argument("--workers", type=int, required=True)
     p.add_argument("--conn-fd", type=int, required=True)
     p.add_argument("--control-fd", type=int, required=True)
     p.add_argument("--listen-host", default="127.0.0.1")
