@@ -133,7 +133,8 @@ class Front:
         ctl_front, ctl_worker = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         argv = [sys.executable, "-m", "vak.serve.worker", "--config", str(s.config_path),
                 "--index", str(index), "--workers", str(s.workers),
-                "--conn-fd", str(conn_worker.fileno()), "--control-fd", str(ctl_worker.fileno()), "--listen-host", s.host,
+                "--conn-fd", str(conn_worker.fileno()),
+                "--control-fd", str(ctl_worker.fileno()), "--listen-host", s.host,
                 "--drain-timeout", str(s.drain_timeout), "--log-format", s.log_format,
                 "--log-level", s.log_level]
         if s.token_file is not None:
