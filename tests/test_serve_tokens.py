@@ -78,8 +78,9 @@ HEX = "0" * 64
     '{"version": 1, "tokens": [{"name": "a", "sha256": "' + HEX + '", "kind": 3}]}',
     '{"version": 1, "tokens": [{"name": "a", "sha256": "' + HEX + '"}, '
     '{"name": "a", "sha256": "' + HEX + '"}]}',
+    "[" * 100_000,
 ], ids=["text", "list", "version", "no-tokens", "entry", "no-hash", "bad-hash", "bad-name",
-        "bad-kind", "duplicate"])
+        "bad-kind", "duplicate", "deep"])
 def test_malformed_files_are_refused_naming_the_file(tmp_path: Path, doc: str) -> None:
     path = tmp_path / "tokens.json"
     path.write_text(doc)

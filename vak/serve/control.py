@@ -42,8 +42,9 @@ def read_state(state_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: no `vak serve` is running for this state_dir",
                           file=str(path), fix="start one with `vak serve --config vak.toml`"
                           ) from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: unreadable server state: {exc}", file=str(path)) from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path}: unreadable server state: {type(exc).__name__}",
+                          file=str(path)) from None
     if not isinstance(state, dict):
         raise ConfigError(f"{path}: server state is not an object", file=str(path))
     pid = state.get("pid")
@@ -83,8 +84,9 @@ def ask(state: dict[str, Any], op: str, timeout: float = 180.0) -> dict[str, Any
                     break
                 data += chunk
         answer = json.loads(data)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot talk to the server: {exc}", file=path) from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path}: cannot talk to the server: {type(exc).__name__}",
+                          file=path) from None
     if not isinstance(answer, dict):
         raise ConfigError(f"{path}: the server's answer is not an object", file=path)
     return answer

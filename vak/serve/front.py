@@ -261,7 +261,7 @@ class Front:
             line = await asyncio.wait_for(reader.readline(), 10)
             try:
                 op = json.loads(line).get("op")
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):
                 op = None
             if op == "reload":
                 answer = await self.reload()

@@ -195,8 +195,9 @@ class TokenFile:
 def _parse(data: bytes, path: Path) -> tuple[TokenEntry, ...]:
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: token file is not JSON: {exc}", file=str(path)) from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(f"{path}: token file is not JSON: {type(exc).__name__}",
+                          file=str(path)) from None
     if not isinstance(doc, dict) or doc.get("version") != 1 or \
             not isinstance(doc.get("tokens"), list):
         raise ConfigError(f"{path}: expected {{\"version\": 1, \"tokens\": [...]}}",
