@@ -185,3 +185,30 @@ def test_reload_without_a_server_says_so(demo_state: DemoState, tmp_path: Path) 
     workdir = served_workdir(demo_state, tmp_path / "none", "none")
     out = _vak("reload", "--config", str(workdir.config))
     assert out.returncode == 8 and "no `vak serve` is running" in out.stderr
+
+
+def test_the_demo_config_served_by_two_workers_to_a_token_holder(
+        demo_state: DemoState, tmp_path: Path) -> None:
+    """Done-when of issue 16: `vak demo`'s vak.toml, two workers, a token, a drain."""
+    from serve_helpers import run, with_session
+
+    from vak.serve.tokens import TokenFile
+
+    tokens = tmp_path / "tokens.json"
+    token = TokenFile.load_or_empty(tokens).add("agent")
+    srv = ServeProcess.start(demo_state.config, workers=2, token_file=tokens)
+
+    async def body(session: Any) -> tuple[list[str], Any]:
+        names = [t.name for t in (await session.list_tools()).tools]
+        return names, await session.call_tool("calculator__execute",
+                                              {"operation": "add", "a": 40, "b": 2})
+
+    names, result = run(lambda: with_session(srv.url, token, body))
+    assert {"calculator__execute", "notes__read", "fetch__fetch", "loop__execute"} <= set(names)
+    assert result.structured_content == {"result": 42}
+    assert srv.stop(signal.SIGTERM) == 0
+    for log in srv.logs:
+        out = subprocess.run([sys.executable, "-m", "vak.cli.audit", "verify", str(log),
+                              "--key", str(demo_state.log_pub)], capture_output=True,
+                             text=True, check=False)
+        assert out.returncode == 0 and "closed cleanly" in out.stdout, out.stdout

@@ -59,7 +59,8 @@ def worker_config(config: KernelConfig, index: int) -> KernelConfig:
 
 
 def write_worker_pin(config: KernelConfig, index: int) -> Path | None:
-    """Write worker ``index``'s pin derived from the operator's ``[audit] trust`` file.
+    """Write worker ``index``'s pin derived from the operator's ``[audit] trust`` file
+    (None: no pin configured, or the file does not exist yet).
 
     Every key pinned under the configured origin is pinned under the worker's
     origin too, with its flags (``revoked``, ``not-after=``); nothing else is.
@@ -72,6 +73,8 @@ def write_worker_pin(config: KernelConfig, index: int) -> Path | None:
     if settings.trust is None:
         return None
     pin = settings.trust
+    if not pin.exists():
+        return None  # not pinned yet (the kernel does not need the pin to run)
     try:
         text = pin.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
