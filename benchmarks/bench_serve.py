@@ -59,6 +59,10 @@ def serve_workdirs(root: Path, names: tuple[str, ...]) -> list[Path]:
 
 
 # ---------------------------------------------------------------- raw client
+class _Closed(Exception):
+    """The connection was closed before an answer."""
+
+
 class RawSession:
     """One MCP session over one keep-alive HTTP/1.1 connection, raw JSON-RPC."""
 
@@ -91,6 +95,15 @@ class RawSession:
         raise RuntimeError(f"no JSON-RPC answer in {body[:200]!r}")
 
     async def post(self, message: dict[str, Any]) -> bytes:
+        try:
+            return await self._post(message)
+        except (ConnectionError, asyncio.IncompleteReadError, _Closed):
+            # the server closed an idle keep-alive connection: reconnect (the front
+            # routes the new connection by the session id) and send again
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            return await self._post(message)
+
+    async def _post(self, message: dict[str, Any]) -> bytes:
         assert self.reader is not None and self.writer is not None
         data = json.dumps(message).encode()
         head = (f"POST /mcp HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"
@@ -102,6 +115,8 @@ class RawSession:
                 + f"content-length: {len(data)}\r\n\r\n").encode()
         self.writer.write(head + data)
         status_line = await self.reader.readline()
+        if not status_line:
+            raise _Closed
         headers: dict[bytes, bytes] = {}
         while True:
             line = await self.reader.readline()
@@ -178,6 +193,10 @@ async def _measure(s1: Any, s2: Any, token: str, rounds: int, calls: int) -> Fig
     lat: tuple[list[float], list[float]] = ([], [])
     await _burst(pools[0], 5, [])  # warm-up, both sides
     await _burst(pools[1], 5, [])
+    import psutil
+
+    procs = [psutil.Process(pid) for pid in s2.pids]  # front, worker 0, worker 1
+    cpu0 = [sum(p.cpu_times()[:2]) for p in procs]
     rates: tuple[list[float], list[float]] = ([], [])
     for r in range(rounds):
         order = (0, 1) if r % 2 == 0 else (1, 0)
@@ -185,6 +204,7 @@ async def _measure(s1: Any, s2: Any, token: str, rounds: int, calls: int) -> Fig
             t0 = time.perf_counter_ns()
             n = await _burst(pools[side], calls, lat[side])
             rates[side].append(n * 1e9 / (time.perf_counter_ns() - t0))
+    cpu = [round(sum(p.cpu_times()[:2]) - c, 2) for p, c in zip(procs, cpu0, strict=True)]
     for sessions in pools:
         for s in sessions:
             await s.close()
@@ -200,6 +220,7 @@ async def _measure(s1: Any, s2: Any, token: str, rounds: int, calls: int) -> Fig
         note=f"{speedup:.2f}x; raw JSON-RPC over HTTP/1.1 keep-alive, 16 sessions; "
              "client shares the 2 cores",
         extra={"speedup": round(speedup, 3),
+               "two_worker_cpu_s": {"front": cpu[0], "workers": cpu[1:]},
                "latency_ms": {k: {"p50": round(v[0], 2), "p99": round(v[1], 2)}
                               for k, v in q.items()}})
 

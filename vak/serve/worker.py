@@ -48,6 +48,8 @@ from vak.serve.tokens import TokenFile
 __all__ = ["ServedKernel", "main"]
 
 _log = logging.getLogger("vak.serve")
+#: idle keep-alive connections are closed after this many seconds
+_KEEP_ALIVE_S = 60
 
 
 class ServedKernel(Kernel):
@@ -243,6 +245,8 @@ class _Worker:
         app, inflight = self.app(kernel)
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=int(self.drain_timeout) + 1,
+                                # a session's connection stays (and stays routed) between calls
+                                timeout_keep_alive=_KEEP_ALIVE_S,
                                 server_header=False)
         self.server = _HandedServer(config, self, inflight)
         try:
