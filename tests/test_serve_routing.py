@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -109,3 +110,46 @@ def test_any_listen_text_is_an_address_or_a_config_error(text: str) -> None:
     except ConfigError:
         return
     assert 0 <= port <= 65535 and host
+
+
+def _asgi(app: Any, headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    asyncio.run(app({"type": "http", "method": "POST", "path": "/mcp", "headers": headers},
+                    receive, send))
+    return sent
+
+
+def _opening(session_id: bytes) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"mcp-session-id", session_id)]})
+        await send({"type": "http.response.body", "body": b"data", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    return app
+
+
+def test_a_session_id_not_naming_this_worker_is_refused_not_handed_out() -> None:
+    from vak.serve.worker import _Misdirected
+
+    good = _asgi(_Misdirected(_opening(b"w1-" + b"a" * 32), 1, 2), [])
+    assert good[0]["status"] == 200 and good[1]["body"] == b"data"
+    bad = _asgi(_Misdirected(_opening(b"0123abcd" * 4), 1, 2), [])
+    assert bad[0]["status"] == 500 and all(m.get("body", b"") == b"" for m in bad[1:])
+    assert not any(b"0123abcd" in v for m in bad for _, v in m.get("headers", []))
+
+
+def test_a_request_for_another_workers_session_gets_421() -> None:
+    from vak.serve.worker import _Misdirected
+
+    sent = _asgi(_Misdirected(_opening(b"unused"), 0, 2),
+                 [(b"mcp-session-id", b"w1-" + b"a" * 32)])
+    assert sent[0]["status"] == 421 and (b"connection", b"close") in sent[0]["headers"]

@@ -40,7 +40,7 @@ from vak.config import KernelConfig
 from vak.errors import VakError
 from vak.invocation import Invocation, Principal
 from vak.kernel import Kernel
-from vak.serve.auth import PRINCIPAL_KEY, BearerGate, Receive, Scope, Send
+from vak.serve.auth import PRINCIPAL_KEY, BearerGate, Message, Receive, Scope, Send
 from vak.serve.logsetup import configure_logging
 from vak.serve.naming import new_session_id, worker_config, worker_of_session
 from vak.serve.tokens import TokenFile
@@ -94,30 +94,61 @@ class _SessionIds:
 
 
 class _Misdirected:
-    """A request for another worker's session, on a connection handed here: 421.
+    """Sessions stay where their id says: the two checks of it, on this worker.
 
-    The front routes a connection by its first request; a client (or a proxy
-    pooling connections) may send a later request of another session on it.
-    HTTP's 421 Misdirected Request with ``connection: close`` makes the client
-    retry on a new connection, which the front routes to the right worker.
+    * A request for another worker's session, on a connection handed here (a
+      client or a proxy pooling connections may send a later request of
+      another session on it), gets HTTP's 421 Misdirected Request with
+      ``connection: close``: the client retries on a new connection, which the
+      front routes to the right worker.
+    * A session opened here must carry an id naming this worker (the MCP SDK's
+      id source is replaced at start, :class:`_SessionIds`); should the SDK stop
+      using it, the opening answer is refused (500) instead of handing out a
+      session the front would route anywhere.
     """
 
     def __init__(self, app: Any, index: int, workers: int) -> None:
         self.app = app
         self.index = index
         self.workers = workers
+        self.prefix = f"w{index}-".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope.get("headers") or ():
-                if name == b"mcp-session-id":
-                    owner = worker_of_session(value.decode("latin-1"), self.workers)
-                    if owner is not None and owner != self.index:
-                        await send({"type": "http.response.start", "status": 421, "headers": [
-                            (b"content-length", b"0"), (b"connection", b"close")]})
-                        await send({"type": "http.response.body", "body": b""})
-                        return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers") or ():
+            if name == b"mcp-session-id":
+                owner = worker_of_session(value.decode("latin-1"), self.workers)
+                if owner is not None and owner != self.index:
+                    await send({"type": "http.response.start", "status": 421, "headers": [
+                        (b"content-length", b"0"), (b"connection", b"close")]})
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+                await self.app(scope, receive, send)
+                return
+        await self.app(scope, receive, self._checked(send))
+
+    def _checked(self, send: Send) -> Send:
+        refused = False
+
+        async def checked(message: Message) -> None:
+            nonlocal refused
+            if message["type"] == "http.response.start":
+                for name, value in message.get("headers") or ():
+                    if name.lower() == b"mcp-session-id" and not value.startswith(self.prefix):
+                        _log.error("worker %d: the MCP SDK handed out a session id that does "
+                                   "not name this worker; refused", self.index)
+                        refused = True
+                        message = {"type": "http.response.start", "status": 500,
+                                   "headers": [(b"content-length", b"0")]}
+            elif refused:
+                if not message.get("more_body"):
+                    await send({"type": "http.response.body", "body": b""})
+                return
+            await send(message)
+
+        return checked
 
 
 class _InFlight:
@@ -216,13 +247,14 @@ class _Worker:
             self.server.should_exit = True
 
     # ------------------------------------------------------------ serving
-    def app(self, kernel: Kernel) -> tuple[Any, _InFlight]:
+    def app(self, kernel: Kernel) -> _InFlight:
         import mcp.server.streamable_http_manager as manager
 
         from vak.adapters.mcp import build_server
 
         # session ids that name this worker, so the front can route by them alone
-        setattr(manager, "uuid4", _SessionIds(self.index))  # noqa: B010 - checked at start
+        # (_Misdirected refuses a session whose id does not name this worker)
+        setattr(manager, "uuid4", _SessionIds(self.index))  # noqa: B010
 
         def principal_of(ctx: Any) -> Principal | None:
             request = getattr(ctx, "request", None)
@@ -237,13 +269,13 @@ class _Worker:
         mcp_app = server.streamable_http_app(host=self.listen_host)
         inflight = _InFlight(_Misdirected(BearerGate(mcp_app, lambda: self.tokens),
                                           self.index, self.workers))
-        return inflight, inflight
+        return inflight
 
     def serve(self) -> int:
         self.load_tokens()
         kernel = self.start_kernel()
-        app, inflight = self.app(kernel)
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
+        inflight = self.app(kernel)
+        config = uvicorn.Config(inflight, log_config=None, access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=int(self.drain_timeout) + 1,
                                 # a session's connection stays (and stays routed) between calls
                                 timeout_keep_alive=_KEEP_ALIVE_S,
