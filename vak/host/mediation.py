@@ -75,7 +75,7 @@ from urllib.parse import quote
 
 import orjson
 
-from vak.approvals.gate import ApprovalGate
+from vak.approvals.gate import ApprovalGate, Outcome
 from vak.audit.approval import call_binding
 from vak.audit.sink import AuditRef, AuditSink
 from vak.errors import (
@@ -361,6 +361,16 @@ class Mediator:
         return p
 
 
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    """An approval request opened and its ``approval_required`` decision recorded."""
+
+    gate: ApprovalGate
+    outcome: Outcome
+    ref: AuditRef
+    shown: dict[str, Any]
+
+
 def _memo_put(memo: dict[tuple[str, bytes], tuple[NormalCall, str | None]],
               key: tuple[str, bytes], value: tuple[NormalCall, str | None]) -> None:
     if len(memo) >= _MEMO_SIZE:
@@ -452,16 +462,19 @@ class MediatedHandler:
                                      durable=True)
                 if decision.allowed:
                     call = self._m._http.resolved(call, self)
+            opened: _Opened | None = None
             with self._m._swap.deciding():
                 if not (fn.resolves and call.unresolved):
                     decision = self.authorize(fn, call)
                 why = "" if decision.allowed else "denied by policy"
-                pending = self.needs_approval(decision)
-                if not pending:
+                if self.needs_approval(decision):  # recorded now, the person asked after
+                    opened = self._approval_open(fn, call, args, decision)
+                    ref = opened.ref
+                else:
                     ref = self._record("host_decision", fn, call, args, decision, why,
                                        durable=fn.effectful)
-            if pending:
-                ref, approval = self._approval(fn, call, args, decision)
+            if opened is not None:
+                approval = self._approval_answer(fn, decision, opened)
         if decision.allowed:
             # marked before the data arrives: the next decision already sees the label
             adds = self._m._label_map.labels(function, call.resource)
@@ -595,18 +608,16 @@ class MediatedHandler:
         return decision.allowed and not self._m.engine.approval_policies.isdisjoint(
             decision.policy_ids)
 
-    def _approval(self, fn: HostFunction, call: NormalCall, args: bytes,
-                  decision: Decision) -> tuple[AuditRef, AuditRef]:
-        """The approval step of an Allow a ``@approval("required")`` permit determined.
-
-        Records the ``host_decision`` with effect ``approval_required`` and the
-        request (id, binding) durably; gets a signed answer (stored, or from the
-        approver callable); records it as an ``approval`` entry durably, before
-        any effect. Returns both refs; raises unless a valid approval came.
+    def _approval_open(self, fn: HostFunction, call: NormalCall, args: bytes,
+                       decision: Decision) -> _Opened:
+        """The approval step of an Allow a ``@approval("required")`` permit determined,
+        first half (inside the decision's step): open the request and record the
+        ``host_decision`` with effect ``approval_required`` and the request (id,
+        binding) durably. :meth:`_approval_answer` then gets a signed answer
+        (stored, or from the approver callable) and records it as an
+        ``approval`` entry durably, before any effect.
 
         Raises:
-            ApprovalPendingError: no answer yet (out of band: `vak approvals`).
-            ApprovalDeniedError: refused by an approver, or no answer in time.
             PolicyDeniedError: no approval store, or a store file is invalid.
         """
         gate = self._m.approvals
@@ -634,6 +645,18 @@ class MediatedHandler:
         if call.summary:
             fields["summary"] = dict(call.summary)
         ref = self._append("host_decision", fields, durable=True)
+        return _Opened(gate, outcome, ref, shown)
+
+    def _approval_answer(self, fn: HostFunction, decision: Decision, opened: _Opened
+                         ) -> AuditRef:
+        """Get the signed answer to an opened request and record it; its ``approval`` ref.
+
+        Raises:
+            ApprovalPendingError: no answer yet (out of band: `vak approvals`).
+            ApprovalDeniedError: refused by an approver, or no answer in time.
+        """
+        gate, outcome, ref, shown = opened.gate, opened.outcome, opened.ref, opened.shown
+        request = outcome.request
         if outcome.answer is None:
             outcome = gate.ask(request, self.ctx.deadline, self.ctx.invocation_id)
         answer = outcome.answer
@@ -664,7 +687,7 @@ class MediatedHandler:
                 f"host call vak.{fn.name} on {target} was refused by approver "
                 f"{answer.key_id} (approval {request.id}, audit seq {aref.seq})",
                 policy_ids=list(decision.policy_ids), audit_seq=aref.seq, **details)
-        return ref, aref
+        return aref
 
     # -- recording --------------------------------------------------------------------
     def _record(self, kind: str, fn: HostFunction, call: NormalCall, args: bytes,

@@ -16,7 +16,9 @@ if so, withdraws and waits. The swap side raises its flag, then waits until
 no decision is announced. Each side writes before it reads, so one of them
 always sees the other (the interpreter orders these single operations). A
 swap waits at most for the slowest step in flight (an effectful decision's
-fsync): no step spans an effect, a DNS lookup or a person's approval.
+fsync): no step spans an effect, a DNS lookup or the wait for a person's
+approval (an approval's request is opened and recorded in the step; the
+answer is awaited after it).
 """
 
 from __future__ import annotations
