@@ -212,3 +212,20 @@ def test_the_demo_config_served_by_two_workers_to_a_token_holder(
                               "--key", str(demo_state.log_pub)], capture_output=True,
                              text=True, check=False)
         assert out.returncode == 0 and "closed cleanly" in out.stdout, out.stdout
+
+
+def test_sigterm_while_the_workers_start_still_closes_every_log(
+        demo_state: DemoState, tmp_path: Path) -> None:
+    workdir = served_workdir(demo_state, tmp_path / "early", "early")
+    proc = subprocess.Popen([sys.executable, "-m", "vak.cli.main", "serve", "--config",
+                             str(workdir.config), "--workers", "2", "--listen", "127.0.0.1:0",
+                             "--token-file", str(workdir.tokens)], stderr=subprocess.PIPE)
+    logs = [workdir.root / "audit" / f"vak-w{i}.log" for i in (0, 1)]
+    _wait_for(lambda: any(p.exists() for p in logs))  # a kernel is opening its log
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+    for i, log in enumerate(logs):
+        if log.exists():
+            report = verify_json(log, workdir.worker_pin(i))
+            assert report["result"] == "OK" and report["tail"].startswith("closed cleanly")

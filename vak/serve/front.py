@@ -139,8 +139,11 @@ class Front:
                 "--log-level", s.log_level]
         if s.token_file is not None:
             argv += ["--token-file", str(s.token_file)]
+        # the worker starts with SIGTERM and SIGINT ignored (inherited through exec) and
+        # installs its own handlers once it can close its kernel; the drain itself is
+        # the control channel's "drain" and the connection channel's end
         process = subprocess.Popen(argv, pass_fds=(conn_worker.fileno(), ctl_worker.fileno()),
-                                   stdin=subprocess.DEVNULL, start_new_session=False)
+                                   stdin=subprocess.DEVNULL, preexec_fn=_ignore_stop_signals)
         conn_worker.close()
         ctl_worker.close()
         conn_front.setblocking(False)
@@ -158,6 +161,8 @@ class Front:
             self._listener.close()
         for w in self.workers:
             w.conns.close()  # the worker takes no new connection
+            with contextlib.suppress(OSError):
+                w.control.send(b'{"op": "drain"}\n')
             if w.process.poll() is None:
                 w.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.settings.drain_timeout + 30
@@ -343,6 +348,12 @@ class Front:
             await _reply(conn, 200 if self.ready else 503, {
                 "ready": self.ready, "draining": self.draining,
                 "workers": [{"index": w.index, "ready": w.ready} for w in self.workers]})
+
+
+def _ignore_stop_signals() -> None:
+    """In the forked child, before exec: a drain signal cannot kill a starting worker."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -190,6 +190,11 @@ class _Worker:
         self.server: _HandedServer | None = None
         self.log_path = Path()
         self.ctl_lock = threading.Lock()
+        #: SIGTERM/SIGINT before the server runs: stop once the kernel is open
+        self.stop_requested = False
+
+    def early_stop(self, sig: int, frame: object) -> None:
+        self.stop_requested = True
 
     # ------------------------------------------------------------ control channel
     def tell(self, message: dict[str, Any]) -> None:
@@ -274,6 +279,10 @@ class _Worker:
     def serve(self) -> int:
         self.load_tokens()
         kernel = self.start_kernel()
+        if self.stop_requested:  # a drain came while the kernel was starting
+            kernel.close()
+            self.tell({"event": "closed", "worker": self.index})
+            return 0
         inflight = self.app(kernel)
         config = uvicorn.Config(inflight, log_config=None, access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=int(self.drain_timeout) + 1,
@@ -367,6 +376,8 @@ class _HandedServer(uvicorn.Server):
         control = loop.create_task(self.worker.control_loop())
         self._tasks.add(control)
         self.started = True
+        if self.worker.stop_requested:
+            self.should_exit = True
         self.worker.tell({"event": "ready", "worker": self.worker.index, "pid": os.getpid(),
                           "log": str(self.worker.log_path)})
 
@@ -408,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     # the front decides reloads; a terminal's hangup reaches it too
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     worker = _Worker(args)
+    # until the HTTP server takes them over, a drain only marks the kernel to close
+    signal.signal(signal.SIGTERM, worker.early_stop)
+    signal.signal(signal.SIGINT, worker.early_stop)
     try:
         return worker.serve()
     except VakError as exc:
