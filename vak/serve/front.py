@@ -321,21 +321,29 @@ class Front:
                 await self._health(conn, path, len(head))
                 return
             target = self._pick(session)
-            if target is None:
-                await _reply(conn, 503, {"status": "unavailable"})
+            if isinstance(target, int):
+                await _reply(conn, target, {"status": "unavailable" if target == 503
+                                            else "session not found"})
                 return
             socket.send_fds(target.conns, [b"c"], [conn.fileno()])
         except OSError:
             pass
 
-    def _pick(self, session: str | None) -> WorkerHandle | None:
+    def _pick(self, session: str | None) -> WorkerHandle | int:
+        """The worker for a request, or the HTTP status to answer instead.
+
+        A session's worker if the id names one (404 when that worker is gone:
+        the session is, and MCP clients then open a new one -- another worker
+        would only answer 421); else the next ready worker in turn (503: none).
+        """
         if session is not None:
             index = worker_of_session(session, len(self.workers))
-            if index is not None and self.workers[index].ready:
-                return self.workers[index]
+            if index is not None:
+                worker = self.workers[index]
+                return worker if worker.ready else 404
         ready = [w for w in self.workers if w.ready]
         if not ready or self.draining:
-            return None
+            return 503
         return ready[next(self._turn) % len(ready)]
 
     async def _health(self, conn: socket.socket, path: bytes, head_len: int) -> None:
@@ -424,7 +432,7 @@ def _parse_head(head: bytes) -> tuple[bytes, str | None]:
 
 async def _reply(conn: socket.socket, status: int, body: dict[str, Any]) -> None:
     data = json.dumps(body).encode()
-    reason = {200: "OK", 503: "Service Unavailable"}.get(status, "Error")
+    reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}.get(status, "Error")
     head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
             f"content-length: {len(data)}\r\ncache-control: no-store\r\n"
             "connection: close\r\n\r\n").encode()
