@@ -153,3 +153,20 @@ def test_a_request_for_another_workers_session_gets_421() -> None:
     sent = _asgi(_Misdirected(_opening(b"unused"), 0, 2),
                  [(b"mcp-session-id", b"w1-" + b"a" * 32)])
     assert sent[0]["status"] == 421 and (b"connection", b"close") in sent[0]["headers"]
+
+
+def test_the_front_picks_the_session_worker_or_says_why_not(tmp_path: Path) -> None:
+    from vak.serve.front import Front, WorkerHandle
+
+    front = Front(ServeSettings(tmp_path / "vak.toml", tmp_path, workers=2))
+    front.workers = [WorkerHandle(i, None, None, None, ready=True)  # type: ignore[arg-type]
+                     for i in range(2)]
+    sid1 = new_session_id(1)
+    assert front._pick(sid1) is front.workers[1]
+    assert {front._pick(None).index for _ in range(4)} == {0, 1}  # type: ignore[union-attr]
+    assert front._pick("not-a-session") in front.workers  # unknown form: any ready worker
+    front.workers[1].ready = False
+    assert front._pick(sid1) == 404  # its worker is gone, so is the session
+    assert front._pick(None) is front.workers[0]
+    front.workers[0].ready = False
+    assert front._pick(None) == 503
