@@ -83,6 +83,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from vak.serve.settings import ServeSettings, parse_listen
     from vak.serve.tokens import TokenFile
 
+    try:
+        import mcp  # noqa: F401 - the workers need both
+        import uvicorn  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on extras
+        raise ConfigError(f"vak serve needs the 'mcp' extra: {exc}",
+                          fix="pip install 'vak[mcp]'") from None
     config_path = Path(args.config)
     config = KernelConfig.from_toml(config_path)
     host, port = parse_listen(args.listen)
