@@ -196,14 +196,17 @@ async def _measure(s1: Any, s2: Any, token: str, rounds: int, calls: int) -> Fig
     import psutil
 
     procs = [psutil.Process(pid) for pid in s2.pids]  # front, worker 0, worker 1
+    me = psutil.Process()
     cpu0 = [sum(p.cpu_times()[:2]) for p in procs]
+    client_cpu = [0.0, 0.0]
     rates: tuple[list[float], list[float]] = ([], [])
     for r in range(rounds):
         order = (0, 1) if r % 2 == 0 else (1, 0)
         for side in order:
-            t0 = time.perf_counter_ns()
+            t0, c0 = time.perf_counter_ns(), sum(me.cpu_times()[:2])
             n = await _burst(pools[side], calls, lat[side])
             rates[side].append(n * 1e9 / (time.perf_counter_ns() - t0))
+            client_cpu[side] += sum(me.cpu_times()[:2]) - c0
     cpu = [round(sum(p.cpu_times()[:2]) - c, 2) for p, c in zip(procs, cpu0, strict=True)]
     for sessions in pools:
         for s in sessions:
@@ -221,6 +224,8 @@ async def _measure(s1: Any, s2: Any, token: str, rounds: int, calls: int) -> Fig
              "client shares the 2 cores",
         extra={"speedup": round(speedup, 3),
                "two_worker_cpu_s": {"front": cpu[0], "workers": cpu[1:]},
+               "client_cpu_s": {"one_worker": round(client_cpu[0], 2),
+                                "two_workers": round(client_cpu[1], 2)},
                "latency_ms": {k: {"p50": round(v[0], 2), "p99": round(v[1], 2)}
                               for k, v in q.items()}})
 
