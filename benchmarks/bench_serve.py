@@ -213,16 +213,18 @@ async def _measure(s1: Any, s2: Any, token: str, rounds: int, calls: int) -> Fig
             await s.close()
     single, double = Sample.of(rates[0]), Sample.of(rates[1])
     speedup = double.median_ns / single.median_ns
+    # each round's two bursts ran back to back: their ratio shares the machine's load
+    paired = statistics.median(b / a for a, b in zip(rates[0], rates[1], strict=True))
     q = {side: _percentiles(lat[i]) for i, side in ((0, "one_worker"), (1, "two_workers"))}
     progress(f"  1 worker {single.median_ns:.0f}/s p50 {q['one_worker'][0]:.1f} ms, "
              f"2 workers {double.median_ns:.0f}/s p50 {q['two_workers'][0]:.1f} ms: "
-             f"{speedup:.2f}x")
+             f"{speedup:.2f}x (paired bursts: {paired:.2f}x)")
     return Figure(
         "serve 2 workers vs 1, 16 MCP clients", double, single, "vak serve --workers 1",
         f">= {TARGET}x", speedup >= TARGET, unit="calls/s",
         note=f"{speedup:.2f}x; raw JSON-RPC over HTTP/1.1 keep-alive, 16 sessions; "
              "client shares the 2 cores",
-        extra={"speedup": round(speedup, 3),
+        extra={"speedup": round(speedup, 3), "paired_speedup_median": round(paired, 3),
                "two_worker_cpu_s": {"front": cpu[0], "workers": cpu[1:]},
                "client_cpu_s": {"one_worker": round(client_cpu[0], 2),
                                 "two_workers": round(client_cpu[1], 2)},
