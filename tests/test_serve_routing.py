@@ -170,3 +170,12 @@ def test_the_front_picks_the_session_worker_or_says_why_not(tmp_path: Path) -> N
     assert front._pick(None) is front.workers[0]
     front.workers[0].ready = False
     assert front._pick(None) == 503
+
+
+@pytest.mark.parametrize(("workers", "drain"), [(-1, 30.0), (257, 30.0), (2, 0.0),
+                                                (2, float("nan"))],
+                         ids=["negative", "too-many", "no-drain", "nan-drain"])
+def test_worker_count_and_drain_timeout_are_checked(tmp_path: Path, workers: int,
+                                                    drain: float) -> None:
+    with pytest.raises(ConfigError):
+        ServeSettings(tmp_path / "vak.toml", tmp_path, workers=workers, drain_timeout=drain)

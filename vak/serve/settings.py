@@ -19,6 +19,8 @@ from vak.errors import ConfigError
 __all__ = ["ServeSettings", "parse_listen"]
 
 DEFAULT_PORT = 8765
+#: most worker processes (session ids name the worker in at most 4 digits)
+MAX_WORKERS = 256
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -60,7 +62,8 @@ class ServeSettings:
     """The checked settings of one ``vak serve``.
 
     Raises (constructor):
-        ConfigError: a non-loopback address without a token file, or no worker.
+        ConfigError: a non-loopback address without a token file, a worker count
+            outside 1..256, or a drain timeout that is not positive.
     """
 
     config_path: Path
@@ -74,8 +77,14 @@ class ServeSettings:
     log_level: str = "info"
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
+        if self.workers == 0:
             object.__setattr__(self, "workers", os.cpu_count() or 1)
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"--workers {self.workers}: expected 1..{MAX_WORKERS} "
+                              "(0: the CPU count)", field="--workers")
+        if not self.drain_timeout > 0:
+            raise ConfigError(f"--drain-timeout {self.drain_timeout}: expected seconds > 0",
+                              field="--drain-timeout")
         if self.token_file is None and not ipaddress.ip_address(self.host).is_loopback:
             raise ConfigError(
                 f"refusing to serve on {self.host} without authentication: only loopback "
