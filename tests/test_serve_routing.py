@@ -173,8 +173,8 @@ def test_the_front_picks_the_session_worker_or_says_why_not(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(("workers", "drain"), [(-1, 30.0), (257, 30.0), (2, 0.0),
-                                                (2, float("nan"))],
-                         ids=["negative", "too-many", "no-drain", "nan-drain"])
+                                                (2, float("nan")), (2, float("inf"))],
+                         ids=["negative", "too-many", "no-drain", "nan-drain", "inf-drain"])
 def test_worker_count_and_drain_timeout_are_checked(tmp_path: Path, workers: int,
                                                     drain: float) -> None:
     with pytest.raises(ConfigError):

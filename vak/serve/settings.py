@@ -82,9 +82,9 @@ class ServeSettings:
         if not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError(f"--workers {self.workers}: expected 1..{MAX_WORKERS} "
                               "(0: the CPU count)", field="--workers")
-        if not self.drain_timeout > 0:
-            raise ConfigError(f"--drain-timeout {self.drain_timeout}: expected seconds > 0",
-                              field="--drain-timeout")
+        if not 0 < self.drain_timeout <= 3600:
+            raise ConfigError(f"--drain-timeout {self.drain_timeout}: expected 0 < seconds "
+                              "<= 3600", field="--drain-timeout")
         if self.token_file is None and not ipaddress.ip_address(self.host).is_loopback:
             raise ConfigError(
                 f"refusing to serve on {self.host} without authentication: only loopback "
