@@ -297,12 +297,13 @@ class Kernel:
             loaded = load_policies(self.config.policy_settings().policy_dirs)
             policies = self._policies
             audit = self._audit
+            install = policies.stage(loaded)  # compiled before decisions are held
+            record = policy_set_record(loaded)
 
             def swap() -> ReloadResult:
                 previous = policies.digest
-                ref = audit.append("policy_set", policy_set_record(loaded),
-                                   durable=self._strict, flush=True)
-                policies.reload(loaded)
+                ref = audit.append("policy_set", record, durable=self._strict, flush=True)
+                install()
                 self._trust = trust
                 self._approval_gate.trust = trust
                 return ReloadResult(loaded.digest, previous, ref.seq, tuple(loaded.ids))
