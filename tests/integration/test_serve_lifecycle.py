@@ -229,3 +229,30 @@ def test_sigterm_while_the_workers_start_still_closes_every_log(
         if log.exists():
             report = verify_json(log, workdir.worker_pin(i))
             assert report["result"] == "OK" and report["tail"].startswith("closed cleanly")
+
+
+def test_a_worker_killed_while_serving_is_restarted(demo_state: DemoState,
+                                                     tmp_path: Path) -> None:
+    from serve_helpers import run, with_session
+
+    import httpx
+
+    workdir = served_workdir(demo_state, tmp_path / "kill", "kill")
+    with ServeProcess.start(workdir.config, workers=2, token_file=workdir.tokens) as srv:
+        victim = srv.state["workers"][1]["pid"]
+        os.kill(victim, signal.SIGKILL)
+        _wait_for(lambda: httpx.get(f"{srv.base}/readyz").status_code == 503, 30)
+        _wait_for(lambda: httpx.get(f"{srv.base}/readyz").status_code == 200, 120)
+
+        async def body(session: Any) -> Any:
+            return await session.call_tool("calculator__execute",
+                                           {"operation": "add", "a": 2, "b": 2})
+
+        for _ in range(4):  # new sessions reach both workers again
+            assert run(lambda: with_session(srv.url, workdir.alice, body)).structured_content \
+                == {"result": 4}
+        ctl = ask(read_state(workdir.root / ".vak"), "status")
+        assert [w["ready"] for w in ctl["workers"]] == [True, True]
+    assert srv.process.returncode == 0
+    # the killed kernel's log is recovered by its successor and verifies
+    assert verify_json(srv.logs[1], workdir.worker_pin(1))["result"] == "OK"

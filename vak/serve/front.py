@@ -56,6 +56,8 @@ _HEALTH = {b"/healthz", b"/readyz"}
 #: connections accepted but not yet handed over (their head still coming); past this
 #: a new one is closed at once, so slow clients cannot pile up descriptors
 _MAX_PENDING = 1024
+#: a worker that dies after serving is restarted, at most this often per window
+_MAX_RESTARTS, _RESTART_WINDOW = 5, 60.0
 
 
 @dataclass
@@ -71,6 +73,8 @@ class WorkerHandle:
     log: str = ""
     pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     failure: str = ""
+    #: when this worker index was restarted (monotonic), within the restart window
+    restarts: list[float] = field(default_factory=list)
 
 
 class Front:
@@ -212,14 +216,30 @@ class Front:
                 w.closed = True
             elif event == "failed":
                 w.failure = str(msg.get("message", ""))
-        w.ready = False
+        was_ready, w.ready = w.ready, False
         for fut in w.pending.values():
             if not fut.done():
                 fut.set_result({"ok": False, "message": "the worker exited"})
-        if not self.draining:
-            _log.error("worker %d exited unexpectedly%s; stopping", w.index,
-                       f": {w.failure}" if w.failure else "")
-            self._begin_drain()
+        if self.draining:
+            return
+        recent = [t for t in w.restarts if time.monotonic() - t < _RESTART_WINDOW]
+        if was_ready and not w.failure and len(recent) < _MAX_RESTARTS:
+            # a worker that served and then died (killed, crashed): start it again; its
+            # sessions are gone (404, clients open new ones), its log is recovered on open
+            _log.error("worker %d exited unexpectedly (%s); restarting it", w.index,
+                       await _wait_exit(w.process, time.monotonic() + 5))
+            await asyncio.sleep(0.5)
+            if self._stop.is_set():  # a drain began meanwhile
+                return
+            fresh = self._spawn(w.index)
+            fresh.restarts = [*recent, time.monotonic()]
+            self.workers[w.index] = fresh
+            self._keep(self._watch(fresh))
+            return
+        _log.error("worker %d exited%s; stopping", w.index,
+                   f": {w.failure}" if w.failure else " (restarting too often)"
+                   if was_ready else " before it was ready")
+        self._begin_drain()
 
     def _write_state(self) -> None:
         s = self.settings
