@@ -233,9 +233,8 @@ def test_sigterm_while_the_workers_start_still_closes_every_log(
 
 def test_a_worker_killed_while_serving_is_restarted(demo_state: DemoState,
                                                      tmp_path: Path) -> None:
-    from serve_helpers import run, with_session
-
     import httpx
+    from serve_helpers import run, with_session
 
     workdir = served_workdir(demo_state, tmp_path / "kill", "kill")
     with ServeProcess.start(workdir.config, workers=2, token_file=workdir.tokens) as srv:
