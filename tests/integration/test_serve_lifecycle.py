@@ -139,11 +139,21 @@ def test_reload_under_load_takes_effect_between_decisions(
         assert verify_json(log, workdir.worker_pin(i))["result"] == "OK"
 
 
-def test_sighup_reloads_too(demo_state: DemoState, tmp_path: Path) -> None:
+def test_sighup_reloads_too_and_json_logs_are_json(demo_state: DemoState,
+                                                  tmp_path: Path) -> None:
+    import json
+
     workdir = served_workdir(demo_state, tmp_path / "hup", "hup")
-    with ServeProcess.start(workdir.config, workers=1, token_file=workdir.tokens) as srv:
+    err = (tmp_path / "stderr").open("wb")
+    with ServeProcess.start(workdir.config, workers=1, token_file=workdir.tokens, stderr=err,
+                            extra=("--log-format", "json")) as srv:
         srv.send(signal.SIGHUP)
         _wait_for(lambda: sum(e["kind"] == "policy_set" for e in entries(srv.logs[0])) == 2)
+    err.close()
+    records = [json.loads(line) for line in (tmp_path / "stderr").read_text().splitlines()]
+    assert {r["process"] for r in records} == {"front", "w0"}
+    assert any("reload done" in r["msg"] for r in records)
+    assert all({"ts", "level", "logger", "msg"} <= set(r) for r in records)
 
 
 @pytest.mark.parametrize("listen", ["0.0.0.0:0", "[::]:0", "192.0.2.1:8765"],
