@@ -109,8 +109,12 @@ class Front:
         s.serve_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with contextlib.suppress(FileNotFoundError):
             s.control_path.unlink()
-        self._control_server = await asyncio.start_unix_server(self._control, s.control_path)
-        os.chmod(s.control_path, 0o600)
+        previous = os.umask(0o177)  # the socket is 0600 from its first moment
+        try:
+            self._control_server = await asyncio.start_unix_server(self._control,
+                                                                   s.control_path)
+        finally:
+            os.umask(previous)
         for i in range(s.workers):
             self.workers.append(self._spawn(i))
         for w in self.workers:
