@@ -174,7 +174,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
     config = KernelConfig.from_toml(config_path)
     _check_policies(config)  # an invalid set: exit 24 here, naming file and line
     answer = ask(read_state(config.state_dir.resolve()), "reload")
-    if args.json:
+    if answer.get("ok") and args.json:
         print(json.dumps(answer, indent=2))
     if answer.get("ok"):
         if not args.json:
