@@ -265,3 +265,17 @@ def test_a_worker_killed_while_serving_is_restarted(demo_state: DemoState,
     assert srv.process.returncode == 0
     # the killed kernel's log is recovered by its successor and verifies
     assert verify_json(srv.logs[1], workdir.worker_pin(1))["result"] == "OK"
+
+
+def test_one_server_per_state_dir_and_reload_json(demo_state: DemoState, tmp_path: Path) -> None:
+    import json
+
+    workdir = served_workdir(demo_state, tmp_path / "one", "one")
+    with ServeProcess.start(workdir.config, workers=1, token_file=workdir.tokens) as srv:
+        second = _vak("serve", "--config", str(workdir.config), "--listen", "127.0.0.1:0")
+        assert second.returncode == 8 and "already runs" in second.stderr
+        done = _vak("reload", "--config", str(workdir.config), "--json")
+        assert done.returncode == 0
+        answer = json.loads(done.stdout)
+        assert answer["ok"] is True and answer["workers"][0]["audit_seq"] > 0
+        assert srv.process.poll() is None

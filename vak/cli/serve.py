@@ -97,6 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                              workers=args.workers, token_file=args.token_file,
                              drain_timeout=args.drain_timeout, log_format=args.log_format,
                              log_level=args.log_level)
+    _refuse_second_server(settings.state_dir)
     if settings.token_file is not None:
         TokenFile.load(settings.token_file)  # fail before any worker starts
     _check_policies(config)
@@ -108,6 +109,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, args.log_level, "front")
     front = Front(settings)
     return front.run()
+
+
+def _refuse_second_server(state_dir: Path) -> None:
+    """One server per state dir: a second one would only find its logs locked."""
+    from vak.serve.control import read_state
+
+    try:
+        state = read_state(state_dir)
+    except ConfigError:
+        return  # none runs (or a stale file, which the new server replaces)
+    raise ConfigError(f"a vak serve already runs for {state_dir} (pid {state['pid']}, "
+                      f"{state.get('url', '')})", field="state_dir",
+                      fix="stop it first (SIGTERM), or give this one its own state_dir")
 
 
 def _check_policies(config: Any) -> None:
