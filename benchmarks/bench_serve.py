@@ -196,18 +196,30 @@ async def _measure(s1: Any, s2: Any, token: str, rounds: int, calls: int) -> Fig
     import psutil
 
     procs = [psutil.Process(pid) for pid in s2.pids]  # front, worker 0, worker 1
+    single_procs = [psutil.Process(pid) for pid in s1.pids]  # front, worker 0
     me = psutil.Process()
     cpu0 = [sum(p.cpu_times()[:2]) for p in procs]
+    single0 = [sum(p.cpu_times()[:2]) for p in single_procs]
     client_cpu = [0.0, 0.0]
+    wall = [0.0, 0.0]
     rates: tuple[list[float], list[float]] = ([], [])
     for r in range(rounds):
         order = (0, 1) if r % 2 == 0 else (1, 0)
         for side in order:
             t0, c0 = time.perf_counter_ns(), sum(me.cpu_times()[:2])
             n = await _burst(pools[side], calls, lat[side])
-            rates[side].append(n * 1e9 / (time.perf_counter_ns() - t0))
+            elapsed = time.perf_counter_ns() - t0
+            rates[side].append(n * 1e9 / elapsed)
             client_cpu[side] += sum(me.cpu_times()[:2]) - c0
+            wall[side] += elapsed / 1e9
     cpu = [round(sum(p.cpu_times()[:2]) - c, 2) for p, c in zip(procs, cpu0, strict=True)]
+    single_cpu = [round(sum(p.cpu_times()[:2]) - c, 2)
+                  for p, c in zip(single_procs, single0, strict=True)]
+    calls_each = rounds * calls * CLIENTS
+    # CPU per call of the workers: equal on both sides means the workers share nothing
+    # that serialises them, so throughput scales with the cores they are given
+    per_call = {"one_worker": round(sum(single_cpu[1:]) / calls_each * 1e3, 3),
+                "two_workers": round(sum(cpu[1:]) / calls_each * 1e3, 3)}
     for sessions in pools:
         for s in sessions:
             await s.close()
@@ -226,6 +238,11 @@ async def _measure(s1: Any, s2: Any, token: str, rounds: int, calls: int) -> Fig
              "client shares the 2 cores",
         extra={"speedup": round(speedup, 3), "paired_speedup_median": round(paired, 3),
                "two_worker_cpu_s": {"front": cpu[0], "workers": cpu[1:]},
+               "one_worker_cpu_s": {"front": single_cpu[0], "workers": single_cpu[1:]},
+               "worker_cpu_ms_per_call": per_call,
+               # how many cores the workers got: the machine's other load decides this
+               "worker_cores_used": {"one_worker": round(sum(single_cpu[1:]) / wall[0], 2),
+                                     "two_workers": round(sum(cpu[1:]) / wall[1], 2)},
                "client_cpu_s": {"one_worker": round(client_cpu[0], 2),
                                 "two_workers": round(client_cpu[1], 2)},
                "latency_ms": {k: {"p50": round(v[0], 2), "p99": round(v[1], 2)}
