@@ -75,6 +75,8 @@ class WorkerHandle:
     failure: str = ""
     #: when this worker index was restarted (monotonic), within the restart window
     restarts: list[float] = field(default_factory=list)
+    #: set once the control channel has been read to its end (every event seen)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Front:
@@ -181,6 +183,8 @@ class Front:
                 _log.error("worker %d did not drain in time: killed", w.index)
                 w.process.kill()
                 rc = await _wait_exit(w.process, time.monotonic() + 5)
+            with contextlib.suppress(TimeoutError):  # its last events (closed) read
+                await asyncio.wait_for(w.ended.wait(), 5)
             if rc != 0 or not w.closed:
                 _log.error("worker %d exited with %s%s", w.index, rc,
                            "" if w.closed else " before closing its kernel")
@@ -220,6 +224,7 @@ class Front:
                 w.closed = True
             elif event == "failed":
                 w.failure = str(msg.get("message", ""))
+        w.ended.set()
         was_ready, w.ready = w.ready, False
         for fut in w.pending.values():
             if not fut.done():
