@@ -33,8 +33,12 @@ def built_skills() -> Path:
 
 @pytest.fixture(scope="session")
 def component_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A module cache shared by every component test (one compile per session)."""
-    return tmp_path_factory.mktemp("component-cache") / "cache"
+    """A module cache shared by every component test (one compile per session).
+
+    Named ``modules`` so that its parent is a `vak demo` cache directory too
+    (``run_demo(cache_dir=component_cache.parent)`` shares the compile).
+    """
+    return tmp_path_factory.mktemp("component-cache") / "modules"
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import orjson
 import pytest
@@ -17,7 +19,13 @@ from hypothesis import strategies as st
 from sandbox_helpers import HOST_NAMES
 
 from vak._resources import wit_dir
-from vak.errors import ABIError, DigestMismatchError, PolicyDeniedError, SkillLoadError
+from vak.errors import (
+    ABIError,
+    DigestMismatchError,
+    PolicyDeniedError,
+    SkillLoadError,
+    UnknownToolError,
+)
 from vak.host.catalog import host_function
 from vak.sandbox.component import allowed_interface
 from vak.sandbox.engine import Engine, module_digest
@@ -202,3 +210,132 @@ def test_restart_loads_the_component_from_the_keyed_cache(components: Compiled) 
         out = again.call(compiled.digest, "read_note", b'{"path":"/x"}',
                          components.limits["pynotes"], Files())
         assert orjson.loads(out.output)["content"] == "note at /x"
+
+
+# ---------------------------------------------------------------- session residents
+def _count(engine: Engine, resident: object, limits: object) -> int:
+    out = engine.call_resident(resident, "count", b"{}", limits, Files())  # type: ignore[arg-type]
+    return int(orjson.loads(out.output)["count"])
+
+
+def test_a_resident_component_keeps_its_state_between_calls(components: Compiled) -> None:
+    engine = components.engine
+    digest, limits = components.digests["pyhostile"], components.limits["pyhostile"]
+    resident = engine.open_resident(digest, limits)
+    try:
+        assert [_count(engine, resident, limits) for _ in range(3)] == [1, 2, 3]
+        # a fresh store per plain call: it never sees the resident's globals
+        fresh = engine.call(digest, "count", b"{}", limits, Files())
+        assert orjson.loads(fresh.output) == {"count": 1}
+        other = engine.open_resident(digest, limits)
+        try:
+            assert _count(engine, other, limits) == 1  # two residents share nothing
+        finally:
+            other.close()
+        assert _count(engine, resident, limits) == 4
+    finally:
+        resident.close()
+    assert resident.closed
+
+
+@pytest.mark.parametrize(("export", "error"), [
+    ("spin", "SkillTimeout"), ("garbage", "ABIError"), ("big", "OutputTooLarge"),
+], ids=["deadline", "garbage-output", "output-too-large"])
+def test_a_resident_component_is_discarded_after_any_failure(
+        components: Compiled, export: str, error: str) -> None:
+    engine = components.engine
+    digest, limits = components.digests["pyhostile"], components.limits["pyhostile"]
+    resident = engine.open_resident(digest, limits)
+    try:
+        assert _count(engine, resident, limits) == 1
+        with pytest.raises(Exception) as info:
+            engine.call_resident(resident, export, b'{"n": 200000}', limits, Files())
+        assert type(info.value).__name__ == error
+        assert resident.closed
+        with pytest.raises(UnknownToolError):
+            _count(engine, resident, limits)
+    finally:
+        resident.close()
+    again = engine.open_resident(digest, limits)
+    try:
+        assert _count(engine, again, limits) == 1  # fresh state
+    finally:
+        again.close()
+
+
+def test_a_resident_component_denial_closes_it(components: Compiled) -> None:
+    engine = components.engine
+    digest, limits = components.digests["pynotes"], components.limits["pynotes"]
+    resident = engine.open_resident(digest, limits)
+    try:
+        with pytest.raises(PolicyDeniedError):
+            engine.call_resident(resident, "read_note", b'{"path":"/etc/passwd"}', limits,
+                                 Files(deny="/etc/passwd"))
+        assert resident.closed
+    finally:
+        resident.close()
+
+
+# ---------------------------------------------------------------- the worker route
+def _worker_read(pool: object, digest: str, limits: object) -> dict[str, object]:
+    out = pool.call(digest, "read_note", b'{"path":"/x"}', limits, Files())  # type: ignore[attr-defined]
+    return orjson.loads(out.output)  # type: ignore[no-any-return]
+
+
+def test_a_worker_is_served_the_compiled_component_from_the_keyed_cache(
+        components: Compiled) -> None:
+    from sandbox_helpers import worker_pool
+
+    data = component_bytes("pynotes")
+    digest, limits = components.digests["pynotes"], components.limits["pynotes"]
+    settings = EngineSettings(module_cache_dir=components.cache)
+    # only the first bytes of the module: a worker that compiled it would fail (the
+    # digest does not match); one served the parent's cache entry never reads them
+    with worker_pool(engine=settings, pool_size=1, start_timeout_ms=180_000,
+                     allow_unsandboxed=True) as pool:
+        pool.register(digest, data[:64])
+        assert _worker_read(pool, digest, limits)["content"] == "note at /x"
+
+
+def test_a_tampered_cache_entry_is_never_sent_to_a_worker(components: Compiled,
+                                                           tmp_path: Path) -> None:
+    from sandbox_helpers import worker_pool
+
+    data = component_bytes("pynotes")
+    digest, limits = components.digests["pynotes"], components.limits["pynotes"]
+    cache = tmp_path / "cache"
+    shutil.copytree(components.cache, cache)
+    for entry in cache.glob("*.cwasm"):
+        blob = bytearray(entry.read_bytes())
+        blob[-1] ^= 1  # one flipped bit: the HMAC no longer verifies
+        entry.write_bytes(bytes(blob))
+    settings = EngineSettings(module_cache_dir=cache)
+    with worker_pool(engine=settings, pool_size=1, start_timeout_ms=180_000,
+                     allow_unsandboxed=True) as pool:
+        pool.register(digest, data)  # the worker compiles the real module itself
+        assert _worker_read(pool, digest, limits)["content"] == "note at /x"
+
+
+# ---------------------------------------------------------------- resources
+def test_an_engine_is_freed_when_dropped_even_after_a_trap(components: Compiled) -> None:
+    """No reference cycle keeps an engine (and its pooled address space) until a GC."""
+    import gc
+    import weakref
+
+    from vak.errors import SkillTimeout
+
+    gc.collect()
+    gc.disable()
+    try:
+        engine = Engine(EngineSettings(module_cache_dir=components.cache), HOST_NAMES)
+        data = component_bytes("pyhostile")
+        engine.compile_component(data, module_digest(data))
+        with pytest.raises(SkillTimeout):
+            engine.call(module_digest(data), "spin", b"{}", components.limits["pyhostile"],
+                        Files())
+        engine.close()
+        alive = weakref.ref(engine)
+        del engine
+        assert alive() is None
+    finally:
+        gc.enable()

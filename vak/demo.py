@@ -4,7 +4,9 @@ What it does, in order (everything local; no network beyond 127.0.0.1, no model)
 
 1. copies the example skills shipped in the package (``vak/examples``) into
    ``DIR/skills`` and builds their modules there with the packaged SDK (Zig
-   from the ``build`` extra; a module already built and up to date is reused);
+   from the ``build`` extra; a module already built and up to date is reused),
+   and the Python component ``pynotes`` with componentize-py (also in the
+   ``build`` extra; seconds, so a build is kept in the cache directory, below);
 2. generates a fresh demo signing key, signs the copies and writes a trust
    store that trusts only that key;
 3. writes ``DIR/vak.toml`` (audit log and key, an fs mount ``/workspace`` ->
@@ -15,8 +17,17 @@ What it does, in order (everything local; no network beyond 127.0.0.1, no model)
    shaped as a model would send them for ``tool_specs("openai")``:
    calculator, a read inside the grant, a read outside it (denied), HTTP to
    the local server (allowed), HTTP to 169.254.169.254 (denied), a runaway
-   skill (stopped by its deadline);
+   skill (stopped by its deadline), then the Python skill reading a file
+   inside its grant and one outside it (denied);
 5. closes the kernel and verifies the audit log with :func:`vak.audit.verify.verify_log`.
+
+The Python component is the slow part of a first run: building it (about
+10 s) and compiling it with wasmtime (about 10 s). With ``cache_dir`` (the
+CLI passes ``~/.cache/vak``, or ``$VAK_CACHE_DIR``) both results are kept
+there, the build under its source digest and the compiled component in the
+engine's keyed, HMAC-checked module cache (``[engine] module_cache_dir`` of
+the demo's ``vak.toml``), so a second run, in any work directory, takes
+about a second. ``progress`` hears what the slow steps are doing.
 
 The demo is *ok* only if every step behaved as expected and the log verifies.
 Afterwards ``vak run --config DIR/vak.toml ...`` and
@@ -30,6 +41,7 @@ import json
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,7 +54,11 @@ __all__ = ["DemoReport", "DemoStep", "prepare_workdir", "run_demo"]
 
 #: the packaged examples (vak/examples) the demo builds, signs and loads
 DEMO_SKILLS = ("calculator", "notes", "fetch", "loop")
+#: the packaged component examples the full demo adds (a Python skill)
+DEMO_COMPONENTS = ("pynotes",)
 SAMPLE_TEXT = "Hello from the VAK demo workspace.\n"
+#: what the Python skill finds under its grant (/data, a mount of DIR/data)
+NOTE_TEXT = "A note the Python skill may read.\n"
 METADATA_URL = "http://169.254.169.254/latest/meta-data/"
 
 
@@ -119,6 +135,8 @@ class DemoReport:
             "try next:",
             f"  vak run --config {cfg} calculator__execute "
             "--input '{\"operation\":\"add\",\"a\":1,\"b\":2}'",
+            f"  vak run --config {cfg} pynotes__read_note "
+            "--input '{\"path\":\"/data/note.txt\"}'",
             f"  vak-audit verify --config {cfg}",
             f"  vak skills list --config {cfg}",
             "",
@@ -128,12 +146,12 @@ class DemoReport:
 
 
 # ---------------------------------------------------------------------- setup
-def _copy_examples(skills: Path) -> list[str]:
+def _copy_examples(skills: Path, names_wanted: tuple[str, ...]) -> list[str]:
     """Copy the packaged example sources (and any up-to-date build) into ``skills``."""
     from vak._resources import example_dir
 
     names = []
-    for name in DEMO_SKILLS:
+    for name in names_wanted:
         try:
             source = example_dir(name)
         except KeyError:
@@ -160,11 +178,19 @@ def _write_policy(path: Path, port: int) -> None:
     )
 
 
-def prepare_workdir(workdir: Path, port: int) -> Path:
+def prepare_workdir(workdir: Path, port: int, *, components: bool = False,
+                    cache_dir: Path | None = None,
+                    progress: Callable[[str], None] | None = None) -> Path:
     """Build, copy, sign and trust the demo skills; write vak.toml. Returns its path.
 
+    ``components`` adds the Python skill (``DEMO_COMPONENTS``, mounted
+    ``/data``); ``cache_dir`` keeps its build and compiled form for later runs
+    (module docstring); ``progress`` hears about the slow steps.
+
     Raises:
-        ConfigError: an example is missing from the package, or Zig is not installed.
+        ConfigError: an example is missing from the package, or Zig (or, with
+            ``components``, componentize-py) is not installed: named, with the
+            install command.
         SkillLoadError: an example does not compile.
         KeyFileError: the demo key cannot be written.
     """
@@ -173,8 +199,10 @@ def prepare_workdir(workdir: Path, port: int) -> Path:
     from vak.skillbuild import build_all
 
     workdir.mkdir(parents=True, exist_ok=True)
-    skill_dirs = _copy_examples(workdir / "skills")
-    build_all(workdir / "skills")
+    wanted = DEMO_SKILLS + (DEMO_COMPONENTS if components else ())
+    skill_dirs = _copy_examples(workdir / "skills", wanted)
+    builds = None if cache_dir is None else Path(cache_dir) / "builds"
+    build_all(workdir / "skills", reuse=builds, progress=progress)
     keys = workdir / "keys"
     keys.mkdir(exist_ok=True)
     key_path = keys / "demo-signer.key"
@@ -193,6 +221,15 @@ def prepare_workdir(workdir: Path, port: int) -> Path:
     (workdir / "workspace" / "hello.txt").write_text(SAMPLE_TEXT, encoding="utf-8")
     (workdir / "policies").mkdir(exist_ok=True)
     _write_policy(workdir / "policies" / "demo.cedar", port)
+    extra = ""
+    if components:
+        (workdir / "data").mkdir(exist_ok=True)
+        (workdir / "data" / "note.txt").write_text(NOTE_TEXT, encoding="utf-8")
+        extra = '"/data" = "data"\n'
+    if cache_dir is not None:
+        # the compiled components, shared by every demo run (keyed, HMAC-checked)
+        modules = (Path(cache_dir) / "modules").resolve()
+        extra += f"\n[engine]\nmodule_cache_dir = {json.dumps(str(modules))}\n"
     config = workdir / "vak.toml"
     config.write_text(
         "# Written by `vak demo`. Relative paths resolve against this file.\n"
@@ -208,7 +245,7 @@ def prepare_workdir(workdir: Path, port: int) -> Path:
         "# the log's key, pinned outside the audit directory (vak-audit verify --config)\n"
         'trust = "audit-pin.pub"\n'
         "\n[host.fs_mounts]\n"
-        '"/workspace" = "workspace"\n',
+        '"/workspace" = "workspace"\n' + extra,
         encoding="utf-8",
     )
     return config
@@ -252,6 +289,10 @@ def _script(port: int) -> list[tuple[str, str, dict[str, Any], str]]:
         ("HTTP to the cloud metadata address", "fetch__fetch",
          {"url": METADATA_URL, "method": "GET"}, "denied"),
         ("runaway skill", "loop__execute", {}, "timeout"),
+        ("Python skill: a file inside its grant", "pynotes__read_note",
+         {"path": "/data/note.txt"}, "ok"),
+        ("Python skill: a file outside its grant", "pynotes__read_note",
+         {"path": "/etc/passwd"}, "denied"),
     ]
 
 
@@ -307,8 +348,14 @@ def _verify(log_path: Path, pub_path: Path) -> dict[str, Any]:
 
 
 def run_demo(workdir: str | Path | None = None,
-             emit: Callable[[DemoStep], None] | None = None) -> DemoReport:
+             emit: Callable[[DemoStep], None] | None = None, *,
+             cache_dir: str | Path | None = None,
+             progress: Callable[[str], None] | None = None) -> DemoReport:
     """Run the whole demo (see the module docstring) and return its report.
+
+    ``cache_dir`` keeps the Python skill's build and compiled form for later
+    runs (None: only in the work directory's state); ``progress`` is told
+    about the slow steps (the CLI prints it on stderr).
 
     Raises:
         ConfigError, SigningError, PolicyError, AuditError: the demo could not
@@ -319,9 +366,16 @@ def run_demo(workdir: str | Path | None = None,
     wd = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="vak-demo-"))
     wd = wd.resolve()
     report = DemoReport(wd)
+    say = progress or (lambda _message: None)
     with _local_server() as port:
-        config = prepare_workdir(wd, port)
+        config = prepare_workdir(wd, port, components=True,
+                                 cache_dir=None if cache_dir is None else Path(cache_dir),
+                                 progress=progress)
+        say("starting the kernel: verifying and loading the skills (compiling the Python "
+            "skill takes about 10 s unless it is in the cache)")
+        started = time.monotonic()
         with Kernel.from_config(config) as kernel:
+            say(f"kernel ready in {time.monotonic() - started:.1f} s")
             log_path = Path(kernel.audit.path)
             pub_path = Path(kernel.audit.public_key_path)
             pin = wd / "audit-pin.pub"

@@ -36,9 +36,9 @@ from vak.errors import ConfigError
 __all__ = ["LANGS", "InitResult", "config_text", "init_dir", "new_skill", "trust_store_text"]
 
 #: languages ``vak skill new`` scaffolds (components join when they land)
-LANGS = ("c", "zig", "python", "js")
+LANGS = ("c", "zig", "python", "js", "ts")
 #: languages built as vak:skill components (vak/componentbuild.py), and their entry file
-COMPONENT_SOURCES = {"python": "app.py", "js": "app.js"}
+COMPONENT_SOURCES = {"python": "app.py", "js": "app.js", "ts": "app.ts"}
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
 
 #: the log key's pinned copy, beside vak.toml and outside the state directory
@@ -201,7 +201,7 @@ license: Apache-2.0
 module:
   path: {name}.wasm{kind}
 # host functions this skill may ask for; each call is still decided by policy
-capabilities: {{}}
+capabilities: {capabilities}
 limits:
   max_memory_pages: {pages}
   max_execution_time_ms: 1000
@@ -303,6 +303,32 @@ export const tool = {{
 """
 
 
+_TS_SOURCE = """\
+// {name}: {{name}} -> {{greeting}}. Build: vak skill build {name}  (docs/COMPONENTS.md)
+//
+// A vak:skill component in TypeScript: `vak skill build` type-checks this file
+// with tsc against the WIT world's declarations (skill.d.ts, shipped with VAK),
+// then builds the JavaScript with componentize-js. The kernel calls
+// tool.call(tool name, input JSON text) and validates the JSON text returned.
+
+import {{ write }} from "vak:skill/log@0.1.0";
+
+interface Input {{
+  name?: unknown;
+}}
+
+export const tool = {{
+  call(name: string, input: string): string {{
+    if (name !== "execute") return JSON.stringify({{ error: "unknown tool" }});
+    const who = (JSON.parse(input) as Input).name;
+    if (typeof who !== "string") return JSON.stringify({{ error: "name must be a string" }});
+    write("info", "greeting someone");
+    return JSON.stringify({{ greeting: "Hello, " + who + "!" }});
+  }},
+}};
+"""
+
+
 def source_name(name: str, lang: str) -> str:
     """The source file ``vak skill new`` writes for ``lang``."""
     return COMPONENT_SOURCES.get(lang, f"{name}.{lang}")
@@ -332,8 +358,11 @@ def new_skill(parent: Path, name: str, lang: str, *, author: str = "me",
     (skill / "skill.yaml").write_text(_MANIFEST.format(
         name=name, author=json.dumps(author), kind="\n  kind: component" if component else "",
         pages=512 if component else 16, fuel=1_000_000_000 if component else 10_000_000,
-        host_calls=16 if component else 0),
+        host_calls=16 if component else 0,
+        # the TypeScript starter logs a line (a typed host call tsc checks)
+        capabilities="\n  log: true" if lang == "ts" else "{}"),
         encoding="utf-8")
-    template = {"c": _C_SOURCE, "zig": _ZIG_SOURCE, "python": _PY_SOURCE, "js": _JS_SOURCE}[lang]
+    template = {"c": _C_SOURCE, "zig": _ZIG_SOURCE, "python": _PY_SOURCE, "js": _JS_SOURCE,
+                "ts": _TS_SOURCE}[lang]
     source.write_text(template.format(name=name), encoding="utf-8")
     return skill

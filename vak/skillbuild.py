@@ -25,6 +25,9 @@ import hashlib
 import importlib.util
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -33,6 +36,7 @@ from vak import componentbuild
 from vak._resources import sdk_dir
 from vak.errors import ConfigError, ManifestError, SkillLoadError
 from vak.identity.manifest import load_manifest, load_yaml_mapping, resolve_module_path
+from vak.sandbox.cache import ModuleCache
 
 __all__ = ["CFLAGS", "ZIGFLAGS", "BuildTarget", "build_all", "find_targets", "sdk_for", "stale"]
 
@@ -45,7 +49,11 @@ ZIGFLAGS = (
     "--stack", "65536",
 )
 #: the ``field`` of the ConfigError naming a missing component toolchain
-TOOLCHAINS = ("componentize-py", "componentize-js")
+TOOLCHAINS = ("componentize-py", "componentize-js", "tsc")
+#: the key space of kept component builds (``build_all(reuse=...)``); the digest binds
+#: the sources, the WIT package and the toolchain version
+_BUILD_FINGERPRINT = "vak-skill-build=1"
+_LANGUAGES = {"python": "Python", "js": "JavaScript", "ts": "TypeScript"}
 #: longest compiler output kept in an error message (the start names the first error)
 _MAX_DIAGNOSTICS = 4000
 
@@ -136,9 +144,10 @@ def _component_target(manifest_path: Path, module: Path) -> BuildTarget:
     lang = componentbuild.language_of(skill)
     if lang is None:
         raise ConfigError(
-            f"{skill}: module.kind is component but there is no app.py or app.js",
+            f"{skill}: module.kind is component but there is no app.py or app.js or app.ts",
             file=str(manifest_path), field="module.kind",
-            fix="add app.py (Python) or app.js (JavaScript), or `vak skill new NAME --lang python`")
+            fix="add app.py (Python), app.js (JavaScript) or app.ts (TypeScript), "
+                "or `vak skill new NAME --lang python`")
     version = componentbuild.toolchain_version(lang, skill)
     return BuildTarget(skill, module, componentbuild.source_hash(skill, lang, version), lang)
 
@@ -223,15 +232,16 @@ def stale(root: Path, sdk: Path | None = None, *, validate: bool = False,
             if not t.up_to_date()]
 
 
-def _command(target: BuildTarget, sdk: Path, out: Path) -> list[str]:
+def _commands(target: BuildTarget, sdk: Path, out: Path, work: Path) -> list[list[str]]:
     if target.lang != "zig":
-        return componentbuild.command(target.lang, target.skill_dir, out)
+        return componentbuild.commands(target.lang, target.skill_dir, out, work)
     if target.zig_root.exists():
-        return [sys.executable, "-m", "ziglang", "build-exe", *ZIGFLAGS, "--dep", "vak",
-                f"-Mroot={target.zig_root}", f"-Mvak={sdk / 'vak.zig'}", f"-femit-bin={out}"]
+        return [[sys.executable, "-m", "ziglang", "build-exe", *ZIGFLAGS, "--dep", "vak",
+                 f"-Mroot={target.zig_root}", f"-Mvak={sdk / 'vak.zig'}",
+                 f"-femit-bin={out}"]]
     sources = [str(p) for p in sorted(target.skill_dir.glob("*.c"))]
-    return [sys.executable, "-m", "ziglang", "cc", *CFLAGS, "-I", str(sdk), *sources,
-            "-o", str(out)]
+    return [[sys.executable, "-m", "ziglang", "cc", *CFLAGS, "-I", str(sdk), *sources,
+             "-o", str(out)]]
 
 
 def build_target(target: BuildTarget, sdk: Path) -> None:
@@ -242,9 +252,10 @@ def build_target(target: BuildTarget, sdk: Path) -> None:
             diagnostics and the ``__cause__`` is the ``CalledProcessError``.
     """
     tmp = target.module.with_name(target.module.name + ".tmp")
-    cmd = _command(target, sdk, tmp)
     try:
-        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+        with tempfile.TemporaryDirectory(prefix="vak-build-") as work:
+            for cmd in _commands(target, sdk, tmp, Path(work)):
+                subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
     except subprocess.CalledProcessError as exc:
         tmp.unlink(missing_ok=True)
         diagnostics = (exc.stderr or exc.stdout or "").strip()[:_MAX_DIAGNOSTICS]
@@ -262,8 +273,14 @@ def build_target(target: BuildTarget, sdk: Path) -> None:
 
 
 def build_all(root: Path, sdk: Path | None = None, *, validate: bool = False,
-              skipped: list[str] | None = None) -> list[Path]:
+              skipped: list[str] | None = None, reuse: Path | None = None,
+              progress: Callable[[str], None] | None = None) -> list[Path]:
     """Build every stale module under ``root`` (a skill or a tree); return those built.
+
+    ``reuse`` is a directory of earlier component builds (seconds each) kept
+    by source digest in a private, HMAC-keyed store (:class:`~vak.sandbox.cache.ModuleCache`):
+    a component whose digest is there is copied, not rebuilt; one built is
+    added. ``progress`` hears when a component build starts and ends.
 
     Raises:
         ConfigError: no skill under ``root``, or no compiler.
@@ -271,8 +288,30 @@ def build_all(root: Path, sdk: Path | None = None, *, validate: bool = False,
         SkillLoadError: a compile failed (see :func:`build_target`).
     """
     sdk = sdk or sdk_for(Path(root))
+    cache = None if reuse is None else ModuleCache(Path(reuse), _BUILD_FINGERPRINT)
+    say = progress or (lambda _message: None)
     built = []
     for target in stale(root, sdk, validate=validate, skipped=skipped):
-        build_target(target, sdk)
+        kept = cache.load(target.digest) if cache is not None and target.lang != "zig" else None
+        if kept is not None:
+            _install(target, kept)
+        elif target.lang == "zig":
+            build_target(target, sdk)
+        else:
+            name = target.skill_dir.name
+            say(f"building {name} ({_LANGUAGES[target.lang]} component; about 10 s, once)")
+            started = time.monotonic()
+            build_target(target, sdk)
+            say(f"built {name} in {time.monotonic() - started:.1f} s")
+            if cache is not None:
+                cache.store(target.digest, target.module.read_bytes())
         built.append(target.module)
     return built
+
+
+def _install(target: BuildTarget, module: bytes) -> None:
+    """Write a kept build as the target's module, with its stamp (atomically)."""
+    tmp = target.module.with_name(target.module.name + ".tmp")
+    tmp.write_bytes(module)
+    tmp.replace(target.module)
+    target.stamp.write_text(target.digest + "\n", encoding="utf-8")

@@ -72,14 +72,15 @@ def test_every_command_prints_examples() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_dir(built_skills: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_dir(built_skills: Path, component_cache: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("examples") / "demo"
-    report = run_demo(workdir)
+    report = run_demo(workdir, cache_dir=component_cache.parent)
     assert report.ok, report.render()
     return workdir
 
 
-def _prepare(demo: Path, dest: Path) -> dict[str, str]:
+def _prepare(demo: Path, dest: Path, cache: Path) -> dict[str, str]:
     shutil.copytree(demo, dest, symlinks=True)
     (dest / "demo").symlink_to(".")
     shutil.copy(dest / "keys" / "demo-signer.key", dest / "keys" / "author.key")
@@ -93,13 +94,16 @@ def _prepare(demo: Path, dest: Path) -> dict[str, str]:
     (home / ".ssh" / "id_ed25519").write_bytes(key)
     (dest.parent / "tmp").mkdir()  # `vak demo` without --workdir makes its temp dir here
     return {**os.environ, "HOME": str(home), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            "VAK_KEY_PASS": "example passphrase", "TMPDIR": str(dest.parent / "tmp")}
+            "VAK_KEY_PASS": "example passphrase", "TMPDIR": str(dest.parent / "tmp"),
+            # `vak demo` keeps its compiled Python skill there: one compile per session
+            "VAK_CACHE_DIR": str(cache)}
 
 
 @pytest.mark.parametrize("prog", sorted(PAGES))
-def test_help_examples_run_as_printed(prog: str, demo_dir: Path, tmp_path: Path) -> None:
+def test_help_examples_run_as_printed(prog: str, demo_dir: Path, component_cache: Path,
+                                     tmp_path: Path) -> None:
     cwd = tmp_path / "work"
-    env = _prepare(demo_dir, cwd)
+    env = _prepare(demo_dir, cwd, component_cache.parent)
     for command in [*SETUP.get(prog, []), *PAGES[prog]]:
         for example, real in KEY_IDS.items():
             command = command.replace(example, real)

@@ -17,7 +17,7 @@ from component_helpers import (
 
 from vak.audit.keys import load_trusted_keys
 from vak.audit.verify import verify_log
-from vak.errors import PolicyDeniedError, SkillLoadError
+from vak.errors import PolicyDeniedError, SkillLoadError, SkillTimeout
 from vak.identity.keys import generate_key_file, load_signing_key
 from vak.identity.signing import sign_skill
 from vak.kernel import Kernel
@@ -100,8 +100,8 @@ def test_a_manifest_naming_the_wrong_kind_is_refused(components: Compiled,
 def test_the_os_sandboxed_worker_route_runs_components(components: Compiled,
                                                        tmp_path: Path) -> None:
     config = _workdir(tmp_path, components.cache)
-    # each worker compiles its module itself (it never shares the parent's cache):
-    # for a Python component that is seconds, so the start timeout is generous
+    # a worker is handed the compiled component from the parent's keyed cache, so it
+    # starts in under a second; the generous timeout only covers a loaded machine
     config.write_text(config.read_text()
                       + "\n[worker]\nforce = true\npool_size = 1\nstart_timeout_ms = 180000\n")
     with Kernel.from_config(config) as kernel:
@@ -163,3 +163,30 @@ def test_javascript_component_allowed_and_denied_http_calls(components: Compiled
     log = tmp_path / "audit" / "vak.log"
     report = verify_log(log, load_trusted_keys(log.with_name("log.key.pub")))
     assert report.to_json()["result"] == "OK"
+
+
+def test_session_reuse_keeps_a_component_instance_per_session(components: Compiled,
+                                                             tmp_path: Path) -> None:
+    config = _workdir(tmp_path, components.cache, source=COMPONENT_DIRS["pyhostile"])
+    config.write_text(config.read_text().replace(
+        'state_dir = ".vak"\n', 'state_dir = ".vak"\nsession_reuse = true\n'))
+
+    def count(session: str) -> int:
+        return int(kernel.invoke("pyhostile__count", {}, session=session).output["count"])
+
+    with Kernel.from_config(config) as kernel:
+        kernel.load_skill(tmp_path / "skills" / "pyhostile")
+        assert [count("a"), count("a"), count("b"), count("a")] == [1, 2, 1, 3]
+        assert kernel.invoke("pyhostile__count", {}).output == {"count": 1}  # no session
+        with pytest.raises(SkillTimeout):  # an error discards the session's instance
+            kernel.invoke("pyhostile__spin", {}, session="b")
+        assert count("b") == 1
+        assert kernel.end_session("a") == 1  # freed: the next call starts afresh
+        assert count("a") == 1
+    log = tmp_path / "audit" / "vak.log"
+    started = [json.loads(line) for line in log.read_text().splitlines()
+               if '"invocation_started"' in line]
+    assert [e.get("instance") for e in started][:4] == ["session"] * 4
+    assert started[4].get("instance") is None
+    assert verify_log(log, load_trusted_keys(log.with_name("log.key.pub"))).to_json()[
+        "result"] == "OK"

@@ -33,7 +33,7 @@ def test_wheel_carries_the_runtime_files_and_nothing_built(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("vak/policies/vak.cedarschema", "vak/policies/base.cedar",
                      "vak/identity/schemas/manifest.schema.json", "vak/sdk/vak.h",
-                     "vak/sdk/vak.zig",
+                     "vak/sdk/vak.zig", "vak/wit/skill.wit", "vak/wit/skill.d.ts",
                      "vak/examples/calculator/skill.yaml", "vak/examples/calculator/calculator.c",
                      "vak/examples/uppercase/uppercase.zig", "vak/examples/loop/skill.yaml",
                      "vak/py.typed"):

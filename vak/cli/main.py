@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -176,12 +177,25 @@ def cmd_mcp_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from vak import demo
 
-    report = demo.run_demo(args.workdir)
+    def progress(message: str) -> None:  # stderr: --json keeps stdout one object
+        print(f"vak demo: {message}", file=sys.stderr, flush=True)
+
+    report = demo.run_demo(args.workdir, cache_dir=args.cache_dir or _demo_cache(),
+                           progress=progress)
     if args.json:
         print_json(report.to_dict())
     else:
         print(report.render())
     return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _demo_cache() -> Path:
+    """Where `vak demo` keeps its slow builds: $VAK_CACHE_DIR, else the XDG cache."""
+    explicit = os.environ.get("VAK_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vak"
 
 
 # ---------------------------------------------------------------------- parser
@@ -263,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
             epilog="examples:\n  vak demo\n  vak demo --workdir vak-demo --json")
     p.add_argument("--workdir", type=Path, metavar="DIR",
                    help="where to leave the demo state (default: a fresh temp dir)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="where the Python skill's build and compiled form are kept for "
+                   "later runs (default: $VAK_CACHE_DIR, else ~/.cache/vak)")
     return parser
 
 

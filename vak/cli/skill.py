@@ -1,6 +1,6 @@
 """``vak skill new|build|sign|test``: write a skill anywhere, with nothing but the wheel.
 
-* ``new NAME --lang c|zig|python|js`` writes ``NAME/skill.yaml`` and a source file;
+* ``new NAME --lang c|zig|python|js|ts`` writes ``NAME/skill.yaml`` and a source file;
 * ``build [DIR]`` builds one skill or a tree with the packaged SDK (Zig from
   the ``build`` extra), validating each manifest first;
 * ``sign DIR --key KEY`` fills in the module digest and signs ``skill.yaml``;

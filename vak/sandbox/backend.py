@@ -166,6 +166,12 @@ class _FastBackend:
 
 # --- public: wasmtime-py's documented API -----------------------------------------
 def _trapped(exc: Exception) -> fastcall.GuestTrapped:
+    # wasmtime-py raises a trap from a frame that holds it in a local: with its
+    # traceback the error is a reference cycle through every caller's frame (an
+    # engine's __init__ runs the self-test), keeping that engine and its pooled
+    # address space alive until the garbage collector runs. The trap's own
+    # frames (wasm) are kept; the Python traceback is dropped.
+    exc.__traceback__ = None
     if isinstance(exc, wasmtime.Trap):
         return fastcall.GuestTrapped(exc, None)
     if isinstance(exc, wasmtime.WasmtimeError):

@@ -26,7 +26,9 @@ refused at load, naming the interface.
 Invariants:
 * compiled once per digest, served from the keyed disk cache (its own
   fingerprint: a core-module entry can never be deserialised as a component);
-* one Store per call with the manifest's memory limit, fuel and epoch deadline;
+* one Store per call with the manifest's memory limit, fuel and epoch deadline
+  (with session reuse, one per session's instance: fuel and deadline reset per
+  call, discarded after any failure);
 * whatever the guest does, :meth:`ComponentRunner.call` returns output bytes
   or raises a :class:`vak.errors.ToolCallError` subclass;
 * a host-function error is kept in the call's state and re-raised as is:
@@ -41,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import wasmtime
@@ -56,10 +58,11 @@ from vak.errors import (
     SkillLoadError,
     SkillTimeout,
     StackOverflow,
+    UnknownToolError,
 )
 from vak.identity.manifest import Limits
 from vak.sandbox.cache import ModuleCache
-from vak.sandbox.types import HostHandler, refusal
+from vak.sandbox.types import START_HOST, HostHandler, refusal
 from vak.sandbox.wit_binding import (
     BINDINGS,
     INTERFACE_VERSION,
@@ -69,7 +72,10 @@ from vak.sandbox.wit_binding import (
     ReplyShapeError,
 )
 
-__all__ = ["ALLOWED_INTERFACES", "TOOL_INTERFACE", "CompiledComponent", "ComponentRunner"]
+__all__ = [
+    "ALLOWED_INTERFACES", "TOOL_INTERFACE", "CompiledComponent", "ComponentResident",
+    "ComponentRunner",
+]
 
 #: the export every VAK component has: ``call(name, input) -> string``
 TOOL_INTERFACE = f"{PACKAGE}/tool@{INTERFACE_VERSION}"
@@ -86,6 +92,7 @@ STDIO_BOUND = 8192
 MAX_INSTANCES = 32
 MAX_TABLES = 8
 MAX_MEMORIES = 4
+_T = TypeVar("_T")
 _POOL_FULL = re.compile(r"maximum concurrent limit of (\d+) for ([a-z ]+?) reached")
 
 
@@ -221,20 +228,42 @@ class ComponentRunner:
             known = self._components.get(digest)
             if known is not None:
                 return known
-            component, from_cache = self._load(data, digest)
-            ctype = component.type
-            imports = tuple(ctype.imports(self._engine))
-            for name in imports:
-                if not allowed_interface(name):
-                    raise ABIError(
-                        f"component imports {name}, which the kernel does not offer "
-                        f"(only {ALLOWED_INTERFACES})", import_name=name)
-            if TOOL_INTERFACE not in ctype.exports(self._engine):
-                raise ABIError(f"component does not export {TOOL_INTERFACE} "
-                               "(build it against the vak:skill world)", export=TOOL_INTERFACE)
-            compiled = CompiledComponent(digest, component, imports, from_cache)
-            self._components[digest] = compiled
-            return compiled
+            return self._checked(digest, *self._load(data, digest))
+
+    def adopt(self, compiled: bytes, digest: str) -> CompiledComponent:
+        """Deserialise a component this engine's configuration compiled, then check it.
+
+        Raises:
+            SkillLoadError: not a compiled component for this engine.
+            ABIError: as for :meth:`compile`.
+        """
+        with self._lock:
+            known = self._components.get(digest)
+            if known is not None:
+                return known
+            try:
+                component = wc.Component.deserialize(self._engine, compiled)
+            except wasmtime.WasmtimeError as exc:
+                raise SkillLoadError(f"compiled component {digest} does not load in this "
+                                     f"engine: {_cause(str(exc))}", digest=digest) from None
+            return self._checked(digest, component, True)
+
+    def _checked(self, digest: str, component: wc.Component,
+                 from_cache: bool) -> CompiledComponent:
+        """Check a component's imports and exports, then keep it (under the lock)."""
+        ctype = component.type
+        imports = tuple(ctype.imports(self._engine))
+        for name in imports:
+            if not allowed_interface(name):
+                raise ABIError(
+                    f"component imports {name}, which the kernel does not offer "
+                    f"(only {ALLOWED_INTERFACES})", import_name=name)
+        if TOOL_INTERFACE not in ctype.exports(self._engine):
+            raise ABIError(f"component does not export {TOOL_INTERFACE} "
+                           "(build it against the vak:skill world)", export=TOOL_INTERFACE)
+        compiled = CompiledComponent(digest, component, imports, from_cache)
+        self._components[digest] = compiled
+        return compiled
 
     def _load(self, data: bytes, digest: str) -> tuple[wc.Component, bool]:
         def build() -> wc.Component:
@@ -259,62 +288,176 @@ class ComponentRunner:
             GuestTrap, CapacityError: the guest failed for that reason.
             ToolCallError: whatever the handler raised or ``refuse`` returned.
         """
-        compiled = self._components[digest]
+        resident = self.open_resident(digest, limits, instantiate=False)
+        try:
+            return self.call_resident(resident, export, input_json, limits, host)
+        finally:
+            resident.close()
+
+    def open_resident(self, digest: str, limits: Limits, *,
+                      instantiate: bool = True) -> ComponentResident:
+        """A store with the manifest's limits and (by default) one live instance.
+
+        For session reuse (``session_reuse``): the guest's state (a Python
+        module's globals, its heap) persists between the calls made through
+        :meth:`call_resident`; the instance holds its pooled slots until
+        :meth:`ComponentResident.close`. Instantiation runs under the limits
+        and may not call the host (no call is being served).
+
+        Raises:
+            UnknownToolError: ``digest`` was never compiled.
+            SkillTrapError, CapacityError: instantiation failed for that reason.
+        """
+        compiled = self._components.get(digest)
+        if compiled is None:
+            raise UnknownToolError(f"component {digest} is not compiled in this engine",
+                                   digest=digest)
         limit_bytes = min(limits.max_memory_pages * 65536, self._memory_cap)
-        state = _CallState(host)
         store = wasmtime.Store(self._engine)
+        resident = ComponentResident(compiled, store, limit_bytes)
         try:
             store.set_limits(memory_size=limit_bytes, table_elements=self._table_elements,
                              instances=MAX_INSTANCES, tables=MAX_TABLES,
                              memories=MAX_MEMORIES)
             wasi = wasmtime.WasiConfig()  # no args, env, preopens; stdin empty
-            wasi.stdout_custom = state.output
-            wasi.stderr_custom = state.output
+            wasi.stdout_custom = resident.output
+            wasi.stderr_custom = resident.output
             store.set_wasi(wasi)
-            if self._fuel:
-                store.set_fuel(limits.max_fuel)
-            store.set_epoch_deadline(-(-limits.max_execution_time_ms // self._tick) + 1)
-            self._enter()
-            outer = getattr(_tls, "state", None)
-            _tls.state = state
-            start = time.perf_counter_ns()
-            try:
-                output = self._invoke(store, compiled, export, input_json, state, limit_bytes)
-            finally:
-                _tls.state = outer
-                self._leave()
-            if state.pending is not None:  # the guest swallowed a host error and returned
-                raise state.pending
-            duration = time.perf_counter_ns() - start
-            fuel_used = limits.max_fuel - store.get_fuel() if self._fuel else 0
-            return output, fuel_used, duration, state.host_calls
-        finally:
-            store.close()
+            if instantiate:
+                self._guarded(resident, _CallState(START_HOST), "<start>", limits,
+                              lambda: self._instantiate(resident))
+        except BaseException:
+            resident.close()
+            raise
+        return resident
 
-    def _invoke(self, store: wasmtime.Store, compiled: CompiledComponent, export: str,
-                input_json: bytes, state: _CallState, limit_bytes: int) -> bytes:
+    def call_resident(self, resident: ComponentResident, export: str, input_json: bytes,
+                      limits: Limits, host: HostHandler) -> tuple[bytes, int, int, int]:
+        """:meth:`call` on ``resident``'s instance (instantiated first if it has none).
+
+        Fuel and the epoch deadline are reset for this call. Any failure closes
+        ``resident``: a trapped instance is never entered again.
+
+        Raises:
+            The errors of :meth:`call`; UnknownToolError when ``resident`` is closed.
+        """
+        if resident.closed:
+            raise UnknownToolError("the session's instance is closed",
+                                   digest=resident.compiled.digest)
+        state = _CallState(host)
+        ok = False
         try:
-            instance = self._linker.instantiate(store, compiled.component)
-            iface = instance.get_export_index(store, TOOL_INTERFACE)
-            index = instance.get_export_index(store, "call", iface) if iface else None
-            func = instance.get_func(store, index) if index is not None else None
-            if func is None:  # checked at compile
-                raise ABIError(f"component lacks {TOOL_INTERFACE}#call", export=export)
-            result = func(store, export, input_json.decode("utf-8"))
-            func.post_return(store)
+            def run() -> str:
+                func = resident.func or self._instantiate(resident)
+                result = func(resident.live(), export, input_json.decode("utf-8"))
+                func.post_return(resident.live())
+                if not isinstance(result, str):
+                    raise ABIError("component tool returned a non-string", export=export)
+                return result
+
+            start = time.perf_counter_ns()
+            result = self._guarded(resident, state, export, limits, run)
+            duration = time.perf_counter_ns() - start
+            fuel_used = limits.max_fuel - resident.live().get_fuel() if self._fuel else 0
+            resident.calls += 1
+            ok = True
+            return (result.encode("utf-8", "surrogatepass"), fuel_used, duration,
+                    state.host_calls)
+        finally:
+            if not ok:
+                resident.close()
+
+    def _instantiate(self, resident: ComponentResident) -> wc.Func:
+        store = resident.live()
+        instance = self._linker.instantiate(store, resident.compiled.component)
+        iface = instance.get_export_index(store, TOOL_INTERFACE)
+        index = instance.get_export_index(store, "call", iface) if iface else None
+        func = instance.get_func(store, index) if index is not None else None
+        if func is None:  # checked at compile
+            raise ABIError(f"component lacks {TOOL_INTERFACE}#call")
+        resident.func = func
+        return func
+
+    def _guarded(self, resident: ComponentResident, state: _CallState, export: str,
+                 limits: Limits, run: Callable[[], _T]) -> _T:
+        """Run ``run`` as one guest entry: armed limits, the call's state reachable
+        from host functions and stdio, every failure typed."""
+        store = resident.live()
+        if self._fuel:
+            store.set_fuel(limits.max_fuel)
+        store.set_epoch_deadline(-(-limits.max_execution_time_ms // self._tick) + 1)
+        self._enter()
+        outer = getattr(_tls, "state", None)
+        _tls.state = resident.state = state
+        try:
+            result = run()
         except ABIError:
             raise
         except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
             # a trap, or an exception wasmtime-py relays from its process-global
             # "last exception" (which may be another thread's): only this call's
-            # own recorded failure is ever re-raised
+            # own recorded failure is ever re-raised. Its traceback is dropped:
+            # wasmtime-py raises it from a frame holding it, a cycle through our
+            # frames that would keep this engine alive until a collection
+            exc.__traceback__ = None
             if state.pending is not None:
                 raise state.pending from None
             message = str(exc) if isinstance(exc, wasmtime.WasmtimeError) else "host failure"
-            raise _classify(message, state, export, limit_bytes) from None
-        if not isinstance(result, str):
-            raise ABIError("component tool returned a non-string", export=export)
-        return result.encode("utf-8", "surrogatepass")
+            raise _classify(message, state, export, resident.limit_bytes) from None
+        finally:
+            _tls.state = outer
+            resident.state = None
+            self._leave()
+        if state.pending is not None:  # the guest swallowed a host error and returned
+            raise state.pending
+        return result
+
+
+class ComponentResident:
+    """A component's store and (once instantiated) its tool function, kept across calls.
+
+    Not thread-safe on its own: the owner serialises calls and ``close``
+    (:class:`vak._session.SessionTable`, or :meth:`ComponentRunner.call` for
+    a one-call store).
+    """
+
+    __slots__ = ("calls", "compiled", "func", "limit_bytes", "state", "store")
+
+    def __init__(self, compiled: CompiledComponent, store: wasmtime.Store,
+                 limit_bytes: int) -> None:
+        self.compiled = compiled
+        self.store: wasmtime.Store | None = store
+        self.limit_bytes = limit_bytes
+        self.func: wc.Func | None = None
+        #: the call being served (its stdio buffer), None between calls
+        self.state: _CallState | None = None
+        #: successful calls served so far
+        self.calls = 0
+
+    @property
+    def digest(self) -> str:
+        return self.compiled.digest
+
+    @property
+    def closed(self) -> bool:
+        return self.store is None
+
+    def live(self) -> wasmtime.Store:
+        if self.store is None:
+            raise UnknownToolError("the session's instance is closed", digest=self.digest)
+        return self.store
+
+    def output(self, data: bytes) -> None:
+        """WASI stdout/stderr: into the current call's bounded buffer (else dropped)."""
+        if self.state is not None:
+            self.state.output(data)
+
+    def close(self) -> None:
+        """Delete the store (frees its pooled slots); idempotent."""
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        self.func = None
 
 
 def _cause(message: str) -> str:

@@ -44,9 +44,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import orjson
 import wasmtime
@@ -72,14 +72,15 @@ from vak.sandbox import fastcall, selftest
 from vak.sandbox.abi import pack, unpack
 from vak.sandbox.backend import Access, Backend, Store, backend_named
 from vak.sandbox.cache import ModuleCache
-from vak.sandbox.component import CompiledComponent, ComponentRunner
+from vak.sandbox.component import CompiledComponent, ComponentResident, ComponentRunner
 from vak.sandbox.pooling import apply_pooling
 from vak.sandbox.settings import EngineSettings
 from vak.sandbox.ticker import EpochTicker
-from vak.sandbox.types import CallOutcome, HostHandler, refusal
+from vak.sandbox.types import START_HOST, CallOutcome, HostHandler, refusal
 
 __all__ = [
-    "ALLOCATOR_EXPORT", "MEMORY_EXPORT", "CompiledModule", "Engine", "Resident", "module_digest",
+    "ALLOCATOR_EXPORT", "MEMORY_EXPORT", "CompiledModule", "CoreResident", "Engine", "Resident",
+    "cache_fingerprint", "component_cache", "module_digest",
 ]
 
 #: the guest allocator the host calls to place input and host-call replies
@@ -104,6 +105,26 @@ _POOL_FULL = re.compile(r"maximum concurrent limit of (\d+) for ([a-z ]+?) reach
 def module_digest(module_bytes: bytes) -> str:
     """The digest ``compile`` expects: lowercase hex SHA-256 of the module bytes."""
     return hashlib.sha256(module_bytes).hexdigest()
+
+
+def cache_fingerprint(settings: EngineSettings) -> str:
+    """What a compiled artefact depends on besides its digest: the wasmtime version and
+    the engine settings that change generated code (the module cache's key)."""
+    parts = (
+        _WASMTIME_VERSION, f"fuel={bool(settings.fuel)}", "epoch=1",
+        f"stack={settings.wasm_stack_bytes}", f"mem={settings.pool_max_memory_bytes}",
+        "pooling=1",
+    )
+    return "|".join(parts)
+
+
+def component_cache(settings: EngineSettings) -> ModuleCache:
+    """The keyed disk cache of compiled components of engines with ``settings``.
+
+    Its own fingerprint: a core entry can never be read as a component. The
+    worker pool reads it too, so a worker deserialises instead of compiling.
+    """
+    return ModuleCache(settings.module_cache_dir, cache_fingerprint(settings) + "|component=1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,15 +219,15 @@ class Engine:
                                             self._tool_type, _host_entry)
         self._modules: dict[str, CompiledModule] = {}
         self._lock = threading.Lock()
-        self._cache = ModuleCache(settings.module_cache_dir, self._fingerprint())
+        self._cache = ModuleCache(settings.module_cache_dir, cache_fingerprint(settings))
         self._ticker = EpochTicker(self._engine.increment_epoch, settings.epoch_tick_ms)
         self._components = ComponentRunner(
             self._engine, self._names,
-            ModuleCache(settings.module_cache_dir, self._fingerprint() + "|component=1"),
+            component_cache(settings),
             fuel=bool(settings.fuel), epoch_tick_ms=settings.epoch_tick_ms,
             table_elements=settings.pool_table_elements,
             memory_cap=settings.pool_max_memory_bytes,
-            enter=self._ticker_enter, leave=self._ticker.leave)
+            enter=_entering(self._ticker), leave=self._ticker.leave)
         self._ticker.start()
         self._closed = False
 
@@ -238,14 +259,6 @@ class Engine:
     def fast_paths(self) -> dict[str, Any]:
         """Which call path runs and what the start self-test found (``vak status``)."""
         return self._report.to_dict()
-
-    def _fingerprint(self) -> str:
-        c = self.settings
-        parts = (
-            _WASMTIME_VERSION, f"fuel={bool(c.fuel)}", "epoch=1",
-            f"stack={c.wasm_stack_bytes}", f"mem={c.pool_max_memory_bytes}", "pooling=1",
-        )
-        return "|".join(parts)
 
     # ------------------------------------------------------------------ loading
     def compile(self, module_bytes: bytes, digest: str) -> CompiledModule:
@@ -339,6 +352,23 @@ class Engine:
         self._check_bytes(component_bytes, digest, "component")
         return self._components.compile(component_bytes, digest)
 
+    def load_compiled_component(self, compiled: bytes, digest: str) -> CompiledComponent:
+        """Adopt a component compiled earlier by an engine with the same settings.
+
+        Only for bytes the kernel itself produced and authenticated (an entry of
+        :func:`component_cache`, HMAC-checked, handed to an OS-sandboxed worker
+        by its pool): deserialising runs the machine code they hold. The
+        imports and exports are checked as for :meth:`compile_component`.
+
+        Raises:
+            SkillLoadError: the bytes are not a compiled component of this engine,
+                or the engine is closed.
+            ABIError: as for :meth:`compile_component`.
+        """
+        if self._closed:
+            raise SkillLoadError("engine is closed")
+        return self._components.adopt(compiled, digest)
+
     def _check_bytes(self, data: bytes, digest: str, what: str) -> None:
         """Refuse a closed engine and bytes that do not hash to the signed digest."""
         if self._closed:
@@ -352,12 +382,6 @@ class Engine:
     def compiled_component(self, digest: str) -> CompiledComponent | None:
         """The compiled component for ``digest``, if ``compile_component`` ran for it."""
         return self._components.compiled(digest)
-
-    def _ticker_enter(self) -> None:
-        try:
-            self._ticker.enter()
-        except RuntimeError:
-            raise UnknownToolError("engine is closed") from None
 
     # ------------------------------------------------------------------ calling
     def call(
@@ -410,8 +434,12 @@ class Engine:
     def _call_component(self, digest: str, export: str, input_json: bytes, limits: Limits,
                         host: HostHandler) -> CallOutcome:
         """A component's call; its output is checked exactly like a core module's."""
-        output, fuel_used, duration, host_calls = self._components.call(
-            digest, export, input_json, limits, host)
+        return self._checked(*self._components.call(digest, export, input_json, limits, host),
+                             limits)
+
+    def _checked(self, output: bytes, fuel_used: int, duration: int, host_calls: int,
+                 limits: Limits) -> CallOutcome:
+        """A component call's outcome, its output checked exactly like a core module's."""
         if len(output) > limits.max_output_bytes:
             raise OutputTooLarge(
                 f"output of {len(output)} bytes exceeds max_output_bytes="
@@ -424,7 +452,7 @@ class Engine:
         return min(limits.max_memory_pages * PAGE, self.settings.pool_max_memory_bytes)
 
     def open_resident(self, module_digest: str, limits: Limits) -> Resident:
-        """A Store with one live instance of the module, kept for later calls.
+        """A Store with one live instance of the module or component, kept for later calls.
 
         For the opt-in per-session reuse mode (``session_reuse``):
         guest state (globals, heap) persists between calls made through
@@ -436,9 +464,11 @@ class Engine:
             CapacityError: every pooled instance slot is in use.
             SkillTrapError: the start function trapped or instantiation failed.
         """
+        if self._components.compiled(module_digest) is not None and not self._closed:
+            return self._components.open_resident(module_digest, limits)
         compiled = self._callable(module_digest, None)
         limit_bytes = self._memory_limit(limits)
-        state = _CallState(_no_host, self._names, limit_bytes)
+        state = _CallState(START_HOST, self._names, limit_bytes)
         store = self._backend.new_store(self._engine)
         try:
             store.limit(limit_bytes, self.settings.pool_table_elements)
@@ -454,8 +484,8 @@ class Engine:
         except BaseException:
             store.close()
             raise
-        return Resident(module_digest, store, instance, state.memory, state.alloc, limit_bytes,
-                        self._backend.new_buffer())
+        return CoreResident(module_digest, store, instance, state.memory, state.alloc,
+                            limit_bytes, self._backend.new_buffer())
 
     def call_resident(
         self,
@@ -470,15 +500,23 @@ class Engine:
         Fuel is reset to ``limits.max_fuel`` and the epoch deadline re-armed for
         this call; memory and table limits are those of the resident's Store.
         Any failure closes ``resident`` (a trapped instance is never reused),
-        and so does a heap past half its limit after a successful call (the
-        SDK's bump allocator never frees, so a long session would otherwise
-        end in a spurious memory error). The caller serialises calls on one
-        resident.
+        and so does a core module's heap past half its limit after a successful
+        call (the SDK's bump allocator never frees, so a long session would
+        otherwise end in a spurious memory error; a component's memories are
+        not visible, see :meth:`ComponentRunner.call_resident`). The caller
+        serialises calls on one resident.
 
         Raises:
             The same errors as :meth:`call`; UnknownToolError also when
             ``resident`` is closed.
         """
+        if isinstance(resident, ComponentResident):
+            result = self._components.call_resident(resident, export, input_json, limits, host)
+            try:
+                return self._checked(*result, limits)
+            except BaseException:
+                resident.close()  # an output refused is a failed call, too
+                raise
         if resident.closed:
             raise UnknownToolError("the session's instance is closed", digest=resident.digest)
         self._callable(resident.digest, export)
@@ -592,8 +630,8 @@ def check_output(output: bytes, bounds: JsonBounds) -> None:
         raise ABIError(f"output is not UTF-8 JSON: {exc}", output_bytes=len(output)) from None
 
 
-class Resident:
-    """A Store and its one instance, alive across calls (session reuse; internal).
+class CoreResident:
+    """A Store and its one core-module instance, alive across calls (session reuse; internal).
 
     Not thread-safe on its own: the owner serialises calls and ``close``.
     """
@@ -624,18 +662,25 @@ class Resident:
         self.store.close()
 
 
-class _NoHost:
-    """The handler of a resident's instantiation: a start function may not call the host."""
-
-    def __call__(self, function: str, args: bytes, /) -> bytes:
-        raise self.refuse(function, INVALID_ARGS, "start function")
-
-    def refuse(self, function: str, policy_id: str, reason: str, /) -> BaseException:
-        return ABIError(f"host call {function} during instantiation (start function)",
-                        host_function=function, policy_id=policy_id)
+#: what :meth:`Engine.open_resident` hands out: a core module's or a component's
+Resident: TypeAlias = CoreResident | ComponentResident
 
 
-_no_host = _NoHost()
+def _entering(ticker: EpochTicker) -> Callable[[], None]:
+    """The component runner's "a call starts" hook: the ticker's ``enter``, typed.
+
+    A closure over the ticker, not a bound method of the engine: the engine
+    holds the runner, so a reference back would make a cycle that keeps the
+    wasmtime engine, and the pooling allocator's terabytes of reserved address
+    space, alive until the garbage collector happens to run.
+    """
+    def enter() -> None:
+        try:
+            ticker.enter()
+        except RuntimeError:
+            raise UnknownToolError("engine is closed") from None
+
+    return enter
 
 
 def _same_type(a: wasmtime.FuncType, b: wasmtime.FuncType) -> bool:

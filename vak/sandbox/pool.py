@@ -57,9 +57,16 @@ from vak.errors import (
 )
 from vak.identity.manifest import Limits
 from vak.jsonbound import JsonBounds
-from vak.sandbox.engine import check_output
+from vak.sandbox.engine import check_output, component_cache
+from vak.sandbox.kinds import binary_kind
 from vak.sandbox.oslock import barrier_status
-from vak.sandbox.protocol import Frame, FrameReader, encode_frame, write_all
+from vak.sandbox.protocol import (
+    DEFAULT_MAX_BODY,
+    Frame,
+    FrameReader,
+    encode_frame,
+    write_all,
+)
 from vak.sandbox.settings import EngineSettings, WorkerSettings
 from vak.sandbox.types import CallOutcome, HostHandler, refusal
 from vak.sandbox.worker import error_from_wire, error_to_wire, limits_to_wire
@@ -146,6 +153,11 @@ class WorkerPool:
             engine, pool_total_instances=_WORKER_CORE_INSTANCES,
             pool_total_memories=_WORKER_POOL_SLOTS, pool_total_tables=2 * _WORKER_POOL_SLOTS,
             module_cache_dir=None)
+        # the parent's own keyed cache (HMAC-checked here, in the parent): a worker
+        # is handed a component compiled already instead of compiling it again
+        self._artefacts = component_cache(engine)
+        #: digests whose cached artefact a worker refused (they get the module instead)
+        self._stale: set[str] = set()
         self._bounds = JsonBounds(engine.output_max_depth, engine.output_max_string_chars,
                                   engine.output_max_items)
         self._names = tuple(host_functions)
@@ -287,6 +299,31 @@ class WorkerPool:
                 self._cond.notify_all()
 
     def _start(self, digest: str) -> _Worker:
+        """Start one worker; a component is served compiled from the cache when it can be.
+
+        A worker that cannot load the cached artefact (fatal at start) is
+        started again with the module, which it then compiles itself.
+        """
+        artefact = self._artefact(digest)
+        if artefact is None:
+            return self._spawn(digest, self._modules[digest], precompiled=False)
+        try:
+            return self._spawn(digest, artefact, precompiled=True)
+        except SkillLoadError:
+            with self._cond:
+                self._stale.add(digest)
+            return self._spawn(digest, self._modules[digest], precompiled=False)
+
+    def _artefact(self, digest: str) -> bytes | None:
+        """The compiled component for ``digest`` from the keyed cache, if there and authentic."""
+        with self._cond:
+            module, stale = self._modules[digest], digest in self._stale
+        if stale or binary_kind(module) != "component":
+            return None
+        blob = self._artefacts.load(digest)
+        return blob if blob is not None and len(blob) <= DEFAULT_MAX_BODY else None
+
+    def _spawn(self, digest: str, body: bytes, *, precompiled: bool) -> _Worker:
         proc = subprocess.Popen(
             self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
             close_fds=True, start_new_session=True, env={"PATH": "/usr/bin:/bin"},
@@ -303,10 +340,11 @@ class WorkerPool:
             "config": dataclasses.asdict(self._engine),
             "host_functions": list(self._names),
             "cpu_seconds": cfg.cpu_seconds,
+            "precompiled": precompiled,
         }
         deadline = time.monotonic() + cfg.start_timeout_ms / 1000
         try:
-            write_all(in_fd, encode_frame("init", init, self._modules[digest]), deadline)
+            write_all(in_fd, encode_frame("init", init, body), deadline)
             ready = worker.reader.read(deadline)
         except VakError:
             worker.kill()

@@ -14,8 +14,8 @@ here, and any failure means "kill and replace the worker".
 
 Conversation (P = parent, W = worker)::
 
-    P→W init        {digest, config, require, host_functions, cpu_seconds}
-                                                        body: module bytes
+    P→W init        {digest, config, require, host_functions, cpu_seconds, precompiled?}
+                                      body: module bytes (precompiled: a compiled component)
     W→P ready       {barriers}                          (or W→P fatal {error})
     P→W invoke      {id, export, limits}                body: input JSON
       W→P host_call   {id, function}                    body: argument JSON

@@ -31,7 +31,7 @@ from typing import Protocol
 from vak.errors import ABIError
 from vak.identity.manifest import Limits
 
-__all__ = ["CallOutcome", "HostHandler", "Runner", "refusal"]
+__all__ = ["START_HOST", "CallOutcome", "HostHandler", "Runner", "refusal"]
 
 
 class HostHandler(Protocol):
@@ -90,3 +90,19 @@ def refusal(host: HostHandler, name: str, policy_id: str, reason: str) -> BaseEx
     if not isinstance(error, BaseException):
         return TypeError(f"HostHandler.refuse for {name} returned {type(error).__name__}")
     return error
+
+
+class _StartHost:
+    """The handler while an instance is made: a start function may not call the host
+    (no call is being served, so there is nothing to decide it for)."""
+
+    def __call__(self, function: str, args: bytes, /) -> bytes:
+        raise self.refuse(function, "vak.invalid-args", "start function")
+
+    def refuse(self, function: str, policy_id: str, reason: str, /) -> BaseException:
+        return ABIError(f"host call {function} during instantiation (start function)",
+                        host_function=function, policy_id=policy_id)
+
+
+#: the handler of an instantiation outside any call (session residents)
+START_HOST: HostHandler = _StartHost()

@@ -6,7 +6,9 @@ Started by :class:`vak.sandbox.pool.WorkerPool`; speaks
 1. move the protocol pipes off fds 0/1 (stray prints cannot corrupt frames);
 2. import everything it will ever need (wasmtime, the engine): after step 4
    no file can be opened, so no module can be imported;
-3. read ``init`` (engine settings + module bytes of one skill digest);
+3. read ``init`` (engine settings + module bytes of one skill digest, or, for a
+   component the parent has in its keyed cache, the compiled component:
+   ``precompiled``, so a worker start does not pay a seconds-long compile);
 4. **restrict itself while still single-threaded**
    (:func:`vak.sandbox.oslock.restrict_current_process`). Landlock up to
    ABI 7 binds only the calling thread and threads created *later*, and
@@ -189,7 +191,10 @@ def _build_engine_runner(out_fd: int, header: Mapping[str, Any], module: bytes) 
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise WorkerCrashedError("init frame: host_functions must be a list of names")
     engine = Engine(EngineSettings(**header["config"]), names)
-    if binary_kind(module) == "component":
+    if header.get("precompiled") is True:
+        # the parent's keyed cache entry (it checked the HMAC): no compile here
+        engine.load_compiled_component(module, str(header["digest"]))
+    elif binary_kind(module) == "component":
         engine.compile_component(module, str(header["digest"]))
     else:
         engine.compile(module, str(header["digest"]))

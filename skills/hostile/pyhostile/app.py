@@ -12,6 +12,9 @@ import sys
 from wit_world import exports
 from wit_world.imports import clock, http, random
 
+#: calls this instance served (session reuse keeps it between calls)
+_served = 0
+
 
 def _recurse(n: int) -> int:
     return _recurse(n + 1) + 1
@@ -20,6 +23,10 @@ def _recurse(n: int) -> int:
 class Tool(exports.Tool):
     def call(self, name: str, input: str) -> str:
         args = json.loads(input)
+        if name == "count":
+            global _served
+            _served += 1
+            return json.dumps({"count": _served})
         if name == "spin":
             while True:
                 pass
