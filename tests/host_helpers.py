@@ -29,21 +29,6 @@ when { resource.ip_class == "loopback" };
 """
 
 
-class CountingResolver:
-    """Records every name that reaches DNS (and answers loopback)."""
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    @property
-    def lookups(self) -> int:
-        return len(self.names)
-
-    def resolve(self, host: str, port: int) -> tuple[str, ...]:
-        self.names.append(host)
-        return ("127.0.0.1",)
-
-
 class LogSink:
     """The real AuditLog in a temp dir, plus readers for assertions.
 

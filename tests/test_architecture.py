@@ -159,6 +159,9 @@ VERIFIER_ALLOWED_PREFIXES = (
     "vak.audit.receipt", "vak.audit.keys", "vak.canonical", "vak.errors", "vak.identity",
     # signed approval statements and their checks are part of the verifiable format
     "vak.audit.approval", "vak.audit.approvalcheck",
+    # the one escaping rule for untrusted text (key comments quoted in a message):
+    # standard library only, imports nothing (test_the_escaper_depends_on_nothing)
+    "vak.text",
 )
 VERIFIER_THIRD_PARTY_BANNED = ("wasmtime", "cedarpy", "jsonschema")
 
@@ -182,6 +185,17 @@ def test_verifier_reaches_only_the_format_part() -> None:
     assert "vak.identity.manifest" not in seen  # keys only: no manifest schema, no jsonschema
     assert not outside, f"the verifier reaches {outside}"
     assert not third_party, sorted(third_party)
+
+
+def test_the_escaper_depends_on_nothing() -> None:
+    """vak.text is allowed to every room, the verifier included, because it imports
+    nothing but the standard library."""
+    import sys
+
+    imports = imports_of("vak.text")
+    assert not [m for m in imports if _within(m, "vak")]
+    assert all(m.split(".")[0] in sys.stdlib_module_names or m == "__future__"
+               for m in imports), imports
 
 
 def test_the_parser_sees_lazy_and_relative_imports() -> None:

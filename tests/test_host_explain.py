@@ -6,15 +6,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from host_helpers import (
-    LOOPBACK_POLICY,
-    CountingResolver,
-    LogSink,
-    call,
-    context,
-    manifest,
-    mediator,
-)
+from host_helpers import LOOPBACK_POLICY, LogSink, call, context, manifest, mediator
+from http_helpers import CountingResolver, cases
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,7 +36,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("fn", "args"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@cases(("fn", "args"), CASES)
 def test_explain_matches_the_real_call_and_records_nothing(
     tmp_path: Path, ws: Path, fn: str, args: dict[str, object]
 ) -> None:
@@ -103,8 +96,7 @@ KV_TARGETS = [
 ]
 
 
-@pytest.mark.parametrize(("key", "want"), [c[1:] for c in KV_TARGETS],
-                         ids=[c[0] for c in KV_TARGETS])
+@cases(("key", "want"), KV_TARGETS)
 def test_kv_audit_targets_are_unambiguous(tmp_path: Path, key: str, want: str) -> None:
     sink = LogSink(tmp_path)
     h = mediator(tmp_path, sink).handler(context(manifest(kv=True)))

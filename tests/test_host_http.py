@@ -5,19 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from host_helpers import (
-    LOOPBACK_POLICY,
-    CountingResolver,
-    LogSink,
-    call,
-    context,
-    manifest,
-    mediator,
-)
+from host_helpers import LOOPBACK_POLICY, LogSink, call, context, manifest, mediator
+from http_helpers import CountingResolver, FlipResolver, cases, serve_http
 
 from vak.errors import PolicyDeniedError
 
@@ -61,26 +54,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[int]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
-
-
-class FlipResolver:
-    """Answers ``answers[i]`` on the i-th lookup (a DNS rebinding attacker)."""
-
-    def __init__(self, *answers: tuple[str, ...]) -> None:
-        self.answers = list(answers)
-        self.lookups = 0
-
-    def resolve(self, host: str, port: int) -> tuple[str, ...]:
-        ans = self.answers[min(self.lookups, len(self.answers) - 1)]
-        self.lookups += 1
-        return ans
+    with serve_http(_Handler) as port:
+        yield port
 
 
 def _h(
@@ -270,14 +245,9 @@ def test_https_pinned_ip_verifies_original_name(tmp_path: Path) -> None:
     import ssl
 
     cert, key = _self_signed(tmp_path, "tls.test")
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     sctx.load_cert_chain(cert, key)
-    srv.socket = sctx.wrap_socket(srv.socket, server_side=True)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    port = srv.server_address[1]
-    try:
+    with serve_http(_Handler, tls=sctx) as port:
         client = ssl.create_default_context(cafile=str(cert))
         sink = LogSink(tmp_path)
         m = mediator(
@@ -292,9 +262,6 @@ def test_https_pinned_ip_verifies_original_name(tmp_path: Path) -> None:
         assert r["status"] == 200 and r["body"] == f"tls.test:{port}"
         # same pinned address, but the certificate does not name other.test
         assert call(h, "http_request", url=f"https://other.test:{port}/ok")["error"] == "tls_error"
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 FORBID_EVIL = """
@@ -310,8 +277,7 @@ DENIED_HOSTS = [
 ]
 
 
-@pytest.mark.parametrize(("url", "policy"), [c[1:] for c in DENIED_HOSTS],
-                         ids=[c[0] for c in DENIED_HOSTS])
+@cases(("url", "policy"), DENIED_HOSTS)
 def test_a_denied_host_never_reaches_the_resolver(tmp_path: Path, url: str, policy: str) -> None:
     res = CountingResolver()
     sink, h = _h(tmp_path, ("evil.test:8080", "good.test:80"),
@@ -384,12 +350,8 @@ class _Trickle(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def trickle() -> Iterator[int]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
+    with serve_http(_Trickle) as port:
+        yield port
 
 
 @pytest.mark.parametrize("path", ["/headers", "/body"], ids=["trickled-headers", "trickled-body"])

@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 from host_helpers import ListSink, LogSink, call, context, manifest, mediator
+from http_helpers import cases
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -196,8 +197,7 @@ REFUSED_ARGS = [
 ]
 
 
-@pytest.mark.parametrize(("fn", "args"), [c[1:] for c in REFUSED_ARGS],
-                         ids=[c[0] for c in REFUSED_ARGS])
+@cases(("fn", "args"), REFUSED_ARGS)
 def test_a_refused_argument_is_never_quoted(tmp_path: Path, fn: str,
                                             args: dict[str, object]) -> None:
     sink = LogSink(tmp_path)

@@ -81,3 +81,50 @@ def test_the_self_test_runs_when_an_engine_is_built(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(_cedar, "_state", {})
     e = engine(tmp_path)
     assert _cedar._state == {"fast": True} and e.cedar_fast_path is True
+
+
+def _batch_fixture() -> tuple[list[dict[str, Any]], Any, Any, Any]:
+    import cedarpy
+
+    schema = cedarpy.Schema.from_str(_cedar._SELFTEST_SCHEMA)
+    policies = cedarpy.PolicySet.from_str(_cedar._SELFTEST_POLICIES)
+    entities = cedarpy.Entities.from_json_str(orjson.dumps([
+        {"uid": {"type": "T::U", "id": "u"}, "attrs": {"n": 1}, "parents": []},
+        {"uid": {"type": "T::R", "id": "r"}, "attrs": {}, "parents": []},
+    ]).decode(), schema)
+    reqs = [{"principal": {"type": "T::U", "id": "u"}, "action": {"type": "T::Action", "id": "a"},
+             "resource": {"type": "T::R", "id": "r"}, "context": {"k": k}}
+            for k in (1, 0, 7, 5, "x", 1)]
+    return reqs, policies, entities, schema
+
+
+def test_a_fast_path_wrong_only_in_batches_falls_back(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = _cedar._RAW
+
+    def lying(reqs: list[dict[str, Any]], *a: Any) -> list[str]:
+        out = real(reqs, *a)  # type: ignore[misc]
+        return out if len(reqs) == 1 else list(reversed(out))  # answers out of order
+
+    monkeypatch.setattr(_cedar, "_RAW", lying)
+    monkeypatch.setattr(_cedar, "_state", {})
+    with caplog.at_level(logging.WARNING, logger="vak.policy"):
+        assert _cedar.fast_path() is False
+    assert "using the public is_authorized" in caplog.text
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "public-api"])
+def test_batch_answers_are_the_single_answers(monkeypatch: pytest.MonkeyPatch,
+                                              fast: bool) -> None:
+    monkeypatch.setattr(_cedar, "_state", {"fast": fast})
+    reqs, policies, entities, schema = _batch_fixture()
+    batch = _cedar.authorize_batch(reqs, policies, entities, schema)
+    single = [_cedar.authorize(r, policies, entities, schema) for r in reqs]
+    assert [_cedar._comparable(b) for b in batch] == [_cedar._comparable(s) for s in single]
+    # the erroring forbid is skipped, so Cedar says Allow *with an error* (the kernel
+    # denies that); k="x" violates the schema: no decision, the reason as the error
+    assert [b["decision"] for b in batch] == ["Allow", "Deny", "Deny", "Allow", "NoDecision",
+                                              "Allow"]
+    assert all(b["diagnostics"]["errors"] for b in batch)
+    assert "failed to build request" in str(batch[4]["diagnostics"]["errors"])

@@ -32,7 +32,9 @@ tool for those: a policy can refuse the channels a labelled session may use.
 
 Also here: :func:`excerpt` and :func:`quote` (how a refusal message names a
 guest-supplied argument: bounded, escaped, scrubbed, with a digest) and
-:func:`scrub_error` (an error made safe to show, in place).
+:func:`scrub_error` (an error made safe to show, in place). Escaping itself is
+:func:`vak.text.escape`, the one rule for every untrusted text (re-exported
+here as ``escape`` for the guest-text callers).
 
 Example::
 
@@ -56,6 +58,8 @@ from typing import Any
 from urllib.parse import quote as _pct
 
 import orjson
+
+from vak.text import escape, json_escape
 
 __all__ = [
     "EMPTY",
@@ -105,19 +109,8 @@ def _forms(value: str) -> set[str]:
 
 
 def _json_ascii(value: str) -> str:
-    out = []
-    for ch in value:
-        code = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif 0x20 <= code < 0x7F:
-            out.append(ch)
-        elif code > 0xFFFF:
-            code -= 0x10000
-            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
-        else:
-            out.append(f"\\u{code:04x}")
-    return "".join(out)
+    return "".join("\\" + ch if ch in '"\\' else ch if 0x20 <= ord(ch) < 0x7F
+                   else json_escape(ch) for ch in value)
 
 
 def _unescape(match: re.Match[str]) -> str:
@@ -317,31 +310,6 @@ def digest(data: str | bytes) -> str:
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     return "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
-
-
-def escape(text: str, *, backslash: bool = True) -> str:
-    """``text`` with control, format and other invisible characters as ``\\x``/``\\u`` escapes.
-
-    A printed message can then neither forge a line (newline, ANSI escape),
-    reorder itself (bidi overrides) nor hide characters (zero-width space).
-    With ``backslash`` (the default, for quoting guest text) backslashes are
-    doubled so an escape in the result is never ambiguous.
-    """
-    if text.isprintable() and (not backslash or "\\" not in text):
-        return text
-    out = []
-    for ch in text:
-        if ch == "\\" and backslash:
-            out.append("\\\\")
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x100:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    return "".join(out)
 
 
 def excerpt(text: str, scrubber: Scrubber = EMPTY, limit: int = 48) -> str:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vak.kernel import Kernel
+    from vak.policy.loader import LoadedPolicies
+
+HELLO = "/workspace/hello.txt"
+FORBID_HELLO = f"""
+@id("ops.forbid-hello")
+forbid (principal, action == Vak::Action::"fs_read", resource)
+when {{ resource.path == "{HELLO}" }};
+"""
 
 
 @dataclass(frozen=True)
@@ -21,6 +32,27 @@ class DemoState:
     def log_pub(self) -> Path:
         return self.workdir / "audit" / "log.key.pub"
 
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """A log whose kernel reloaded its policy set twice (first -> second -> first)."""
+
+    log: Path
+    first: LoadedPolicies
+    second: LoadedPolicies
+    #: the policy directories of ``first`` (shipped first); ``second`` adds ``extra``
+    dirs: list[Path]
+    extra: Path
+
+
+def reload_policies(k: Kernel, loaded: LoadedPolicies) -> None:
+    """What ``Kernel.reload()`` does for the policy part (contract 2): record the new
+    set through the kernel's audit writer, then decide with it."""
+    from vak.policy.loader import policy_set_record
+
+    k._audit_log.append("policy_set", policy_set_record(loaded), flush=True)  # type: ignore[union-attr]
+    k._mediator_obj.engine.reload(loaded)  # type: ignore[union-attr]
 
 
 def verify(state: DemoState) -> Any:

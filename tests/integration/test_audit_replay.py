@@ -13,7 +13,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kernel_helpers import DemoState
+from kernel_helpers import FORBID_HELLO, HELLO, DemoState
 
 from vak.errors import PolicyError
 from vak.kernel import Kernel
@@ -22,12 +22,6 @@ from vak.review.logread import LogEntries, read_entries
 from vak.review.replay import replay, replay_entries
 
 AUDIT = [sys.executable, "-m", "vak.cli.audit"]
-HELLO = "/workspace/hello.txt"
-FORBID_HELLO = f"""
-@id("ops.forbid-hello")
-forbid (principal, action == Vak::Action::"fs_read", resource)
-when {{ resource.path == "{HELLO}" }};
-"""
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from kernel_helpers import DemoState
+from kernel_helpers import DemoState, Reloaded
 
 from vak.kernel import Kernel
 
@@ -152,4 +152,21 @@ def test_hostile_log_text_stays_text(browser: Any, demo_state: DemoState, tmp_pa
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img").count() == 0
     assert HOSTILE.split("\u2028")[0] in page.inner_text("#calls")
+    page.close()
+
+
+def test_report_shows_policy_reloads(browser: Any, reloaded: Reloaded, tmp_path: Path) -> None:
+    out = tmp_path / "reloads.html"
+    proc = subprocess.run([*AUDIT, "report", str(reloaded.log), "-o", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    page, errors, requests = _open(browser, out, tmp_path / "reloads.png")
+    assert errors == [] and requests == []
+    assert int(page.inner_text("#count-policy_reloads")) == 2
+    marks = page.locator("#reloads div")
+    assert [marks.nth(i).get_attribute("data-kind") for i in range(marks.count())] == [
+        "start", "reload", "reload"]
+    assert reloaded.second.digest in page.inner_text("#reloads")
+    assert page.locator("#events tbody tr.reload").count() == 3
+    assert int(page.inner_text("#count-denied")) == 2
     page.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.security.test_audit_tamper import flip_one_byte, make_log
-from vak.audit.keys import load_trusted_keys
+from tests.security.test_audit_tamper import (
+    copy_log,
+    flip_one_byte,
+    make_log,
+    mutated,
+    report_of,
+)
 from vak.audit.log import AuditLog
-from vak.audit.verify import Code, verify_log
+from vak.audit.verify import Code
 from vak.cli.audit import EXIT_INTERNAL, main
 from vak.errors import AuditIntegrityError
 
 ORIGIN = "test.vak/k1"
-_FILES = ("vak.log", "vak.log.ckpt", "log.key", "log.key.pub", "args.hmac")
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +41,10 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_log(tmp_path_factory.mktemp("crafted"))
 
 
-def _copy(base: Path, dest: Path) -> Path:
-    for name in _FILES:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.copy2(base.parent / name, dest / name)
-    return dest / "vak.log"
+def _writer_refuses(log: Path, match: str | None = None) -> None:
+    """Opening the log for writing must fail with AuditIntegrityError (``match``)."""
+    with pytest.raises(AuditIntegrityError, match=match):
+        AuditLog.open(log, key_path=log.parent / "log.key", origin=ORIGIN).close()
 
 
 class Deep:
@@ -155,9 +157,8 @@ def _cli(*args: str) -> tuple[int, str, str]:
 @given(data=st.data())
 def test_structured_mutation_of_an_entry_is_a_typed_finding(base: Path, tmp_path: Path,
                                                            data: st.DataObject) -> None:
-    log = _copy(base, tmp_path)
-    index = _mutate_line(log, data)
-    report = verify_log(log, load_trusted_keys(tmp_path / "log.key.pub"), workers=1)
+    log, index = mutated(base, tmp_path, _mutate_line, data)
+    report = report_of(log, workers=1)
     assert report.result > Code.WARNINGS, report.render()
     assert any(f.line in (index + 1, index + 2) or f.file == "checkpoint"
                for f in report.findings), report.render()
@@ -171,14 +172,16 @@ def test_structured_mutation_of_an_entry_is_a_typed_finding(base: Path, tmp_path
         assert code not in (EXIT_INTERNAL,) and "Traceback" not in out + err, (sub, err)
 
 
+@pytest.mark.parametrize("mutate", [_mutate_line, flip_one_byte],
+                         ids=["structured-mutation", "any-byte-change"])
 @_HYP
 @given(data=st.data())
-def test_structured_mutation_makes_the_writer_refuse_to_start(base: Path, tmp_path: Path,
-                                                            data: st.DataObject) -> None:
-    log = _copy(base, tmp_path)
-    _mutate_line(log, data)
-    with pytest.raises(AuditIntegrityError):
-        AuditLog.open(log, key_path=tmp_path / "log.key", origin=ORIGIN).close()
+def test_a_mutated_log_makes_the_writer_refuse_to_start(
+    base: Path, tmp_path: Path, data: st.DataObject,
+    mutate: Callable[[Path, st.DataObject], int],
+) -> None:
+    log, _ = mutated(base, tmp_path, mutate, data)
+    _writer_refuses(log)
 
 
 def _mutate_checkpoint(ckpt: Path, data: st.DataObject) -> None:
@@ -212,17 +215,16 @@ def _mutate_checkpoint(ckpt: Path, data: st.DataObject) -> None:
 @given(data=st.data())
 def test_crafted_checkpoint_line_is_malformed_everywhere(base: Path, tmp_path: Path,
                                                         data: st.DataObject) -> None:
-    log = _copy(base, tmp_path)
+    log = copy_log(base, tmp_path)
     _mutate_checkpoint(tmp_path / "vak.log.ckpt", data)
-    report = verify_log(log, load_trusted_keys(tmp_path / "log.key.pub"), workers=1)
+    report = report_of(log, workers=1)
     assert report.result >= Code.MALFORMED, report.render()
     assert any(f.file == "checkpoint" and f.code == Code.MALFORMED for f in report.findings)
     code, out, err = _cli("verify", str(log), "--key", str(tmp_path / "log.key.pub"))
     assert code == report.result and "Traceback" not in out + err
     code, out, err = _cli("checkpoint", str(log))
     assert code != EXIT_INTERNAL and "Traceback" not in out + err
-    with pytest.raises(AuditIntegrityError, match="is not a checkpoint"):
-        AuditLog.open(log, key_path=tmp_path / "log.key", origin=ORIGIN).close()
+    _writer_refuses(log, "is not a checkpoint")
 
 
 @pytest.mark.parametrize("state", [
@@ -240,7 +242,7 @@ def test_crafted_checkpoint_line_is_malformed_everywhere(base: Path, tmp_path: P
         "deep", "not-utf8"])
 def test_crafted_state_file_is_a_usage_error_not_a_verdict(base: Path, tmp_path: Path,
                                                            state: bytes) -> None:
-    log = _copy(base, tmp_path)
+    log = copy_log(base, tmp_path)
     (tmp_path / "s.json").write_bytes(state)
     code, out, err = _cli("verify", str(log), "--key", str(tmp_path / "log.key.pub"),
                           "--state", str(tmp_path / "s.json"))
@@ -258,7 +260,7 @@ def test_crafted_state_file_is_a_usage_error_not_a_verdict(base: Path, tmp_path:
         "proof-item-list", "seq-bool"])
 def test_crafted_receipt_is_refused_with_a_code(base: Path, tmp_path: Path,
                                                receipt: bytes) -> None:
-    _copy(base, tmp_path)
+    copy_log(base, tmp_path)
     (tmp_path / "r.json").write_bytes(receipt)
     code, out, err = _cli("verify-receipt", str(tmp_path / "r.json"), "--key",
                           str(tmp_path / "log.key.pub"))
@@ -267,7 +269,7 @@ def test_crafted_receipt_is_refused_with_a_code(base: Path, tmp_path: Path,
 
 
 def test_key_file_that_is_not_text_is_a_usage_error(base: Path, tmp_path: Path) -> None:
-    log = _copy(base, tmp_path)
+    log = copy_log(base, tmp_path)
     (tmp_path / "bad.pub").write_bytes(b"\xff\xfe\x00garbage")
     code, _out, err = _cli("verify", str(log), "--key", str(tmp_path / "bad.pub"))
     assert code == Code.USAGE and "Traceback" not in err
@@ -277,7 +279,7 @@ def test_internal_error_has_its_own_exit_code(base: Path, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import vak.cli.audit as cli
 
-    log = _copy(base, tmp_path)
+    log = copy_log(base, tmp_path)
 
     def broken(*a: object, **k: object) -> None:
         raise RuntimeError("defect \x1b[31m\nRESULT: OK")
@@ -310,16 +312,6 @@ def test_show_and_verify_escape_control_characters(tmp_path: Path) -> None:
     code, out, _err = _cli("verify", str(tmp_path / "vak.log"), "--key",
                            str(tmp_path / "log.key.pub"))
     assert code > Code.WARNINGS and "\x1b" not in out and "RESULT: " in out
-
-
-@_HYP
-@given(data=st.data())
-def test_any_byte_change_makes_the_writer_refuse_to_start(base: Path, tmp_path: Path,
-                                                         data: st.DataObject) -> None:
-    log = _copy(base, tmp_path)
-    flip_one_byte(log, data)
-    with pytest.raises(AuditIntegrityError):
-        AuditLog.open(log, key_path=tmp_path / "log.key", origin=ORIGIN).close()
 
 
 @pytest.mark.parametrize("what", ["log-is-a-directory", "lock-is-a-directory"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import shutil
 from collections.abc import Callable
@@ -227,16 +228,34 @@ CASES: list[tuple[str, Tamper, Code]] = [
 ]
 
 
-def _copy(base: Path, dest: Path) -> Path:
-    for name in ("vak.log", "vak.log.ckpt", "log.key", "log.key.pub"):
-        shutil.copy2(base.parent / name, dest / name)
+#: the files of a log made by :func:`make_log` (the args key only when written)
+LOG_FILES = ("vak.log", "vak.log.ckpt", "log.key", "log.key.pub", "args.hmac")
+
+
+def copy_log(base: Path, dest: Path) -> Path:
+    """A copy of the log ``base`` (and its checkpoints and keys) in ``dest``, to tamper with."""
+    for name in LOG_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.copy2(base.parent / name, dest / name)
     return dest / "vak.log"
+
+
+def report_of(log: Path, workers: int | None = None) -> Report:
+    """The verifier's report on ``log`` with the log key beside it trusted."""
+    return verify_log(log, load_trusted_keys(log.parent / "log.key.pub"), workers=workers)
+
+
+def mutated(base: Path, dest: Path, mutate: Callable[[Path, st.DataObject], int],
+            data: st.DataObject) -> tuple[Path, int]:
+    """A copy of ``base`` in ``dest`` changed by ``mutate`` (which returns the line index)."""
+    log = copy_log(base, dest)
+    return log, mutate(log, data)
 
 
 @pytest.mark.parametrize(("tamper", "want"), [(c[1], c[2]) for c in CASES],
                          ids=[c[0] for c in CASES])
 def test_tamper_case(base: Path, other: Path, tmp_path: Path, tamper: Tamper, want: Code) -> None:
-    log = _copy(base, tmp_path)
+    log = copy_log(base, tmp_path)
     info = tamper(log, other)
     keys = load_trusted_keys(info.get("keys", log.parent / "log.key.pub"))
     report = verify_log(log, keys, state=info.get("state"))
@@ -281,9 +300,8 @@ _HYP = settings(max_examples=80, deadline=None,
 @given(data=st.data())
 def test_any_single_byte_change_is_detected_and_located(base: Path, tmp_path: Path,
                                                         data: st.DataObject) -> None:
-    log = _copy(base, tmp_path)
-    index = flip_one_byte(log, data)
-    report = verify_log(log, load_trusted_keys(tmp_path / "log.key.pub"))
+    log, index = mutated(base, tmp_path, flip_one_byte, data)
+    report = report_of(log)
     assert report.result > Code.WARNINGS, report.render()
     assert _located(report, index), (index, report.render())
 
@@ -292,7 +310,7 @@ def test_any_single_byte_change_is_detected_and_located(base: Path, tmp_path: Pa
 @given(data=st.data())
 def test_any_line_deleted_duplicated_or_moved_is_detected(base: Path, tmp_path: Path,
                                                           data: st.DataObject) -> None:
-    log = _copy(base, tmp_path)
+    log = copy_log(base, tmp_path)
     lines = _lines(log)
     op = data.draw(st.sampled_from(["delete", "duplicate", "move"]))
     i = data.draw(st.integers(0, len(lines) - 1))
@@ -308,7 +326,7 @@ def test_any_line_deleted_duplicated_or_moved_is_detected(base: Path, tmp_path: 
         lines.insert(j, lines.pop(i))
         want = {Code.REORDERED}
     _write(log, lines)
-    report = verify_log(log, load_trusted_keys(tmp_path / "log.key.pub"))
+    report = report_of(log)
     assert report.result in want, (op, i, report.render())
     assert any(f.seq == i or f.line is not None for f in report.findings if f.code in want)
 
@@ -316,13 +334,13 @@ def test_any_line_deleted_duplicated_or_moved_is_detected(base: Path, tmp_path: 
 def test_changed_prev_is_blamed_on_its_own_line_when_a_checkpoint_vouches_for_the_one_before(
         base: Path, tmp_path: Path) -> None:
     # a lone broken link a -> b: a checkpoint of size b.seq covers a and matches, so b changed
-    log = _copy(base, tmp_path)
+    log = copy_log(base, tmp_path)
     lines = _lines(log)
     entry = orjson.loads(lines[-1])
     entry["prev"] = "0" * 64
     lines[-1] = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
     _write(log, lines)
-    report = verify_log(log, load_trusted_keys(tmp_path / "log.key.pub"))
+    report = report_of(log)
     assert report.result == Code.MODIFIED, report.render()
     assert [f.line for f in report.findings if f.file == "log"] == [len(lines)]
     assert report.trusted_prefix == len(lines) - 1
@@ -341,7 +359,7 @@ def parallel_always(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_tamper_case_gives_the_same_report_serial_and_parallel(
         base: Path, other: Path, tmp_path: Path, tamper: Tamper, want: Code,
         parallel_always: None) -> None:
-    log = _copy(base, tmp_path)
+    log = copy_log(base, tmp_path)
     info = tamper(log, other)
     keys = load_trusted_keys(info.get("keys", log.parent / "log.key.pub"))
     serial = verify_log(log, keys, state=info.get("state"), workers=1)
@@ -356,7 +374,7 @@ def test_tamper_case_gives_the_same_report_serial_and_parallel(
 @given(data=st.data())
 def test_random_edits_give_the_same_report_serial_and_parallel(
         base: Path, tmp_path: Path, data: st.DataObject, parallel_always: None) -> None:
-    log = _copy(base, tmp_path)
+    log = copy_log(base, tmp_path)
     lines = _lines(log)
     op = data.draw(st.sampled_from(["none", "byte", "delete", "duplicate", "truncate"]))
     i = data.draw(st.integers(0, len(lines) - 1))
@@ -381,7 +399,7 @@ def test_random_edits_give_the_same_report_serial_and_parallel(
 def test_a_broken_link_on_any_line_gives_the_same_report_serial_and_parallel(
         base: Path, tmp_path: Path, parallel_always: None) -> None:
     # whichever line starts a worker's range, its prev is checked across the boundary
-    log = _copy(base, tmp_path)
+    log = copy_log(base, tmp_path)
     keys = load_trusted_keys(tmp_path / "log.key.pub")
     original = _lines(log)
     for i in range(len(original)):
@@ -409,7 +427,7 @@ def test_a_broken_link_on_any_line_gives_the_same_report_serial_and_parallel(
 def test_odd_files_give_the_same_report_serial_and_parallel(
         base: Path, tmp_path: Path, edit: Callable[[bytes], bytes],
         parallel_always: None) -> None:
-    log = _copy(base, tmp_path)
+    log = copy_log(base, tmp_path)
     log.write_bytes(edit(log.read_bytes()))
     keys = load_trusted_keys(tmp_path / "log.key.pub")
     serial = verify_log(log, keys, workers=1)

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import contextlib
 
 from host_helpers import LogSink, call, context, engine, manifest
+from http_helpers import cases
 
 from vak.errors import ABIError, PolicyDeniedError
 from vak.host.http import HttpFamily
@@ -112,9 +113,7 @@ FS_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("fn", "path", "policy"), [c[1:] for c in FS_CASES], ids=[c[0] for c in FS_CASES]
-)
+@cases(("fn", "path", "policy"), FS_CASES)
 def test_fs_escape_denied(world: dict[str, Any], fn: str, path: str, policy: str) -> None:
     sink, h = world["sink"], world["h"]
     n = len(sink.decisions())
@@ -135,9 +134,7 @@ SYMLINK_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("fn", "path"), [c[1:] for c in SYMLINK_CASES], ids=[c[0] for c in SYMLINK_CASES]
-)
+@cases(("fn", "path"), SYMLINK_CASES)
 def test_symlinks_out_of_root_never_followed(world: dict[str, Any], fn: str, path: str) -> None:
     reply = call(world["h"], fn, path=path, content="pwned")
     assert reply["error"] in {"symlink_refused", "not_a_directory"}
@@ -166,9 +163,7 @@ NET_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("url", "policy"), [c[1:] for c in NET_CASES], ids=[c[0] for c in NET_CASES]
-)
+@cases(("url", "policy"), NET_CASES)
 def test_ssrf_denied(world: dict[str, Any], url: str, policy: str) -> None:
     sink, h = world["sink"], world["h"]
     n = len(sink.entries)

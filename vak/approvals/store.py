@@ -33,7 +33,7 @@ from vak.approvals.answer import Answer, utc_text
 from vak.audit.approval import APPROVAL_ID, parse_time
 from vak.errors import ApprovalError
 from vak.identity.keyfile import file_lock, write_file_atomic
-from vak.identity.text import printable
+from vak.text import printable
 
 __all__ = ["MAX_FILE_BYTES", "ApprovalRecord", "ApprovalRequest", "ApprovalStore"]
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from vak.cli._common import EXIT_OK, add_command, emit
 from vak.errors import ConfigError
-from vak.identity.text import printable
+from vak.text import printable
 
 __all__ = ["parse_ttl", "register"]
 

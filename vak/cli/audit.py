@@ -18,7 +18,6 @@ never forge a line, move the cursor or recolour the terminal.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,6 +44,7 @@ from vak.audit.verify import Code, verify_log
 from vak.cli import fleet as fleet_cli
 from vak.cli._common import add_standard_flags, debug_requested, guarded
 from vak.errors import AuditVerificationError, KeyFileError, VakError
+from vak.text import json_safe, terminal
 
 __all__ = ["EXIT_INTERNAL", "main", "safe_text"]
 
@@ -52,32 +52,20 @@ __all__ = ["EXIT_INTERNAL", "main", "safe_text"]
 #: from every :class:`~vak.audit.verify.Code` (0..14), so it never reads as OK or WARNINGS
 EXIT_INTERNAL = 70
 
-# Control characters (C0 but newline, DEL, C1), bidi overrides and isolates,
-# zero-width and line/paragraph separators: anything that lets log content move
-# the cursor, recolour the terminal or forge what looks like another line.
-_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
-                     "\u2060-\u2069\ufeff]")
-_UNSAFE_OR_NEWLINE = re.compile(_UNSAFE.pattern[:-1] + "\n]")
-
-
-def _escape_char(m: re.Match[str]) -> str:
-    c = m.group()
-    return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(c, f"\\u{ord(c):04x}")
-
-
 def safe_text(text: str, *, keep_newlines: bool = True) -> str:
     """``text`` with every control and invisible formatting character escaped.
 
     Every line ``vak-audit`` prints goes through here; with ``keep_newlines``
-    False a newline is escaped too (one field must stay on one line).
+    False a newline is escaped too (one field must stay on one line). The rule
+    is :func:`vak.text.terminal` (the one escaping rule of VAK).
     """
-    pattern = _UNSAFE if keep_newlines else _UNSAFE_OR_NEWLINE
-    return pattern.sub(_escape_char, text)
+    return terminal(text, keep_newlines=keep_newlines)
 
 
 def _json_text(value: Any, **opts: Any) -> str:
-    """JSON for the terminal: orjson escapes C0 controls; C1 and bidi are escaped here."""
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", orjson.dumps(value, **opts).decode())
+    """JSON for the terminal: orjson escapes C0 controls; every other non-printable
+    character is escaped here (:func:`vak.text.json_safe`), so the JSON still parses."""
+    return json_safe(orjson.dumps(value, **opts).decode())
 
 
 class _Usage(Exception):

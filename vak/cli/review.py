@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from vak.review.logread import read_entries
+from vak.text import terminal
 
 if TYPE_CHECKING:  # replay needs cedarpy: loaded by `vak-audit replay` only, never by verify
     from vak.review.replay import Difference, ReplayResult
@@ -44,17 +46,19 @@ class ReplayCode(IntEnum):
 def _printable(text: str, limit: int = 200) -> str:
     """``text`` on one line with control characters escaped (a log string cannot forge a
     line), bounded to ``limit`` characters."""
-    from vak.cli.audit import safe_text
-
-    return safe_text(text[:limit], keep_newlines=False) + ("..." if len(text) > limit else "")
+    return terminal(text[:limit], keep_newlines=False) + ("..." if len(text) > limit else "")
 
 
 def _diff_line(d: Difference) -> str:
     rec = ", ".join(d.recorded.policy_ids) or "-"
     rep = ", ".join(d.replayed.policy_ids) or "-"
-    return (f"seq {d.seq}  {_printable(d.skill)}  {_printable(d.host_function)} "
-            f"{_printable(d.resource)}  {d.recorded.effect} -> {d.replayed.effect}  "
+    line = (f"seq {d.seq}  {_printable(d.skill)}  {_printable(d.host_function)} "
+            f"{_printable(d.resource)}  {_printable(d.recorded.effect)} -> {d.replayed.effect}  "
             f"[{_printable(rec)}] -> [{_printable(rep)}]")
+    if d.change == "policy-set":
+        line += (f"  cites policy set {_printable(d.recorded.policy_set, 80)}, but "
+                 f"{d.replayed.policy_set} was in force")
+    return line
 
 
 def _render(result: ReplayResult, what_if: bool) -> str:
@@ -63,8 +67,9 @@ def _render(result: ReplayResult, what_if: bool) -> str:
     against = ("the recorded policy sets" if not what_if
                else f"the proposed policy set {result.against}")
     lines = [f"replayed {result.evaluated} of {result.decisions} decisions against {against} "
-             f"({result.policy_sets} policy set(s) recorded; {result.kernel} kernel decision(s) "
-             "need no policy)"]
+             f"({result.policy_sets} policy set(s) recorded, {result.policy_set_changes} "
+             f"change(s) of the set in force; {result.kernel} kernel decision(s) need no "
+             f"policy; {result.distinct_requests} distinct request(s) evaluated)"]
     lines += [_diff_line(d) for d in result.differences]
     lines += [f"seq {u.seq}  not replayable: {_printable(u.reason)}" for u in result.unreplayable]
     if result.unreadable_lines:
@@ -96,7 +101,7 @@ def _code(result: ReplayResult) -> ReplayCode:
 
 def _cmd_replay(args: argparse.Namespace, locate: Callable[..., tuple[Path, Any]]) -> int:
     from vak.policy.loader import load_policies
-    from vak.review.replay import changed_ids, replay_entries
+    from vak.review.replay import changed_ids, replay
 
     log, _ = locate(args, need_keys=False)
     proposed = None
@@ -107,7 +112,12 @@ def _cmd_replay(args: argparse.Namespace, locate: Callable[..., tuple[Path, Any]
 
             dirs.insert(0, SHIPPED_POLICY_DIR)
         proposed = load_policies(dirs)
-    result = replay_entries(read_entries(log), proposed=proposed)
+    meter = _Meter() if args.progress or sys.stderr.isatty() else None
+    result = replay(log, proposed=proposed, jobs=args.jobs,
+                    progress=meter.judging if meter is not None else None,
+                    reading=meter.reading if meter is not None else None)
+    if meter is not None:
+        meter.done()
     if args.json:
         data = result.to_json()
         data["result"] = _code(result).name
@@ -118,6 +128,36 @@ def _cmd_replay(args: argparse.Namespace, locate: Callable[..., tuple[Path, Any]
     else:
         sys.stdout.write(_render(result, proposed is not None) + "\n")
     return int(_code(result))
+
+
+class _Meter:
+    """Progress of a long replay on one stderr line (stdout carries only the result)."""
+
+    def __init__(self, every_s: float = 0.25) -> None:
+        self._every = every_s
+        self._last = 0.0
+        self._line = ""
+
+    def _show(self, line: str, final: bool) -> None:
+        now = time.monotonic()
+        if line == self._line or (now - self._last < self._every and not final):
+            return
+        pad = " " * max(0, len(self._line) - len(line))  # no tail of a longer line
+        self._last, self._line = now, line
+        sys.stderr.write("\r" + line + pad)
+        sys.stderr.flush()
+
+    def reading(self, done: int, size: int) -> None:
+        self._show(f"replay: {done >> 20:,}/{size >> 20:,} MiB of the log read", done >= size)
+
+    def judging(self, done: int, total: int) -> None:
+        pct = 100 * done // total if total else 100
+        self._show(f"replay: {done:,}/{total:,} decisions judged ({pct}%)", done >= total)
+
+    def done(self) -> None:
+        if self._line:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
 
 def _cmd_report(args: argparse.Namespace, locate: Callable[..., tuple[Path, Any]]) -> int:
@@ -171,6 +211,10 @@ def add_commands(
     r.add_argument("--no-base", action="store_true",
                    help="with --policies: the directories hold the whole set, schema included")
     r.add_argument("--json", action="store_true", help="one JSON object for machines")
+    r.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="worker processes for a long log (default: one per CPU; 1: none)")
+    r.add_argument("--progress", action="store_true",
+                   help="show progress on stderr (the default when stderr is a terminal)")
     r.set_defaults(fn=lambda a: _cmd_replay(a, locate))
 
     p = sub.add_parser(

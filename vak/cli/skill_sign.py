@@ -21,8 +21,8 @@ from vak.errors import (
 from vak.identity.keys import generate_key_file, load_public_key, load_signing_key, public_key_id
 from vak.identity.manifest import load_manifest
 from vak.identity.signing import manifest_digest, read_module, sign_skill, verify_skill
-from vak.identity.text import printable
 from vak.identity.trust import TrustStore
+from vak.text import printable
 
 __all__ = ["EXIT_CODES", "main"]
 

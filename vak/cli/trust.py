@@ -29,9 +29,9 @@ from typing import Any
 from vak.cli._common import EXIT_OK, add_command, emit, make_parser, run
 from vak.errors import ConfigError
 from vak.identity.keys import load_public_key
-from vak.identity.text import printable
 from vak.identity.trust import ROLES, Tier, TrustedKey, parse_expires
 from vak.identity.trustfile import TrustFile
+from vak.text import printable
 
 __all__ = ["EXAMPLES", "entry_dict", "main", "register"]
 

@@ -25,7 +25,7 @@ from vak.errors import ABIError
 from vak.host.context import CallCounters
 from vak.host.normalize import NormalizedUrl
 from vak.policy.entities import Entity
-from vak.scrub import escape
+from vak.text import escape
 
 __all__ = [
     "EffectScope",
@@ -147,4 +147,4 @@ def excerpt(text: str, limit: int | None = 300) -> str:
     """
     if limit is not None and len(text) > limit:
         text = text[:limit] + "..."
-    return escape(text, backslash=False)  # the one escaping rule (vak.scrub)
+    return escape(text, backslash=False)  # the one escaping rule (vak.text)

@@ -3,26 +3,22 @@
 A manifest, trust store or key file is written by someone else; a value or
 key quoted back in an error message or a listing could carry a newline or
 a terminal escape that forges a line, or a megabyte that buries the rest.
-Every message that quotes such text goes through :func:`excerpt`.
+Every message that quotes such text goes through :func:`excerpt`; the
+escaping is :func:`vak.text.printable` (the one rule, :mod:`vak.text`).
 
 Example::
 
     >>> excerpt("bad\\nname\\x1b[2J")
     "'bad\\\\nname\\\\x1b[2J'"
-    >>> printable("a\\tb")
-    'a\\\\tb'
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["excerpt", "printable"]
+from vak.text import printable
 
-
-def printable(text: str) -> str:
-    """``text`` with every non-printable character (newline, ESC, U+2028...) escaped."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+__all__ = ["excerpt"]
 
 
 def excerpt(value: Any, *, quote: bool = True, limit: int = 120) -> str:

@@ -4,16 +4,18 @@ The public ``cedarpy.is_authorized`` spends ~40% of a call in Python
 (``json.dumps`` of the context, ``json.loads`` of the answer, result objects).
 The extension function it wraps (``cedarpy._internal.is_authorized_batch``,
 a private API) is called directly here with orjson, over the private
-``Entities._inner`` handle. Those two names are the only private cedarpy APIs
-VAK uses, and this is the only module that touches them; ``pyproject.toml``
-pins cedarpy below the next minor version.
+``Entities._inner`` handle: one request at a time for the kernel
+(:func:`authorize`), many requests over one entity set for decision replay
+(:func:`authorize_batch`, the same extension call). Those two names are the
+only private cedarpy APIs VAK uses, and this is the only module that touches
+them; ``pyproject.toml`` pins cedarpy below the next minor version.
 
-When the first policy engine is built (kernel start), :func:`fast_path` runs a
-known-answer self-test that compares the
+When the first policy engine is built (kernel start) or the first batch is
+evaluated, :func:`fast_path` runs a known-answer self-test that compares the
 fast path with the public API on allow, deny, forbid-wins, erroring-policy and
-schema-violation requests. On any mismatch or error it logs a warning on the
-``vak.policy`` logger and uses the public API from then on (:func:`fast_path`
-says which is in use).
+schema-violation requests, one by one and as one batch. On any mismatch or
+error it logs a warning on the ``vak.policy`` logger and uses the public API
+from then on (:func:`fast_path` says which is in use).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from typing import Any
 import cedarpy
 import orjson
 
-__all__ = ["authorize", "authorize_public", "fast_path"]
+__all__ = ["authorize", "authorize_batch", "authorize_public", "authorize_public_batch",
+           "fast_path"]
 
 _log = logging.getLogger("vak.policy")
 _RAW = getattr(getattr(cedarpy, "_internal", None), "is_authorized_batch", None)
@@ -57,6 +60,28 @@ def authorize_public(request: dict[str, Any], policies: cedarpy.PolicySet,
             "diagnostics": {"reason": list(diag.reasons), "errors": [str(e) for e in diag.errors]}}
 
 
+def authorize_public_batch(requests: list[dict[str, Any]], policies: cedarpy.PolicySet,
+                           entities: cedarpy.Entities, schema: cedarpy.Schema | None
+                           ) -> list[dict[str, Any]]:
+    """Cedar's answers to ``requests`` (like :func:`authorize_public`), one public batch call."""
+    out = []
+    for result in cedarpy.is_authorized_batch(requests, policies, entities, schema):
+        diag = result.diagnostics
+        out.append({"decision": result.decision.value,
+                    "diagnostics": {"reason": list(diag.reasons),
+                                    "errors": [str(e) for e in diag.errors]}})
+    return out
+
+
+def _authorize_fast_batch(requests: list[dict[str, Any]], policies: cedarpy.PolicySet,
+                          entities: cedarpy.Entities, schema: cedarpy.Schema | None
+                          ) -> list[dict[str, Any]]:
+    assert _RAW is not None
+    dumps = orjson.dumps
+    reqs = [{**r, "context": dumps(r["context"]).decode()} for r in requests]
+    return [orjson.loads(raw) for raw in _RAW(reqs, policies, entities._inner, schema, False)]
+
+
 def _authorize_fast(request: dict[str, Any], policies: cedarpy.PolicySet,
                     entities: cedarpy.Entities, schema: cedarpy.Schema | None) -> dict[str, Any]:
     assert _RAW is not None
@@ -73,6 +98,15 @@ def _comparable(resp: dict[str, Any]) -> tuple[str, tuple[str, ...], bool]:
             bool(diag.get("errors")))
 
 
+def _agree(fast: dict[str, Any], public: dict[str, Any]) -> bool:
+    if _comparable(fast) == _comparable(public):
+        return True
+    _log.warning("cedarpy fast path disagrees with the public API on a known-answer request "
+                 "(%s vs %s); using the public is_authorized", _comparable(fast),
+                 _comparable(public))
+    return False
+
+
 def _self_test() -> bool:
     """True when the fast path answers exactly as the public API on known cases."""
     if _RAW is None:
@@ -86,18 +120,22 @@ def _self_test() -> bool:
             {"uid": {"type": "T::U", "id": "u"}, "attrs": {"n": 1}, "parents": []},
             {"uid": {"type": "T::R", "id": "r"}, "attrs": {}, "parents": []},
         ]).decode(), schema)
+        batch = []
         for context, check in (({"k": 1}, schema), ({"k": 0}, schema), ({"k": 7}, schema),
                                ({"k": 5}, schema), ({"k": "x"}, schema), ({"k": 1}, None)):
             req = {"principal": {"type": "T::U", "id": "u"},
                    "action": {"type": "T::Action", "id": "a"},
                    "resource": {"type": "T::R", "id": "r"}, "context": context}
-            fast = _authorize_fast(req, policies, entities, check)
-            public = authorize_public(req, policies, entities, check)
-            if _comparable(fast) != _comparable(public):
-                _log.warning("cedarpy fast path disagrees with the public API on a "
-                             "known-answer request (%s vs %s); using the public is_authorized",
-                             _comparable(fast), _comparable(public))
+            if check is not None:
+                batch.append(req)
+            if not _agree(_authorize_fast(req, policies, entities, check),
+                          authorize_public(req, policies, entities, check)):
                 return False
+        fast_all = _authorize_fast_batch(batch, policies, entities, schema)
+        public_all = authorize_public_batch(batch, policies, entities, schema)
+        if len(fast_all) != len(batch) or not all(
+                _agree(f, p) for f, p in zip(fast_all, public_all, strict=True)):
+            return False
     except Exception as exc:  # noqa: BLE001 - any failure of the private API: do not use it
         _log.warning("cedarpy fast path failed its self-test (%s); using the public "
                      "is_authorized", type(exc).__name__)
@@ -126,3 +164,21 @@ def authorize(request: dict[str, Any], policies: cedarpy.PolicySet,
     if fast_path():
         return _authorize_fast(request, policies, entities, schema)
     return authorize_public(request, policies, entities, schema)
+
+
+def authorize_batch(requests: list[dict[str, Any]], policies: cedarpy.PolicySet,
+                    entities: cedarpy.Entities, schema: cedarpy.Schema | None
+                    ) -> list[dict[str, Any]]:
+    """Cedar's raw answers to ``requests``, all over the one entity set ``entities``.
+
+    Each answer is what :func:`authorize` would give for that request alone (a
+    request Cedar cannot build, e.g. one violating ``schema``, is a ``NoDecision``
+    answer with the error, not an exception).
+
+    Raises:
+        ValueError, TypeError: Cedar refused the batch outright (a request not of
+            the request form).
+    """
+    if fast_path():
+        return _authorize_fast_batch(requests, policies, entities, schema)
+    return authorize_public_batch(requests, policies, entities, schema)

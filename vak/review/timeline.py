@@ -7,7 +7,10 @@ and any other viewer share one reading of what happened:
   unfinished one ends at the last entry's time and has outcome ``unfinished``);
 * a host call is one ``host_decision`` (allowed, denied or awaiting approval),
   joined with its ``host_result`` by ``decision_seq``;
-* ``approval`` entries (human decisions on a call) are listed and counted.
+* ``approval`` entries (human decisions on a call) are listed and counted;
+* every ``policy_set`` entry marks the moment a policy set came into force: the
+  first after a ``log_opened`` is the kernel's start, any other a reload
+  (``Kernel.reload``), drawn across the timeline and counted.
 
 Every string that came from the log stays data: the report puts it into the
 page through ``textContent``, never as markup.
@@ -42,6 +45,8 @@ class Timeline:
     calls: list[list[Any]] = field(default_factory=list)
     #: [seq, kind, time_us, summary] for everything else worth seeing
     events: list[list[Any]] = field(default_factory=list)
+    #: [seq, time_us, policy set digest, "start" or "reload"] for every policy_set entry
+    policy_sets: list[list[Any]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -50,7 +55,7 @@ class Timeline:
             "entries": self.entries, "unreadable": self.unreadable, "sessions": self.sessions,
             "skills": self.skills, "functions": self.functions,
             "invocations": self.invocations, "calls": self.calls, "events": self.events,
-            "counts": self.counts,
+            "policy_sets": self.policy_sets, "counts": self.counts,
         }
 
 
@@ -100,8 +105,9 @@ def build_timeline(  # noqa: C901 - one pass over the log, one branch per entry 
     open_inv: dict[str, int] = {}
     calls_by_seq: dict[int, int] = {}
     counts = {"invocations": 0, "host_calls": 0, "allowed": 0, "denied": 0,
-              "approval_required": 0, "approvals": 0, "errors": 0}
+              "approval_required": 0, "approvals": 0, "errors": 0, "policy_reloads": 0}
     last_us = 0
+    started = False  # a policy_set since the last log_opened (the next one is a reload)
     for e in items:
         kind = _str(e.get("kind"))
         seq = e.get("seq")
@@ -157,6 +163,13 @@ def build_timeline(  # noqa: C901 - one pass over the log, one branch per entry 
         elif kind in _EVENT_KINDS:
             if kind == "approval":
                 counts["approvals"] += 1
+            elif kind == "log_opened":
+                started = False
+            elif kind == "policy_set":
+                tl.policy_sets.append([seq, us, _str(e.get("policy_set")),
+                                       "reload" if started else "start"])
+                counts["policy_reloads"] += 1 if started else 0
+                started = True
             tl.events.append([seq, kind, us, _summary(kind, e)])
     for idx in open_inv.values():
         tl.invocations[idx][6] = last_us
