@@ -31,7 +31,7 @@ QUICK_JSON = Path(tempfile.gettempdir()) / "vak-benchmarks-quick.json"
 
 #: figure groups, in run order (cheap and independent first)
 GROUPS = ("engine", "kernel", "mediation", "audit", "review", "worker", "concurrency",
-          "fleet", "components")
+          "fleet", "components", "serve")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

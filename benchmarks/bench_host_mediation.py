@@ -40,6 +40,9 @@ from vak.identity.trust import Tier
 from vak.policy.engine import PolicyEngine
 from vak.policy.entities import CedarRequest, file_entity
 
+#: ``context.caller`` of a request nobody identified (docs/POLICY.md)
+CALLER = {"id": "anonymous", "kind": "agent"}
+
 
 class NoFsync:
     """Forward to the real log but never wait for the fsync (the target excludes it)."""
@@ -103,7 +106,7 @@ def main(n: int = 2000) -> None:
         p,
         "fs_read",
         file_entity("/workspace/notes/today.txt"),
-        {"session": {"labels": []}, "max_bytes": 1 << 20},
+        {"caller": CALLER, "session": {"labels": []}, "max_bytes": 1 << 20},
     )
     schema = cedarpy.Schema.from_str(engine.loaded.schema_text)
     policies = cedarpy.PolicySet.from_str(engine.loaded.policy_text)

@@ -25,6 +25,9 @@ import orjson
 
 from benchmarks._harness import Context, Figure, guarded, interleaved
 
+#: ``context.caller`` of a request nobody identified (docs/POLICY.md)
+CALLER = {"id": "anonymous", "kind": "agent"}
+
 PATH = "/workspace/notes/today.txt"
 HIT_LIMIT = 0.3
 MISS_LIMIT = 1.2
@@ -88,7 +91,7 @@ def _setup(ctx: Context) -> dict[str, Any]:
                               module_sha256=call_ctx.module_sha256, signer="ed25519:x",
                               trust_tier="trusted")
     req = CedarRequest(principal, "fs_read", file_entity(PATH),
-                       {"session": {"labels": []}, "max_bytes": 1 << 20})
+                       {"caller": CALLER, "session": {"labels": []}, "max_bytes": 1 << 20})
     schema = cedarpy.Schema.from_str(engine.loaded.schema_text)
     policies = cedarpy.PolicySet.from_str(engine.loaded.policy_text)
     entities = cedarpy.Entities.from_json_str(

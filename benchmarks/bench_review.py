@@ -180,7 +180,9 @@ def _realistic(ctx: Context, n_decisions: int) -> list[dict[str, Any]]:
 
     def decision(i: int) -> dict[str, Any]:
         action, resource, context, shown = _mixed_call(rng, skill)
-        context = {"session": NO_SESSION, **context}
+        # context.caller: the schema requires it (docs/POLICY.md, "The caller")
+        context = {"session": NO_SESSION, "caller": {"id": "anonymous", "kind": "agent"},
+                   **context}
         decided = engine.decide(CedarRequest(principal, action, resource, context))
         return {**template, "host_function": action, "resource": shown,
                 "decision": {"effect": "allow" if decided.allowed else "deny",

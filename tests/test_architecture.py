@@ -116,9 +116,10 @@ def test_room_never_imports(room: str, banned: tuple[str, ...]) -> None:
     assert not bad, "\n".join(bad)
 
 
-#: the composition root, the CLI and what renders the config for it (``vak init``);
+#: the composition root, the CLI, what renders the config for it (``vak init``) and
+#: ``vak serve``, which starts kernels from a config as the CLI does;
 #: ``vak/__init__`` names ``KernelConfig`` lazily
-CONFIG_READERS = ("vak.kernel", "vak.cli", "vak._configdoc")
+CONFIG_READERS = ("vak.kernel", "vak.cli", "vak._configdoc", "vak.serve")
 
 
 def test_only_the_composition_root_and_cli_import_kernel_config() -> None:

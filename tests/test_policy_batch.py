@@ -24,6 +24,9 @@ from vak.policy.engine import EVAL_ERROR, NO_SESSION, PolicyEngine
 from vak.policy.entities import CedarRequest, Entity, Principal
 from vak.policy.loader import LoadedPolicies, load_policies
 
+#: ``context.caller`` of a request nobody identified (docs/POLICY.md)
+CALLER = {"id": "anonymous", "kind": "agent"}
+
 #: a permit that reads an attribute of a literal entity (an error unless that entity
 #: is present) and a forbid on containment in a literal directory
 OPERATOR = """
@@ -66,8 +69,8 @@ _RESOURCES = st.builds(_resource, st.sampled_from(("File", "Dir")), st.sampled_f
 
 def _calls(resource: Entity, sizes: list[int]) -> list[tuple[str, dict[str, Any]]]:
     if resource.type == "Vak::Dir":
-        return [("fs_list", {"session": NO_SESSION})]
-    return [("fs_read", {"session": NO_SESSION, "max_bytes": n}) for n in sizes]
+        return [("fs_list", {"caller": CALLER, "session": NO_SESSION})]
+    return [("fs_read", {"caller": CALLER, "session": NO_SESSION, "max_bytes": n}) for n in sizes]
 
 
 def _reference(engine: PolicyEngine, p: Principal, resource: Entity,
@@ -104,7 +107,7 @@ def test_a_naive_shared_set_would_differ(loaded: LoadedPolicies) -> None:
     p = _principal()
     lit = _resource("Dir", "/a", ["/"])
     other = _resource("Dir", "/c/z", ["/", "/c"])
-    calls = [("fs_list", {"session": NO_SESSION})]
+    calls = [("fs_list", {"caller": CALLER, "session": NO_SESSION})]
     ev = BatchEvaluator(loaded)
     engine = PolicyEngine(loaded, cache_size=0, partition=False)
     got = ev.decide_many("p", p.entity.to_json(), [(lit.to_json(), calls),
@@ -129,8 +132,9 @@ def test_requests_of_one_shape_are_validated_once_and_bad_ones_always(
     p = _principal()
     r = _resource("File", "/c/f", ["/", "/c", "/c/f"])
     ev = BatchEvaluator(loaded)
-    good = [("fs_read", {"session": NO_SESSION, "max_bytes": n}) for n in range(3)]
-    bad = [("fs_read", {"session": NO_SESSION, "max_bytes": "x"})] * 2
+    good = [("fs_read", {"caller": CALLER, "session": NO_SESSION, "max_bytes": n})
+            for n in range(3)]
+    bad = [("fs_read", {"caller": CALLER, "session": NO_SESSION, "max_bytes": "x"})] * 2
     decided = ev.decide("p", p.entity.to_json(), r.to_json(), good + bad)
     assert [d.allowed for d in decided] == [True, True, True, False, False]
     assert all(d.policy_ids[0] == EVAL_ERROR for d in decided[3:])
@@ -143,12 +147,12 @@ def test_refused_entities_name_the_field(loaded: LoadedPolicies) -> None:
     ev = BatchEvaluator(loaded)
     bad = {"uid": {"type": "Vak::File", "id": "/c/f"}, "attrs": {"path": 7}, "parents": []}
     with pytest.raises(PolicyError, match="refused the recorded entities"):
-        ev.decide("p", p.entity.to_json(), bad, [("fs_read", {"session": NO_SESSION,
-                                                              "max_bytes": 1})])
+        ev.decide("p", p.entity.to_json(), bad, [("fs_read", {
+            "caller": CALLER, "session": NO_SESSION, "max_bytes": 1})])
     good = _resource("File", "/c/g", ["/", "/c"]).to_json()
     got = ev.decide_many("p", p.entity.to_json(), [
-        (bad, [("fs_read", {"session": NO_SESSION, "max_bytes": 1})]),
-        (good, [("fs_read", {"session": NO_SESSION, "max_bytes": 1})])])
+        (bad, [("fs_read", {"caller": CALLER, "session": NO_SESSION, "max_bytes": 1})]),
+        (good, [("fs_read", {"caller": CALLER, "session": NO_SESSION, "max_bytes": 1})])])
     assert isinstance(got[0], PolicyError)
     assert not isinstance(got[1], PolicyError) and got[1][0].allowed
 

@@ -16,6 +16,9 @@ from vak.host.principal import principal_for
 from vak.policy import _cedar
 from vak.policy.entities import CedarRequest, file_entity
 
+#: ``context.caller`` of a request nobody identified (docs/POLICY.md)
+CALLER = {"id": "anonymous", "kind": "agent"}
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,7 +49,7 @@ def test_a_wrong_fast_path_falls_back_and_says_so(
     e = engine(tmp_path)
     p = principal_for(manifest(fs_read=("/w",)), manifest_digest="sha256:x", module_sha256="y",
                       signer="", trust_tier="trusted")
-    ctx = {"session": {"labels": []}, "max_bytes": 1}
+    ctx = {"caller": CALLER, "session": {"labels": []}, "max_bytes": 1}
     assert e.decide(CedarRequest(p, "fs_read", file_entity("/w/a"), ctx)).allowed
     assert not e.decide(CedarRequest(p, "fs_read", file_entity("/etc/a"), ctx)).allowed
 

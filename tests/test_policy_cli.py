@@ -64,3 +64,23 @@ def test_policy_test_never_resolves_a_denied_host(capsys: pytest.CaptureFixture[
                "--resource", "http://undeclared.test/", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 20 and out["ceiling"] and out["address_pending"] and looked_up == []
+
+
+def test_policy_test_decides_as_the_caller_given(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "callers.cedar").write_text(
+        '@id("ops.no-bob")\nforbid (principal, action, resource)\n'
+        'when { context.caller.id == "bob" };\n')
+    notes = str(REPO / "skills" / "notes")
+    base = ["policy", "test", "--skill", notes, "--action", "fs_read", "--resource",
+            "/workspace/a.txt", "--policies", str(tmp_path), "--json", "--context"]
+    assert main([*base, '{"caller": {"id": "bob", "kind": "agent"}}']) == Exit.POLICY_DENIED
+    out = json.loads(capsys.readouterr().out)
+    assert out["policy_ids"] == ["ops.no-bob"]
+    assert out["request"]["context"]["caller"] == {"id": "bob", "kind": "agent"}
+    assert main([*base, '{"caller": {"id": "alice", "kind": "agent"}}']) == 0
+    capsys.readouterr()
+    assert main([*base, "{}"]) == 0  # nobody said: the caller is anonymous
+    assert json.loads(capsys.readouterr().out)["request"]["context"]["caller"]["id"] == \
+        "anonymous"
+    assert main([*base, '{"caller": "bob"}']) != 0  # not a {id, kind} record

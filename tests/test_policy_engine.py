@@ -10,6 +10,9 @@ from vak.host.principal import principal_for
 from vak.policy.engine import DEFAULT_DENY, EVAL_ERROR
 from vak.policy.entities import CedarRequest, Entity, dir_entity, file_entity
 
+#: ``context.caller`` of a request nobody identified (docs/POLICY.md)
+CALLER = {"id": "anonymous", "kind": "agent"}
+
 
 def _principal(**caps: object):  # type: ignore[no-untyped-def]
     return principal_for(
@@ -22,7 +25,7 @@ def _principal(**caps: object):  # type: ignore[no-untyped-def]
 
 
 def _req(p, action: str, resource: Entity, **ctx: object) -> CedarRequest:  # type: ignore[no-untyped-def]
-    return CedarRequest(p, action, resource, {"session": {"labels": []}, **ctx})
+    return CedarRequest(p, action, resource, {"caller": CALLER, "session": {"labels": []}, **ctx})
 
 
 def test_containment_is_by_entity_hierarchy_not_prefix(tmp_path: Path) -> None:
@@ -116,9 +119,11 @@ def test_schema_validation_still_applies_after_a_valid_request_of_the_action(
     assert e.decide(_req(p, "random_bytes", k, n=5)).allowed
     assert e.decide(_req(p, "random_bytes", k, n=6)).allowed  # same shape, new request
     for bad in ({"n": "x"}, {"n": True}, {"n": 5, "extra": 1}, {}, {"n": [5]}):
-        d = e.decide(CedarRequest(p, "random_bytes", k, {"session": {"labels": []}, **bad}))
+        d = e.decide(CedarRequest(p, "random_bytes", k,
+                                  {"caller": CALLER, "session": {"labels": []}, **bad}))
         assert not d.allowed and d.policy_ids[0] == EVAL_ERROR, bad
-    d = e.decide(CedarRequest(p, "random_bytes", k, {"session": {"labels": [], "nope": 1}, "n": 5}))
+    d = e.decide(CedarRequest(p, "random_bytes", k,
+                              {"caller": CALLER, "session": {"labels": [], "nope": 1}, "n": 5}))
     assert not d.allowed and d.policy_ids[0] == EVAL_ERROR
     # a wrong resource type for the action is refused too
     d = e.decide(_req(p, "random_bytes", file_entity("/w/a"), n=5))

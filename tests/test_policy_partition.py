@@ -16,6 +16,9 @@ from vak.policy._partition import Scope, leaf_actions, scope_of
 from vak.policy.engine import PolicyEngine
 from vak.policy.entities import CedarRequest, Entity, dir_entity, file_entity
 
+#: ``context.caller`` of a request nobody identified (docs/POLICY.md)
+CALLER = {"id": "anonymous", "kind": "agent"}
+
 #: operator policies with every scope shape the partitioner distinguishes, plus
 #: one that errors (an erroring forbid is skipped by Cedar; we must still deny)
 OPS = """
@@ -129,7 +132,8 @@ def _requests(draw: st.DrawFn) -> CedarRequest:
         if action == "log":
             ctx = {"level": "info", "size": size}
     session = {"host_calls": draw(st.integers(0, 6))} if draw(st.booleans()) else {}
-    return CedarRequest(p, action, resource, {"session": {"labels": [], **session}, **ctx})
+    return CedarRequest(p, action, resource,
+                        {"caller": CALLER, "session": {"labels": [], **session}, **ctx})
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -168,7 +172,7 @@ def _grid(p: Any, name: str) -> list[CedarRequest]:
             def req(
                 action: str, resource: Entity, _s: dict[str, int] = session, **ctx: Any
             ) -> CedarRequest:
-                return CedarRequest(p, action, resource, {"session": _s, **ctx})
+                return CedarRequest(p, action, resource, {"caller": CALLER, "session": _s, **ctx})
 
             for path in ("/data/x", "/workspace/a.txt", "/etc/passwd"):
                 out.append(req("fs_read", file_entity(path), max_bytes=size))
@@ -204,12 +208,14 @@ def test_the_properties_exercise_every_outcome(
                           module_sha256="y", signer="z", trust_tier="trusted")
     f = file_entity("/workspace/a.txt")
     none: dict[str, list[str]] = {"labels": []}
-    req = CedarRequest(alice, "fs_read", f, {"session": none, "max_bytes": 1})
+    req = CedarRequest(alice, "fs_read", f,
+                       {"caller": CALLER, "session": none, "max_bytes": 1})
     assert sliced.decide(req).allowed
-    d = sliced.decide(CedarRequest(carol, "fs_read", f, {"session": none, "max_bytes": 1}))
+    d = sliced.decide(CedarRequest(carol, "fs_read", f,
+                                   {"caller": CALLER, "session": none, "max_bytes": 1}))
     assert not d.allowed and d.policy_ids == ("ops.forbid-carol",)
     d = sliced.decide(CedarRequest(alice, "random_bytes", Entity("Vak::Kernel", "local"),
-                                   {"session": {"labels": []}, "n": 80000}))
+                                   {"caller": CALLER, "session": {"labels": []}, "n": 80000}))
     assert not d.allowed and "ops.overflow" in d.policy_ids and d.errors
     assert "ops.overflow" in d.errors[0] and "policy" not in d.errors[0].split("`")[1]
 

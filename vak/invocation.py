@@ -21,8 +21,8 @@ if TYPE_CHECKING:  # annotations only: handing out values must not load the veri
     from vak.identity.ref import SkillRef
     from vak.identity.trust import Tier
 
-__all__ = ["Invocation", "LoadedSkill", "Principal", "RefusedSkill", "ToolSpec", "freeze_mapping",
-           "thaw"]
+__all__ = ["Invocation", "LoadedSkill", "Principal", "RefusedSkill", "ReloadResult", "ToolSpec",
+           "freeze_mapping", "thaw"]
 
 
 def freeze_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -136,6 +136,25 @@ class Principal:
         if self.attributes:
             out["attributes"] = {str(k): str(v) for k, v in self.attributes.items()}
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What :meth:`vak.kernel.Kernel.reload` installed, and where the log records it."""
+
+    #: digest of the policy set now deciding (the new ``policy_set`` entry names it)
+    policy_set: str
+    #: digest of the set it replaced (equal when the files did not change)
+    previous_policy_set: str
+    #: seq of the ``policy_set`` entry appended before any decision used the new set
+    audit_seq: int
+    #: the @ids of the policies now in force, in load order
+    policy_ids: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """Whether the policy files differ from the set they replaced."""
+        return self.policy_set != self.previous_policy_set
 
 
 @dataclass(frozen=True, slots=True)

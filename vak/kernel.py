@@ -85,7 +85,14 @@ from vak.identity.floor import VERSION_FLOOR_FILE, VersionFloor
 from vak.identity.manifest import Manifest
 from vak.identity.signing import VerifiedSkill
 from vak.identity.trust import Tier, TrustStore
-from vak.invocation import Invocation, LoadedSkill, Principal, RefusedSkill, ToolSpec
+from vak.invocation import (
+    Invocation,
+    LoadedSkill,
+    Principal,
+    RefusedSkill,
+    ReloadResult,
+    ToolSpec,
+)
 from vak.sandbox.types import CallOutcome, Runner
 from vak.seams import (
     KernelAudit,
@@ -99,6 +106,7 @@ from vak.seams import (
 if TYPE_CHECKING:
     from vak.fleet.agent import FleetAgent
     from vak.host.context import CallContext
+    from vak.policy.engine import PolicyEngine
     from vak.sandbox.engine import Resident
 from vak.scrub import Scrubber, excerpt, scrub_error
 
@@ -154,6 +162,7 @@ class Kernel:
         self._audit_log: KernelAudit | None = None
         self._engine_obj: ModuleEngine[Resident] | None = None
         self._mediator_obj: Mediation | None = None
+        self._policies: PolicyEngine | None = None
         self._sessions: SessionTable[Resident] | None = None
         self._fleet: FleetAgent | None = None
         try:
@@ -171,8 +180,8 @@ class Kernel:
                 _record_sandbox_state(self._audit_log, config)
                 self._observer = observer if observer is not None else _make_observer(config)
                 self._engine_obj = _make_engine(config)
-                self._mediator_obj = _make_mediator(config, self._audit_log, secrets,
-                                                    self._approval_gate, self._observer)
+                self._mediator_obj, self._policies = _make_mediator(
+                    config, self._audit_log, secrets, self._approval_gate, self._observer)
                 if config.session_reuse:
                     self._sessions = _make_sessions(config, self._engine_obj)
                     # a session whose labels are dropped loses its instance too (fail closed)
@@ -321,6 +330,56 @@ class Kernel:
             if self.config.strict_skills and not self._read_only:  # reporting is not serving
                 raise
 
+    # ------------------------------------------------------------------ reloading
+    def reload(self) -> ReloadResult:
+        """Reload the policy set and the trust store from this kernel's config, atomically.
+
+        Everything is read and validated first; nothing changes unless all of it
+        is valid. Then, while no host call is between its decision and the
+        decision's record (:mod:`vak.host.swap`), a ``policy_set`` entry records
+        the new set and only then is it installed, with an empty decision
+        cache, together with the new trust store. Calls in flight are neither
+        lost nor decided by a mix of sets: each decision is made and recorded
+        under one set, the one whose ``policy_set`` entry precedes it.
+
+        Every loaded skill must still verify under the new trust store with the
+        same signer and tier (a skill cannot be unloaded by a reload: restart).
+
+        Raises:
+            PolicyError: a schema or policy file is invalid (file and line named);
+                the set in force stays.
+            ConfigError: the trust store is missing or invalid, or a loaded skill
+                no longer verifies under it; nothing changed.
+            SignatureError, UntrustedSignerError, DigestMismatchError: a loaded
+                skill's signature no longer verifies (nothing changed).
+            AuditError: the ``policy_set`` entry could not be written (the old
+                set stays in force).
+        """
+        from vak.policy.loader import load_policies, policy_set_record
+
+        self._check_open()
+        with self._load_lock:
+            trust = _load_trust(self.config)
+            for skill in self.skills():
+                _recheck(skill, trust, self.config)
+            loaded = load_policies(self.config.policy_settings().policy_dirs)
+            policies = self._policies
+            if policies is None:
+                raise _read_only_error("cannot reload policies")
+            audit = self._audit
+            install = policies.stage(loaded)  # compiled before decisions are held
+            record = policy_set_record(loaded)
+
+            def swap() -> ReloadResult:
+                previous = policies.digest
+                ref = audit.append("policy_set", record, durable=self._strict, flush=True)
+                install()
+                self._trust = trust
+                self._approval_gate.trust = trust
+                return ReloadResult(loaded.digest, previous, ref.seq, tuple(loaded.ids))
+
+            return self._mediator.swap_policies(swap)
+
     # ------------------------------------------------------------------ queries
     def refused_skills(self) -> tuple[RefusedSkill, ...]:
         """The skills of ``config.skill_dirs`` that failed to load, in config order."""
@@ -426,7 +485,7 @@ class Kernel:
         t0 = time.perf_counter_ns()
         outcome: CallOutcome | None = None
         host = _LazyHost(self._mediator, tool, inv_id, session,
-                         None if opened is not None else (audit, fields))
+                         None if opened is not None else (audit, fields), principal)
         try:
             tool.input_validator.check(payload)
             outcome, output = self._run(tool, input_json, session, reuse, host)
@@ -636,13 +695,15 @@ class _LazyHost:
     so it precedes the first host call's decision (and so every effect).
     """
 
-    __slots__ = ("_deadline", "_handler", "_inv_id", "_mediator", "_opening", "_session",
-                 "_tool", "started")
+    __slots__ = ("_caller", "_deadline", "_handler", "_inv_id", "_mediator", "_opening",
+                 "_session", "_tool", "started")
 
     def __init__(self, mediator: Mediation, tool: RegisteredTool, inv_id: str,
                  session: str | None,
-                 opening: tuple[KernelAudit, dict[str, Any]] | None = None) -> None:
+                 opening: tuple[KernelAudit, dict[str, Any]] | None = None,
+                 caller: Principal | None = None) -> None:
         self._mediator = mediator
+        self._caller = caller
         self._tool = tool
         self._inv_id = inv_id
         self._session = session
@@ -664,7 +725,8 @@ class _LazyHost:
                 self.started = audit.append("invocation_started", fields)
                 self._opening = None
             handler = self._handler = _handler(
-                self._mediator, self._tool, self._inv_id, self._session, self._deadline)
+                self._mediator, self._tool, self._inv_id, self._session, self._deadline,
+                self._caller)
         return handler
 
     def __call__(self, name: str, payload: bytes, /) -> bytes:
@@ -871,6 +933,23 @@ def _verify(skill_dir: Path, trust: TrustStore | None, config: KernelConfig) -> 
     )
 
 
+def _recheck(skill: LoadedSkill, trust: TrustStore | None, config: KernelConfig) -> None:
+    """A loaded skill still verifies under a reloaded trust store, as it was loaded.
+
+    Raises:
+        ConfigError: its signer, tier or module digest would differ now.
+        SignatureError, UntrustedSignerError, DigestMismatchError: it no longer verifies.
+    """
+    verified = _verify(Path(skill.skill_dir), trust, config)
+    if (verified.signer_key_id, verified.tier, verified.module_sha256) != (
+            skill.signer_key_id, skill.tier, skill.module_sha256):
+        raise ConfigError(
+            f"{skill.skill_dir}: skill {skill.name} would load differently under the new "
+            f"trust store (signer, tier or module changed); the reload changed nothing",
+            skill_dir=skill.skill_dir, field="trust_store",
+            fix="restart the kernel to load the skill again under the new trust store")
+
+
 def _open_audit(config: KernelConfig) -> KernelAudit:
     from vak.audit.log import AuditLog
 
@@ -922,7 +1001,8 @@ def _make_observer(config: KernelConfig) -> Observer | None:
 
 
 def _make_mediator(config: KernelConfig, audit: KernelAudit, secrets: SecretProvider | None,
-                   approvals: ApprovalGate, observer: Observer | None) -> Mediation:
+                   approvals: ApprovalGate, observer: Observer | None,
+                   ) -> tuple[Mediation, PolicyEngine]:
     from vak.host.mediation import Mediator
     from vak.host.secrets import FileSecretProvider
     from vak.policy.engine import PolicyEngine
@@ -935,7 +1015,7 @@ def _make_mediator(config: KernelConfig, audit: KernelAudit, secrets: SecretProv
     if secrets is None and host.secrets_file is not None:
         secrets = FileSecretProvider(host.secrets_file)
     return Mediator(host, policies, audit, args_digest=audit.args_digest, secrets=secrets,
-                    approvals=approvals, observer=observer)
+                    approvals=approvals, observer=observer), policies
 
 
 def _make_sessions(config: KernelConfig, engine: ModuleEngine[Resident]) -> SessionTable[Resident]:
@@ -957,15 +1037,19 @@ def _make_pool(config: KernelConfig) -> ModuleWorkers:
 
 
 def _handler(mediator: Mediation, tool: RegisteredTool, inv_id: str,
-             session: str | None, deadline: float) -> ScrubbingHandler:
-    return mediator.handler(_context(tool.skill, inv_id, session, deadline))
+             session: str | None, deadline: float,
+             caller: Principal | None = None) -> ScrubbingHandler:
+    return mediator.handler(_context(tool.skill, inv_id, session, deadline, caller))
 
 
 def _context(skill: LoadedSkill, inv_id: str, session: str | None,
-             deadline: float) -> CallContext:
+             deadline: float, caller: Principal | None = None) -> CallContext:
     from vak.host.context import CallContext
 
+    who = Principal() if caller is None else caller
     return CallContext(
+        caller_id=who.id,
+        caller_kind=who.kind,
         manifest=skill.manifest,
         manifest_digest=f"sha256:{skill.manifest_sha256}",
         module_sha256=skill.module_sha256,

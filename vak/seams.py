@@ -74,6 +74,7 @@ class Resident(Protocol):
 
 
 R = TypeVar("R", bound=Resident)
+_R = TypeVar("_R")
 
 
 class ModuleEngine(Runner, Protocol[R]):
@@ -140,6 +141,10 @@ class Mediation(Protocol):
 
     def on_session_evicted(self, hook: Callable[[str], object], /) -> None:
         """Have ``hook(session_id)`` called when a labelled session is evicted."""
+        ...
+
+    def swap_policies(self, swap: Callable[[], _R], /) -> _R:
+        """Run ``swap`` while no decision is between being made and being recorded."""
         ...
 
     def close(self) -> None: ...

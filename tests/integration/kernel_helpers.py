@@ -93,8 +93,9 @@ COUNTER_WAT = r"""
 
 
 def wat_skill(state: DemoState, root: Path, name: str, wat: str,
-              exports: tuple[str, ...] = ("execute",)) -> Path:
-    """A skill ``name`` built from ``wat``, signed with the demo key (trusted by the demo)."""
+              exports: tuple[str, ...] = ("execute",), **manifest: Any) -> Path:
+    """A skill ``name`` built from ``wat``, signed with the demo key (trusted by the demo);
+    ``manifest`` replaces top-level manifest fields (capabilities, limits, ...)."""
     import wasmtime
     import yaml
     from signing_helpers import TEMPLATE
@@ -111,7 +112,7 @@ def wat_skill(state: DemoState, root: Path, name: str, wat: str,
 
     doc = {**TEMPLATE, "name": name, "module": {"path": f"{name}.wasm"},
            "capabilities": {}, "limits": {"max_fuel": 100000, "max_host_calls": 0},
-           "exports": [export(e) for e in exports]}
+           "exports": [export(e) for e in exports], **manifest}
     (skill / "skill.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     (skill / f"{name}.wasm").write_bytes(wasmtime.wat2wasm(wat))
     sign_skill(skill, load_signing_key(state.workdir / "keys" / "demo-signer.key"))

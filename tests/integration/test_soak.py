@@ -138,9 +138,7 @@ def test_soak_bounded(demo_state: DemoState, built_skills: Path, tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_soak_60s(demo_state: DemoState, built_skills: Path, tmp_path: Path,
-                  request: pytest.FixtureRequest) -> None:
+@pytest.mark.long_form
+def test_soak_60s(demo_state: DemoState, built_skills: Path, tmp_path: Path) -> None:
     """The full form (over a minute): run it with ``pytest -m slow``."""
-    if "slow" not in (request.config.getoption("markexpr") or "").replace("not slow", ""):
-        pytest.skip("the 60 s soak runs only when selected with -m slow")
     _soak(demo_state, built_skills, tmp_path, seconds=62, warmup=10)

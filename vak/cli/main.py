@@ -16,6 +16,7 @@ Examples::
     vak skills list --config /tmp/vak-demo/vak.toml
     vak mcp serve --config /tmp/vak-demo/vak.toml            # stdio
     vak mcp serve --config /tmp/vak-demo/vak.toml --http 8765
+    vak serve --config /tmp/vak-demo/vak.toml --workers 2 --token-file tokens.json
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 from vak.cli import approvals as approvals_cli
 from vak.cli import init as init_cli
 from vak.cli import policy as policy_cli
+from vak.cli import serve as serve_cli
 from vak.cli import skill as skill_cli
 from vak.cli import status as status_cli
 from vak.cli import trust as trust_cli
@@ -268,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ask the person through MCP elicitation when a call needs approval, "
                    "and sign the answer with this key (an approver in the trust store)")
 
+    serve_cli.register(sub)
     status_cli.register(sub)
     witness_cli.register(sub)
 

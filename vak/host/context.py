@@ -62,6 +62,10 @@ class CallContext:
     #: sees them at ``context.session.labels`` and decision entries record them. The
     #: kernel passes the session's own set, which lives as long as the session.
     labels: set[str] = field(default_factory=set, compare=False)
+    #: who asked for the tool call (:class:`vak.invocation.Principal` id and kind);
+    #: Cedar sees it as ``context.caller`` (never guest-controlled)
+    caller_id: str = "anonymous"
+    caller_kind: str = "agent"
 
     @property
     def skill(self) -> SkillRef:

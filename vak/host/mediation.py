@@ -69,13 +69,13 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import orjson
 
-from vak.approvals.gate import ApprovalGate
+from vak.approvals.gate import ApprovalGate, Outcome
 from vak.audit.approval import call_binding
 from vak.audit.entry import Sealed, unsealed
 from vak.audit.sink import AuditRef, AuditSink
@@ -104,6 +104,7 @@ from vak.host.principal import principal_for
 from vak.host.random import RandomFamily
 from vak.host.secrets import NoSecrets, SecretProvider, SecretsFamily
 from vak.host.settings import HostSettings
+from vak.host.swap import SwapGuard
 from vak.policy.engine import NO_SESSION, Decision
 from vak.policy.entities import CedarRequest, Entity, Principal, request_record
 from vak.scrub import EMPTY, Scrubber, excerpt
@@ -137,6 +138,7 @@ _MEMO_ARGS = 1024  # larger arguments (fs_write contents) are never kept
 _MEMO_SIZE = 64
 
 _log = logging.getLogger("vak.host")
+_R = TypeVar("_R")
 
 
 class Authorizer(Protocol):
@@ -245,6 +247,17 @@ class Mediator:
         #: when the sink takes such values (the real AuditLog does)
         self._sealed: dict[tuple[Any, ...], Sealed] = {}
         self._seal = getattr(audit, "accepts_sealed", False) is True
+        #: orders decisions and policy-set swaps in the log (vak.host.swap)
+        self._swap = SwapGuard()
+
+    def swap_policies(self, swap: Callable[[], _R]) -> _R:
+        """Run ``swap`` (record the new ``policy_set``, then install it) between decisions.
+
+        No decision is in its decide-and-record step while ``swap`` runs, so every
+        ``host_decision`` entry follows the ``policy_set`` entry of the set that
+        made it (:mod:`vak.host.swap`).
+        """
+        return self._swap.exclusive(swap)
 
     def close(self) -> None:
         """Close the kv database."""
@@ -303,6 +316,14 @@ class Mediator:
         fn = host_function(function)
         if fn is None:
             raise ABIError(f"unknown host function vak.{function[:64]}", host_function=function)
+        if extra_context and "caller" in extra_context:
+            caller = extra_context["caller"]
+            if not (isinstance(caller, Mapping) and set(caller) == {"id", "kind"}
+                    and all(isinstance(v, str) for v in caller.values())):
+                raise ABIError('context.caller must be {"id": "...", "kind": "..."}',
+                               field="caller")
+            ctx = replace(ctx, caller_id=caller["id"], caller_kind=caller["kind"])
+            extra_context = {k: v for k, v in extra_context.items() if k != "caller"}
         h = self.handler(ctx)
         call, ceiling = h.normalised(fn, args)
         if extra_context:
@@ -326,7 +347,7 @@ class Mediator:
         decision = _CEILING_DECISION if ceiling is not None else cedar
         reason = ceiling or ("" if decision.allowed else "denied by policy")
         request = CedarRequest(h.principal, fn.name, call.resource,
-                               {"session": h.session(), **call.context})
+                               {"session": h.session(), **h.cedar_context(call)})
         return Explanation(fn.name, decision.allowed, decision.policy_ids, reason, ceiling,
                            cedar, request.to_data(), tuple(stages), pending,
                            h.needs_approval(decision))
@@ -363,6 +384,16 @@ class Mediator:
             )
             self._principals[key] = p
         return p
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    """An approval request opened and its ``approval_required`` decision recorded."""
+
+    gate: ApprovalGate
+    outcome: Outcome
+    ref: AuditRef
+    shown: dict[str, Any]
 
 
 class _Memo:
@@ -414,12 +445,14 @@ class MediatedHandler:
     """
 
     __slots__ = ("_append", "_digest", "_flow", "_head", "_m", "_max_calls", "_memo",
-                 "_observer", "_sink_append", "_skill", "ctx", "principal")
+                 "_observer", "_sink_append", "_skill", "caller", "ctx", "principal")
 
     def __init__(self, mediator: Mediator, ctx: CallContext, principal: Principal) -> None:
         self._m = mediator
         self.ctx = ctx
         self.principal = principal
+        #: ``context.caller`` of every Cedar request of this invocation (who asked)
+        self.caller = {"id": ctx.caller_id, "kind": ctx.caller_kind}
         #: the session's data-flow labels (shared by all its invocations, any route)
         self._flow: SessionFlow = mediator._flows.open(ctx.session_id)
         self._skill = ctx.skill.to_audit()
@@ -471,22 +504,35 @@ class MediatedHandler:
             if memo_key is not None:
                 _memo_put(self._memo, memo_key, memo)
         call, ceiling = memo.call, memo.ceiling
+        approval: AuditRef | None = None
         if ceiling is not None:
             decision, why = _CEILING_DECISION, ceiling
-        else:
-            decision = self.authorize(fn, call)
-            if fn.resolves and decision.allowed and call.unresolved:
-                # the URL decision allowed it: record that, and only then resolve
-                self._record("host_resolve", fn, call, args, decision, "", durable=True)
-                call = self._m._http.resolved(call, self)
-                decision = self.authorize(fn, call)
-            why = "" if decision.allowed else "denied by policy"
-        approval: AuditRef | None = None
-        if self.needs_approval(decision):
-            ref, approval = self._approval(fn, call, args, decision)
-        else:
             ref = self._record("host_decision", fn, call, args, decision, why,
-                               durable=fn.effectful, memo=memo if call is memo.call else None)
+                               durable=fn.effectful, memo=memo)
+        else:
+            if fn.resolves and call.unresolved:
+                with self._m._swap.deciding():  # decided and recorded under one set
+                    decision = self.authorize(fn, call)
+                    if decision.allowed:
+                        # the URL decision allowed it: record that, and only then resolve
+                        self._record("host_resolve", fn, call, args, decision, "",
+                                     durable=True)
+                if decision.allowed:
+                    call = self._m._http.resolved(call, self)
+            opened: _Opened | None = None
+            with self._m._swap.deciding():
+                if not (fn.resolves and call.unresolved):
+                    decision = self.authorize(fn, call)
+                why = "" if decision.allowed else "denied by policy"
+                if self.needs_approval(decision):  # recorded now, the person asked after
+                    opened = self._approval_open(fn, call, args, decision)
+                    ref = opened.ref
+                else:
+                    ref = self._record("host_decision", fn, call, args, decision, why,
+                                       durable=fn.effectful,
+                                       memo=memo if call is memo.call else None)
+            if opened is not None:
+                approval = self._approval_answer(fn, decision, opened)
         if decision.allowed:
             # marked before the data arrives: the next decision already sees the label
             adds = self._m._label_map.labels(function, call.resource)
@@ -557,10 +603,16 @@ class MediatedHandler:
         out.setdefault("labels", [])
         return out
 
+    def cedar_context(self, call: NormalCall) -> dict[str, Any]:
+        """The Cedar context of ``call`` but ``session``: the action's fields and
+        ``caller``, the one place the caller enters a request (set last: no
+        normaliser output can stand in for it)."""
+        return {**call.context, "caller": self.caller}
+
     def authorize(self, fn: HostFunction, call: NormalCall) -> Decision:
         """Step 5: Cedar's decision on ``call`` (fail closed; never raises)."""
-        return self._m.engine.decide_call(self.principal, fn.name, call.resource, call.context,
-                                          self.session())
+        return self._m.engine.decide_call(self.principal, fn.name, call.resource,
+                                          self.cedar_context(call), self.session())
 
     def _parse_and_normalise(self, fn: HostFunction, args: bytes) -> tuple[NormalCall,
                                                                           str | None]:
@@ -614,18 +666,16 @@ class MediatedHandler:
         return decision.allowed and not self._m.engine.approval_policies.isdisjoint(
             decision.policy_ids)
 
-    def _approval(self, fn: HostFunction, call: NormalCall, args: bytes,
-                  decision: Decision) -> tuple[AuditRef, AuditRef]:
-        """The approval step of an Allow a ``@approval("required")`` permit determined.
-
-        Records the ``host_decision`` with effect ``approval_required`` and the
-        request (id, binding) durably; gets a signed answer (stored, or from the
-        approver callable); records it as an ``approval`` entry durably, before
-        any effect. Returns both refs; raises unless a valid approval came.
+    def _approval_open(self, fn: HostFunction, call: NormalCall, args: bytes,
+                       decision: Decision) -> _Opened:
+        """The approval step of an Allow a ``@approval("required")`` permit determined,
+        first half (inside the decision's step): open the request and record the
+        ``host_decision`` with effect ``approval_required`` and the request (id,
+        binding) durably. :meth:`_approval_answer` then gets a signed answer
+        (stored, or from the approver callable) and records it as an
+        ``approval`` entry durably, before any effect.
 
         Raises:
-            ApprovalPendingError: no answer yet (out of band: `vak approvals`).
-            ApprovalDeniedError: refused by an approver, or no answer in time.
             PolicyDeniedError: no approval store, or a store file is invalid.
         """
         gate = self._m.approvals
@@ -653,6 +703,18 @@ class MediatedHandler:
         if call.summary:
             fields["summary"] = dict(call.summary)
         ref = self._append("host_decision", fields, durable=True)
+        return _Opened(gate, outcome, ref, shown)
+
+    def _approval_answer(self, fn: HostFunction, decision: Decision, opened: _Opened
+                         ) -> AuditRef:
+        """Get the signed answer to an opened request and record it; its ``approval`` ref.
+
+        Raises:
+            ApprovalPendingError: no answer yet (out of band: `vak approvals`).
+            ApprovalDeniedError: refused by an approver, or no answer in time.
+        """
+        gate, outcome, ref, shown = opened.gate, opened.outcome, opened.ref, opened.shown
+        request = outcome.request
         if outcome.answer is None:
             outcome = gate.ask(request, self.ctx.deadline, self.ctx.invocation_id)
         answer = outcome.answer
@@ -683,7 +745,7 @@ class MediatedHandler:
                 f"host call vak.{fn.name} on {target} was refused by approver "
                 f"{answer.key_id} (approval {request.id}, audit seq {aref.seq})",
                 policy_ids=list(decision.policy_ids), audit_seq=aref.seq, **details)
-        return ref, aref
+        return aref
 
     # -- recording --------------------------------------------------------------------
     def _record(self, kind: str, fn: HostFunction, call: NormalCall, args: bytes,
@@ -723,7 +785,7 @@ class MediatedHandler:
             request = None if keep is None else keep.request
             if request is None:
                 request = request_record(self.principal, fn.name, call.resource,
-                                         {"session": dict(session), **call.context})
+                                         {"session": dict(session), **self.cedar_context(call)})
                 if keep is not None:
                     keep.request = request  # never mutated: entries only read it
             elif keep is not None and request.__class__ is dict and self._m._seal:

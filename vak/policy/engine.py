@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,9 +201,22 @@ class PolicyEngine:
 
     def reload(self, loaded: LoadedPolicies) -> None:
         """Swap in a new policy set; the cache is invalidated."""
+        self.stage(loaded)()
+
+    def stage(self, loaded: LoadedPolicies) -> Callable[[], None]:
+        """Compile everything ``loaded`` needs now; the call returned installs it.
+
+        Installing is one reference swap (with an empty decision cache), so a
+        caller that must order it with other steps (``Kernel.reload``) keeps
+        that ordered section short.
+        """
         state = _State(loaded, self._partition)
-        with self._lock:
-            self._state = state
+
+        def install() -> None:
+            with self._lock:
+                self._state = state
+
+        return install
 
     def decide(self, request: CedarRequest) -> Decision:
         """Authorize ``request`` (cache first). Never raises for a well-formed request.
