@@ -121,3 +121,37 @@ def test_family_marks_writer_rows_and_readers(tmp_path: Path) -> None:
     do("kv_get", _Scope(missing), key="nope")
     assert missing.labels == frozenset()
     store.close()
+
+
+
+def test_kernels_opening_one_fresh_database_at_once_all_start(tmp_path: Path) -> None:
+    """The workers of one `vak serve` open the shared kv file together: switching a fresh
+    file to WAL can be refused at once ('database is locked', seen in about 1 round in 12
+    of this test without the retry) while another connection does the same."""
+    import threading
+
+    for round_ in range(40):
+        path = tmp_path / f"kv{round_}.sqlite"
+        barrier = threading.Barrier(4)
+        errors: list[BaseException] = []
+
+        def open_and_put(i: int, path: Path = path, barrier: threading.Barrier = barrier,
+                         errors: list[BaseException] = errors) -> None:
+            barrier.wait()
+            try:
+                store = KvStore(path)
+                store.put("ns", f"k{i}", f'"{i}"')
+                store.close()
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_put, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        store = KvStore(path)
+        assert sorted(store.get("ns", f"k{i}") or "" for i in range(4)) == \
+            ['"0"', '"1"', '"2"', '"3"']
+        store.close()

@@ -133,6 +133,8 @@ class Ack:
     seq: int
     error: str | None
     text: str
+    #: a refusal's ``vak/decision_seq``: the host_decision that denied it
+    decision_seq: int | None = None
 
 
 async def call_loop(url: str, token: str, tool: str, args: dict[str, Any],
@@ -154,8 +156,10 @@ async def call_loop(url: str, token: str, tool: str, args: dict[str, Any],
             while not stop():
                 res = await session.call_tool(tool, args)
                 meta = res.meta or {}
+                decision = meta.get("vak/decision_seq")
                 acks.append(Ack(ids[0], int(meta["vak/audit_seq"]), meta.get("vak/error"),
-                                res.content[0].text if res.content else ""))
+                                res.content[0].text if res.content else "",
+                                decision if isinstance(decision, int) else None))
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise

@@ -132,10 +132,11 @@ def test_reload_under_load_takes_effect_between_decisions(
         assert any(f["name"] == "alice.cedar" for f in sets[1]["files"])
         assert _decisions_follow_their_policy_set(log) > 0
         kinds = {e["seq"]: e["kind"] for e in entries(log)}
-        for a in acks:  # a refusal's seq names its host_decision (the deny)
-            if worker_of(a.session) == i:
-                assert kinds.get(a.seq) == ("invocation_finished" if a.error is None
-                                            else "host_decision"), a
+        for a in acks:  # every result's seq names its invocation_finished (docs/MCP.md);
+            if worker_of(a.session) == i:  # a refusal's decision_seq names the deny
+                assert kinds.get(a.seq) == "invocation_finished", a
+                if a.error is not None:
+                    assert kinds.get(a.decision_seq) == "host_decision", a
         assert verify_json(log, workdir.worker_pin(i))["result"] == "OK"
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -155,8 +156,19 @@ class KvStore:
         with self._lock:
             # kernels sharing the file wait for each other's write transactions
             self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._migrate(Path(path))
+            # switching a fresh file to WAL can be refused at once (SQLITE_BUSY without
+            # the busy handler) while another kernel does the same, e.g. the workers
+            # of one `vak serve` starting together: retry within the same 10 s
+            deadline = time.monotonic() + 10.0
+            while True:
+                try:
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                    self._migrate(Path(path))
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
 
     def _migrate(self, path: Path) -> None:
         db = self._db
