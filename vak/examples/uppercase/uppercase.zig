@@ -18,7 +18,17 @@ export fn execute(ptr: u32, len: u32) u64 {
     out[out.len - 2] = '"';
     out[out.len - 1] = '}';
     if (vak.get(in, "log")) |flag| {
-        if (vak.eql(flag, "true")) _ = vak.hostLog(out);
+        if (vak.eql(flag, "true")) {
+            // the log host function takes {"message": ...}: the same escaped text
+            const head = "{\"message\":\"";
+            const body = out[prefix.len .. out.len - 2];
+            const msg = vak.alloc(@intCast(head.len + body.len + 2));
+            @memcpy(msg[0..head.len], head);
+            @memcpy(msg[head.len .. head.len + body.len], body);
+            msg[msg.len - 2] = '"';
+            msg[msg.len - 1] = '}';
+            _ = vak.hostLog(msg);
+        }
     }
     return vak.pack(out);
 }
