@@ -866,11 +866,13 @@ class MediatedHandler:
     def _append_scrubbed(self, kind: str, fields: dict[str, Any], *, durable: bool) -> AuditRef:
         """Every audit entry of this handler, with the session's secrets scrubbed out."""
         scrubber = self._flow.scrubber(self._m._scrubbers)
+        observer = self._observer
+        # plain values for whoever walks them (scrubber, observer), unpacked at most once
+        plain = fields if scrubber is EMPTY and observer is None else unsealed(fields)
         ref = self._sink_append(
-            kind, fields if scrubber is EMPTY else scrubber.fields(unsealed(fields)),
-            durable=durable)
-        if self._observer is not None:
-            self._observer.host_entry(self.ctx.invocation_id, kind, unsealed(fields), ref.seq)
+            kind, fields if scrubber is EMPTY else scrubber.fields(plain), durable=durable)
+        if observer is not None:
+            observer.host_entry(self.ctx.invocation_id, kind, plain, ref.seq)
         return ref
 
     def scrub_text(self, text: str, /) -> str:
